@@ -1,0 +1,3 @@
+DROP TABLE service_templates;
+DROP TABLE service_plans;
+DROP TABLE tag_changes;

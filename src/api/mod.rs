@@ -1,0 +1,136 @@
+//! The HTTP surface: every route is wired here, and the OpenAPI document is built from the
+//! same handlers.
+
+pub mod health;
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header;
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpRequest, HttpResponse, web};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Gridlight",
+        description = "Community grid governance with the traffic-light household mechanism (信号灯机制).",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(health::healthz, health::readyz, health::metrics),
+    components(schemas(Problem, FieldError)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "operations", description = "Liveness, readiness and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// The OpenAPI document the server serves and `gridlight openapi` writes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The committed form of the document: pretty JSON with a final newline.
+pub fn openapi_json() -> String {
+    let mut text = openapi().to_pretty_json().expect("the OpenAPI document serialises");
+    text.push('\n');
+    text
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+        .service(web::resource("/metrics").route(web::get().to(health::metrics)))
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi()))
+        .service(web::resource("/docs").route(web::get().to(docs_redirect)));
+}
+
+async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish()
+}
+
+/// Answers requests that match no route.
+pub async fn no_route() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no resource at this path".into()))
+}
+
+/// Malformed JSON is 400; well-formed JSON of the wrong shape is 422 naming the field.
+pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let api = match &err {
+        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            ApiError::PayloadTooLarge(format!("the request body is larger than {limit} bytes"))
+        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType("send the body as application/json".into()),
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::Validation(vec![field_error_of(e)]),
+        JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("the body is not valid JSON: {e}")),
+        other => ApiError::BadRequest(format!("the body could not be read: {other}")),
+    };
+    api.into()
+}
+
+/// Turns serde's "missing field `x`" / "unknown field `x`" / "invalid type … at line" into a
+/// field error.
+fn field_error_of(e: &serde_json::Error) -> FieldError {
+    let text = e.to_string();
+    let message = text.split(" at line ").next().unwrap_or(&text).to_owned();
+    let quoted = message.split('`').nth(1).map(str::to_owned);
+    if message.starts_with("missing field") {
+        FieldError::new(quoted.unwrap_or_else(|| "body".into()), "required", "is required")
+    } else if message.starts_with("unknown field") {
+        FieldError::new(quoted.unwrap_or_else(|| "body".into()), "unknown_field", message)
+    } else {
+        FieldError::new("body", "invalid_type", message)
+    }
+}
+
+pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid query string: {err}")).into()
+}
+
+pub fn path_error(_err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::NotFound("no resource at this path".into()).into()
+}
+
+/// Rewrites any error response that is not already problem+json (actix's own 404/405, an
+/// extractor's rejection) into problem+json, so that every failure has the same shape.
+pub fn problemify<B: MessageBody + 'static>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem =
+        res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let detail = match (status.as_u16(), res.response().error()) {
+        (404, _) => "no resource at this path".to_owned(),
+        (405, _) => String::new(),
+        (400..=499, Some(err)) => err.to_string(),
+        _ => String::new(),
+    };
+    let (req, old) = res.into_parts();
+    let mut new = problem_response(status, &detail);
+    for (name, value) in old.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            new.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    let res: ServiceResponse<EitherBody<B, BoxBody>> = ServiceResponse::new(req, new).map_into_right_body();
+    Ok(ErrorHandlerResponse::Response(res))
+}

@@ -1,0 +1,175 @@
+//! The one place where flags and `GRIDLIGHT_*` environment variables become settings.
+//!
+//! Every setting is a flag of the `gridlight` command with an environment variable of the same
+//! name; the README lists them all. Tests build a [`Config`] with [`Config::for_database`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SqliteSynchronous {
+    /// Every commit is fsynced before it is acknowledged: survives power loss.
+    Full,
+    /// WAL is fsynced at checkpoints only: survives a process crash, may lose the last commits on
+    /// power loss.
+    Normal,
+}
+
+impl SqliteSynchronous {
+    pub fn pragma(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Full => "FULL",
+            SqliteSynchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings shared by every subcommand: where the data lives and how to reach it.
+#[derive(Args, Clone, Debug)]
+pub struct DbConfig {
+    /// Database URL: a file path or `sqlite://path` for SQLite, `postgres://…` for PostgreSQL.
+    #[arg(long, env = "GRIDLIGHT_DATABASE_URL", default_value = "gridlight.db", global = true)]
+    pub database_url: String,
+
+    /// Connections in the read pool (SQLite) or the whole pool (PostgreSQL).
+    #[arg(long, env = "GRIDLIGHT_DB_POOL_SIZE", default_value_t = 8, global = true)]
+    pub db_pool_size: u32,
+
+    /// Longest wait, in milliseconds, for a pooled connection before a request answers 503.
+    #[arg(long, env = "GRIDLIGHT_DB_TIMEOUT_MS", default_value_t = 5000, global = true)]
+    pub db_timeout_ms: u64,
+
+    /// SQLite durability: `full` (default, survives power loss) or `normal`.
+    #[arg(long, env = "GRIDLIGHT_SQLITE_SYNCHRONOUS", value_enum, default_value_t = SqliteSynchronous::Full, global = true)]
+    pub sqlite_synchronous: SqliteSynchronous,
+
+    /// How long SQLite waits on a lock held by another process, in milliseconds.
+    #[arg(long, env = "GRIDLIGHT_SQLITE_BUSY_TIMEOUT_MS", default_value_t = 5000, global = true)]
+    pub sqlite_busy_timeout_ms: u64,
+}
+
+impl DbConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.db_timeout_ms.max(1))
+    }
+}
+
+/// Settings of the HTTP service (`gridlight serve`).
+#[derive(Args, Clone, Debug)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    #[arg(long, env = "GRIDLIGHT_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "GRIDLIGHT_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Secret for signing access tokens (at least 32 bytes). With SQLite and none given, one is
+    /// generated once and kept beside the database file (mode 0600); PostgreSQL requires it.
+    #[arg(long, env = "GRIDLIGHT_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "GRIDLIGHT_ACCESS_TOKEN_TTL", default_value_t = 900)]
+    pub access_token_ttl: u64,
+
+    /// Absolute lifetime of a login's refresh tokens, in seconds (default 30 days).
+    #[arg(long, env = "GRIDLIGHT_REFRESH_TOKEN_TTL", default_value_t = 30 * 24 * 3600)]
+    pub refresh_token_ttl: u64,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "GRIDLIGHT_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+
+    /// Origins allowed to call the API from a browser, comma-separated (none by default).
+    #[arg(long, env = "GRIDLIGHT_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
+    #[arg(long, env = "GRIDLIGHT_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    pub shutdown_timeout: u64,
+}
+
+/// Logging settings, shared by every subcommand.
+#[derive(Args, Clone, Debug)]
+pub struct LogConfig {
+    /// Log line format: `text` or `json`.
+    #[arg(long, env = "GRIDLIGHT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// Log filter in `tracing` syntax, e.g. `info` or `gridlight=debug,info`.
+    #[arg(long, env = "GRIDLIGHT_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+/// Everything the running service needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub db: DbConfig,
+    pub server: ServerConfig,
+}
+
+impl Config {
+    /// Defaults for everything but the database, as the CLI would have them with no flags and
+    /// no environment; used by tests.
+    pub fn for_database(url: &str) -> Config {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            db: DbConfig,
+            #[command(flatten)]
+            server: ServerConfig,
+        }
+        let d = Defaults::parse_from(["gridlight"]);
+        let mut db = d.db;
+        db.database_url = url.to_owned();
+        let mut server = d.server;
+        server.jwt_secret = None;
+        server.cors_origins.clear();
+        Config { db, server }
+    }
+}
+
+/// Where a SQLite URL points on disk (`None` for PostgreSQL or an in-memory database).
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    if is_postgres_url(url) {
+        return None;
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .or_else(|| url.strip_prefix("file:"))
+        .unwrap_or(url);
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(sqlite_path("gridlight.db"), Some(PathBuf::from("gridlight.db")));
+        assert_eq!(sqlite_path("sqlite:///var/lib/g.db"), Some(PathBuf::from("/var/lib/g.db")));
+        assert_eq!(sqlite_path("postgres://u@h/db"), None);
+        assert!(is_postgres_url("postgresql://h/db"));
+    }
+}

@@ -1,0 +1,325 @@
+//! One error type for every failure a client can see, answered as RFC 9457 problem details.
+//!
+//! Handlers return `Result<_, ApiError>`; database and pool errors convert into it so that
+//! `?` does the right thing (missing row → 404, unique violation → 409, unreachable database →
+//! 503). Anything unexpected is logged with its cause and answered as a bare 500.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field's path in the request, e.g. `members[0].id_number`.
+    #[schema(example = "phone")]
+    pub field: String,
+    /// A stable machine-readable code, e.g. `invalid_format`, `required`, `too_long`.
+    #[schema(example = "invalid_format")]
+    pub code: String,
+    /// A human-readable explanation.
+    #[schema(example = "must be a mainland mobile number or a landline with area code")]
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError { field: field.into(), code: code.into(), message: message.into() }
+    }
+}
+
+/// RFC 9457 problem details, the body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI identifying the kind of problem.
+    #[schema(example = "urn:gridlight:problem:validation")]
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    #[schema(example = "Validation failed")]
+    pub title: String,
+    #[schema(example = 422)]
+    pub status: u16,
+    #[schema(example = "1 field is invalid")]
+    pub detail: String,
+    /// Present on validation failures (422).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
+    #[error("payload too large: {0}")]
+    PayloadTooLarge(String),
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("too many requests: {detail}")]
+    TooManyRequests { detail: String, retry_after_secs: u64 },
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+impl ApiError {
+    pub fn not_found(what: &str) -> Self {
+        ApiError::NotFound(format!("{what} not found"))
+    }
+
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(err.into())
+    }
+
+    /// A 422 with one field error.
+    pub fn invalid(field: &str, code: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError::new(field, code, message)])
+    }
+
+    fn slug_and_title(&self) -> (&'static str, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => ("bad-request", "Malformed request"),
+            ApiError::Unauthorized(_) => ("unauthorized", "Authentication required"),
+            ApiError::Forbidden(_) => ("forbidden", "Not allowed for this role"),
+            ApiError::NotFound(_) => ("not-found", "Not found"),
+            ApiError::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
+            ApiError::Conflict(_) => ("conflict", "Conflict"),
+            ApiError::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
+            ApiError::PayloadTooLarge(_) => ("payload-too-large", "Request body too large"),
+            ApiError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
+            ApiError::Validation(_) => ("validation", "Validation failed"),
+            ApiError::TooManyRequests { .. } => ("too-many-requests", "Too many requests"),
+            ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
+            ApiError::Internal(_) => ("internal", "Internal server error"),
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let (slug, title) = self.slug_and_title();
+        let detail = match self {
+            ApiError::BadRequest(d)
+            | ApiError::Unauthorized(d)
+            | ApiError::Forbidden(d)
+            | ApiError::NotFound(d)
+            | ApiError::Conflict(d)
+            | ApiError::PreconditionFailed(d)
+            | ApiError::PayloadTooLarge(d)
+            | ApiError::UnsupportedMediaType(d)
+            | ApiError::Unavailable(d) => d.clone(),
+            ApiError::TooManyRequests { detail, .. } => detail.clone(),
+            ApiError::MethodNotAllowed => "this resource does not support that method".into(),
+            ApiError::Validation(errors) => match errors.len() {
+                1 => "1 field is invalid".into(),
+                n => format!("{n} fields are invalid"),
+            },
+            // The cause is logged, never sent.
+            ApiError::Internal(_) => "the server could not complete the request".into(),
+        };
+        Problem {
+            problem_type: format!("urn:gridlight:problem:{slug}"),
+            title: title.into(),
+            status: self.status_code().as_u16(),
+            detail,
+            errors: match self {
+                ApiError::Validation(e) => Some(e.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// The problem+json response for a status, for errors that arise outside handlers.
+pub fn problem_response(status: StatusCode, detail: &str) -> HttpResponse {
+    let err = match status {
+        StatusCode::NOT_FOUND => ApiError::NotFound(detail.into()),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::UNAUTHORIZED => ApiError::Unauthorized(detail.into()),
+        StatusCode::FORBIDDEN => ApiError::Forbidden(detail.into()),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(detail.into()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(detail.into()),
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::Unavailable(detail.into()),
+        s if s.is_server_error() => ApiError::Internal(anyhow::anyhow!("{detail}")),
+        _ => ApiError::BadRequest(detail.into()),
+    };
+    let mut problem = err.problem();
+    problem.status = status.as_u16();
+    if !status.is_server_error() && !detail.is_empty() {
+        problem.detail = detail.into();
+    }
+    HttpResponse::build(status).content_type(PROBLEM_JSON).json(problem)
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
+            ApiError::Unavailable(detail) => tracing::warn!(detail, "database unavailable"),
+            _ => {}
+        }
+        let mut res = HttpResponse::build(self.status_code());
+        res.content_type(PROBLEM_JSON);
+        match self {
+            ApiError::Unauthorized(_) => {
+                res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            ApiError::TooManyRequests { retry_after_secs, .. } => {
+                res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            ApiError::Unavailable(_) => {
+                res.insert_header((header::RETRY_AFTER, "2"));
+            }
+            _ => {}
+        }
+        res.json(self.problem())
+    }
+}
+
+impl From<DieselError> for ApiError {
+    fn from(err: DieselError) -> Self {
+        match err {
+            DieselError::NotFound => ApiError::NotFound("not found".into()),
+            DieselError::DatabaseError(kind, info) => {
+                let message = info.message().to_owned();
+                match kind {
+                    DatabaseErrorKind::UniqueViolation => {
+                        ApiError::Conflict(format!("already exists ({})", constraint_of(&*info)))
+                    }
+                    DatabaseErrorKind::ForeignKeyViolation => {
+                        ApiError::Conflict("a referenced record does not exist or is still in use".into())
+                    }
+                    DatabaseErrorKind::CheckViolation | DatabaseErrorKind::NotNullViolation => {
+                        ApiError::Validation(vec![FieldError::new(
+                            constraint_of(&*info),
+                            "invalid",
+                            "the value breaks a rule of the data model",
+                        )])
+                    }
+                    DatabaseErrorKind::SerializationFailure => {
+                        ApiError::Conflict("a concurrent change got there first; retry".into())
+                    }
+                    DatabaseErrorKind::ClosedConnection => ApiError::Unavailable("database connection lost".into()),
+                    _ if is_unavailable_message(&message) => ApiError::Unavailable("database unavailable".into()),
+                    _ => ApiError::Internal(anyhow::anyhow!("database error: {message}")),
+                }
+            }
+            DieselError::BrokenTransactionManager => ApiError::Unavailable("database connection lost".into()),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+/// Errors that mean "the database is not reachable or busy right now", which clients should
+/// retry, as opposed to bugs.
+fn is_unavailable_message(message: &str) -> bool {
+    const SIGNS: [&str; 9] = [
+        "database is locked",
+        "database is busy",
+        "server closed the connection",
+        "terminating connection",
+        "connection to server",
+        "no connection to the server",
+        "could not connect",
+        "the database system is shutting down",
+        "the database system is starting up",
+    ];
+    let m = message.to_ascii_lowercase();
+    SIGNS.iter().any(|s| m.contains(s))
+}
+
+/// The constraint (PostgreSQL) or column list (SQLite) a violation names, for the detail.
+fn constraint_of(info: &dyn diesel::result::DatabaseErrorInformation) -> String {
+    if let Some(name) = info.constraint_name() {
+        return name.to_owned();
+    }
+    // SQLite: "UNIQUE constraint failed: grids.code"
+    info.message().rsplit(": ").next().unwrap_or("constraint").to_owned()
+}
+
+impl From<diesel::r2d2::PoolError> for ApiError {
+    fn from(_: diesel::r2d2::PoolError) -> Self {
+        ApiError::Unavailable("no database connection available in time".into())
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(_: actix_web::error::BlockingError) -> Self {
+        ApiError::Internal(anyhow::anyhow!("blocking task was cancelled or panicked"))
+    }
+}
+
+impl From<validator::ValidationErrors> for ApiError {
+    fn from(errors: validator::ValidationErrors) -> Self {
+        let mut out = Vec::new();
+        for (field, errs) in errors.field_errors() {
+            for e in errs {
+                let message = e.message.as_ref().map(|m| m.to_string()).unwrap_or_else(|| match e.code.as_ref() {
+                    "length" => "has the wrong length".into(),
+                    "range" => "is out of range".into(),
+                    "required" => "is required".into(),
+                    code => format!("is invalid ({code})"),
+                });
+                out.push(FieldError::new(field.to_string(), e.code.to_string(), message));
+            }
+        }
+        out.sort_by(|a, b| a.field.cmp(&b.field));
+        ApiError::Validation(out)
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let p = ApiError::internal(anyhow::anyhow!("SELECT secret FROM /etc/passwd")).problem();
+        assert_eq!(p.status, 500);
+        assert!(!p.detail.contains("SELECT"));
+    }
+
+    #[test]
+    fn connection_loss_is_unavailable() {
+        assert!(is_unavailable_message("server closed the connection unexpectedly"));
+        assert!(is_unavailable_message("database is locked"));
+        assert!(!is_unavailable_message("syntax error at or near"));
+    }
+}

@@ -1,0 +1,122 @@
+//! Gridlight: community grid governance with the traffic-light household mechanism.
+//!
+//! [`app`] builds the whole HTTP application; `main` and the integration tests both use it, so
+//! the tests exercise exactly what is served.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod telemetry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_cors::Cors;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Compress, Condition, ErrorHandlers, from_fn};
+use actix_web::{App, HttpServer, http, web};
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::metrics::Metrics;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub metrics: Metrics,
+    /// Key material for signing access tokens.
+    pub jwt_secret: Vec<u8>,
+}
+
+impl AppState {
+    pub fn new(db: Db, config: Config, jwt_secret: Vec<u8>) -> web::Data<AppState> {
+        web::Data::new(AppState { db, config: Arc::new(config), metrics: Metrics::new(), jwt_secret })
+    }
+}
+
+/// The application, with its middleware: request ids and metrics outermost, then compression,
+/// then the problem+json rewriting of error responses, then CORS.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let body_limit = state.config.server.body_limit;
+    let origins = state.config.server.cors_origins.clone();
+    App::new()
+        .app_data(state)
+        .app_data(web::JsonConfig::default().limit(body_limit).error_handler(api::json_error))
+        .app_data(web::PayloadConfig::new(body_limit))
+        .app_data(web::QueryConfig::default().error_handler(api::query_error))
+        .app_data(web::PathConfig::default().error_handler(api::path_error))
+        .configure(api::routes)
+        .default_service(web::to(api::no_route))
+        .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
+        .wrap(ErrorHandlers::new().default_handler(api::problemify))
+        .wrap(Compress::default())
+        .wrap(from_fn(telemetry::observe))
+}
+
+fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([http::header::AUTHORIZATION, http::header::CONTENT_TYPE, http::header::IF_MATCH])
+        .expose_headers([http::header::ETAG, http::header::HeaderName::from_static("x-request-id")])
+        .max_age(3600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin.trim());
+    }
+    cors
+}
+
+/// Opens the database and applies pending migrations, off the async workers.
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    let db_config = config.db.clone();
+    let db = web::block(move || -> anyhow::Result<Db> {
+        let db = Db::connect(&db_config)?;
+        let applied = db.migrate()?;
+        if !applied.is_empty() {
+            tracing::info!(count = applied.len(), "applied migrations");
+        }
+        Ok(db)
+    })
+    .await
+    .context("database start-up was interrupted")??;
+    Ok(db)
+}
+
+/// `gridlight serve`: migrate, then serve until SIGTERM/SIGINT, letting in-flight requests
+/// finish.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let jwt_secret = auth::secret::resolve(config.server.jwt_secret.as_deref(), &config.db.database_url)?;
+    let db = open_database(&config).await?;
+    let bind = config.server.bind.clone();
+    let workers = config.server.workers;
+    let shutdown = config.server.shutdown_timeout;
+    let state = AppState::new(db.clone(), config, jwt_secret);
+    let mut server = HttpServer::new(move || app(state.clone()))
+        .bind(&bind)
+        .with_context(|| format!("cannot listen on {bind}"))?
+        .shutdown_timeout(shutdown)
+        .client_request_timeout(Duration::from_secs(30));
+    if let Some(n) = workers {
+        server = server.workers(n.max(1));
+    }
+    tracing::info!(bind = %bind, backend = db.backend().name(), "serving");
+    server.run().await?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! Prometheus metrics: requests by route and status, a latency histogram, and pool use.
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use crate::db::Db;
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    pool: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("gridlight_http_requests_total", "HTTP requests answered, by route template and status"),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "gridlight_http_request_duration_seconds",
+                "Time to answer a request, by route template",
+            )
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["method", "route"],
+        )
+        .expect("valid metric");
+        let pool = IntGaugeVec::new(
+            Opts::new("gridlight_db_pool_connections", "Database pool connections, by pool and state"),
+            &["pool", "state"],
+        )
+        .expect("valid metric");
+        for m in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(pool.clone()),
+        ] {
+            registry.register(m).expect("metric registered once");
+        }
+        Metrics { registry, requests, latency, pool }
+    }
+
+    pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.requests.with_label_values(&[method, route, &status.to_string()]).inc();
+        self.latency.with_label_values(&[method, route]).observe(seconds);
+    }
+
+    /// The exposition text, with pool figures read at scrape time.
+    pub fn render(&self, db: &Db) -> String {
+        for (name, open, idle, max) in db.pool_stats() {
+            self.pool.with_label_values(&[name, "open"]).set(i64::from(open));
+            self.pool.with_label_values(&[name, "idle"]).set(i64::from(idle));
+            self.pool.with_label_values(&[name, "in_use"]).set(i64::from(open.saturating_sub(idle)));
+            self.pool.with_label_values(&[name, "max"]).set(i64::from(max));
+        }
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,10 @@
+//! The integration tests: one binary, a module per area. Every test runs on SQLite and on
+//! PostgreSQL (see `support::on_both_backends!`).
+
+mod support;
+
+mod errors;
+mod health;
+mod migrations;
+mod openapi;
+mod outage;
