@@ -1,0 +1,133 @@
+//! Grid codes after CJ/T 349-2010: 6-digit division code, 3-digit street, 3-digit community and
+//! 2-digit grid sequence, 14 digits in all. A grid belongs to a community, so its code must
+//! start with that community's division code.
+
+/// Why a string is not an acceptable grid code for the community.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GridCodeError {
+    #[error("a grid code has 14 digits, not {0} characters")]
+    Length(usize),
+    #[error("a grid code consists of digits only")]
+    Format,
+    #[error("the grid sequence (last 2 digits) of a grid code may not be 00")]
+    ZeroSequence,
+    #[error("the grid code starts with {found}, but the community's division code is {expected}")]
+    DivisionMismatch { expected: String, found: String },
+}
+
+impl GridCodeError {
+    /// A stable machine-readable code for validation error lists.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            GridCodeError::Length(_) => "length",
+            GridCodeError::Format => "format",
+            GridCodeError::ZeroSequence => "zero_sequence",
+            GridCodeError::DivisionMismatch { .. } => "division_mismatch",
+        }
+    }
+}
+
+/// A valid 14-digit grid code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GridCode(String);
+
+impl GridCode {
+    /// Parses a grid code of the community with `community_division_code`; surrounding
+    /// whitespace is ignored.
+    pub fn parse(code: &str, community_division_code: &str) -> Result<GridCode, GridCodeError> {
+        let code = code.trim();
+        let len = code.chars().count();
+        if len != 14 {
+            return Err(GridCodeError::Length(len));
+        }
+        if !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(GridCodeError::Format);
+        }
+        if &code[12..] == "00" {
+            return Err(GridCodeError::ZeroSequence);
+        }
+        if &code[..6] != community_division_code {
+            return Err(GridCodeError::DivisionMismatch {
+                expected: community_division_code.to_owned(),
+                found: code[..6].to_owned(),
+            });
+        }
+        Ok(GridCode(code.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// GB/T 2260 division code (digits 1-6).
+    pub fn division_code(&self) -> &str {
+        &self.0[..6]
+    }
+
+    /// Street (街道) code (digits 7-9).
+    pub fn street_code(&self) -> &str {
+        &self.0[6..9]
+    }
+
+    /// Community (社区) code (digits 10-12).
+    pub fn community_code(&self) -> &str {
+        &self.0[9..12]
+    }
+
+    /// Grid sequence within the community (digits 13-14), `01`-`99`.
+    pub fn sequence(&self) -> &str {
+        &self.0[12..]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_exposes_parts() {
+        let code = GridCode::parse("37010300200103", "370103").unwrap();
+        assert_eq!(code.as_str(), "37010300200103");
+        assert_eq!(code.division_code(), "370103");
+        assert_eq!(code.street_code(), "002");
+        assert_eq!(code.community_code(), "001");
+        assert_eq!(code.sequence(), "03");
+        assert_eq!(GridCode::parse(" 37010300200199\n", "370103").unwrap().sequence(), "99");
+    }
+
+    #[test]
+    fn rejects_wrong_length() {
+        assert_eq!(GridCode::parse("", "370103"), Err(GridCodeError::Length(0)));
+        assert_eq!(GridCode::parse("3701030020010", "370103"), Err(GridCodeError::Length(13)));
+        assert_eq!(GridCode::parse("370103002001031", "370103"), Err(GridCodeError::Length(15)));
+        assert_eq!(GridCode::parse("370103-002-001-03", "370103"), Err(GridCodeError::Length(17)));
+    }
+
+    #[test]
+    fn rejects_non_digits() {
+        assert_eq!(GridCode::parse("3701030020010A", "370103"), Err(GridCodeError::Format));
+        assert_eq!(GridCode::parse("370103 0200103", "370103"), Err(GridCodeError::Format));
+        assert_eq!(GridCode::parse("３7010300200103", "370103"), Err(GridCodeError::Format));
+    }
+
+    #[test]
+    fn rejects_sequence_zero() {
+        assert_eq!(GridCode::parse("37010300200100", "370103"), Err(GridCodeError::ZeroSequence));
+    }
+
+    #[test]
+    fn rejects_another_communitys_division() {
+        let err = GridCode::parse("37010200200103", "370103").unwrap_err();
+        assert_eq!(err, GridCodeError::DivisionMismatch { expected: "370103".into(), found: "370102".into() });
+        assert_eq!(err.to_string(), "the grid code starts with 370102, but the community's division code is 370103");
+        assert_eq!(err.code(), "division_mismatch");
+    }
+
+    #[test]
+    fn error_codes_are_distinct() {
+        assert_eq!(GridCodeError::Length(3).code(), "length");
+        assert_eq!(GridCodeError::Format.code(), "format");
+        assert_eq!(GridCodeError::ZeroSequence.code(), "zero_sequence");
+        assert!(GridCodeError::Length(3).to_string().contains("14 digits"));
+    }
+}
