@@ -87,6 +87,14 @@ pub struct ServerConfig {
     #[arg(long, env = "GRIDLIGHT_REFRESH_TOKEN_TTL", default_value_t = 30 * 24 * 3600)]
     pub refresh_token_ttl: u64,
 
+    /// Failed logins on one account that lock it.
+    #[arg(long, env = "GRIDLIGHT_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: u32,
+
+    /// Window, in seconds, in which failures are counted, and how long a lock lasts.
+    #[arg(long, env = "GRIDLIGHT_LOGIN_LOCKOUT_SECS", default_value_t = 900)]
+    pub login_lockout_secs: u64,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "GRIDLIGHT_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,

@@ -10,6 +10,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod metrics;
+pub mod store;
 pub mod telemetry;
 
 use std::sync::Arc;

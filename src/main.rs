@@ -27,6 +27,11 @@ enum Command {
     },
     /// Apply pending migrations and exit.
     Migrate,
+    /// Manage accounts from the command line (how the first administrator is made).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Write the OpenAPI document, or check that the committed one matches the code.
     Openapi {
         /// Fail (exit 1) if the file differs from what the code serves, instead of writing it.
@@ -35,6 +40,30 @@ enum Command {
         /// Where the document lives.
         #[arg(long, default_value = "openapi/openapi.json")]
         path: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// `admin`, `secretary` or `grid_worker`.
+        #[arg(long)]
+        role: String,
+        /// The community of a secretary or grid worker.
+        #[arg(long)]
+        community: Option<String>,
+        /// The name shown in the apps (default: the username).
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+        /// Read the password from the first line of standard input (required: passwords never
+        /// go on a command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
     },
 }
 
@@ -65,6 +94,39 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("  {version}");
             }
         }
+        Command::User {
+            command: UserCommand::Create { username, role, community, display_name, phone, password_stdin },
+        } => {
+            debug_assert!(password_stdin);
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            let role = gridlight::domain::Role::parse(&role)?;
+            let input = gridlight::api::users::CreateUser {
+                display_name: display_name.unwrap_or_else(|| username.clone()),
+                username,
+                password,
+                role,
+                community_id: community,
+                phone,
+            };
+            let db_config = cli.db.clone();
+            let row = actix_web::web::block(move || -> anyhow::Result<_> {
+                let db = gridlight::db::Db::connect(&db_config)?;
+                db.migrate()?;
+                let created = (|| {
+                    let (username, phone) = gridlight::api::users::validate_new_user(&input)?;
+                    let hash = gridlight::auth::password::hash(&input.password)?;
+                    db.write_blocking(|conn| {
+                        let actor = gridlight::store::audit::Actor::default();
+                        gridlight::api::users::create_user(conn, &actor, &input, &username, phone.as_deref(), &hash)
+                    })
+                })();
+                created.map_err(describe)
+            })
+            .await??;
+            println!("created {} `{}` ({})", row.role, row.username, row.id);
+        }
         Command::Openapi { check, path } => {
             let text = gridlight::api::openapi_json();
             if check {
@@ -84,4 +146,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A CLI-readable account of an API error, with the field errors spelled out.
+fn describe(err: gridlight::error::ApiError) -> anyhow::Error {
+    let problem = err.problem();
+    let mut text = problem.detail;
+    for e in problem.errors.unwrap_or_default() {
+        text.push_str(&format!("\n  {}: {}", e.field, e.message));
+    }
+    anyhow::anyhow!(text)
 }

@@ -1,7 +1,11 @@
 //! The HTTP surface: every route is wired here, and the OpenAPI document is built from the
 //! same handlers.
 
+pub mod auth;
+pub mod conditional;
 pub mod health;
+pub mod pagination;
+pub mod users;
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::ServiceResponse;
@@ -22,11 +26,17 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         description = "Community grid governance with the traffic-light household mechanism (信号灯机制).",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
-    paths(health::healthz, health::readyz, health::metrics),
+    paths(
+        health::healthz, health::readyz, health::metrics,
+        auth::login, auth::refresh, auth::logout, auth::me, auth::change_password,
+        users::list, users::create, users::get, users::patch,
+    ),
     components(schemas(Problem, FieldError)),
     modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Liveness, readiness and metrics"),
+        (name = "auth", description = "Sessions and the caller's own account"),
+        (name = "users", description = "User accounts"),
     )
 )]
 pub struct ApiDoc;
@@ -60,7 +70,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi()))
-        .service(web::resource("/docs").route(web::get().to(docs_redirect)));
+        .service(web::resource("/docs").route(web::get().to(docs_redirect)))
+        .service(web::scope("/api/v1").configure(auth::routes).configure(users::routes));
+}
+
+/// For PATCH fields where `null` means "clear it" and absence means "leave it": absent →
+/// `None`, `null` → `Some(None)`, a value → `Some(Some(v))`.
+pub fn double_option<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(de).map(Some)
 }
 
 async fn docs_redirect() -> HttpResponse {

@@ -3,8 +3,10 @@
 
 mod support;
 
+mod auth;
 mod errors;
 mod health;
 mod migrations;
 mod openapi;
 mod outage;
+mod users;

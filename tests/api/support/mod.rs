@@ -1,6 +1,7 @@
 //! The test harness: an in-process app built by the same `gridlight::app` as `main`, on a
 //! fresh database per test, and helpers to call it.
 
+pub mod fixtures;
 pub mod postgres;
 
 use actix_http::Request;

@@ -1,0 +1,326 @@
+//! Sessions: login, refresh, logout, and the caller's own account (`/me`).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::api::users::UserOut;
+use crate::auth::extractor::request_id;
+use crate::auth::token::issue_access;
+use crate::auth::{AuthUser, password};
+use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::store::audit::{self, Actor, Event};
+use crate::store::now;
+use crate::store::sessions::{self, Rotation, Throttle};
+use crate::store::users::{self, UserChanges, UserRow};
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    #[schema(example = "wang.fang")]
+    pub username: String,
+    #[schema(example = "a long passphrase")]
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// A JWT to send as `Authorization: Bearer …`.
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
+    pub expires_in: u64,
+    /// Single-use: exchange it at `/auth/refresh` for a new pair. Reusing a spent one ends the
+    /// whole session.
+    pub refresh_token: String,
+    pub user: UserOut,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+fn tokens(state: &AppState, user: UserRow, refresh_token: String) -> TokenResponse {
+    let ttl = state.config.server.access_token_ttl;
+    TokenResponse {
+        access_token: issue_access(&state.jwt_secret, &user.id, user.credentials_epoch(), ttl),
+        token_type: "Bearer",
+        expires_in: ttl,
+        refresh_token,
+        user: UserOut::from(user),
+    }
+}
+
+fn bad_credentials() -> ApiError {
+    ApiError::Unauthorized("invalid username or password".into())
+}
+
+fn login_event<'a>(action: &'a str, user: Option<&'a UserRow>, username: &str) -> Event<'a> {
+    Event {
+        action,
+        entity_type: "user",
+        entity_id: user.map(|u| u.id.as_str()),
+        community_id: user.and_then(|u| u.community_id.as_deref()),
+        summary: serde_json::json!({"username": username}),
+    }
+}
+
+/// Logs in. Unknown users and wrong passwords get the same answer in similar time; too many
+/// failures on one account lock it for a while (429 with `Retry-After`).
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong username or password", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing fields", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts on this account", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds until the account may try again"))),
+    ))]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<LoginRequest>,
+) -> ApiResult<web::Json<TokenResponse>> {
+    let LoginRequest { username, password: pw } = body.into_inner();
+    let username = username.trim().to_lowercase();
+    if username.is_empty() || username.len() > 64 || pw.is_empty() || pw.len() > 1024 {
+        let mut errors = Vec::new();
+        if username.is_empty() || username.len() > 64 {
+            errors.push(FieldError::new("username", "invalid_length", "must be 1–64 characters"));
+        }
+        if pw.is_empty() || pw.len() > 1024 {
+            errors.push(FieldError::new("password", "invalid_length", "must be 1–1024 bytes"));
+        }
+        return Err(ApiError::Validation(errors));
+    }
+    let actor = Actor { user_id: None, request_id: request_id(&req) };
+    let rule = Throttle {
+        max_failures: state.config.server.login_max_failures,
+        window_secs: state.config.server.login_lockout_secs,
+    };
+    let st = state.clone();
+    web::block(move || -> ApiResult<TokenResponse> {
+        let db = &st.db;
+        let user = db.read_blocking(|c| Ok(users::find_by_username(c, &username)?))?;
+        if let Some(retry_after_secs) = db.read_blocking(|c| Ok(sessions::locked_for(c, &username)?))? {
+            db.write_blocking(|c| {
+                Ok(audit::record(c, &actor, login_event("auth.login_throttled", user.as_ref(), &username))?)
+            })?;
+            return Err(ApiError::TooManyRequests {
+                detail: "too many failed logins on this account; try again later".into(),
+                retry_after_secs,
+            });
+        }
+        let ok = match &user {
+            Some(u) => password::verify(&pw, &u.password_hash) && u.active,
+            None => {
+                password::verify_dummy(&pw);
+                false
+            }
+        };
+        match user {
+            Some(user) if ok => {
+                let refresh_token = db.write_blocking(|c| {
+                    sessions::clear_failures(c, &username)?;
+                    let actor = Actor { user_id: Some(user.id.clone()), request_id: actor.request_id.clone() };
+                    audit::record(c, &actor, login_event("auth.login_succeeded", Some(&user), &username))?;
+                    Ok(sessions::start_family(c, &user.id, st.config.server.refresh_token_ttl)?)
+                })?;
+                Ok(tokens(&st, user, refresh_token))
+            }
+            user => {
+                let locked = db.write_blocking(|c| {
+                    audit::record(c, &actor, login_event("auth.login_failed", user.as_ref(), &username))?;
+                    Ok(sessions::record_failure(c, &username, rule)?)
+                })?;
+                if locked.is_some() {
+                    tracing::warn!("an account was locked after repeated failed logins");
+                }
+                Err(bad_credentials())
+            }
+        }
+    })
+    .await?
+    .map(web::Json)
+}
+
+/// Exchanges a refresh token for a new access token and a new refresh token.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", operation_id = "refresh",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Unknown, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing fields", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<RefreshRequest>,
+) -> ApiResult<web::Json<TokenResponse>> {
+    let token = body.into_inner().refresh_token;
+    let request_id = request_id(&req);
+    let st = state.clone();
+    let outcome = state
+        .db
+        .write(move |c| {
+            let rotation = sessions::rotate(c, &token)?;
+            let user = match &rotation {
+                Rotation::Rotated { user_id, .. } => users::find(c, user_id)?,
+                _ => None,
+            };
+            match (rotation, user) {
+                (Rotation::Rotated { refresh_token, .. }, Some(user)) if user.active => {
+                    Ok(Some(tokens(&st, user, refresh_token)))
+                }
+                (Rotation::Reused { user_id, family_id }, _) => {
+                    let actor = Actor { user_id: Some(user_id.clone()), request_id };
+                    audit::record(
+                        c,
+                        &actor,
+                        Event {
+                            action: "auth.refresh_reused",
+                            entity_type: "user",
+                            entity_id: Some(&user_id),
+                            community_id: None,
+                            summary: serde_json::json!({"family_revoked": family_id}),
+                        },
+                    )?;
+                    tracing::warn!("a spent refresh token was presented again; its session family is revoked");
+                    Ok(None)
+                }
+                _ => Ok(None),
+            }
+        })
+        .await?;
+    outcome.map(web::Json).ok_or_else(|| ApiError::Unauthorized("the refresh token is not valid".into()))
+}
+
+/// Ends the session the refresh token belongs to (every token of its family).
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", operation_id = "logout",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "Logged out (also when the token was already invalid)"),
+        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing fields", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<RefreshRequest>,
+) -> ApiResult<HttpResponse> {
+    let token = body.into_inner().refresh_token;
+    let request_id = request_id(&req);
+    state
+        .db
+        .write(move |c| {
+            if let Some(user_id) = sessions::revoke_family_of(c, &token)? {
+                let actor = Actor { user_id: Some(user_id.clone()), request_id };
+                audit::record(
+                    c,
+                    &actor,
+                    Event {
+                        action: "auth.logout",
+                        entity_type: "user",
+                        entity_id: Some(&user_id),
+                        community_id: None,
+                        summary: serde_json::json!({}),
+                    },
+                )?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The caller's own account.
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", operation_id = "me", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's account", body = UserOut),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn me(caller: AuthUser) -> web::Json<UserOut> {
+    web::Json(UserOut::from(caller.row))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    pub current_password: String,
+    /// At least 10 characters.
+    pub new_password: String,
+}
+
+/// Changes the caller's password. Every session of the account ends, this one included: log in
+/// again with the new password.
+#[utoipa::path(put, path = "/api/v1/me/password", tag = "auth", operation_id = "change_password",
+    request_body = ChangePassword, security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Changed; all sessions ended"),
+        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Wrong current password or too weak a new one", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    body: web::Json<ChangePassword>,
+) -> ApiResult<HttpResponse> {
+    let input = body.into_inner();
+    password::check_policy("new_password", &input.new_password).map_err(|e| ApiError::Validation(vec![e]))?;
+    let current_hash = caller.row.password_hash.clone();
+    let new_hash = web::block(move || {
+        if password::verify(&input.current_password, &current_hash) {
+            password::hash(&input.new_password).map(Some)
+        } else {
+            Ok(None)
+        }
+    })
+    .await??
+    .ok_or_else(|| ApiError::invalid("current_password", "incorrect", "is not the account's password"))?;
+    let actor = caller.actor();
+    state
+        .db
+        .write(move |c| {
+            let at = now();
+            let changes = UserChanges {
+                password_hash: Some(new_hash),
+                credentials_changed_at: Some(at),
+                version: Some(caller.row.version + 1),
+                updated_at: Some(at),
+                ..Default::default()
+            };
+            if !users::update(c, &caller.id, caller.row.version, &changes)? {
+                return Err(ApiError::Conflict("the account changed meanwhile; try again".into()));
+            }
+            sessions::revoke_all_for_user(c, &caller.id)?;
+            audit::record(
+                c,
+                &actor,
+                Event {
+                    action: "user.password_changed",
+                    entity_type: "user",
+                    entity_id: Some(&caller.id),
+                    community_id: caller.community_id.as_deref(),
+                    summary: serde_json::json!({}),
+                },
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/auth/login").route(web::post().to(login)))
+        .service(web::resource("/auth/refresh").route(web::post().to(refresh)))
+        .service(web::resource("/auth/logout").route(web::post().to(logout)))
+        .service(web::resource("/me").route(web::get().to(me)))
+        .service(web::resource("/me/password").route(web::put().to(change_password)));
+}

@@ -1,0 +1,71 @@
+//! Cursor pagination shared by every list: `limit` (default 50, at most 500) and an opaque
+//! `cursor`; answers `{"items": [...], "next_cursor": "..." | null}`.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 500;
+
+#[derive(Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Checks `limit`; returns how many rows to fetch (one more than the page, to know whether
+/// another page follows).
+pub fn fetch_limit(limit: Option<u32>) -> ApiResult<i64> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid("limit", "out_of_range", format!("must be between 1 and {MAX_LIMIT}")));
+    }
+    Ok(i64::from(limit) + 1)
+}
+
+/// The sort key a cursor carries (e.g. `[id]` or `[due_on, id]`).
+pub fn decode_cursor(cursor: Option<&str>, parts: usize) -> ApiResult<Option<Vec<String>>> {
+    let Some(cursor) = cursor else { return Ok(None) };
+    let bad = || ApiError::invalid("cursor", "invalid", "is not a cursor this server issued");
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let key: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    if key.len() != parts { Err(bad()) } else { Ok(Some(key)) }
+}
+
+fn encode_cursor(key: &[String]) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(key).expect("strings serialise"))
+}
+
+/// Cuts the extra row off and builds the page, with the cursor of the last item kept.
+pub fn page<R, T>(mut rows: Vec<R>, fetch: i64, key: impl Fn(&R) -> Vec<String>, map: impl Fn(R) -> T) -> Page<T> {
+    let page_size = usize::try_from(fetch - 1).unwrap_or(0);
+    let more = rows.len() > page_size;
+    rows.truncate(page_size);
+    let next_cursor = if more { rows.last().map(|r| encode_cursor(&key(r))) } else { None };
+    Page { items: rows.into_iter().map(map).collect(), next_cursor }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let p = page(vec![1, 2, 3], 3, |n| vec![n.to_string()], |n| n);
+        assert_eq!(p.items, vec![1, 2]);
+        let key = decode_cursor(p.next_cursor.as_deref(), 1).unwrap().unwrap();
+        assert_eq!(key, vec!["2".to_owned()]);
+        assert!(decode_cursor(Some("!!"), 1).is_err());
+        assert!(decode_cursor(p.next_cursor.as_deref(), 2).is_err());
+        let last = page(vec![1], 3, |n| vec![n.to_string()], |n| n);
+        assert_eq!(last.next_cursor, None);
+        assert!(fetch_limit(Some(0)).is_err());
+        assert!(fetch_limit(Some(501)).is_err());
+        assert_eq!(fetch_limit(None).unwrap(), 51);
+    }
+}

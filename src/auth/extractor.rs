@@ -1,0 +1,82 @@
+//! The `AuthUser` extractor: a handler that takes one is authenticated, and the user behind it
+//! was re-read from the database on this very request (deactivation and password changes take
+//! effect at once, even for unexpired tokens).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
+
+use crate::AppState;
+use crate::auth::token::verify_access;
+use crate::domain::Role;
+use crate::error::{ApiError, ApiResult};
+use crate::store::audit::Actor;
+use crate::store::users::{self, UserRow};
+use crate::telemetry::RequestId;
+
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub id: String,
+    pub role: Role,
+    pub community_id: Option<String>,
+    pub request_id: Option<String>,
+    /// The account as read on this request.
+    pub row: UserRow,
+}
+
+impl AuthUser {
+    pub fn actor(&self) -> Actor {
+        Actor { user_id: Some(self.id.clone()), request_id: self.request_id.clone() }
+    }
+
+    /// 403 unless the caller has one of `roles`: for actions a role may never take.
+    pub fn require(&self, roles: &[Role]) -> ApiResult<()> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!("a {} may not do this", self.role.as_str())))
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+/// The request id the telemetry middleware assigned, for audit events.
+pub fn request_id(req: &HttpRequest) -> Option<String> {
+    req.extensions().get::<RequestId>().map(|r| r.0.clone())
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::Unauthorized("a valid bearer access token is required".into())
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<AuthUser, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let header = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let request_id = request_id(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+            let header = header.ok_or_else(unauthorized)?;
+            let (scheme, token) = header.split_once(' ').ok_or_else(unauthorized)?;
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(unauthorized());
+            }
+            let claims = verify_access(&state.jwt_secret, token.trim()).ok_or_else(unauthorized)?;
+            let sub = claims.sub.clone();
+            let row = state.db.read(move |conn| Ok(users::find(conn, &sub)?)).await?.ok_or_else(unauthorized)?;
+            if !row.active || row.credentials_epoch() != claims.cv {
+                return Err(unauthorized());
+            }
+            let role = Role::parse(&row.role).map_err(ApiError::internal)?;
+            Ok(AuthUser { id: row.id.clone(), role, community_id: row.community_id.clone(), request_id, row })
+        })
+    }
+}

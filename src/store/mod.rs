@@ -1,0 +1,20 @@
+//! Queries, one module per resource. Functions take a `&mut DbConn` and run inside whatever
+//! transaction the caller holds (see `Db::write`).
+
+pub mod audit;
+pub mod communities;
+pub mod sessions;
+pub mod users;
+
+use chrono::{NaiveDateTime, SubsecRound, Utc};
+
+/// The current time as stored: UTC, truncated to microseconds so that both backends keep
+/// exactly the value written.
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+/// A new identifier: UUIDv7, so ids sort by creation time.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

@@ -1,0 +1,113 @@
+//! User accounts.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::schema::users;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub phone: Option<String>,
+    pub role: String,
+    pub community_id: Option<String>,
+    pub active: bool,
+    pub password_hash: String,
+    pub credentials_changed_at: NaiveDateTime,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl UserRow {
+    /// The credentials epoch carried in access tokens (see `auth::token::Claims::cv`).
+    pub fn credentials_epoch(&self) -> i64 {
+        self.credentials_changed_at.and_utc().timestamp_micros()
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub username: &'a str,
+    pub display_name: &'a str,
+    pub phone: Option<&'a str>,
+    pub role: &'a str,
+    pub community_id: Option<&'a str>,
+    pub active: bool,
+    pub password_hash: &'a str,
+    pub credentials_changed_at: NaiveDateTime,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<UserRow>> {
+    users::table.find(id).select(UserRow::as_select()).first(conn).optional()
+}
+
+pub fn find_by_username(conn: &mut DbConn, username: &str) -> QueryResult<Option<UserRow>> {
+    users::table.filter(users::username.eq(username)).select(UserRow::as_select()).first(conn).optional()
+}
+
+pub fn insert(conn: &mut DbConn, user: &NewUser<'_>) -> QueryResult<()> {
+    diesel::insert_into(users::table).values(user).execute(conn).map(|_| ())
+}
+
+#[derive(Default)]
+pub struct ListFilter {
+    /// Only users of this community (secretaries are always limited to theirs).
+    pub community_id: Option<String>,
+    /// Only this user (what a grid worker can see).
+    pub only_id: Option<String>,
+    pub role: Option<String>,
+    pub active: Option<bool>,
+    /// Only ids after this one (keyset pagination).
+    pub after: Option<String>,
+}
+
+pub fn list(conn: &mut DbConn, filter: &ListFilter, limit: i64) -> QueryResult<Vec<UserRow>> {
+    let mut query = users::table.select(UserRow::as_select()).order(users::id.asc()).limit(limit).into_boxed();
+    if let Some(c) = &filter.community_id {
+        query = query.filter(users::community_id.eq(c));
+    }
+    if let Some(id) = &filter.only_id {
+        query = query.filter(users::id.eq(id));
+    }
+    if let Some(r) = &filter.role {
+        query = query.filter(users::role.eq(r));
+    }
+    if let Some(a) = filter.active {
+        query = query.filter(users::active.eq(a));
+    }
+    if let Some(after) = &filter.after {
+        query = query.filter(users::id.gt(after));
+    }
+    query.load(conn)
+}
+
+/// The fields a PATCH may change; `None` leaves a field alone.
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    pub display_name: Option<String>,
+    pub phone: Option<Option<String>>,
+    pub active: Option<bool>,
+    pub password_hash: Option<String>,
+    pub credentials_changed_at: Option<NaiveDateTime>,
+    pub version: Option<i32>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+/// Applies `changes` if the row is still at `expected_version`; returns whether it was.
+pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &UserChanges) -> QueryResult<bool> {
+    let n = diesel::update(users::table.filter(users::id.eq(id)).filter(users::version.eq(expected_version)))
+        .set(changes)
+        .execute(conn)?;
+    Ok(n == 1)
+}
