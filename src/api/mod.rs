@@ -1,9 +1,13 @@
 //! The HTTP surface: every route is wired here, and the OpenAPI document is built from the
 //! same handlers.
 
+pub mod audit;
 pub mod auth;
+pub mod communities;
 pub mod conditional;
 pub mod health;
+pub mod households;
+pub mod members;
 pub mod pagination;
 pub mod users;
 
@@ -30,6 +34,12 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         health::healthz, health::readyz, health::metrics,
         auth::login, auth::refresh, auth::logout, auth::me, auth::change_password,
         users::list, users::create, users::get, users::patch,
+        communities::list, communities::create, communities::get, communities::patch,
+        communities::list_grids, communities::create_grid, communities::get_grid, communities::patch_grid,
+        communities::put_workers,
+        households::list, households::create, households::get, households::patch, households::remove,
+        members::list, members::create, members::get, members::patch, members::remove, members::pii,
+        audit::list,
     ),
     components(schemas(Problem, FieldError)),
     modifiers(&BearerAuth),
@@ -37,6 +47,11 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         (name = "operations", description = "Liveness, readiness and metrics"),
         (name = "auth", description = "Sessions and the caller's own account"),
         (name = "users", description = "User accounts"),
+        (name = "communities", description = "Communities"),
+        (name = "grids", description = "Grids and their workers"),
+        (name = "households", description = "Households and their traffic-light tags"),
+        (name = "members", description = "Residents of households"),
+        (name = "audit", description = "The audit log"),
     )
 )]
 pub struct ApiDoc;
@@ -71,7 +86,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi()))
         .service(web::resource("/docs").route(web::get().to(docs_redirect)))
-        .service(web::scope("/api/v1").configure(auth::routes).configure(users::routes));
+        .service(
+            web::scope("/api/v1")
+                .configure(auth::routes)
+                .configure(users::routes)
+                .configure(communities::routes)
+                .configure(households::routes)
+                .configure(members::routes)
+                .configure(audit::routes),
+        );
 }
 
 /// For PATCH fields where `null` means "clear it" and absence means "leave it": absent →

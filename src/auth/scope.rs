@@ -8,6 +8,8 @@ use crate::auth::AuthUser;
 use crate::db::DbConn;
 use crate::domain::Role;
 use crate::error::{ApiError, ApiResult};
+use crate::store::communities::{self, CommunityRow, GridRow};
+use crate::store::households::{self, HouseholdRow, MemberRow};
 use crate::store::users::{self, UserRow};
 
 /// May the caller see things of this community at all?
@@ -33,4 +35,81 @@ pub fn manage_user(caller: &AuthUser, target: &UserRow) -> ApiResult<()> {
             && target.role == Role::GridWorker.as_str()
             && target.community_id == caller.community_id);
     if allowed { Ok(()) } else { Err(ApiError::Forbidden("you may not manage this account".into())) }
+}
+
+/// A community the caller belongs to (or any, for administrators).
+pub fn community(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<CommunityRow> {
+    let row = communities::find(conn, id)?.filter(|c| sees_community(caller, &c.id));
+    row.ok_or_else(|| ApiError::not_found("community"))
+}
+
+/// Whether the caller works in (or oversees) a grid of the given community.
+fn sees_grid(conn: &mut DbConn, caller: &AuthUser, grid_id: &str, community_id: &str) -> ApiResult<bool> {
+    Ok(match caller.role {
+        Role::Admin => true,
+        Role::Secretary => caller.community_id.as_deref() == Some(community_id),
+        Role::GridWorker => {
+            caller.community_id.as_deref() == Some(community_id) && communities::is_assigned(conn, &caller.id, grid_id)?
+        }
+    })
+}
+
+/// A grid in the caller's scope: any (admin), their community's (secretary), their assigned
+/// grids (grid worker).
+pub fn grid(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<GridRow> {
+    let row = communities::find_grid(conn, id)?.ok_or_else(|| ApiError::not_found("grid"))?;
+    if sees_grid(conn, caller, &row.id, &row.community_id)? { Ok(row) } else { Err(ApiError::not_found("grid")) }
+}
+
+/// Where a caller's lists may look.
+#[derive(Debug, Clone)]
+pub enum Reach {
+    Everything,
+    Community(String),
+    Grids { community_id: String, grid_ids: Vec<String> },
+}
+
+pub fn reach(conn: &mut DbConn, caller: &AuthUser) -> ApiResult<Reach> {
+    let community =
+        || caller.community_id.clone().ok_or_else(|| ApiError::internal(anyhow::anyhow!("user has no community")));
+    Ok(match caller.role {
+        Role::Admin => Reach::Everything,
+        Role::Secretary => Reach::Community(community()?),
+        Role::GridWorker => {
+            Reach::Grids { community_id: community()?, grid_ids: communities::grids_of_worker(conn, &caller.id)? }
+        }
+    })
+}
+
+/// A household in the caller's scope. Removed households stay readable by id for secretaries
+/// and administrators only.
+pub fn household(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<HouseholdRow> {
+    let row = households::find(conn, id)?.ok_or_else(|| ApiError::not_found("household"))?;
+    check_household(conn, caller, row)
+}
+
+/// [`household`], locking the row for a change (see `households::find_for_update`); removed
+/// households cannot be changed.
+pub fn household_for_update(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<HouseholdRow> {
+    let row = households::find_for_update(conn, id)?.ok_or_else(|| ApiError::not_found("household"))?;
+    let row = check_household(conn, caller, row)?;
+    if row.removed_at.is_some() {
+        return Err(ApiError::Conflict("the household has been removed".into()));
+    }
+    Ok(row)
+}
+
+fn check_household(conn: &mut DbConn, caller: &AuthUser, row: HouseholdRow) -> ApiResult<HouseholdRow> {
+    let visible = sees_grid(conn, caller, &row.grid_id, &row.community_id)?
+        && (row.removed_at.is_none() || caller.role != Role::GridWorker);
+    if visible { Ok(row) } else { Err(ApiError::not_found("household")) }
+}
+
+/// A current member of a household in the caller's scope, with that household.
+pub fn member(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<(MemberRow, HouseholdRow)> {
+    let m = households::find_member(conn, id)?
+        .filter(|m| m.removed_at.is_none())
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    let h = household(conn, caller, &m.household_id).map_err(|_| ApiError::not_found("member"))?;
+    Ok((m, h))
 }

@@ -1,10 +1,216 @@
-//! Communities.
+//! Communities and their grids and worker assignments.
 
+use chrono::{NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConn;
-use crate::db::schema::communities;
+use crate::db::schema::{communities, grid_assignments, grids, users};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = communities)]
+pub struct CommunityRow {
+    pub id: String,
+    pub name: String,
+    pub district: String,
+    pub street: String,
+    pub division_code: String,
+    pub timezone: String,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl CommunityRow {
+    /// "Today" in the community's timezone (dates such as `due_on` are local dates).
+    pub fn today(&self) -> NaiveDate {
+        today_in(&self.timezone)
+    }
+}
+
+/// Today's date in a timezone (`Asia/Shanghai` when the name is unknown).
+pub fn today_in(timezone: &str) -> NaiveDate {
+    let tz: chrono_tz::Tz = timezone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+    Utc::now().with_timezone(&tz).date_naive()
+}
 
 pub fn exists(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(communities::table.find(id))).get_result(conn)
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<CommunityRow>> {
+    communities::table.find(id).select(CommunityRow::as_select()).first(conn).optional()
+}
+
+pub fn insert(conn: &mut DbConn, row: &CommunityRow) -> QueryResult<()> {
+    diesel::insert_into(communities::table).values(row).execute(conn).map(|_| ())
+}
+
+/// Communities by id, optionally only one, after a cursor.
+pub fn list(conn: &mut DbConn, only: Option<&str>, after: Option<&str>, limit: i64) -> QueryResult<Vec<CommunityRow>> {
+    let mut q =
+        communities::table.select(CommunityRow::as_select()).order(communities::id.asc()).limit(limit).into_boxed();
+    if let Some(id) = only {
+        q = q.filter(communities::id.eq(id));
+    }
+    if let Some(a) = after {
+        q = q.filter(communities::id.gt(a));
+    }
+    q.load(conn)
+}
+
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = communities)]
+pub struct CommunityChanges {
+    pub name: Option<String>,
+    pub district: Option<String>,
+    pub street: Option<String>,
+    pub timezone: Option<String>,
+    pub version: Option<i32>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+pub fn update(conn: &mut DbConn, id: &str, version: i32, changes: &CommunityChanges) -> QueryResult<bool> {
+    diesel::update(communities::table.filter(communities::id.eq(id)).filter(communities::version.eq(version)))
+        .set(changes)
+        .execute(conn)
+        .map(|n| n == 1)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = grids)]
+pub struct GridRow {
+    pub id: String,
+    pub community_id: String,
+    pub code: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub station_name: Option<String>,
+    pub station_address: Option<String>,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn find_grid(conn: &mut DbConn, id: &str) -> QueryResult<Option<GridRow>> {
+    grids::table.find(id).select(GridRow::as_select()).first(conn).optional()
+}
+
+pub fn insert_grid(conn: &mut DbConn, row: &GridRow) -> QueryResult<()> {
+    diesel::insert_into(grids::table).values(row).execute(conn).map(|_| ())
+}
+
+/// A community's grids by code, optionally only those in `only`.
+pub fn list_grids(
+    conn: &mut DbConn,
+    community_id: &str,
+    only: Option<&[String]>,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<GridRow>> {
+    let mut q = grids::table
+        .filter(grids::community_id.eq(community_id))
+        .select(GridRow::as_select())
+        .order(grids::code.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(ids) = only {
+        q = q.filter(grids::id.eq_any(ids.to_vec()));
+    }
+    if let Some(a) = after {
+        q = q.filter(grids::code.gt(a));
+    }
+    q.load(conn)
+}
+
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = grids)]
+pub struct GridChanges {
+    pub code: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub station_name: Option<Option<String>>,
+    pub station_address: Option<Option<String>>,
+    pub version: Option<i32>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+pub fn update_grid(conn: &mut DbConn, id: &str, version: i32, changes: &GridChanges) -> QueryResult<bool> {
+    diesel::update(grids::table.filter(grids::id.eq(id)).filter(grids::version.eq(version)))
+        .set(changes)
+        .execute(conn)
+        .map(|n| n == 1)
+}
+
+/// A worker of a grid, as listed on the grid.
+#[derive(Debug, Clone, Queryable)]
+pub struct AssignmentRow {
+    pub user_id: String,
+    pub is_primary: bool,
+    pub username: String,
+    pub display_name: String,
+    pub active: bool,
+}
+
+pub fn grid_workers(conn: &mut DbConn, grid_id: &str) -> QueryResult<Vec<AssignmentRow>> {
+    grid_assignments::table
+        .inner_join(users::table)
+        .filter(grid_assignments::grid_id.eq(grid_id))
+        .order((grid_assignments::is_primary.desc(), users::username.asc()))
+        .select((
+            grid_assignments::user_id,
+            grid_assignments::is_primary,
+            users::username,
+            users::display_name,
+            users::active,
+        ))
+        .load(conn)
+}
+
+/// Replaces a grid's assignments.
+pub fn replace_workers(
+    conn: &mut DbConn,
+    grid_id: &str,
+    workers: &[(String, bool)],
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::delete(grid_assignments::table.filter(grid_assignments::grid_id.eq(grid_id))).execute(conn)?;
+    for (user_id, primary) in workers {
+        diesel::insert_into(grid_assignments::table)
+            .values((
+                grid_assignments::grid_id.eq(grid_id),
+                grid_assignments::user_id.eq(user_id),
+                grid_assignments::is_primary.eq(primary),
+                grid_assignments::created_at.eq(at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The grid's primary worker, if it has one.
+pub fn primary_worker(conn: &mut DbConn, grid_id: &str) -> QueryResult<Option<String>> {
+    grid_assignments::table
+        .filter(grid_assignments::grid_id.eq(grid_id))
+        .filter(grid_assignments::is_primary.eq(true))
+        .select(grid_assignments::user_id)
+        .first(conn)
+        .optional()
+}
+
+/// The grids a worker is currently assigned to.
+pub fn grids_of_worker(conn: &mut DbConn, user_id: &str) -> QueryResult<Vec<String>> {
+    grid_assignments::table
+        .filter(grid_assignments::user_id.eq(user_id))
+        .order(grid_assignments::grid_id.asc())
+        .select(grid_assignments::grid_id)
+        .load(conn)
+}
+
+pub fn is_assigned(conn: &mut DbConn, user_id: &str, grid_id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        grid_assignments::table
+            .filter(grid_assignments::user_id.eq(user_id))
+            .filter(grid_assignments::grid_id.eq(grid_id)),
+    ))
+    .get_result(conn)
 }

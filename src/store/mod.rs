@@ -3,7 +3,9 @@
 
 pub mod audit;
 pub mod communities;
+pub mod households;
 pub mod sessions;
+pub mod tasks;
 pub mod users;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};

@@ -4,9 +4,12 @@
 mod support;
 
 mod auth;
+mod communities;
 mod errors;
 mod health;
+mod households;
 mod migrations;
 mod openapi;
 mod outage;
+mod scope;
 mod users;

@@ -1,0 +1,614 @@
+//! Households: `/households`, `/households/{id}`.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::api::communities::{optional_text, text};
+use crate::api::conditional::{check_version, etag, if_match};
+use crate::api::pagination::{Page, decode_cursor, fetch_limit, page};
+use crate::api::users::{mask_phone, parse_phone};
+use crate::auth::AuthUser;
+use crate::auth::scope::{self, Reach};
+use crate::db::DbConn;
+use crate::domain::{IdNumber, MemberFacts, RemovalReason, Role, Suggestion, Tag, suggest};
+use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::store::audit::{self, Event};
+use crate::store::communities::{self, today_in};
+use crate::store::households::{self, After, HouseholdChanges, HouseholdRow, ListFilter, MemberRow};
+use crate::store::{new_id, now};
+
+const PROBLEM: &str = "application/problem+json";
+
+#[derive(Serialize, Deserialize, ToSchema, Clone, PartialEq, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    #[schema(example = "3号楼")]
+    pub building: String,
+    #[schema(example = "2单元")]
+    pub unit: String,
+    #[schema(example = "301")]
+    pub room: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HouseholdOut {
+    pub id: String,
+    pub grid_id: String,
+    pub community_id: String,
+    pub address: Address,
+    #[schema(example = "张桂兰")]
+    pub head_name: String,
+    /// Masked, e.g. `138****8000`.
+    pub phone: Option<String>,
+    pub tag: Tag,
+    /// Reason codes of the applied tag (see `/tag-reasons`).
+    pub tag_reasons: Vec<String>,
+    pub tag_note: Option<String>,
+    pub tag_set_at: Option<DateTime<Utc>>,
+    pub tag_set_by: Option<String>,
+    /// When the tag is due for review (a date in the community's timezone).
+    pub tag_review_due_on: Option<NaiveDate>,
+    /// What the members' facts and the recorded reasons suggest; never applied by itself.
+    pub suggested_tag: Tag,
+    pub suggestion: Suggestion,
+    pub notes: Option<String>,
+    pub member_count: i32,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Set when the household was removed (moved out, deceased, merged).
+    pub removed_at: Option<DateTime<Utc>>,
+    pub removed_reason: Option<RemovalReason>,
+    pub removed_note: Option<String>,
+}
+
+/// What the suggestion rules know of a member: the ID number's birth date stands in for a
+/// missing one.
+pub fn facts(m: &MemberRow) -> MemberFacts {
+    let birth =
+        m.birth_date.or_else(|| m.id_number.as_deref().and_then(|n| IdNumber::parse(n).ok()).map(|n| n.birth_date()));
+    MemberFacts {
+        member_id: m.id.clone(),
+        name: m.name.clone(),
+        birth_date: birth,
+        living_alone: m.living_alone,
+        disability_grade: m.disability_grade.and_then(|g| u8::try_from(g).ok()),
+        chronic_illness: m.chronic_illness,
+        serious_illness: m.serious_illness,
+        low_income: m.low_income,
+        extreme_poverty: m.extreme_poverty,
+    }
+}
+
+/// Responses for household rows: members are loaded once for the whole page, and "today" is
+/// each community's own.
+pub fn views(conn: &mut DbConn, rows: Vec<HouseholdRow>) -> ApiResult<Vec<HouseholdOut>> {
+    let ids: Vec<String> = rows.iter().map(|h| h.id.clone()).collect();
+    let mut members: HashMap<String, Vec<MemberFacts>> = HashMap::new();
+    for m in households::members_of(conn, &ids)? {
+        members.entry(m.household_id.clone()).or_default().push(facts(&m));
+    }
+    let mut today: HashMap<String, NaiveDate> = HashMap::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for h in rows {
+        let day = match today.get(&h.community_id) {
+            Some(d) => *d,
+            None => {
+                let tz = communities::find(conn, &h.community_id)?.map(|c| c.timezone).unwrap_or_default();
+                let d = today_in(&tz);
+                today.insert(h.community_id.clone(), d);
+                d
+            }
+        };
+        let reasons = h.reasons();
+        let suggestion = suggest(members.get(&h.id).map(Vec::as_slice).unwrap_or(&[]), &reasons, day);
+        out.push(HouseholdOut {
+            address: Address { building: h.building, unit: h.unit, room: h.room },
+            phone: h.phone.as_deref().map(mask_phone),
+            tag: Tag::parse(&h.tag).unwrap_or(Tag::Green),
+            tag_reasons: reasons,
+            suggested_tag: suggestion.tag,
+            suggestion,
+            tag_set_at: h.tag_set_at.map(|t| t.and_utc()),
+            removed_at: h.removed_at.map(|t| t.and_utc()),
+            removed_reason: h.removed_reason.as_deref().and_then(|r| RemovalReason::parse(r).ok()),
+            id: h.id,
+            grid_id: h.grid_id,
+            community_id: h.community_id,
+            head_name: h.head_name,
+            tag_note: h.tag_note,
+            tag_set_by: h.tag_set_by,
+            tag_review_due_on: h.tag_review_due_on,
+            notes: h.notes,
+            member_count: h.member_count,
+            version: h.version,
+            created_at: h.created_at.and_utc(),
+            updated_at: h.updated_at.and_utc(),
+            removed_note: h.removed_note,
+        });
+    }
+    Ok(out)
+}
+
+pub fn view(conn: &mut DbConn, row: HouseholdRow) -> ApiResult<HouseholdOut> {
+    views(conn, vec![row])?.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("empty view")))
+}
+
+/// A client-supplied id: a UUID, stored in its canonical lowercase form.
+pub fn client_id(id: Option<&str>) -> ApiResult<String> {
+    match id {
+        None => Ok(new_id()),
+        Some(raw) => uuid::Uuid::parse_str(raw.trim())
+            .map(|u| u.hyphenated().to_string())
+            .map_err(|_| ApiError::invalid("id", "invalid_format", "must be a UUID")),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateHousehold {
+    /// Optional client-chosen UUID, so an offline client can retry safely: the same body again
+    /// returns the stored household (200); a different body with the same id is 409.
+    pub id: Option<String>,
+    pub grid_id: String,
+    pub address: Address,
+    #[schema(example = "张桂兰")]
+    pub head_name: String,
+    #[schema(example = "13800138000")]
+    pub phone: Option<String>,
+    pub notes: Option<String>,
+}
+
+fn check_address(a: &Address, errors: &mut Vec<FieldError>) -> Address {
+    Address {
+        building: text("address.building", &a.building, 32, errors),
+        unit: text("address.unit", &a.unit, 32, errors),
+        room: text("address.room", &a.room, 32, errors),
+    }
+}
+
+fn check_phone(field: &str, phone: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let p = phone.map(str::trim).filter(|p| !p.is_empty())?;
+    match parse_phone(field, p) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    }
+}
+
+fn done(errors: Vec<FieldError>) -> ApiResult<()> {
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
+}
+
+/// Registers a household (new households start green). Workers register households in their
+/// own grids.
+#[utoipa::path(post, path = "/api/v1/households", tag = "households", operation_id = "create_household",
+    request_body = CreateHousehold, security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = HouseholdOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The same household was already created with this id", body = HouseholdOut),
+        (status = 400, description = "Malformed request", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "The id is taken by different content", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Invalid fields, or a grid outside the caller's scope", body = Problem, content_type = PROBLEM),
+    ))]
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    body: web::Json<CreateHousehold>,
+) -> ApiResult<HttpResponse> {
+    let input = body.into_inner();
+    let id = client_id(input.id.as_deref())?;
+    let mut errors = Vec::new();
+    let address = check_address(&input.address, &mut errors);
+    let head_name = text("head_name", &input.head_name, 32, &mut errors);
+    let phone = check_phone("phone", input.phone.as_deref(), &mut errors);
+    let notes = optional_text("notes", input.notes.as_deref(), 2000, &mut errors);
+    done(errors)?;
+    let actor = caller.actor();
+    let (created, out) = state
+        .db
+        .write(move |conn| {
+            let grid = scope::grid(conn, &caller, &input.grid_id)
+                .map_err(|_| ApiError::invalid("grid_id", "unknown", "no such grid in your scope"))?;
+            let at = now();
+            let row = HouseholdRow {
+                id: id.clone(),
+                grid_id: grid.id.clone(),
+                community_id: grid.community_id.clone(),
+                building: address.building,
+                unit: address.unit,
+                room: address.room,
+                head_name,
+                phone,
+                tag: Tag::Green.as_str().to_owned(),
+                tag_reasons: "[]".to_owned(),
+                tag_note: None,
+                tag_set_at: None,
+                tag_set_by: None,
+                tag_review_due_on: None,
+                notes,
+                member_count: 0,
+                version: 1,
+                created_at: at,
+                updated_at: at,
+                removed_at: None,
+                removed_reason: None,
+                removed_note: None,
+            };
+            if let Some(existing) = households::find(conn, &id)? {
+                let same =
+                    (
+                        &existing.grid_id,
+                        &existing.building,
+                        &existing.unit,
+                        &existing.room,
+                        &existing.head_name,
+                        &existing.phone,
+                        &existing.notes,
+                    ) == (&row.grid_id, &row.building, &row.unit, &row.room, &row.head_name, &row.phone, &row.notes);
+                if same && existing.removed_at.is_none() {
+                    return Ok((false, view(conn, existing)?));
+                }
+                return Err(ApiError::Conflict("a different household already has this id".into()));
+            }
+            households::insert(conn, &row)?;
+            audit::record(
+                conn,
+                &actor,
+                Event {
+                    action: "household.created",
+                    entity_type: "household",
+                    entity_id: Some(&row.id),
+                    community_id: Some(&row.community_id),
+                    summary: serde_json::json!({"grid_id": row.grid_id, "address": [row.building, row.unit, row.room]}),
+                },
+            )?;
+            crate::store::tasks::household_changed(conn, &row.id)?;
+            let row = households::find(conn, &id)?.ok_or_else(|| ApiError::not_found("household"))?;
+            Ok((true, view(conn, row)?))
+        })
+        .await?;
+    let mut res = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
+    Ok(res.insert_header(etag(out.version)).json(out))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListHouseholds {
+    pub grid_id: Option<String>,
+    pub community_id: Option<String>,
+    pub tag: Option<Tag>,
+    /// Text search over the head's name and the address.
+    pub q: Option<String>,
+    /// `true`: only households whose tag review is due (today or earlier).
+    pub review_due: Option<bool>,
+    /// Only households changed at or after this time (RFC 3339), oldest change first.
+    pub updated_since: Option<DateTime<Utc>>,
+    /// Page size, 1–500 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Lists the households in the caller's scope (removed ones are left out), by id, or by time
+/// of change with `updated_since`.
+#[utoipa::path(get, path = "/api/v1/households", tag = "households", operation_id = "list_households",
+    params(ListHouseholds), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of households", body = Page<HouseholdOut>),
+        (status = 400, description = "Malformed query", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = PROBLEM),
+    ))]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    query: web::Query<ListHouseholds>,
+) -> ApiResult<web::Json<Page<HouseholdOut>>> {
+    let q = query.into_inner();
+    let fetch = fetch_limit(q.limit)?;
+    let by_update = q.updated_since.is_some();
+    let after = match decode_cursor(q.cursor.as_deref(), if by_update { 2 } else { 1 })? {
+        None => None,
+        Some(k) if by_update => {
+            let at = NaiveDateTime::parse_from_str(&k[0], "%Y-%m-%dT%H:%M:%S%.f")
+                .map_err(|_| ApiError::invalid("cursor", "invalid", "is not a cursor this server issued"))?;
+            Some(After::Updated(at, k[1].clone()))
+        }
+        Some(mut k) => Some(After::Id(k.remove(0))),
+    };
+    let page = state
+        .db
+        .read(move |conn| {
+            let mut filter = ListFilter {
+                community_id: q.community_id.clone(),
+                grid_ids: q.grid_id.clone().map(|g| vec![g]),
+                tag: q.tag.map(|t| t.as_str().to_owned()),
+                q: q.q.clone(),
+                updated_since: q.updated_since.map(|t| t.naive_utc()),
+                ..Default::default()
+            };
+            let empty = || Ok(Page { items: vec![], next_cursor: None });
+            match scope::reach(conn, &caller)? {
+                Reach::Everything => {}
+                Reach::Community(c) => {
+                    if filter.community_id.as_ref().is_some_and(|f| *f != c) {
+                        return empty();
+                    }
+                    filter.community_id = Some(c);
+                }
+                Reach::Grids { community_id, grid_ids } => {
+                    if filter.community_id.as_ref().is_some_and(|f| *f != community_id) {
+                        return empty();
+                    }
+                    let grids: Vec<String> = match &filter.grid_ids {
+                        Some(wanted) => wanted.iter().filter(|g| grid_ids.contains(g)).cloned().collect(),
+                        None => grid_ids,
+                    };
+                    filter.community_id = Some(community_id);
+                    filter.grid_ids = Some(grids);
+                }
+            }
+            if q.review_due == Some(true) {
+                let tz = match &filter.community_id {
+                    Some(c) => communities::find(conn, c)?.map(|c| c.timezone).unwrap_or_default(),
+                    None => String::new(),
+                };
+                filter.review_due_by = Some(today_in(&tz));
+            }
+            let rows = households::list(conn, &filter, after.as_ref(), fetch)?;
+            let keys: Vec<Vec<String>> = rows
+                .iter()
+                .map(|h| {
+                    if by_update {
+                        vec![h.updated_at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(), h.id.clone()]
+                    } else {
+                        vec![h.id.clone()]
+                    }
+                })
+                .collect();
+            let paged = page(rows.into_iter().zip(keys).collect(), fetch, |(_, k)| k.clone(), |(h, _)| h);
+            Ok(Page { items: views(conn, paged.items)?, next_cursor: paged.next_cursor })
+        })
+        .await?;
+    Ok(web::Json(page))
+}
+
+/// One household; removed households stay readable here for secretaries and administrators.
+#[utoipa::path(get, path = "/api/v1/households/{id}", tag = "households", operation_id = "get_household",
+    params(("id" = String, Path, description = "Household id")), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The household", body = HouseholdOut, headers(("ETag" = String, description = "Version"))),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such household in the caller's scope", body = Problem, content_type = PROBLEM),
+    ))]
+pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let out = state
+        .db
+        .read(move |conn| {
+            let row = scope::household(conn, &caller, &id)?;
+            view(conn, row)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().insert_header(etag(out.version)).json(out))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchAddress {
+    pub building: Option<String>,
+    pub unit: Option<String>,
+    pub room: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchHousehold {
+    /// Move to another grid of the same community (secretaries and administrators).
+    pub grid_id: Option<String>,
+    pub address: Option<PatchAddress>,
+    pub head_name: Option<String>,
+    /// A new phone number, or `null` to remove it.
+    #[serde(default, deserialize_with = "crate::api::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    /// New notes, or `null` to clear them.
+    #[serde(default, deserialize_with = "crate::api::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub notes: Option<Option<String>>,
+}
+
+/// Changes a household's details. With `If-Match`, a change based on an old version is refused
+/// (412); two concurrent changes are applied one after the other, never lost.
+#[utoipa::path(patch, path = "/api/v1/households/{id}", tag = "households", operation_id = "update_household",
+    params(("id" = String, Path, description = "Household id"),
+           ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    request_body = PatchHousehold, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The changed household", body = HouseholdOut, headers(("ETag" = String, description = "Version"))),
+        (status = 400, description = "Malformed request", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Grid workers do not move households between grids", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such household in the caller's scope", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "The household has been removed", body = Problem, content_type = PROBLEM),
+        (status = 412, description = "If-Match names an old version", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = PROBLEM),
+    ))]
+pub async fn patch(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<PatchHousehold>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let expected = if_match(&req)?;
+    let input = body.into_inner();
+    let mut errors = Vec::new();
+    let building = input
+        .address
+        .as_ref()
+        .and_then(|a| a.building.as_deref())
+        .map(|v| text("address.building", v, 32, &mut errors));
+    let unit = input.address.as_ref().and_then(|a| a.unit.as_deref()).map(|v| text("address.unit", v, 32, &mut errors));
+    let room = input.address.as_ref().and_then(|a| a.room.as_deref()).map(|v| text("address.room", v, 32, &mut errors));
+    let head_name = input.head_name.as_deref().map(|v| text("head_name", v, 32, &mut errors));
+    let phone = input.phone.as_ref().map(|p| check_phone("phone", p.as_deref(), &mut errors));
+    let notes = input.notes.as_ref().map(|n| optional_text("notes", n.as_deref(), 2000, &mut errors));
+    done(errors)?;
+    let actor = caller.actor();
+    let out = state
+        .db
+        .write(move |conn| {
+            let current = scope::household_for_update(conn, &caller, &id)?;
+            check_version(expected, current.version)?;
+            let mut grid_id = None;
+            if let Some(g) = input.grid_id.as_ref().filter(|g| **g != current.grid_id) {
+                caller.require(&[Role::Admin, Role::Secretary])?;
+                let grid = scope::grid(conn, &caller, g)
+                    .ok()
+                    .filter(|grid| grid.community_id == current.community_id)
+                    .ok_or_else(|| ApiError::invalid("grid_id", "unknown", "no such grid in this community"))?;
+                grid_id = Some(grid.id);
+            }
+            let changes = HouseholdChanges {
+                grid_id: grid_id.clone(),
+                building,
+                unit,
+                room,
+                head_name,
+                phone,
+                notes,
+                version: Some(current.version + 1),
+                updated_at: Some(now()),
+                ..Default::default()
+            };
+            if !households::update(conn, &id, current.version, &changes)? {
+                return Err(ApiError::PreconditionFailed("the household changed meanwhile; fetch it again".into()));
+            }
+            let mut fields = Vec::new();
+            for (name, set) in [
+                ("grid_id", grid_id.is_some()),
+                ("address", input.address.is_some()),
+                ("head_name", input.head_name.is_some()),
+                ("phone", input.phone.is_some()),
+                ("notes", input.notes.is_some()),
+            ] {
+                if set {
+                    fields.push(name);
+                }
+            }
+            audit::record(
+                conn,
+                &actor,
+                Event {
+                    action: "household.updated",
+                    entity_type: "household",
+                    entity_id: Some(&id),
+                    community_id: Some(&current.community_id),
+                    summary: serde_json::json!({"fields": fields, "version": current.version + 1}),
+                },
+            )?;
+            if let Some(g) = &grid_id {
+                crate::store::tasks::household_moved(conn, &id, g)?;
+            }
+            let row = households::find(conn, &id)?.ok_or_else(|| ApiError::not_found("household"))?;
+            view(conn, row)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().insert_header(etag(out.version)).json(out))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RemoveQuery {
+    /// `moved_out`, `deceased`, `merged` or `other`.
+    pub reason: Option<String>,
+    pub note: Option<String>,
+}
+
+/// Removes a household softly (secretaries and administrators): it leaves lists and its open
+/// tasks are cancelled, but it stays readable by id for secretaries.
+#[utoipa::path(delete, path = "/api/v1/households/{id}", tag = "households", operation_id = "remove_household",
+    params(("id" = String, Path, description = "Household id"), RemoveQuery), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The removed household", body = HouseholdOut),
+        (status = 400, description = "Malformed query", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Grid workers do not remove households", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such household in the caller's scope", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Missing or unknown reason", body = Problem, content_type = PROBLEM),
+    ))]
+pub async fn remove(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    path: web::Path<String>,
+    query: web::Query<RemoveQuery>,
+) -> ApiResult<web::Json<HouseholdOut>> {
+    let id = path.into_inner();
+    let q = query.into_inner();
+    let reason = match q.reason.as_deref() {
+        None => return Err(ApiError::invalid("reason", "required", "say why: moved_out, deceased, merged or other")),
+        Some(r) => RemovalReason::parse(r).map_err(|e| ApiError::invalid("reason", "invalid", e.to_string()))?,
+    };
+    let mut errors = Vec::new();
+    let note = optional_text("note", q.note.as_deref(), 500, &mut errors);
+    done(errors)?;
+    let actor = caller.actor();
+    let out = state
+        .db
+        .write(move |conn| {
+            let current = scope::household(conn, &caller, &id)?;
+            caller.require(&[Role::Admin, Role::Secretary])?;
+            if current.removed_at.is_some() {
+                return view(conn, current);
+            }
+            let at = now();
+            let changes = HouseholdChanges {
+                removed_at: Some(Some(at)),
+                removed_reason: Some(Some(reason.as_str().to_owned())),
+                removed_note: Some(note.clone()),
+                version: Some(current.version + 1),
+                updated_at: Some(at),
+                ..Default::default()
+            };
+            if !households::update(conn, &id, current.version, &changes)? {
+                return Err(ApiError::PreconditionFailed("the household changed meanwhile; try again".into()));
+            }
+            let cancelled =
+                households::cancel_open_tasks(conn, &id, &format!("household removed: {}", reason.as_str()), at)?;
+            audit::record(
+                conn,
+                &actor,
+                Event {
+                    action: "household.removed",
+                    entity_type: "household",
+                    entity_id: Some(&id),
+                    community_id: Some(&current.community_id),
+                    summary: serde_json::json!({"reason": reason.as_str(), "note": note, "tasks_cancelled": cancelled}),
+                },
+            )?;
+            let row = households::find(conn, &id)?.ok_or_else(|| ApiError::not_found("household"))?;
+            view(conn, row)
+        })
+        .await?;
+    Ok(web::Json(out))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/households").route(web::get().to(list)).route(web::post().to(create))).service(
+        web::resource("/households/{id}")
+            .route(web::get().to(get))
+            .route(web::patch().to(patch))
+            .route(web::delete().to(remove)),
+    );
+}

@@ -1,0 +1,257 @@
+//! Households and their members.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::schema::{households, members, tasks};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
+#[diesel(table_name = households)]
+pub struct HouseholdRow {
+    pub id: String,
+    pub grid_id: String,
+    pub community_id: String,
+    pub building: String,
+    pub unit: String,
+    pub room: String,
+    pub head_name: String,
+    pub phone: Option<String>,
+    pub tag: String,
+    pub tag_reasons: String,
+    pub tag_note: Option<String>,
+    pub tag_set_at: Option<NaiveDateTime>,
+    pub tag_set_by: Option<String>,
+    pub tag_review_due_on: Option<NaiveDate>,
+    pub notes: Option<String>,
+    pub member_count: i32,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub removed_at: Option<NaiveDateTime>,
+    pub removed_reason: Option<String>,
+    pub removed_note: Option<String>,
+}
+
+impl HouseholdRow {
+    pub fn reasons(&self) -> Vec<String> {
+        serde_json::from_str(&self.tag_reasons).unwrap_or_default()
+    }
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<HouseholdRow>> {
+    households::table.find(id).select(HouseholdRow::as_select()).first(conn).optional()
+}
+
+/// Reads a household for changing it: on PostgreSQL the row stays locked until the
+/// transaction ends, so two concurrent edits are applied one after the other and the version
+/// check of the second sees the first (on SQLite the write transaction is exclusive already).
+pub fn find_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<HouseholdRow>> {
+    match conn {
+        DbConn::Postgres(c) => {
+            households::table.find(id).select(HouseholdRow::as_select()).for_update().first(c).optional()
+        }
+        DbConn::Sqlite(c) => households::table.find(id).select(HouseholdRow::as_select()).first(c).optional(),
+    }
+}
+
+pub fn insert(conn: &mut DbConn, row: &HouseholdRow) -> QueryResult<()> {
+    diesel::insert_into(households::table).values(row).execute(conn).map(|_| ())
+}
+
+/// Which households a list shows. Scope is applied by the caller through `community_id` /
+/// `grid_ids`.
+#[derive(Default, Debug)]
+pub struct ListFilter {
+    pub community_id: Option<String>,
+    /// Only these grids (a worker's assignments, or the `grid_id` filter).
+    pub grid_ids: Option<Vec<String>>,
+    pub tag: Option<String>,
+    pub q: Option<String>,
+    /// Only those whose review is due on or before this date.
+    pub review_due_by: Option<NaiveDate>,
+    pub updated_since: Option<NaiveDateTime>,
+}
+
+/// Keyset position: `(id)`, or `(updated_at, id)` when listing by `updated_since`.
+pub enum After {
+    Id(String),
+    Updated(NaiveDateTime, String),
+}
+
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('%');
+    for ch in s.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out.push('%');
+    out
+}
+
+pub fn list(conn: &mut DbConn, f: &ListFilter, after: Option<&After>, limit: i64) -> QueryResult<Vec<HouseholdRow>> {
+    let mut q =
+        households::table.select(HouseholdRow::as_select()).filter(households::removed_at.is_null()).into_boxed();
+    if let Some(c) = &f.community_id {
+        q = q.filter(households::community_id.eq(c));
+    }
+    if let Some(ids) = &f.grid_ids {
+        q = q.filter(households::grid_id.eq_any(ids.clone()));
+    }
+    if let Some(t) = &f.tag {
+        q = q.filter(households::tag.eq(t));
+    }
+    if let Some(text) = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let pattern = escape_like(text);
+        q = q.filter(
+            households::head_name
+                .like(pattern.clone())
+                .escape('\\')
+                .or(households::building.like(pattern.clone()).escape('\\'))
+                .or(households::unit.like(pattern.clone()).escape('\\'))
+                .or(households::room.like(pattern).escape('\\')),
+        );
+    }
+    if let Some(d) = f.review_due_by {
+        q = q.filter(households::tag_review_due_on.le(d));
+    }
+    if let Some(since) = f.updated_since {
+        q = q.filter(households::updated_at.ge(since)).order((households::updated_at.asc(), households::id.asc()));
+        if let Some(After::Updated(at, id)) = after {
+            q = q.filter(
+                households::updated_at.gt(*at).or(households::updated_at.eq(*at).and(households::id.gt(id.clone()))),
+            );
+        }
+    } else {
+        q = q.order(households::id.asc());
+        if let Some(After::Id(id)) = after {
+            q = q.filter(households::id.gt(id.clone()));
+        }
+    }
+    q.limit(limit).load(conn)
+}
+
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = households)]
+pub struct HouseholdChanges {
+    pub grid_id: Option<String>,
+    pub building: Option<String>,
+    pub unit: Option<String>,
+    pub room: Option<String>,
+    pub head_name: Option<String>,
+    pub phone: Option<Option<String>>,
+    pub notes: Option<Option<String>>,
+    pub member_count: Option<i32>,
+    pub version: Option<i32>,
+    pub updated_at: Option<NaiveDateTime>,
+    pub removed_at: Option<Option<NaiveDateTime>>,
+    pub removed_reason: Option<Option<String>>,
+    pub removed_note: Option<Option<String>>,
+}
+
+/// Applies changes to the household if it is still at `version`.
+pub fn update(conn: &mut DbConn, id: &str, version: i32, changes: &HouseholdChanges) -> QueryResult<bool> {
+    diesel::update(households::table.filter(households::id.eq(id)).filter(households::version.eq(version)))
+        .set(changes)
+        .execute(conn)
+        .map(|n| n == 1)
+}
+
+/// Recounts the members and touches `updated_at` (a member change changes what a client
+/// syncing the household must fetch), without moving the household's version.
+pub fn refresh_member_count(conn: &mut DbConn, id: &str, at: NaiveDateTime) -> QueryResult<()> {
+    let n: i64 = members::table
+        .filter(members::household_id.eq(id))
+        .filter(members::removed_at.is_null())
+        .count()
+        .get_result(conn)?;
+    diesel::update(households::table.find(id))
+        .set((households::member_count.eq(i32::try_from(n).unwrap_or(i32::MAX)), households::updated_at.eq(at)))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Cancels the open tasks of a household (when it is removed).
+pub fn cancel_open_tasks(conn: &mut DbConn, id: &str, reason: &str, at: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(tasks::table.filter(tasks::household_id.eq(id)).filter(tasks::status.eq("open")))
+        .set((
+            tasks::status.eq("cancelled"),
+            tasks::cancel_reason.eq(reason),
+            tasks::updated_at.eq(at),
+            tasks::version.eq(tasks::version + 1),
+        ))
+        .execute(conn)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
+#[diesel(table_name = members)]
+pub struct MemberRow {
+    pub id: String,
+    pub household_id: String,
+    pub name: String,
+    pub gender: String,
+    pub birth_date: Option<NaiveDate>,
+    pub id_number: Option<String>,
+    pub phone: Option<String>,
+    pub relation: String,
+    pub living_alone: bool,
+    pub disability_grade: Option<i32>,
+    pub chronic_illness: bool,
+    pub serious_illness: bool,
+    pub low_income: bool,
+    pub extreme_poverty: bool,
+    pub notes: Option<String>,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub removed_at: Option<NaiveDateTime>,
+}
+
+pub fn find_member(conn: &mut DbConn, id: &str) -> QueryResult<Option<MemberRow>> {
+    members::table.find(id).select(MemberRow::as_select()).first(conn).optional()
+}
+
+pub fn insert_member(conn: &mut DbConn, row: &MemberRow) -> QueryResult<()> {
+    diesel::insert_into(members::table).values(row).execute(conn).map(|_| ())
+}
+
+/// The current members of some households, in household then id order.
+pub fn members_of(conn: &mut DbConn, household_ids: &[String]) -> QueryResult<Vec<MemberRow>> {
+    members::table
+        .filter(members::household_id.eq_any(household_ids.to_vec()))
+        .filter(members::removed_at.is_null())
+        .order((members::household_id.asc(), members::id.asc()))
+        .select(MemberRow::as_select())
+        .load(conn)
+}
+
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = members)]
+pub struct MemberChanges {
+    pub name: Option<String>,
+    pub gender: Option<String>,
+    pub birth_date: Option<Option<NaiveDate>>,
+    pub id_number: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub relation: Option<String>,
+    pub living_alone: Option<bool>,
+    pub disability_grade: Option<Option<i32>>,
+    pub chronic_illness: Option<bool>,
+    pub serious_illness: Option<bool>,
+    pub low_income: Option<bool>,
+    pub extreme_poverty: Option<bool>,
+    pub notes: Option<Option<String>>,
+    pub version: Option<i32>,
+    pub updated_at: Option<NaiveDateTime>,
+    pub removed_at: Option<Option<NaiveDateTime>>,
+}
+
+pub fn update_member(conn: &mut DbConn, id: &str, version: i32, changes: &MemberChanges) -> QueryResult<bool> {
+    diesel::update(members::table.filter(members::id.eq(id)).filter(members::version.eq(version)))
+        .set(changes)
+        .execute(conn)
+        .map(|n| n == 1)
+}
