@@ -105,6 +105,7 @@ NAME_BLACKLIST = {
     "李建国", "王建国", "李长江", "王振华", "王志刚", "张国强", "陈晓东", "郭晓东", "王丽萍", "宋丹丹",
     "杨丽萍", "杨丽娟", "王立军", "李建平", "王国强", "张国华", "李国庆", "张一鸣", "林俊杰", "刘国华",
     "张建国", "王建华", "李春燕", "马云龙", "张海涛", "王海涛", "刘丹丹", "孙晓东", "高晓东", "于文静",
+    "朱建华", "孙建国", "王俊峰", "刘建军", "王红军", "李宏伟", "张建华", "张志强", "王志强", "李晓东",
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -1153,7 +1154,7 @@ def self_check(communities_doc, households_doc, extras):
 
     mobile = re.compile(r"1[3-9]\d{9}")
     person_phones = list(phones_staff)
-    id_numbers, keys, addresses = [], [], []
+    id_numbers, keys, addresses, names = [], [], [], []
     households = households_doc["households"]
     tags = {"red": 0, "yellow": 0, "green": 0}
     mismatches = 0
@@ -1175,6 +1176,7 @@ def self_check(communities_doc, households_doc, extras):
             problems = validate_id_number(m["id_number"], m["birth_date"], m["gender"])
             check(not problems, f"{m['key']}: id_number {m['id_number']}: {problems}")
             id_numbers.append(m["id_number"])
+            names.append(m["name"])
             birth = dt.date.fromisoformat(m["birth_date"])
             check(dt.date(1930, 1, 1) <= birth <= dt.date(2024, 12, 31), f"{m['key']}: birth date {birth}")
             check(member_age(m) not in AGE_MARGIN, f"{m['key']}: age {member_age(m)} inside the threshold margin")
@@ -1206,6 +1208,9 @@ def self_check(communities_doc, households_doc, extras):
             check(tag_of(p["reasons"]) == p["to_tag"], f"{key}: proposal reasons do not give {p['to_tag']}")
             check(set(derived) <= set(p["reasons"]) or p["to_tag"] == "green" and not derived,
                   f"{key}: proposal reasons miss facts {derived}")
+        visit_days = [(v["days_ago"], v["kind"]) for v in h["visits"]]
+        check(len(visit_days) == len(set(visit_days)), f"{key}: two visits of one kind on one day")
+        check(visit_days == sorted(visit_days, key=lambda x: -x[0]), f"{key}: visits not oldest first")
         for v in h["visits"]:
             keys.append(v["key"])
             check(0 <= v["days_ago"] < HISTORY_DAYS, f"{v['key']}: days_ago")
@@ -1221,6 +1226,7 @@ def self_check(communities_doc, households_doc, extras):
     check(len(keys) == len(set(keys)), "keys are not unique")
     check(len(addresses) == len(set(addresses)), "addresses are not unique within a community")
     check(len(id_numbers) == len(set(id_numbers)), "ID numbers are not unique")
+    check(len(names) == len(set(names)), "resident names are not unique")
     check(len(person_phones) == len(set(person_phones)), "phone numbers of people are not unique")
     n = len(households)
     check(300 <= n <= 360, f"{n} households, expected 300-360")
@@ -1286,8 +1292,10 @@ def statistics(communities_doc, households_doc):
     mism = [h for h in households if suggested_tag(h) != h["tag"]]
     lines.append(f"suggested tag ≠ tag: {len(mism)} ("
                  + ", ".join(f"{h['key']} {h['tag']}→{suggested_tag(h)}" for h in mism) + ")")
-    review = sum(h["tag_set_days_ago"] >= REVIEW_DAYS[h["tag"]] for h in households)
-    lines.append(f"tag review due on load day: {review} households")
+    review = {t: sum(h["tag"] == t and h["tag_set_days_ago"] >= REVIEW_DAYS[t] for h in households)
+              for t in ("red", "yellow", "green")}
+    lines.append(f"tag review due on load day: {sum(review.values())} households ("
+                 + ", ".join(f"{t} {n}" for t, n in review.items()) + ")")
     visits = [v for h in households for v in h["visits"]]
     by_kind = {k: sum(v["kind"] == k for v in visits) for k in VISIT_KINDS}
     lines.append(f"visits: {len(visits)} (" + ", ".join(f"{k} {by_kind[k]}" for k in VISIT_KINDS)

@@ -95,6 +95,14 @@ pub struct ServerConfig {
     #[arg(long, env = "GRIDLIGHT_LOGIN_LOCKOUT_SECS", default_value_t = 900)]
     pub login_lockout_secs: u64,
 
+    /// How old a visit a grid worker may record, in days (secretaries are not limited).
+    #[arg(long, env = "GRIDLIGHT_VISIT_MAX_AGE_DAYS", default_value_t = 30)]
+    pub visit_max_age_days: u32,
+
+    /// Seconds between two runs of the task reconcile job inside the server (0: never).
+    #[arg(long, env = "GRIDLIGHT_RECONCILE_INTERVAL_SECS", default_value_t = 3600)]
+    pub reconcile_interval_secs: u64,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "GRIDLIGHT_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,

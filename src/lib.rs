@@ -9,7 +9,9 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod jobs;
 pub mod metrics;
+pub mod seed;
 pub mod store;
 pub mod telemetry;
 
@@ -107,6 +109,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let bind = config.server.bind.clone();
     let workers = config.server.workers;
     let shutdown = config.server.shutdown_timeout;
+    let reconcile_every = config.server.reconcile_interval_secs;
     let state = AppState::new(db.clone(), config, jwt_secret);
     let mut server = HttpServer::new(move || app(state.clone()))
         .bind(&bind)
@@ -115,6 +118,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .client_request_timeout(Duration::from_secs(30));
     if let Some(n) = workers {
         server = server.workers(n.max(1));
+    }
+    if reconcile_every > 0 {
+        jobs::spawn_reconciler(db.clone(), Duration::from_secs(reconcile_every));
     }
     tracing::info!(bind = %bind, backend = db.backend().name(), "serving");
     server.run().await?;

@@ -24,6 +24,14 @@ enum Command {
     Serve {
         #[command(flatten)]
         server: ServerConfig,
+        /// Load the demo data set first (idempotent) and print the demo logins.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Load data: the demo data set, or a large synthetic one for benchmarks.
+    Seed {
+        #[command(subcommand)]
+        command: SeedCommand,
     },
     /// Apply pending migrations and exit.
     Migrate,
@@ -31,6 +39,11 @@ enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Task maintenance.
+    Tasks {
+        #[command(subcommand)]
+        command: TasksCommand,
     },
     /// Write the OpenAPI document, or check that the committed one matches the code.
     Openapi {
@@ -67,6 +80,27 @@ enum UserCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum SeedCommand {
+    /// The demo data set of seeds/demo/ (six Shizhong communities); loading twice = once.
+    Demo,
+    /// A deterministic large data set (same seed → same data), with visit history and tasks.
+    Synthetic {
+        /// How many households.
+        #[arg(long)]
+        households: u64,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum TasksCommand {
+    /// Re-establish the task invariant for every household (idempotent).
+    Reconcile,
+}
+
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -83,8 +117,43 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { server } => {
+        Command::Serve { server, demo } => {
+            if demo {
+                let db_config = cli.db.clone();
+                let loaded = actix_web::web::block(move || -> anyhow::Result<_> {
+                    let db = gridlight::db::Db::connect(&db_config)?;
+                    db.migrate()?;
+                    gridlight::seed::demo::load(&db).map_err(describe)
+                })
+                .await??;
+                print_demo(&loaded);
+            }
             gridlight::serve(Config { db: cli.db, server }).await?;
+        }
+        Command::Seed { command } => {
+            let db_config = cli.db.clone();
+            let started = std::time::Instant::now();
+            match command {
+                SeedCommand::Demo => {
+                    let loaded = actix_web::web::block(move || -> anyhow::Result<_> {
+                        let db = gridlight::db::Db::connect(&db_config)?;
+                        db.migrate()?;
+                        gridlight::seed::demo::load(&db).map_err(describe)
+                    })
+                    .await??;
+                    print_demo(&loaded);
+                }
+                SeedCommand::Synthetic { households, seed } => {
+                    let made = actix_web::web::block(move || -> anyhow::Result<_> {
+                        let db = gridlight::db::Db::connect(&db_config)?;
+                        db.migrate()?;
+                        gridlight::seed::synthetic::load(&db, households, seed).map_err(describe)
+                    })
+                    .await??;
+                    println!("{made}");
+                }
+            }
+            println!("done in {:.1?}", started.elapsed());
         }
         Command::Migrate => {
             let db = gridlight::db::Db::connect(&cli.db)?;
@@ -127,6 +196,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await??;
             println!("created {} `{}` ({})", row.role, row.username, row.id);
         }
+        Command::Tasks { command: TasksCommand::Reconcile } => {
+            let db_config = cli.db.clone();
+            let started = std::time::Instant::now();
+            let done = actix_web::web::block(move || -> anyhow::Result<_> {
+                let db = gridlight::db::Db::connect(&db_config)?;
+                db.migrate()?;
+                gridlight::jobs::reconcile_all(&db).map_err(describe)
+            })
+            .await??;
+            println!(
+                "reconciled {} households in {:.1?}: {} tasks created, {} cancelled",
+                done.households,
+                started.elapsed(),
+                done.created,
+                done.cancelled
+            );
+        }
         Command::Openapi { check, path } => {
             let text = gridlight::api::openapi_json();
             if check {
@@ -156,4 +242,19 @@ fn describe(err: gridlight::error::ApiError) -> anyhow::Error {
         text.push_str(&format!("\n  {}: {}", e.field, e.message));
     }
     anyhow::anyhow!(text)
+}
+
+fn print_demo(loaded: &gridlight::seed::demo::Loaded) {
+    if loaded.created {
+        println!(
+            "loaded the demo data set: {} households, {} members, {} visits, {} pending proposals, {} open tasks",
+            loaded.households, loaded.members, loaded.visits, loaded.proposals, loaded.tasks
+        );
+    } else {
+        println!("the demo data set is already loaded");
+    }
+    println!("demo logins (password `{}`):", gridlight::seed::demo::DEMO_PASSWORD);
+    for l in &loaded.logins {
+        println!("  {:<22} {:<12} {} {}", l.username, l.role, l.display_name, l.community.as_deref().unwrap_or(""));
+    }
 }

@@ -146,6 +146,7 @@ pub async fn create(
         .db
         .write(move |conn| {
             communities::insert(conn, &row)?;
+            crate::store::plans::create_defaults(conn, &row.id)?;
             audit::record(
                 conn,
                 &actor,

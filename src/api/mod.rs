@@ -9,7 +9,11 @@ pub mod health;
 pub mod households;
 pub mod members;
 pub mod pagination;
+pub mod plans;
+pub mod tags;
+pub mod tasks;
 pub mod users;
+pub mod visits;
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::ServiceResponse;
@@ -40,6 +44,10 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         households::list, households::create, households::get, households::patch, households::remove,
         members::list, members::create, members::get, members::patch, members::remove, members::pii,
         audit::list,
+        tags::reasons, tags::propose, tags::list, tags::get, tags::approve, tags::reject, tags::history,
+        plans::list, plans::put,
+        tasks::list, tasks::patch,
+        visits::list, visits::create, visits::get, visits::patch,
     ),
     components(schemas(Problem, FieldError)),
     modifiers(&BearerAuth),
@@ -52,6 +60,10 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         (name = "households", description = "Households and their traffic-light tags"),
         (name = "members", description = "Residents of households"),
         (name = "audit", description = "The audit log"),
+        (name = "tags", description = "The traffic light: tag reasons, proposals, reviews and history"),
+        (name = "plans", description = "Service plans per community and tag"),
+        (name = "tasks", description = "Scheduled services: to-do lists and the unassigned queue"),
+        (name = "visits", description = "Home visits, phone calls and services recorded by grid workers"),
     )
 )]
 pub struct ApiDoc;
@@ -93,7 +105,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(communities::routes)
                 .configure(households::routes)
                 .configure(members::routes)
-                .configure(audit::routes),
+                .configure(audit::routes)
+                .configure(tags::routes)
+                .configure(plans::routes)
+                .configure(tasks::routes)
+                .configure(visits::routes),
         );
 }
 

@@ -8,6 +8,7 @@ use crate::db::schema::{households, members, tasks};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
 #[diesel(table_name = households)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct HouseholdRow {
     pub id: String,
     pub grid_id: String,
@@ -49,7 +50,7 @@ pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<HouseholdRow>> {
 pub fn find_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<HouseholdRow>> {
     match conn {
         DbConn::Postgres(c) => {
-            households::table.find(id).select(HouseholdRow::as_select()).for_update().first(c).optional()
+            households::table.find(id).select(HouseholdRow::as_select()).for_no_key_update().first(c).optional()
         }
         DbConn::Sqlite(c) => households::table.find(id).select(HouseholdRow::as_select()).first(c).optional(),
     }
@@ -188,6 +189,7 @@ pub fn cancel_open_tasks(conn: &mut DbConn, id: &str, reason: &str, at: NaiveDat
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
 #[diesel(table_name = members)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct MemberRow {
     pub id: String,
     pub household_id: String,
@@ -254,4 +256,15 @@ pub fn update_member(conn: &mut DbConn, id: &str, version: i32, changes: &Member
         .set(changes)
         .execute(conn)
         .map(|n| n == 1)
+}
+
+/// The current households of a community with a tag (for reconciling after a plan change).
+pub fn ids_with_tag(conn: &mut DbConn, community_id: &str, tag: &str) -> QueryResult<Vec<String>> {
+    households::table
+        .filter(households::community_id.eq(community_id))
+        .filter(households::tag.eq(tag))
+        .filter(households::removed_at.is_null())
+        .select(households::id)
+        .order(households::id.asc())
+        .load(conn)
 }

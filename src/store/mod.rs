@@ -4,9 +4,12 @@
 pub mod audit;
 pub mod communities;
 pub mod households;
+pub mod plans;
 pub mod sessions;
+pub mod tags;
 pub mod tasks;
 pub mod users;
+pub mod visits;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};
 

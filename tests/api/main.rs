@@ -12,4 +12,8 @@ mod migrations;
 mod openapi;
 mod outage;
 mod scope;
+mod seeds;
+mod tags;
+mod tasks;
 mod users;
+mod visits;

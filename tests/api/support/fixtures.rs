@@ -33,6 +33,7 @@ impl TestApp {
                         communities::updated_at.eq(at),
                     ))
                     .execute(conn)?;
+                gridlight::store::plans::create_defaults(conn, &id)?;
                 Ok(id)
             })
             .await

@@ -1,0 +1,156 @@
+//! Tag changes (proposals, decisions, the tag history) and the household columns a tag sets.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::schema::{households, tag_changes};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
+#[diesel(table_name = tag_changes)]
+pub struct TagChangeRow {
+    pub id: String,
+    pub household_id: String,
+    pub community_id: String,
+    /// The household's grid when the change was proposed (lists scope by its current grid).
+    pub grid_id: String,
+    pub from_tag: String,
+    pub to_tag: String,
+    /// JSON array of reason codes.
+    pub reasons: String,
+    pub note: Option<String>,
+    pub proposed_by: String,
+    pub proposed_at: NaiveDateTime,
+    pub status: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<NaiveDateTime>,
+    pub decision_note: Option<String>,
+}
+
+impl TagChangeRow {
+    pub fn reasons(&self) -> Vec<String> {
+        serde_json::from_str(&self.reasons).unwrap_or_default()
+    }
+}
+
+/// The name of the unique index that allows one pending proposal per household.
+pub const ONE_PENDING_INDEX: &str = "tag_changes_one_pending";
+
+/// Inserts a change. A second pending proposal for a household fails with a unique violation
+/// of [`ONE_PENDING_INDEX`].
+pub fn insert(conn: &mut DbConn, row: &TagChangeRow) -> QueryResult<()> {
+    diesel::insert_into(tag_changes::table).values(row).execute(conn).map(|_| ())
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<TagChangeRow>> {
+    tag_changes::table.find(id).select(TagChangeRow::as_select()).first(conn).optional()
+}
+
+/// Records a decision on a change that is still pending; false when it is not (any more).
+/// The conditional update is what makes two concurrent decisions safe: on PostgreSQL the
+/// second waits for the first and then finds nothing pending.
+pub fn decide(
+    conn: &mut DbConn,
+    id: &str,
+    approve: bool,
+    by: &str,
+    at: NaiveDateTime,
+    note: Option<&str>,
+    from_tag: &str,
+) -> QueryResult<bool> {
+    let status = if approve { "approved" } else { "rejected" };
+    diesel::update(tag_changes::table.filter(tag_changes::id.eq(id)).filter(tag_changes::status.eq("pending")))
+        .set((
+            tag_changes::status.eq(status),
+            tag_changes::decided_by.eq(by),
+            tag_changes::decided_at.eq(at),
+            tag_changes::decision_note.eq(note),
+            tag_changes::from_tag.eq(from_tag),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+}
+
+/// Which changes a list shows; scope is applied by the caller.
+#[derive(Default, Debug)]
+pub struct ListFilter {
+    pub status: Option<String>,
+    pub community_id: Option<String>,
+    /// Only households currently in these grids.
+    pub grid_ids: Option<Vec<String>>,
+    pub household_id: Option<String>,
+    /// Leave out the changes of removed households (what grid workers see).
+    pub active_households_only: bool,
+}
+
+/// Changes in id order (ids are UUIDv7, so oldest proposal first), after the cursor id.
+pub fn list(conn: &mut DbConn, f: &ListFilter, after: Option<&str>, limit: i64) -> QueryResult<Vec<TagChangeRow>> {
+    let mut q = tag_changes::table.inner_join(households::table).select(TagChangeRow::as_select()).into_boxed();
+    if let Some(s) = &f.status {
+        q = q.filter(tag_changes::status.eq(s));
+    }
+    if let Some(c) = &f.community_id {
+        q = q.filter(tag_changes::community_id.eq(c));
+    }
+    if let Some(grids) = &f.grid_ids {
+        q = q.filter(households::grid_id.eq_any(grids.clone()));
+    }
+    if let Some(h) = &f.household_id {
+        q = q.filter(tag_changes::household_id.eq(h));
+    }
+    if f.active_households_only {
+        q = q.filter(households::removed_at.is_null());
+    }
+    if let Some(id) = after {
+        q = q.filter(tag_changes::id.gt(id.to_owned()));
+    }
+    q.order(tag_changes::id.asc()).limit(limit).load(conn)
+}
+
+/// The applied (approved) changes of a household, newest first, after the cursor
+/// `(decided_at, id)`.
+pub fn history(
+    conn: &mut DbConn,
+    household_id: &str,
+    after: Option<(NaiveDateTime, String)>,
+    limit: i64,
+) -> QueryResult<Vec<TagChangeRow>> {
+    let mut q = tag_changes::table
+        .filter(tag_changes::household_id.eq(household_id))
+        .filter(tag_changes::status.eq("approved"))
+        .select(TagChangeRow::as_select())
+        .into_boxed();
+    if let Some((at, id)) = after {
+        q = q.filter(tag_changes::decided_at.lt(at).or(tag_changes::decided_at.eq(at).and(tag_changes::id.lt(id))));
+    }
+    q.order((tag_changes::decided_at.desc(), tag_changes::id.desc())).limit(limit).load(conn)
+}
+
+/// What applying a tag writes to the household.
+#[derive(AsChangeset)]
+#[diesel(table_name = households, treat_none_as_null = true)]
+pub struct TagFields<'a> {
+    pub tag: &'a str,
+    /// JSON array of reason codes.
+    pub tag_reasons: &'a str,
+    /// `None` clears the note.
+    pub tag_note: Option<&'a str>,
+    pub tag_set_at: NaiveDateTime,
+    pub tag_set_by: &'a str,
+    pub tag_review_due_on: NaiveDate,
+    pub version: i32,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Writes a tag to the household if it is still at `version`.
+pub fn set_household_tag(
+    conn: &mut DbConn,
+    household_id: &str,
+    version: i32,
+    fields: &TagFields<'_>,
+) -> QueryResult<bool> {
+    diesel::update(households::table.filter(households::id.eq(household_id)).filter(households::version.eq(version)))
+        .set(fields)
+        .execute(conn)
+        .map(|n| n == 1)
+}

@@ -1,0 +1,110 @@
+//! Visits: home visits, phone calls and services recorded by grid workers.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::schema::visits;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = visits)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct VisitRow {
+    pub id: String,
+    pub household_id: String,
+    pub community_id: String,
+    pub grid_id: String,
+    pub worker_id: String,
+    pub kind: String,
+    pub visited_at: NaiveDateTime,
+    pub notes: Option<String>,
+    pub findings: String,
+    pub location_lat: Option<f64>,
+    pub location_lng: Option<f64>,
+    pub location_accuracy_m: Option<f64>,
+    pub content_hash: String,
+    pub received_at: NaiveDateTime,
+    pub version: i32,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<VisitRow>> {
+    visits::table.find(id).select(VisitRow::as_select()).first(conn).optional()
+}
+
+/// Inserts a visit in a savepoint, so that losing a race on the id (a concurrent retry of the
+/// same submission) leaves the surrounding transaction usable: `Ok(false)` means the id exists.
+pub fn insert(conn: &mut DbConn, row: &VisitRow) -> QueryResult<bool> {
+    let result = conn.transaction(|c| diesel::insert_into(visits::table).values(row).execute(c));
+    match result {
+        Ok(_) => Ok(true),
+        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Default, Debug)]
+pub struct ListFilter {
+    pub community_id: Option<String>,
+    pub grid_ids: Option<Vec<String>>,
+    pub household_id: Option<String>,
+    pub worker_id: Option<String>,
+    pub from: Option<NaiveDateTime>,
+    pub to: Option<NaiveDateTime>,
+}
+
+/// Newest first; the keyset is `(visited_at, id)` descending.
+pub fn list(
+    conn: &mut DbConn,
+    f: &ListFilter,
+    before: Option<(NaiveDateTime, String)>,
+    limit: i64,
+) -> QueryResult<Vec<VisitRow>> {
+    let mut q = visits::table
+        .select(VisitRow::as_select())
+        .order((visits::visited_at.desc(), visits::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(c) = &f.community_id {
+        q = q.filter(visits::community_id.eq(c));
+    }
+    if let Some(g) = &f.grid_ids {
+        q = q.filter(visits::grid_id.eq_any(g.clone()));
+    }
+    if let Some(h) = &f.household_id {
+        q = q.filter(visits::household_id.eq(h));
+    }
+    if let Some(w) = &f.worker_id {
+        q = q.filter(visits::worker_id.eq(w));
+    }
+    if let Some(from) = f.from {
+        q = q.filter(visits::visited_at.ge(from));
+    }
+    if let Some(to) = f.to {
+        q = q.filter(visits::visited_at.lt(to));
+    }
+    if let Some((at, id)) = before {
+        q = q.filter(visits::visited_at.lt(at).or(visits::visited_at.eq(at).and(visits::id.lt(id))));
+    }
+    q.load(conn)
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = visits)]
+pub struct VisitCorrection {
+    pub notes: Option<Option<String>>,
+    pub findings: Option<String>,
+    pub location_lat: Option<Option<f64>>,
+    pub location_lng: Option<Option<f64>>,
+    pub location_accuracy_m: Option<Option<f64>>,
+    pub content_hash: String,
+    pub version: i32,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn correct(conn: &mut DbConn, id: &str, version: i32, c: &VisitCorrection) -> QueryResult<bool> {
+    diesel::update(visits::table.filter(visits::id.eq(id)).filter(visits::version.eq(version)))
+        .set(c)
+        .execute(conn)
+        .map(|n| n == 1)
+}

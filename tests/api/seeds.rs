@@ -1,0 +1,107 @@
+//! The demo and synthetic data sets.
+
+use diesel::prelude::*;
+use serde_json::Value;
+
+use gridlight::db::schema::{households, tasks};
+use gridlight::db::{Db, DbConn};
+
+use crate::on_both_backends;
+use crate::support::TestApp;
+use crate::support::world::ok;
+
+on_both_backends!(demo_loads_once_and_shows_real_content, synthetic_is_deterministic_and_reconciled);
+
+async fn load_demo(app: &TestApp) -> gridlight::seed::demo::Loaded {
+    let db = app.state.db.clone();
+    actix_web::web::block(move || gridlight::seed::demo::load(&db)).await.unwrap().unwrap()
+}
+
+async fn demo_loads_once_and_shows_real_content(app: TestApp) {
+    let first = load_demo(&app).await;
+    assert!(first.created);
+    assert_eq!((first.households, first.members, first.visits, first.proposals), (318, 971, 655, 10));
+    assert_eq!(first.logins.len(), 1 + 6 + 25);
+    let second = load_demo(&app).await;
+    assert!(!second.created);
+    let db = app.state.db.clone();
+    let again = actix_web::web::block(move || gridlight::jobs::reconcile_all(&db).unwrap()).await.unwrap();
+    assert_eq!((again.households, again.created, again.cancelled), (318, 0, 0));
+
+    // The demo logins work with the documented password.
+    let admin = app.login_as("shizhong.admin", gridlight::seed::demo::DEMO_PASSWORD).await;
+    let admin = ok(&admin)["access_token"].as_str().unwrap().to_owned();
+    let res = app.login_as("jianxin.sec", gridlight::seed::demo::DEMO_PASSWORD).await;
+    let sec = ok(&res)["access_token"].as_str().unwrap().to_owned();
+    let count = |v: &Value| v["items"].as_array().unwrap().len();
+    let reds = ok(&app.get_as("/api/v1/households?tag=red&limit=500", &admin).await);
+    let yellows = ok(&app.get_as("/api/v1/households?tag=yellow&limit=500", &admin).await);
+    assert_eq!((count(&reds), count(&yellows)), (16, 46));
+    assert_eq!(count(&ok(&app.get_as("/api/v1/tag-changes?status=pending&limit=500", &admin).await)), 10);
+    // Every screen has something: overdue work, reviews due, suggestions that differ.
+    let overdue = ok(&app.get_as("/api/v1/tasks?overdue=true&limit=500", &admin).await);
+    assert!(count(&overdue) >= 5, "{}", count(&overdue));
+    assert!(count(&ok(&app.get_as("/api/v1/households?review_due=true&limit=500", &sec).await)) >= 1);
+    let all = ok(&app.get_as("/api/v1/households?limit=500", &admin).await);
+    let differs = all["items"].as_array().unwrap().iter().filter(|h| h["tag"] != h["suggested_tag"]).count();
+    assert!(differs >= 5, "{differs}");
+    // The secretary sees only Jianxin.
+    let mine = ok(&app.get_as("/api/v1/households?limit=500", &sec).await);
+    assert_eq!(count(&mine), 63);
+    let visits = ok(&app.get_as("/api/v1/visits?limit=500", &sec).await);
+    assert_eq!(count(&visits), 110);
+}
+
+type Fingerprint = (Vec<(String, String, String, String)>, Vec<(String, String, String)>);
+
+fn fingerprint(conn: &mut DbConn) -> QueryResult<Fingerprint> {
+    let hh: Vec<(String, String, String, String)> = households::table
+        .order(households::id.asc())
+        .select((households::id, households::grid_id, households::tag, households::head_name))
+        .load(conn)?;
+    let ts: Vec<(String, String, chrono::NaiveDate)> = tasks::table
+        .order(tasks::id.asc())
+        .select((tasks::household_id, tasks::template_id, tasks::due_on))
+        .load(conn)?;
+    Ok((hh, ts.into_iter().map(|(h, t, d)| (h, t, d.to_string())).collect()))
+}
+
+async fn synthetic_is_deterministic_and_reconciled(app: TestApp) {
+    let db = app.state.db.clone();
+    let (summary, again, fp_a) = actix_web::web::block(move || {
+        let summary = gridlight::seed::synthetic::load(&db, 700, 3).unwrap();
+        let again = gridlight::jobs::reconcile_all(&db).unwrap();
+        let fp = db.read_blocking(|c| Ok(fingerprint(c)?)).unwrap();
+        (summary, again, fp)
+    })
+    .await
+    .unwrap();
+    assert!(summary.contains("700 households"), "{summary}");
+    // The invariant holds as loaded: reconciling changes nothing.
+    assert_eq!((again.households, again.created, again.cancelled), (700, 0, 0));
+    assert_eq!(fp_a.0.len(), 700);
+    let reds = fp_a.0.iter().filter(|h| h.2 == "red").count();
+    let yellows = fp_a.0.iter().filter(|h| h.2 == "yellow").count();
+    assert!((15..=60).contains(&reds) && (70..=150).contains(&yellows), "{reds} red, {yellows} yellow");
+
+    // Same seed, another (SQLite) database: the same data, to the id and the due date.
+    let fp_b = actix_web::web::block(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::support::test_config(dir.path().join("b.db").to_str().unwrap()).db;
+        let other = Db::connect(&cfg).unwrap();
+        other.migrate().unwrap();
+        gridlight::seed::synthetic::load(&other, 700, 3).unwrap();
+        // Loading again is a no-op.
+        let twice = gridlight::seed::synthetic::load(&other, 700, 3).unwrap();
+        assert!(twice.contains("already loaded"), "{twice}");
+        other.read_blocking(|c| Ok(fingerprint(c)?)).unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(fp_a == fp_b, "same seed, different data");
+    // The accounts work.
+    let res = app.login_as("syn3.g0", gridlight::seed::synthetic::PASSWORD).await;
+    let token = ok(&res)["access_token"].as_str().unwrap().to_owned();
+    let mine = ok(&app.get_as("/api/v1/households?limit=500", &token).await);
+    assert_eq!(mine["items"].as_array().unwrap().len(), 300);
+}
