@@ -248,8 +248,9 @@ impl From<DieselError> for ApiError {
 /// Errors that mean "the database is not reachable or busy right now", which clients should
 /// retry, as opposed to bugs.
 fn is_unavailable_message(message: &str) -> bool {
-    const SIGNS: [&str; 9] = [
+    const SIGNS: [&str; 10] = [
         "database is locked",
+        "deadlock detected",
         "database is busy",
         "server closed the connection",
         "terminating connection",

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -47,8 +47,37 @@ impl Backend {
     }
 }
 
-type DbPool = Pool<ConnectionManager<DbConn>>;
-pub type PooledConn = PooledConnection<ConnectionManager<DbConn>>;
+type DbPool = Pool<Manager>;
+pub type PooledConn = PooledConnection<Manager>;
+
+/// Opens connections of the backend the URL names. (diesel's generic manager would try every
+/// backend in turn, and report a failed PostgreSQL connection as "invalid connection url".)
+#[derive(Debug)]
+pub struct Manager {
+    url: String,
+    backend: Backend,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, Self::Error> {
+        let conn = match self.backend {
+            Backend::Postgres => PgConnection::establish(&self.url).map(DbConn::Postgres),
+            Backend::Sqlite => SqliteConnection::establish(&self.url).map(DbConn::Sqlite),
+        };
+        conn.map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        conn.is_broken()
+    }
+}
 
 /// Per-connection set-up run by the pool whenever it opens a connection.
 #[derive(Debug, Clone)]
@@ -99,7 +128,7 @@ impl Db {
         let pools = match backend {
             Backend::Postgres => {
                 let setup = Setup { sqlite_pragmas: String::new(), read_only: false };
-                let pool = build_pool(&url, cfg.db_pool_size.max(1), timeout, setup)?;
+                let pool = build_pool(&url, backend, cfg.db_pool_size.max(1), timeout, setup)?;
                 Pools { backend, read: pool.clone(), write: pool, timeout }
             }
             Backend::Sqlite => {
@@ -110,9 +139,11 @@ impl Db {
                     cfg.sqlite_synchronous.pragma()
                 );
                 // The writer first: it creates the file and switches it to WAL.
-                let write = build_pool(&url, 1, timeout, Setup { sqlite_pragmas: pragmas.clone(), read_only: false })?;
+                let write =
+                    build_pool(&url, backend, 1, timeout, Setup { sqlite_pragmas: pragmas.clone(), read_only: false })?;
                 let read = build_pool(
                     &url,
+                    backend,
                     cfg.db_pool_size.max(1),
                     timeout,
                     Setup { sqlite_pragmas: pragmas, read_only: true },
@@ -201,14 +232,14 @@ impl Db {
     }
 }
 
-fn build_pool(url: &str, size: u32, timeout: Duration, setup: Setup) -> anyhow::Result<DbPool> {
+fn build_pool(url: &str, backend: Backend, size: u32, timeout: Duration, setup: Setup) -> anyhow::Result<DbPool> {
     let pool = Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(timeout)
         .test_on_check_out(true)
         .connection_customizer(Box::new(setup))
-        .build(ConnectionManager::<DbConn>::new(url))?;
+        .build(Manager { url: url.to_owned(), backend })?;
     Ok(pool)
 }
 

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
+use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
 
 use crate::db::DbConn;
 use crate::db::schema::{households, tasks, visits};
@@ -93,18 +94,12 @@ impl std::ops::AddAssign for Reconciled {
     }
 }
 
-/// Re-establishes the task invariant for one household, inside the caller's transaction.
-pub fn household_changed(conn: &mut DbConn, household_id: &str) -> QueryResult<Reconciled> {
-    let mut cache = HashMap::new();
-    reconcile_household(conn, household_id, &mut cache)
-}
-
-/// Inserts an open task unless the household already has one for the template (the unique
-/// index decides, so concurrent reconcilers cannot both insert).
-fn insert_open_task(conn: &mut DbConn, row: &TaskRow) -> QueryResult<usize> {
+/// Inserts open tasks, skipping any (household, template) that already has one: the unique
+/// index decides, so concurrent reconcilers cannot both insert.
+fn insert_open_tasks(conn: &mut DbConn, rows: &[TaskRow]) -> QueryResult<usize> {
     match conn {
-        DbConn::Postgres(c) => diesel::insert_into(tasks::table).values(row).on_conflict_do_nothing().execute(c),
-        DbConn::Sqlite(c) => diesel::insert_or_ignore_into(tasks::table).values(row).execute(c),
+        DbConn::Postgres(c) => diesel::insert_into(tasks::table).values(rows).on_conflict_do_nothing().execute(c),
+        DbConn::Sqlite(c) => diesel::insert_or_ignore_into(tasks::table).values(rows).execute(c),
     }
 }
 
@@ -158,28 +153,6 @@ pub fn new_task(
     })
 }
 
-fn open_tasks(conn: &mut DbConn, household_id: &str) -> QueryResult<Vec<TaskRow>> {
-    tasks::table
-        .filter(tasks::household_id.eq(household_id))
-        .filter(tasks::status.eq("open"))
-        .select(TaskRow::as_select())
-        .load(conn)
-}
-
-fn cancel(conn: &mut DbConn, ids: &[String], reason: &str) -> QueryResult<usize> {
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    diesel::update(tasks::table.filter(tasks::id.eq_any(ids.to_vec())).filter(tasks::status.eq("open")))
-        .set((
-            tasks::status.eq("cancelled"),
-            tasks::cancel_reason.eq(reason),
-            tasks::updated_at.eq(now()),
-            tasks::version.eq(tasks::version + 1),
-        ))
-        .execute(conn)
-}
-
 /// A community's timezone, read once per run.
 fn timezone_of(
     conn: &mut DbConn,
@@ -194,53 +167,145 @@ fn timezone_of(
     Ok(cache.get(community_id).map(|c| c.timezone.clone()).unwrap_or_default())
 }
 
-fn reconcile_household(
-    conn: &mut DbConn,
-    household_id: &str,
-    communities_cache: &mut HashMap<String, CommunityRow>,
-) -> QueryResult<Reconciled> {
-    // Lock the household (PostgreSQL): a concurrent tag change is seen, not overwritten.
-    let Some(h) = hh::find_for_update(conn, household_id)? else { return Ok(Reconciled::default()) };
-    let mut done = Reconciled { households: 1, ..Default::default() };
-    let open = open_tasks(conn, &h.id)?;
-    if h.removed_at.is_some() {
-        let ids: Vec<String> = open.iter().map(|t| t.id.clone()).collect();
-        done.cancelled += cancel(conn, &ids, "household removed")? as u64;
-        return Ok(done);
-    }
-    let timezone = timezone_of(conn, communities_cache, &h.community_id)?;
-    let templates = plans::active_templates(conn, &h.community_id, &h.tag)?;
-    let stale: Vec<String> =
-        open.iter().filter(|t| !templates.iter().any(|tpl| tpl.id == t.template_id)).map(|t| t.id.clone()).collect();
-    done.cancelled += cancel(conn, &stale, "no longer in the household's service plan")? as u64;
-    for tpl in &templates {
-        if open.iter().any(|t| t.template_id == tpl.id) {
-            continue;
-        }
-        let row = new_task(conn, &h, tpl, &timezone, None)?;
-        done.created += insert_open_task(conn, &row)? as u64;
-    }
-    Ok(done)
+/// The households a reconcile covers: ids from `first` to `last` inclusive (one household:
+/// both the same), already locked by the caller.
+struct Span<'a> {
+    first: &'a str,
+    last: &'a str,
 }
 
-/// Reconciles a batch of households after `after` (by id), in the caller's transaction;
+/// The SQL for the connection's backend: statements are written with `$n` placeholders, which
+/// SQLite spells `?n`.
+fn dialect(conn: &DbConn, sql: &str) -> String {
+    match conn {
+        DbConn::Postgres(_) => sql.to_owned(),
+        DbConn::Sqlite(_) => sql.replace('$', "?"),
+    }
+}
+
+/// Open tasks whose template is no longer an active template of the household's current tag
+/// (or whose household was removed) are cancelled.
+const CANCEL_STALE: &str = "UPDATE tasks SET status = 'cancelled', \
+     cancel_reason = CASE WHEN EXISTS (SELECT 1 FROM households h WHERE h.id = tasks.household_id AND h.removed_at IS NOT NULL) \
+       THEN 'household removed' ELSE 'no longer in the household''s service plan' END, \
+     updated_at = $3, version = version + 1 \
+   WHERE status = 'open' AND household_id >= $1 AND household_id <= $2 AND NOT EXISTS ( \
+     SELECT 1 FROM households h JOIN service_templates t ON t.id = tasks.template_id \
+     WHERE h.id = tasks.household_id AND h.removed_at IS NULL AND t.active AND t.tag = h.tag AND t.community_id = h.community_id)";
+
+/// Every (household, active template of its tag) without an open task, with what the due date
+/// and the assignee depend on.
+const MISSING: &str = "SELECT h.id AS household_id, h.community_id, h.grid_id, h.tag, h.tag_set_at, h.created_at, \
+     t.id AS template_id, t.kind, t.interval_days, ga.user_id AS assignee_id, \
+     (SELECT max(v.visited_at) FROM visits v WHERE v.household_id = h.id AND v.kind = t.kind) AS last_visit \
+   FROM households h \
+   JOIN service_templates t ON t.community_id = h.community_id AND t.tag = h.tag AND t.active \
+   LEFT JOIN grid_assignments ga ON ga.grid_id = h.grid_id AND ga.is_primary \
+   WHERE h.id >= $1 AND h.id <= $2 AND h.removed_at IS NULL \
+     AND NOT EXISTS (SELECT 1 FROM tasks x WHERE x.household_id = h.id AND x.template_id = t.id AND x.status = 'open')";
+
+#[derive(QueryableByName)]
+struct Missing {
+    #[diesel(sql_type = Text)]
+    household_id: String,
+    #[diesel(sql_type = Text)]
+    community_id: String,
+    #[diesel(sql_type = Text)]
+    grid_id: String,
+    #[diesel(sql_type = Text)]
+    tag: String,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    tag_set_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = Timestamp)]
+    created_at: NaiveDateTime,
+    #[diesel(sql_type = Text)]
+    template_id: String,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Integer)]
+    interval_days: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    assignee_id: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    last_visit: Option<NaiveDateTime>,
+}
+
+/// Re-establishes the invariant for the households of `span` in a few set-based statements:
+/// the same rule for one household after a change and for thousands in the periodic job.
+fn reconcile_span(
+    conn: &mut DbConn,
+    span: Span<'_>,
+    households: u64,
+    timezones: &mut HashMap<String, CommunityRow>,
+) -> QueryResult<Reconciled> {
+    let at = now();
+    let cancelled = diesel::sql_query(dialect(conn, CANCEL_STALE))
+        .bind::<Text, _>(span.first)
+        .bind::<Text, _>(span.last)
+        .bind::<Timestamp, _>(at)
+        .execute(conn)?;
+    let missing: Vec<Missing> =
+        diesel::sql_query(dialect(conn, MISSING)).bind::<Text, _>(span.first).bind::<Text, _>(span.last).load(conn)?;
+    let mut rows = Vec::with_capacity(missing.len());
+    for m in missing {
+        let tz = timezone_of(conn, timezones, &m.community_id)?;
+        let tag_day = local_date(m.tag_set_at.unwrap_or(m.created_at), &tz);
+        let last = m.last_visit.map(|t| local_date(t, &tz));
+        rows.push(TaskRow {
+            id: new_id(),
+            due_on: schedule::due_on(last, tag_day, u32::try_from(m.interval_days).unwrap_or(1)),
+            household_id: m.household_id,
+            template_id: m.template_id,
+            community_id: m.community_id,
+            grid_id: m.grid_id,
+            tag: m.tag,
+            kind: m.kind,
+            assignee_id: m.assignee_id,
+            status: "open".to_owned(),
+            completed_at: None,
+            visit_id: None,
+            cancel_reason: None,
+            version: 1,
+            created_at: at,
+            updated_at: at,
+        });
+    }
+    let mut created = 0;
+    for slice in rows.chunks(1000) {
+        created += insert_open_tasks(conn, slice)?;
+    }
+    Ok(Reconciled { households, created: created as u64, cancelled: cancelled as u64 })
+}
+
+/// Re-establishes the task invariant for one household, inside the caller's transaction. The
+/// household row is locked first (PostgreSQL), so a concurrent tag change is seen, not raced.
+pub fn household_changed(conn: &mut DbConn, household_id: &str) -> QueryResult<Reconciled> {
+    if hh::find_for_update(conn, household_id)?.is_none() {
+        return Ok(Reconciled::default());
+    }
+    reconcile_span(conn, Span { first: household_id, last: household_id }, 1, &mut HashMap::new())
+}
+
+/// Reconciles the next `batch` households after `after` (by id), in the caller's transaction;
 /// returns what it did and the last id seen (`None` when there are no more).
 pub fn reconcile_batch(
     conn: &mut DbConn,
     after: Option<&str>,
     batch: i64,
 ) -> QueryResult<(Reconciled, Option<String>)> {
-    let mut q = households::table.select(households::id).order(households::id.asc()).limit(batch).into_boxed();
-    if let Some(a) = after {
-        q = q.filter(households::id.gt(a.to_owned()));
-    }
-    let ids: Vec<String> = q.load(conn)?;
-    let mut cache = HashMap::new();
-    let mut total = Reconciled::default();
-    for id in &ids {
-        total += reconcile_household(conn, id, &mut cache)?;
-    }
-    Ok((total, ids.last().cloned()))
+    // Ids are never empty, so "" precedes them all.
+    let next = households::table
+        .select(households::id)
+        .filter(households::id.gt(after.unwrap_or("").to_owned()))
+        .order(households::id.asc())
+        .limit(batch);
+    let ids: Vec<String> = match conn {
+        DbConn::Postgres(c) => next.for_update().load(c)?,
+        DbConn::Sqlite(c) => next.load(c)?,
+    };
+    let (Some(first), Some(last)) = (ids.first(), ids.last()) else { return Ok((Reconciled::default(), None)) };
+    let done = reconcile_span(conn, Span { first, last }, ids.len() as u64, &mut HashMap::new())?;
+    Ok((done, Some(last.to_owned())))
 }
 
 /// Completes the household's open tasks of a kind with a visit; returns their ids. The caller
