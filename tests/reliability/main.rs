@@ -1,0 +1,24 @@
+//! Reliability tests against real `gridlight serve` processes on loopback ports: crashes
+//! (SIGKILL), a PostgreSQL outage, write contention, two instances on one database, retry
+//! storms and bad input. A separate test binary, so that the API suite stays fast; each test
+//! is bounded in time and prints its figures (writes acknowledged, found, lost, duplicates,
+//! answers seen) to stderr even when it passes.
+//!
+//! Tests that run on both backends are named `<area>::sqlite` and `<area>::postgres`, as in the
+//! API suite; the PostgreSQL-only ones carry neither suffix.
+
+#[allow(dead_code, reason = "shared with the API suite; this binary uses only part of it")]
+#[path = "../api/support/postgres.rs"]
+mod postgres;
+
+mod http;
+mod load;
+mod server;
+mod world;
+
+mod bad_input;
+mod contention;
+mod crash;
+mod instances;
+mod outage;
+mod retry_storm;
