@@ -43,8 +43,10 @@ pub struct ListAudit {
     /// Events before this time (RFC 3339).
     pub to: Option<DateTime<Utc>>,
     /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500, example = 50)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 

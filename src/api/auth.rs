@@ -17,9 +17,10 @@ use crate::store::users::{self, UserChanges, UserRow};
 
 #[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
-    #[schema(example = "wang.fang")]
+    /// Case does not matter.
+    #[schema(example = "wang.fang", min_length = 1, max_length = 64)]
     pub username: String,
-    #[schema(example = "a long passphrase")]
+    #[schema(example = "a long passphrase", min_length = 1, max_length = 1024)]
     pub password: String,
 }
 
@@ -40,6 +41,8 @@ pub struct TokenResponse {
 
 #[derive(Deserialize, ToSchema)]
 pub struct RefreshRequest {
+    /// The `refresh_token` of the last login or refresh.
+    #[schema(example = "q9Jx3cS0lYw6ZkD1vR8pN2tH5mB7aE4fU0oI3gL6yT")]
     pub refresh_token: String,
 }
 
@@ -87,17 +90,19 @@ pub async fn login(
     body: web::Json<LoginRequest>,
 ) -> ApiResult<web::Json<TokenResponse>> {
     let LoginRequest { username, password: pw } = body.into_inner();
-    let username = username.trim().to_lowercase();
-    if username.is_empty() || username.len() > 64 || pw.is_empty() || pw.len() > 1024 {
+    let bad_username = username.is_empty() || username.chars().count() > 64;
+    let bad_password = pw.is_empty() || pw.chars().count() > 1024;
+    if bad_username || bad_password {
         let mut errors = Vec::new();
-        if username.is_empty() || username.len() > 64 {
+        if bad_username {
             errors.push(FieldError::new("username", "invalid_length", "must be 1–64 characters"));
         }
-        if pw.is_empty() || pw.len() > 1024 {
-            errors.push(FieldError::new("password", "invalid_length", "must be 1–1024 bytes"));
+        if bad_password {
+            errors.push(FieldError::new("password", "invalid_length", "must be 1–1024 characters"));
         }
         return Err(ApiError::Validation(errors));
     }
+    let username = username.trim().to_lowercase();
     let actor = Actor { user_id: None, request_id: request_id(&req) };
     let rule = Throttle {
         max_failures: state.config.server.login_max_failures,
@@ -252,8 +257,10 @@ pub async fn me(caller: AuthUser) -> web::Json<UserOut> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
+    #[schema(example = "a long passphrase")]
     pub current_password: String,
-    /// At least 10 characters.
+    /// 10–128 characters.
+    #[schema(example = "another long passphrase", min_length = 10, max_length = 128)]
     pub new_password: String,
 }
 

@@ -55,43 +55,48 @@ impl From<CommunityRow> for CommunityOut {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCommunity {
-    #[schema(example = "建新社区")]
+    #[schema(example = "建新社区", min_length = 1, max_length = 64)]
     pub name: String,
-    #[schema(example = "市中区")]
+    #[schema(example = "市中区", min_length = 1, max_length = 64)]
     pub district: String,
-    #[schema(example = "七里山街道")]
+    #[schema(example = "七里山街道", min_length = 1, max_length = 64)]
     pub street: String,
-    #[schema(example = "370103")]
+    /// GB/T 2260 county-level division code: a real province (first 2 digits), not a whole
+    /// province (`xx0000`).
+    #[schema(example = "370103", pattern = "^[0-9]{6}$")]
     pub division_code: String,
     /// IANA timezone; `Asia/Shanghai` by default.
-    #[schema(example = "Asia/Shanghai")]
+    #[schema(example = "Asia/Shanghai", min_length = 1)]
     pub timezone: Option<String>,
 }
 
-/// A required text field, trimmed, 1..=max characters.
+/// A required text field, stored trimmed: 1..=max characters as sent (the OpenAPI
+/// `minLength`/`maxLength`), and not only whitespace (code `blank`, a rule the schema leaves
+/// out because JSON Schema engines disagree on what whitespace is).
 pub fn text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
     let v = value.trim();
-    let n = v.chars().count();
-    if n == 0 {
+    if value.is_empty() {
         errors.push(FieldError::new(field, "required", "must not be empty"));
-    } else if n > max {
+    } else if value.chars().count() > max {
         errors.push(FieldError::new(field, "too_long", format!("must be at most {max} characters")));
+    } else if v.is_empty() {
+        errors.push(FieldError::new(field, "blank", "must not be only whitespace"));
     }
     v.to_owned()
 }
 
-/// An optional text field: blank means absent.
+/// An optional text field of at most `max` characters as sent; blank means absent.
 pub fn optional_text(field: &str, value: Option<&str>, max: usize, errors: &mut Vec<FieldError>) -> Option<String> {
-    let v = value.map(str::trim).filter(|v| !v.is_empty())?;
-    if v.chars().count() > max {
+    let value = value?;
+    if value.chars().count() > max {
         errors.push(FieldError::new(field, "too_long", format!("must be at most {max} characters")));
     }
-    Some(v.to_owned())
+    Some(value.trim()).filter(|v| !v.is_empty()).map(str::to_owned)
 }
 
 fn check_timezone(tz: &str, errors: &mut Vec<FieldError>) {
     if tz.parse::<chrono_tz::Tz>().is_err() {
-        errors.push(FieldError::new("timezone", "invalid", "must be an IANA timezone such as Asia/Shanghai"));
+        errors.push(FieldError::new("timezone", "unknown_timezone", "must be an IANA timezone such as Asia/Shanghai"));
     }
 }
 
@@ -123,8 +128,10 @@ pub async fn create(
     let name = text("name", &input.name, 64, &mut errors);
     let district = text("district", &input.district, 64, &mut errors);
     let street = text("street", &input.street, 64, &mut errors);
-    if !is_division_code(&input.division_code) {
+    if input.division_code.len() != 6 || !input.division_code.bytes().all(|b| b.is_ascii_digit()) {
         errors.push(FieldError::new("division_code", "invalid_format", "must be a 6-digit GB/T 2260 division code"));
+    } else if !is_division_code(&input.division_code) {
+        errors.push(FieldError::new("division_code", "unknown_division", "is not a county-level GB/T 2260 division"));
     }
     let timezone = input.timezone.unwrap_or_else(|| "Asia/Shanghai".to_owned());
     check_timezone(&timezone, &mut errors);
@@ -168,8 +175,10 @@ pub async fn create(
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500, example = 50)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 
@@ -212,9 +221,14 @@ pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<S
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchCommunity {
+    #[schema(example = "建新社区", min_length = 1, max_length = 64)]
     pub name: Option<String>,
+    #[schema(example = "市中区", min_length = 1, max_length = 64)]
     pub district: Option<String>,
+    #[schema(example = "七里山街道", min_length = 1, max_length = 64)]
     pub street: Option<String>,
+    /// IANA timezone.
+    #[schema(example = "Asia/Shanghai", min_length = 1)]
     pub timezone: Option<String>,
 }
 
@@ -248,7 +262,6 @@ pub async fn patch(
         .write(move |conn| {
             let current = scope::community(conn, &caller, &id)?;
             caller.require(&[Role::Admin])?;
-            check_version(expected, current.version)?;
             let mut errors = Vec::new();
             let changes = CommunityChanges {
                 name: input.name.as_deref().map(|v| text("name", v, 64, &mut errors)),
@@ -262,6 +275,8 @@ pub async fn patch(
                 check_timezone(tz, &mut errors);
             }
             done(errors)?;
+            // Preconditions count only for requests that are otherwise valid (RFC 9110 §13.2.1).
+            check_version(expected, current.version)?;
             if !communities::update(conn, &id, current.version, &changes)? {
                 return Err(ApiError::PreconditionFailed("the community changed meanwhile; fetch it again".into()));
             }
@@ -282,9 +297,9 @@ pub async fn patch(
 #[serde(deny_unknown_fields)]
 pub struct Station {
     /// 网格驿站 name.
-    #[schema(example = "建新网格驿站")]
+    #[schema(example = "建新网格驿站", min_length = 1, max_length = 64)]
     pub name: String,
-    #[schema(example = "建新社区 3 号楼一层")]
+    #[schema(example = "建新社区 3 号楼一层", max_length = 128)]
     pub address: Option<String>,
 }
 
@@ -347,10 +362,13 @@ fn load_grid_out(conn: &mut crate::db::DbConn, id: &str) -> ApiResult<GridOut> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGrid {
-    #[schema(example = "37010300100101")]
+    /// CJ/T 349-2010: the community's division code (6), street (3), community (3), grid
+    /// sequence (2, not `00`).
+    #[schema(example = "37010300100101", pattern = "^[0-9]{12}(0[1-9]|[1-9][0-9])$")]
     pub code: String,
-    #[schema(example = "建新社区第一网格")]
+    #[schema(example = "建新社区第一网格", min_length = 1, max_length = 64)]
     pub name: String,
+    #[schema(example = "建新路以东、七里山路以北的 6 栋楼", max_length = 500)]
     pub description: Option<String>,
     pub station: Option<Station>,
 }
@@ -508,11 +526,14 @@ pub async fn get_grid(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchGrid {
+    /// CJ/T 349-2010, starting with the community's division code.
+    #[schema(example = "37010300100101", pattern = "^[0-9]{12}(0[1-9]|[1-9][0-9])$")]
     pub code: Option<String>,
+    #[schema(example = "建新社区第一网格", min_length = 1, max_length = 64)]
     pub name: Option<String>,
     /// A new description, or `null` to clear it.
     #[serde(default, deserialize_with = "crate::api::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, example = "建新路以东的 6 栋楼", max_length = 500)]
     pub description: Option<Option<String>>,
     /// A new station, or `null` to clear it.
     #[serde(default, deserialize_with = "crate::api::double_option")]
@@ -551,7 +572,6 @@ pub async fn patch_grid(
         .write(move |conn| {
             let grid = scope::grid(conn, &caller, &id)?;
             caller.require(&[Role::Admin, Role::Secretary])?;
-            check_version(expected, grid.version)?;
             let community =
                 communities::find(conn, &grid.community_id)?.ok_or_else(|| ApiError::not_found("community"))?;
             let mut errors = Vec::new();
@@ -561,6 +581,8 @@ pub async fn patch_grid(
                 input.description.as_ref().map(|d| optional_text("description", d.as_deref(), 500, &mut errors));
             let station = input.station.as_ref().map(|s| station_fields(s.as_ref(), &mut errors));
             done(errors)?;
+            // Preconditions count only for requests that are otherwise valid (RFC 9110 §13.2.1).
+            check_version(expected, grid.version)?;
             let changes = GridChanges {
                 code,
                 name,
@@ -593,6 +615,8 @@ pub async fn patch_grid(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerAssignment {
+    /// A grid worker of the grid's community.
+    #[schema(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub user_id: String,
     /// The grid's primary worker gets its new tasks; at most one per grid.
     #[serde(default)]

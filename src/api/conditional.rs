@@ -10,23 +10,36 @@ pub fn etag(version: i32) -> (actix_web::http::header::HeaderName, String) {
     (ETAG, format!("\"{version}\""))
 }
 
-/// The version an `If-Match` header names, if the request has one (`*` matches anything).
-pub fn if_match(req: &HttpRequest) -> ApiResult<Option<i32>> {
+/// What an `If-Match` header may hold: `*`, or one entity tag as this API issues them (`"3"`,
+/// `W/"3"`), the quotes optional for clients that drop them.
+pub const IF_MATCH_PATTERN: &str = r#"^(\*|(W/)?("[0-9]+"|[0-9]+))$"#;
+
+/// The version an `If-Match` header names (its digits, without leading zeros), if the request
+/// has one (`*` matches anything). Anything but `*` or one entity tag (`"3"`, `W/"3"`, or `3`)
+/// is a malformed request (400); whether the tag names the current version is decided by
+/// [`check_version`], after the request was found otherwise valid.
+pub fn if_match(req: &HttpRequest) -> ApiResult<Option<String>> {
     let Some(value) = req.headers().get(IF_MATCH) else { return Ok(None) };
-    let text = value.to_str().map_err(|_| ApiError::BadRequest("If-Match is not readable".into()))?.trim();
+    let malformed = || ApiError::BadRequest("If-Match must be `*` or one entity tag such as \"3\"".into());
+    let text = value.to_str().map_err(|_| malformed())?.trim();
     if text == "*" {
         return Ok(None);
     }
-    let tag = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    tag.parse::<i32>()
-        .map(Some)
-        .map_err(|_| ApiError::PreconditionFailed("If-Match does not name a version of this resource".into()))
+    let tag = text.strip_prefix("W/").unwrap_or(text);
+    let digits = match tag.strip_prefix('"') {
+        Some(quoted) => quoted.strip_suffix('"'),
+        None => Some(tag),
+    }
+    .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    .ok_or_else(malformed)?;
+    let digits = digits.trim_start_matches('0');
+    Ok(Some(if digits.is_empty() { "0".to_owned() } else { digits.to_owned() }))
 }
 
 /// 412 when the client's `If-Match` names another version than the stored one.
-pub fn check_version(expected: Option<i32>, current: i32) -> ApiResult<()> {
+pub fn check_version(expected: Option<String>, current: i32) -> ApiResult<()> {
     match expected {
-        Some(v) if v != current => {
+        Some(v) if v != current.to_string() => {
             Err(ApiError::PreconditionFailed(format!("the resource is at version {current}, not {v}; fetch it again")))
         }
         _ => Ok(()),

@@ -27,11 +27,11 @@ const PROBLEM: &str = "application/problem+json";
 #[derive(Serialize, Deserialize, ToSchema, Clone, PartialEq, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
-    #[schema(example = "3号楼")]
+    #[schema(example = "3号楼", min_length = 1, max_length = 32)]
     pub building: String,
-    #[schema(example = "2单元")]
+    #[schema(example = "2单元", min_length = 1, max_length = 32)]
     pub unit: String,
-    #[schema(example = "301")]
+    #[schema(example = "301", min_length = 1, max_length = 32)]
     pub room: String,
 }
 
@@ -47,6 +47,7 @@ pub struct HouseholdOut {
     pub phone: Option<String>,
     pub tag: Tag,
     /// Reason codes of the applied tag (see `/tag-reasons`).
+    #[schema(value_type = crate::api::tags::ReasonCodes)]
     pub tag_reasons: Vec<String>,
     pub tag_note: Option<String>,
     pub tag_set_at: Option<DateTime<Utc>>,
@@ -143,9 +144,11 @@ pub fn view(conn: &mut DbConn, row: HouseholdRow) -> ApiResult<HouseholdOut> {
 pub fn client_id(id: Option<&str>) -> ApiResult<String> {
     match id {
         None => Ok(new_id()),
-        Some(raw) => uuid::Uuid::parse_str(raw.trim())
+        Some(raw) => uuid::Uuid::try_parse(raw)
+            .ok()
+            .filter(|_| raw.len() == 36)
             .map(|u| u.hyphenated().to_string())
-            .map_err(|_| ApiError::invalid("id", "invalid_format", "must be a UUID")),
+            .ok_or_else(|| ApiError::invalid("id", "invalid_format", "must be a UUID (8-4-4-4-12 hex digits)")),
     }
 }
 
@@ -154,13 +157,18 @@ pub fn client_id(id: Option<&str>) -> ApiResult<String> {
 pub struct CreateHousehold {
     /// Optional client-chosen UUID, so an offline client can retry safely: the same body again
     /// returns the stored household (200); a different body with the same id is 409.
+    #[schema(format = Uuid, example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub id: Option<String>,
+    /// A grid in the caller's scope.
+    #[schema(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub grid_id: String,
     pub address: Address,
-    #[schema(example = "张桂兰")]
+    #[schema(example = "张桂兰", min_length = 1, max_length = 32)]
     pub head_name: String,
-    #[schema(example = "13800138000")]
+    /// A mainland mobile or a landline with area code; empty for none.
+    #[schema(example = "13800138000", pattern = r"^(|1[3-9][0-9]{9}|(010|02[0-9]|0[3-9][0-9]{2})-?[0-9]{7,8})$")]
     pub phone: Option<String>,
+    #[schema(example = "独居老人，子女在外地", max_length = 2000)]
     pub notes: Option<String>,
 }
 
@@ -172,8 +180,9 @@ fn check_address(a: &Address, errors: &mut Vec<FieldError>) -> Address {
     }
 }
 
+/// An optional phone: absent, `null` or empty means none.
 fn check_phone(field: &str, phone: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
-    let p = phone.map(str::trim).filter(|p| !p.is_empty())?;
+    let p = phone.filter(|p| !p.is_empty())?;
     match parse_phone(field, p) {
         Ok(p) => Some(p),
         Err(e) => {
@@ -283,18 +292,23 @@ pub async fn create(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListHouseholds {
+    #[param(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub grid_id: Option<String>,
+    #[param(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub community_id: Option<String>,
     pub tag: Option<Tag>,
     /// Text search over the head's name and the address.
+    #[param(example = "张")]
     pub q: Option<String>,
     /// `true`: only households whose tag review is due (today or earlier).
     pub review_due: Option<bool>,
     /// Only households changed at or after this time (RFC 3339), oldest change first.
     pub updated_since: Option<DateTime<Utc>>,
     /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500, example = 50)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 
@@ -405,8 +419,11 @@ pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<S
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchAddress {
+    #[schema(example = "3号楼", min_length = 1, max_length = 32)]
     pub building: Option<String>,
+    #[schema(example = "2单元", min_length = 1, max_length = 32)]
     pub unit: Option<String>,
+    #[schema(example = "301", min_length = 1, max_length = 32)]
     pub room: Option<String>,
 }
 
@@ -414,16 +431,19 @@ pub struct PatchAddress {
 #[serde(deny_unknown_fields)]
 pub struct PatchHousehold {
     /// Move to another grid of the same community (secretaries and administrators).
+    #[schema(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub grid_id: Option<String>,
     pub address: Option<PatchAddress>,
+    #[schema(example = "张桂兰", min_length = 1, max_length = 32)]
     pub head_name: Option<String>,
-    /// A new phone number, or `null` to remove it.
+    /// A new phone number, or `null` (or empty) to remove it.
     #[serde(default, deserialize_with = "crate::api::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, example = "13800138000",
+        pattern = r"^(|1[3-9][0-9]{9}|(010|02[0-9]|0[3-9][0-9]{2})-?[0-9]{7,8})$")]
     pub phone: Option<Option<String>>,
     /// New notes, or `null` to clear them.
     #[serde(default, deserialize_with = "crate::api::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, example = "已搬至 5 号楼", max_length = 2000)]
     pub notes: Option<Option<String>>,
 }
 
@@ -531,8 +551,10 @@ pub async fn patch(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RemoveQuery {
-    /// `moved_out`, `deceased`, `merged` or `other`.
+    /// Why the household leaves.
+    #[param(value_type = RemovalReason, required = true)]
     pub reason: Option<String>,
+    #[param(example = "搬至外区", max_length = 500)]
     pub note: Option<String>,
 }
 

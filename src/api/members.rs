@@ -88,19 +88,26 @@ impl From<MemberRow> for MemberOut {
 #[serde(deny_unknown_fields)]
 pub struct CreateMember {
     /// Optional client-chosen UUID for safe retries (same body → 200, different body → 409).
+    #[schema(format = Uuid, example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub id: Option<String>,
-    #[schema(example = "张桂兰")]
+    #[schema(example = "张桂兰", min_length = 1, max_length = 32)]
     pub name: String,
     pub gender: Gender,
-    /// Taken from the ID number when omitted.
+    /// Taken from the ID number when omitted; a past date after 1880.
     pub birth_date: Option<NaiveDate>,
-    /// 居民身份证号 (GB 11643-1999); must agree with birth_date and gender.
-    #[schema(example = "11010519491231002X")]
+    /// 居民身份证号 (GB 11643-1999: 17 digits and a check character); must agree with
+    /// birth_date and gender. Empty for none.
+    #[schema(example = "11010519491231002X", pattern = "^(|[0-9]{17}[0-9Xx])$")]
     pub id_number: Option<String>,
+    /// A mainland mobile or a landline with area code; empty for none.
+    #[schema(example = "13800138000", pattern = r"^(|1[3-9][0-9]{9}|(010|02[0-9]|0[3-9][0-9]{2})-?[0-9]{7,8})$")]
     pub phone: Option<String>,
     pub relation: Relation,
     #[serde(default)]
     pub living_alone: bool,
+    /// 1 (most severe) to 4, or none.
+    #[schema(minimum = 1, maximum = 4, example = 2)]
+    #[serde(default, deserialize_with = "crate::api::optional_integral")]
     pub disability_grade: Option<i32>,
     #[serde(default)]
     pub chronic_illness: bool,
@@ -110,6 +117,7 @@ pub struct CreateMember {
     pub low_income: bool,
     #[serde(default)]
     pub extreme_poverty: bool,
+    #[schema(example = "患高血压，需定期随访", max_length = 2000)]
     pub notes: Option<String>,
 }
 
@@ -125,7 +133,7 @@ fn check_identity(
     gender: Gender,
     errors: &mut Vec<FieldError>,
 ) -> Checked {
-    let Some(raw) = id_number.map(str::trim).filter(|s| !s.is_empty()) else {
+    let Some(raw) = id_number.filter(|s| !s.is_empty()) else {
         return Checked { birth_date, id_number: None };
     };
     match IdNumber::parse(raw) {
@@ -156,7 +164,7 @@ fn check_birth(birth: Option<NaiveDate>, errors: &mut Vec<FieldError>) {
 }
 
 fn check_member_phone(phone: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
-    let p = phone.map(str::trim).filter(|p| !p.is_empty())?;
+    let p = phone.filter(|p| !p.is_empty())?;
     parse_phone("phone", p).map_err(|e| errors.push(e)).ok()
 }
 
@@ -262,8 +270,10 @@ pub async fn create(
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500, example = 50)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 
@@ -324,28 +334,32 @@ pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<S
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PatchMember {
+    #[schema(example = "张桂兰", min_length = 1, max_length = 32)]
     pub name: Option<String>,
     pub gender: Option<Gender>,
     #[serde(default, deserialize_with = "crate::api::double_option")]
     #[schema(value_type = Option<NaiveDate>)]
     pub birth_date: Option<Option<NaiveDate>>,
+    /// A new ID number, or `null` (or empty) to remove it.
     #[serde(default, deserialize_with = "crate::api::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, example = "11010519491231002X", pattern = "^(|[0-9]{17}[0-9Xx])$")]
     pub id_number: Option<Option<String>>,
+    /// A new phone number, or `null` (or empty) to remove it.
     #[serde(default, deserialize_with = "crate::api::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, example = "13800138000", pattern = r"^(|1[3-9][0-9]{9}|(010|02[0-9]|0[3-9][0-9]{2})-?[0-9]{7,8})$")]
     pub phone: Option<Option<String>>,
     pub relation: Option<Relation>,
     pub living_alone: Option<bool>,
-    #[serde(default, deserialize_with = "crate::api::double_option")]
-    #[schema(value_type = Option<i32>)]
+    /// 1 (most severe) to 4, or `null` for none.
+    #[serde(default, deserialize_with = "crate::api::double_option_integral")]
+    #[schema(value_type = Option<i32>, minimum = 1, maximum = 4, example = 2)]
     pub disability_grade: Option<Option<i32>>,
     pub chronic_illness: Option<bool>,
     pub serious_illness: Option<bool>,
     pub low_income: Option<bool>,
     pub extreme_poverty: Option<bool>,
     #[serde(default, deserialize_with = "crate::api::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, example = "患高血压，需定期随访", max_length = 2000)]
     pub notes: Option<Option<String>>,
 }
 
@@ -380,7 +394,6 @@ pub async fn patch(
         .write(move |conn| {
             let (current, _) = scope::member(conn, &caller, &id)?;
             let household = scope::household_for_update(conn, &caller, &current.household_id)?;
-            check_version(expected, current.version)?;
             let mut errors = Vec::new();
             let name = input.name.as_deref().map(|n| text("name", n, 32, &mut errors));
             let gender = input.gender.unwrap_or_else(|| Gender::parse(&current.gender).unwrap_or(Gender::Female));
@@ -397,6 +410,8 @@ pub async fn patch(
             }
             let notes = input.notes.as_ref().map(|n| optional_text("notes", n.as_deref(), 2000, &mut errors));
             done(errors)?;
+            // Preconditions count only for requests that are otherwise valid (RFC 9110 §13.2.1).
+            check_version(expected, current.version)?;
             let at = now();
             let changes = MemberChanges {
                 name,
@@ -502,6 +517,7 @@ pub async fn remove(state: web::Data<AppState>, caller: AuthUser, path: web::Pat
 #[into_params(parameter_in = Query)]
 pub struct PiiQuery {
     /// Why the full values are needed; recorded in the audit log.
+    #[param(required = true, min_length = 1, max_length = 200, example = "联系家属办理低保复核")]
     pub reason: Option<String>,
 }
 
@@ -533,18 +549,18 @@ pub async fn pii(
     query: web::Query<PiiQuery>,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
-    let reason = query.into_inner().reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    let reason = query.into_inner().reason;
     let actor = caller.actor();
     let out = state
         .db
         .write(move |conn| {
             let (m, household) = scope::member(conn, &caller, &id)?;
             caller.require(&[Role::Secretary, Role::GridWorker])?;
-            let reason =
+            let raw =
                 reason.ok_or_else(|| ApiError::invalid("reason", "required", "say why the full values are needed"))?;
-            if reason.chars().count() > 200 {
-                return Err(ApiError::invalid("reason", "too_long", "must be at most 200 characters"));
-            }
+            let mut errors = Vec::new();
+            let reason = text("reason", &raw, 200, &mut errors);
+            done(errors)?;
             audit::record(
                 conn,
                 &actor,

@@ -5,11 +5,14 @@ pub mod audit;
 pub mod auth;
 pub mod communities;
 pub mod conditional;
+pub mod contract;
+pub mod docs;
 pub mod health;
 pub mod households;
 pub mod members;
 pub mod pagination;
 pub mod plans;
+pub mod stats;
 pub mod tags;
 pub mod tasks;
 pub mod users;
@@ -23,8 +26,8 @@ use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpRequest, HttpResponse, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use utoipa_swagger_ui::SwaggerUi;
 
+use crate::api::contract::CommonResponses;
 use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response};
 
 #[derive(OpenApi)]
@@ -36,6 +39,7 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
     ),
     paths(
         health::healthz, health::readyz, health::metrics,
+        docs::openapi_document, docs::docs_redirect, docs::docs_asset,
         auth::login, auth::refresh, auth::logout, auth::me, auth::change_password,
         users::list, users::create, users::get, users::patch,
         communities::list, communities::create, communities::get, communities::patch,
@@ -48,9 +52,10 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         plans::list, plans::put,
         tasks::list, tasks::patch,
         visits::list, visits::create, visits::get, visits::patch,
+        stats::overview, stats::evaluation,
     ),
     components(schemas(Problem, FieldError)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "operations", description = "Liveness, readiness and metrics"),
         (name = "auth", description = "Sessions and the caller's own account"),
@@ -64,6 +69,7 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         (name = "plans", description = "Service plans per community and tag"),
         (name = "tasks", description = "Scheduled services: to-do lists and the unassigned queue"),
         (name = "visits", description = "Home visits, phone calls and services recorded by grid workers"),
+        (name = "stats", description = "Dashboards and periodic evaluation reports"),
     )
 )]
 pub struct ApiDoc;
@@ -96,8 +102,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi()))
-        .service(web::resource("/docs").route(web::get().to(docs_redirect)))
+        .configure(docs::routes)
         .service(
             web::scope("/api/v1")
                 .configure(auth::routes)
@@ -109,7 +114,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(tags::routes)
                 .configure(plans::routes)
                 .configure(tasks::routes)
-                .configure(visits::routes),
+                .configure(visits::routes)
+                .configure(stats::routes),
         );
 }
 
@@ -123,8 +129,35 @@ where
     serde::Deserialize::deserialize(de).map(Some)
 }
 
-async fn docs_redirect() -> HttpResponse {
-    HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish()
+/// JSON Schema's `integer` is any number whose fractional part is zero (`3.0` too), serde's
+/// `i32` only `3`: the integer fields of request bodies take both, as their schema promises.
+pub fn integral<'de, D: serde::Deserializer<'de>>(de: D) -> Result<i32, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Int(i64),
+        Float(f64),
+    }
+    let n = match <Number as serde::Deserialize>::deserialize(de)? {
+        Number::Int(i) => i32::try_from(i).ok(),
+        Number::Float(f) if f.fract() == 0.0 && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&f) => {
+            Some(f as i32)
+        }
+        Number::Float(_) => None,
+    };
+    n.ok_or_else(|| serde::de::Error::custom("invalid type: expected an integer (32 bits)"))
+}
+
+/// [`integral`] for an optional field (with `#[serde(default)]`).
+pub fn optional_integral<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<i32>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "integral")] i32);
+    Ok(<Option<Wrap> as serde::Deserialize>::deserialize(de)?.map(|w| w.0))
+}
+
+/// [`integral`] for a PATCH field where `null` clears (see [`double_option`]).
+pub fn double_option_integral<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<Option<i32>>, D::Error> {
+    optional_integral(de).map(Some)
 }
 
 /// Answers requests that match no route.

@@ -91,11 +91,12 @@ pub async fn list(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateIn {
-    #[schema(example = "入户走访")]
+    #[schema(example = "入户走访", min_length = 1, max_length = 64)]
     pub name: String,
     pub kind: ServiceKind,
     /// 1–365 days between two services of this template.
     #[schema(example = 7, minimum = 1, maximum = 365)]
+    #[serde(deserialize_with = "crate::api::integral")]
     pub interval_days: i32,
     #[serde(default = "yes")]
     pub active: bool,
@@ -108,8 +109,12 @@ fn yes() -> bool {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutPlan {
+    /// At most 20, and at most one active template of a kind.
+    #[schema(max_items = 20)]
     pub templates: Vec<TemplateIn>,
     /// Days from applying the tag to its review (1–3660); unchanged when omitted.
+    #[schema(minimum = 1, maximum = 3660, example = 30)]
+    #[serde(default, deserialize_with = "crate::api::optional_integral")]
     pub review_interval_days: Option<i32>,
 }
 

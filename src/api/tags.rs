@@ -10,10 +10,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Days, NaiveDateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::api::communities::optional_text;
+use crate::api::communities::{optional_text, text};
 use crate::api::conditional::{check_version, if_match};
 use crate::api::pagination::{Page, decode_cursor, fetch_limit, page};
 use crate::auth::AuthUser;
@@ -27,6 +29,27 @@ use crate::store::tags::{self, ListFilter, ONE_PENDING_INDEX, TagChangeRow, TagF
 use crate::store::{communities, new_id, now, plans};
 
 const PROBLEM: &str = "application/problem+json";
+
+/// Reason codes of the catalogue (`/tag-reasons`), each at most once: an enum in the OpenAPI
+/// document, built from the catalogue itself so that the two cannot drift apart.
+pub struct ReasonCodes;
+
+impl utoipa::PartialSchema for ReasonCodes {
+    fn schema() -> RefOr<Schema> {
+        let code = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(catalogue().iter().map(|r| r.code)))
+            .description(Some("A reason code of the catalogue (`/tag-reasons`)"));
+        ArrayBuilder::new()
+            .items(code)
+            .unique_items(true)
+            .description(Some("Reason codes (see `/tag-reasons`), each at most once"))
+            .examples([serde_json::json!(["elderly_living_alone"])])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ReasonCodes {}
 
 /// Longest note on a proposal or a decision, in characters.
 const NOTE_MAX: usize = 500;
@@ -56,6 +79,7 @@ pub struct TagChangeOut {
     pub from_tag: Tag,
     pub to_tag: Tag,
     /// Reason codes (see `/tag-reasons`), in catalogue order.
+    #[schema(value_type = ReasonCodes)]
     pub reasons: Vec<String>,
     pub note: Option<String>,
     pub proposed_by: String,
@@ -94,10 +118,10 @@ pub struct ProposeTagChange {
     pub to_tag: String,
     /// Reason codes from `/tag-reasons`, no repeats; at least one for red and yellow.
     #[serde(default)]
-    #[schema(example = json!(["elderly_living_alone"]))]
+    #[schema(value_type = ReasonCodes)]
     pub reasons: Vec<String>,
     /// Up to 500 characters.
-    #[schema(example = "老人独居，子女在外地")]
+    #[schema(example = "老人独居，子女在外地", max_length = 500)]
     pub note: Option<String>,
 }
 
@@ -357,8 +381,10 @@ pub struct ListTagChanges {
     pub grid_id: Option<String>,
     pub household_id: Option<String>,
     /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500, example = 50)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 
@@ -450,11 +476,20 @@ pub async fn get(
 pub struct Decision {
     /// Why; required to reject, up to 500 characters. When approving, the whole body may be
     /// omitted.
-    #[schema(example = "已入户核实")]
+    #[schema(example = "已入户核实", max_length = 500)]
     pub note: Option<String>,
 }
 
-/// The decision body: JSON, or nothing at all (an approval needs no note).
+/// The body of a rejection (read as a [`Decision`] whose note is required).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rejection {
+    /// Why the change is rejected, up to 500 characters.
+    #[schema(example = "经核实，老人与子女同住", min_length = 1, max_length = 500)]
+    pub note: String,
+}
+
+/// The decision body: JSON, or nothing at all (an approval needs no note), or JSON `null`.
 fn decision_body(req: &HttpRequest, body: &web::Bytes) -> actix_web::Result<Decision> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Decision::default());
@@ -466,7 +501,8 @@ fn decision_body(req: &HttpRequest, body: &web::Bytes) -> actix_web::Result<Deci
     if !json {
         return Err(ApiError::UnsupportedMediaType("send the body as application/json".into()).into());
     }
-    serde_json::from_slice(body)
+    serde_json::from_slice::<Option<Decision>>(body)
+        .map(Option::unwrap_or_default)
         .map_err(|e| crate::api::json_error(actix_web::error::JsonPayloadError::Deserialize(e), req))
 }
 
@@ -567,7 +603,7 @@ pub async fn approve(
 /// community and administrators).
 #[utoipa::path(post, path = "/api/v1/tag-changes/{id}/reject", tag = "tags", operation_id = "reject_tag_change",
     params(("id" = String, Path, description = "Tag change id")),
-    request_body(content = Decision, description = "The note is required"),
+    request_body(content = Rejection, description = "The note is required"),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Rejected", body = TagChangeOut),
@@ -589,10 +625,13 @@ pub async fn reject(
     caller.require(&[Role::Admin, Role::Secretary])?;
     let input = decision_body(&req, &body)?;
     let mut errors = Vec::new();
-    let note = optional_text("note", input.note.as_deref(), NOTE_MAX, &mut errors);
-    if note.is_none() {
-        errors.push(FieldError::new("note", "required", "say why the change is rejected"));
-    }
+    let note = match input.note.as_deref() {
+        None => {
+            errors.push(FieldError::new("note", "required", "say why the change is rejected"));
+            None
+        }
+        Some(n) => Some(text("note", n, NOTE_MAX, &mut errors)),
+    };
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors).into());
     }
@@ -605,8 +644,10 @@ pub async fn reject(
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500, example = 50)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 

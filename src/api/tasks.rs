@@ -84,17 +84,22 @@ fn today_of(conn: &mut DbConn, community_id: Option<&str>) -> ApiResult<NaiveDat
 #[into_params(parameter_in = Query)]
 pub struct ListTasks {
     /// `me` (the caller's to-do list), `none` (the unassigned queue) or a user id.
+    #[param(example = "me")]
     pub assignee: Option<String>,
     pub status: Option<TaskStatus>,
     /// `true`: only open tasks due before today.
     pub overdue: Option<bool>,
     /// Only tasks due before this date.
     pub due_before: Option<NaiveDate>,
+    #[param(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub grid_id: Option<String>,
+    #[param(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub household_id: Option<String>,
     /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500, example = 50)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 
@@ -185,13 +190,23 @@ pub async fn list(
 pub struct PatchTask {
     /// Reassign to a worker of the task's grid, or `null` to put it in the unassigned queue.
     #[serde(default, deserialize_with = "crate::api::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub assignee_id: Option<Option<String>>,
     /// Only `cancelled`: this occurrence is skipped and the next one is scheduled one interval
     /// later.
+    #[schema(value_type = Option<Cancelled>)]
     pub status: Option<TaskStatus>,
-    /// Required when cancelling.
+    /// Required when cancelling, up to 200 characters.
+    #[schema(example = "老人住院，本周无法走访", min_length = 1, max_length = 200)]
     pub cancel_reason: Option<String>,
+}
+
+/// The one status a client may set on a task: tasks are completed by visits.
+#[derive(ToSchema)]
+#[schema(as = TaskCancelled)]
+pub enum Cancelled {
+    #[schema(rename = "cancelled")]
+    Cancelled,
 }
 
 /// Reassigns or cancels an open task (the community's secretary, or an administrator).
@@ -228,17 +243,11 @@ pub async fn patch(
             false
         }
     };
-    let reason = if cancelling {
-        match input.cancel_reason.as_deref() {
-            Some(r) => Some(text("cancel_reason", r, 200, &mut errors)),
-            None => {
-                errors.push(FieldError::new("cancel_reason", "required", "say why the task is cancelled"));
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let reason = input.cancel_reason.as_deref().map(|r| text("cancel_reason", r, 200, &mut errors));
+    if cancelling && reason.is_none() {
+        errors.push(FieldError::new("cancel_reason", "required", "say why the task is cancelled"));
+    }
+    let reason = reason.filter(|_| cancelling);
     if !cancelling && input.assignee_id.is_none() {
         errors.push(FieldError::new("body", "empty", "give assignee_id or status: cancelled"));
     }

@@ -65,18 +65,22 @@ impl From<UserRow> for UserOut {
 #[derive(Deserialize, ToSchema, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
-    /// 3–32 characters: lowercase letters, digits, `.`, `_`, `-`.
-    #[schema(example = "wang.fang")]
+    /// 3–32 characters: letters, digits, `.`, `_`, `-`, starting with a letter or digit;
+    /// stored in lower case.
+    #[schema(example = "wang.fang", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$")]
     pub username: String,
-    /// At least 10 characters.
-    #[schema(example = "a long passphrase")]
+    /// 10–128 characters.
+    #[schema(example = "a long passphrase", min_length = 10, max_length = 128)]
     pub password: String,
-    #[schema(example = "王芳")]
+    #[schema(example = "王芳", min_length = 1, max_length = 64)]
     pub display_name: String,
     pub role: Role,
-    /// Required for secretaries and grid workers; a secretary's own community by default.
+    /// Required for secretaries and grid workers (a secretary's own community by default);
+    /// none for administrators.
+    #[schema(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub community_id: Option<String>,
-    #[schema(example = "13800138000")]
+    /// A mainland mobile or a landline with area code; empty for none.
+    #[schema(example = "13800138000", pattern = r"^(|1[3-9][0-9]{9}|(010|02[0-9]|0[3-9][0-9]{2})-?[0-9]{7,8})$")]
     pub phone: Option<String>,
 }
 
@@ -94,8 +98,9 @@ fn check_username(name: &str) -> Option<FieldError> {
 }
 
 fn check_display_name(name: &str) -> Option<FieldError> {
-    let n = name.trim().chars().count();
-    (n == 0 || n > 64).then(|| FieldError::new("display_name", "invalid_length", "must be 1–64 characters"))
+    let mut errors = Vec::new();
+    crate::api::communities::text("display_name", name, 64, &mut errors);
+    errors.pop()
 }
 
 /// A phone number as stored (normalised), or the field error.
@@ -107,12 +112,12 @@ pub fn parse_phone(field: &str, phone: &str) -> Result<String, FieldError> {
 
 /// Checks a new account's fields; returns the normalised username and phone.
 pub fn validate_new_user(input: &CreateUser) -> ApiResult<(String, Option<String>)> {
-    let username = input.username.trim().to_lowercase();
+    let username = input.username.to_lowercase();
     let mut errors: Vec<FieldError> = Vec::new();
     errors.extend(check_username(&username));
     errors.extend(check_display_name(&input.display_name));
     errors.extend(password::check_policy("password", &input.password).err());
-    let phone = match input.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+    let phone = match input.phone.as_deref().filter(|p| !p.is_empty()) {
         Some(p) => match parse_phone("phone", p) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -228,12 +233,15 @@ pub async fn create(
 #[into_params(parameter_in = Query)]
 pub struct ListUsers {
     /// Only accounts of this community.
+    #[param(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub community_id: Option<String>,
     pub role: Option<Role>,
     pub active: Option<bool>,
     /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500, example = 50)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 
@@ -293,14 +301,16 @@ pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<S
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PatchUser {
+    #[schema(example = "王芳", min_length = 1, max_length = 64)]
     pub display_name: Option<String>,
-    /// A new phone number, or `null` to remove it.
+    /// A new phone number, or `null` (or empty) to remove it.
     #[serde(default, deserialize_with = "crate::api::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, example = "13800138000", pattern = r"^(|1[3-9][0-9]{9}|(010|02[0-9]|0[3-9][0-9]{2})-?[0-9]{7,8})$")]
     pub phone: Option<Option<String>>,
     /// `false` deactivates the account: its tokens stop working at once.
     pub active: Option<bool>,
-    /// A new password (at least 10 characters): the account's sessions end.
+    /// A new password (10–128 characters): the account's sessions end.
+    #[schema(example = "another long passphrase", min_length = 10, max_length = 128)]
     pub password: Option<String>,
 }
 
@@ -334,7 +344,8 @@ pub async fn patch(
         errors.extend(check_display_name(name));
     }
     let phone = match &input.phone {
-        Some(Some(p)) => match parse_phone("phone", p.trim()) {
+        Some(Some(p)) if p.is_empty() => Some(None),
+        Some(Some(p)) => match parse_phone("phone", p) {
             Ok(p) => Some(Some(p)),
             Err(e) => {
                 errors.push(e);

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::api::communities::{optional_text, text};
 use crate::api::conditional::{check_version, etag, if_match};
 use crate::api::households::client_id;
 use crate::api::pagination::{Page, decode_cursor, fetch_limit, page};
@@ -36,20 +37,21 @@ const CORRECTION_HOURS: i64 = 24;
 #[serde(deny_unknown_fields)]
 pub struct Finding {
     /// A need found, e.g. `health`, `safety`, `living`, `dispute`.
-    #[schema(example = "health")]
+    #[schema(example = "health", min_length = 1, max_length = 32)]
     pub category: String,
-    #[schema(example = "血压偏高，已提醒按时服药")]
+    #[schema(example = "血压偏高，已提醒按时服药", max_length = 1000)]
     pub detail: String,
 }
 
 #[derive(Serialize, Deserialize, ToSchema, Clone, Copy, PartialEq, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Location {
-    #[schema(example = 36.6512)]
+    #[schema(example = 36.6512, minimum = -90, maximum = 90)]
     pub lat: f64,
-    #[schema(example = 117.0009)]
+    #[schema(example = 117.0009, minimum = -180, maximum = 180)]
     pub lng: f64,
-    #[schema(example = 15.0)]
+    /// Metres.
+    #[schema(example = 15.0, minimum = 0, maximum = 100000)]
     pub accuracy_m: f64,
 }
 
@@ -119,14 +121,19 @@ fn view(conn: &mut DbConn, row: VisitRow) -> ApiResult<VisitOut> {
 #[serde(deny_unknown_fields)]
 pub struct CreateVisit {
     /// Optional client-chosen UUID: resubmitting the same visit is safe.
+    #[schema(format = Uuid, example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub id: Option<String>,
+    #[schema(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub household_id: String,
     pub kind: ServiceKind,
     /// When it happened (RFC 3339). Not in the future (5 minutes of skew allowed), and not
     /// older than the configured window (30 days) unless a secretary records it.
     pub visited_at: DateTime<Utc>,
+    #[schema(example = "入户走访，老人身体状况良好", max_length = 4000)]
     pub notes: Option<String>,
+    /// At most 50.
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub findings: Vec<Finding>,
     pub location: Option<Location>,
 }
@@ -144,10 +151,7 @@ fn check_content(
     location: Option<Location>,
     errors: &mut Vec<FieldError>,
 ) -> Content {
-    let notes = notes.map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned);
-    if notes.as_ref().is_some_and(|n| n.chars().count() > 4000) {
-        errors.push(FieldError::new("notes", "too_long", "must be at most 4000 characters"));
-    }
+    let notes = optional_text("notes", notes, 4000, errors);
     if findings.len() > 50 {
         errors.push(FieldError::new("findings", "too_many", "at most 50 findings"));
     }
@@ -155,23 +159,9 @@ fn check_content(
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let category = f.category.trim().to_owned();
-            let detail = f.detail.trim().to_owned();
-            if category.is_empty() || category.chars().count() > 32 {
-                errors.push(FieldError::new(
-                    format!("findings[{i}].category"),
-                    "invalid_length",
-                    "must be 1–32 characters",
-                ));
-            }
-            if detail.chars().count() > 1000 {
-                errors.push(FieldError::new(
-                    format!("findings[{i}].detail"),
-                    "too_long",
-                    "must be at most 1000 characters",
-                ));
-            }
-            Finding { category, detail }
+            let category = text(&format!("findings[{i}].category"), &f.category, 32, errors);
+            let detail = optional_text(&format!("findings[{i}].detail"), Some(&f.detail), 1000, errors);
+            Finding { category, detail: detail.unwrap_or_default() }
         })
         .collect();
     if let Some(l) = location {
@@ -320,8 +310,10 @@ pub struct ListVisits {
     /// Visits before this time (RFC 3339).
     pub to: Option<DateTime<Utc>>,
     /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500, example = 50)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 
@@ -415,8 +407,10 @@ pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<S
 pub struct PatchVisit {
     /// New notes, or `null` to clear them.
     #[serde(default, deserialize_with = "crate::api::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, example = "补充：已联系子女", max_length = 4000)]
     pub notes: Option<Option<String>>,
+    /// The whole new list (at most 50).
+    #[schema(max_items = 50)]
     pub findings: Option<Vec<Finding>>,
     /// A new location, or `null` to clear it.
     #[serde(default, deserialize_with = "crate::api::double_option")]
@@ -461,7 +455,6 @@ pub async fn patch(
             if now() > v.received_at + Duration::hours(CORRECTION_HOURS) {
                 return Err(ApiError::Conflict("visits can be corrected for 24 hours only".into()));
             }
-            check_version(expected, v.version)?;
             let old_findings: Vec<Finding> = serde_json::from_str(&v.findings).unwrap_or_default();
             let old_location = match (v.location_lat, v.location_lng, v.location_accuracy_m) {
                 (Some(lat), Some(lng), Some(accuracy_m)) => Some(Location { lat, lng, accuracy_m }),
@@ -480,6 +473,8 @@ pub async fn patch(
             if !errors.is_empty() {
                 return Err(ApiError::Validation(errors));
             }
+            // Preconditions count only for requests that are otherwise valid (RFC 9110 §13.2.1).
+            check_version(expected, v.version)?;
             let kind = ServiceKind::parse(&v.kind).unwrap_or(ServiceKind::Service);
             let correction = VisitCorrection {
                 notes: Some(content.notes.clone()),

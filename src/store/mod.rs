@@ -6,6 +6,7 @@ pub mod communities;
 pub mod households;
 pub mod plans;
 pub mod sessions;
+pub mod stats;
 pub mod tags;
 pub mod tasks;
 pub mod users;

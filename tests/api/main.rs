@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod communities;
+mod contract;
 mod errors;
 mod health;
 mod households;
@@ -13,6 +14,7 @@ mod openapi;
 mod outage;
 mod scope;
 mod seeds;
+mod stats;
 mod tags;
 mod tasks;
 mod users;

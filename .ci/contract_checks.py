@@ -1,0 +1,75 @@
+"""Schemathesis hooks for Gridlight's contract run (.ci/schemathesis.sh).
+
+One extra check, `rejections_name_a_rule_beyond_the_schema`. Schemathesis' own
+`positive_data_acceptance` check is told (schemathesis.toml) to let 422 through, because some
+rules of the API cannot be written in JSON Schema: they depend on the database, the clock, a
+checksum, another field or a secret. This check keeps the rest of that check's strength: a
+request schemathesis generated as *valid* may only be refused with 422 when every field error
+names one of the rules below. Any other 422 on valid data means the document is looser than the
+server, which is a bug in the document (or the server) to fix.
+"""
+
+import re
+
+import schemathesis
+
+# (field, code) of every 422 that a schema-valid request can still get, and why the document
+# cannot state the rule. Fields are regular expressions over the `field` of the error.
+RULES_BEYOND_THE_SCHEMA = [
+    # Opaque: only cursors the server issued mean anything.
+    (r"cursor", "invalid"),
+    # "Not only whitespace": JSON Schema engines disagree on what whitespace is (ECMA-262 \s,
+    # Unicode White_Space, Python's str.isspace), so no pattern states it the same for all.
+    (r".*", "blank"),
+    # GB 11643-1999 check character, and agreement with birth_date and gender.
+    (r"id_number", "checksum|birth_date|birth_date_mismatch|gender_mismatch"),
+    # Relative to today.
+    (r"birth_date", "out_of_range"),
+    (r"visited_at", "in_future|too_old"),
+    # References to records that must exist in the caller's scope, with the right role.
+    (r"grid_id", "unknown"),
+    (r"community_id", "unknown|required|not_allowed"),
+    (r"workers\[\d+\]\.user_id", "unknown|not_a_grid_worker|inactive|duplicate"),
+    (r"assignee_id", "not_a_grid_worker"),
+    # Rules across fields or items.
+    (r"workers", "two_primaries"),
+    (r"reasons", "required"),
+    (r"cancel_reason", "required"),
+    (r"body", "empty"),
+    (r"templates\[\d+\]\.kind", "duplicate_active_kind"),
+    # The household's current state.
+    (r"to_tag", "unchanged"),
+    # A secret, and who is calling (nobody deactivates their own account).
+    (r"current_password", "incorrect"),
+    (r"active", "not_allowed"),
+    # Catalogues outside the document: the community's division code, IANA timezones,
+    # GB/T 2260 provinces.
+    (r"code", "division_mismatch"),
+    (r"timezone", "unknown_timezone"),
+    (r"division_code", "unknown_division"),
+]
+
+_RULES = [(re.compile(f), re.compile(c)) for f, c in RULES_BEYOND_THE_SCHEMA]
+
+
+def _beyond_the_schema(error):
+    field, code = str(error.get("field", "")), str(error.get("code", ""))
+    return any(f.fullmatch(field) and c.fullmatch(code) for f, c in _RULES)
+
+
+@schemathesis.check
+def rejections_name_a_rule_beyond_the_schema(ctx, response, case):
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or response.status_code != 422:
+        return None
+    try:
+        errors = response.json().get("errors") or []
+    except ValueError:
+        errors = []
+    unexplained = [e for e in errors if not _beyond_the_schema(e)]
+    if not errors or unexplained:
+        raise AssertionError(
+            "A schema-valid request was refused with 422 for a rule the document could state:\n"
+            f"{unexplained or response.text}"
+        )
+    return None
