@@ -19,7 +19,7 @@ root=$(pwd)
 max_examples=${CONTRACT_MAX_EXAMPLES:-50}
 max_time=${CONTRACT_MAX_TIME:-120}
 seed=${CONTRACT_SEED:-20261127}
-bin=target/debug/gridlight
+bin=${CARGO_TARGET_DIR:-target}/debug/gridlight
 venv=target/contract-venv
 requirements=.ci/contract-requirements.txt
 
