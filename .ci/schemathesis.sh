@@ -19,7 +19,7 @@ root=$(pwd)
 max_examples=${CONTRACT_MAX_EXAMPLES:-50}
 max_time=${CONTRACT_MAX_TIME:-120}
 seed=${CONTRACT_SEED:-20261127}
-bin=${CARGO_TARGET_DIR:-target}/debug/gridlight
+bin=$(realpath -m "${CARGO_TARGET_DIR:-target}/debug/gridlight")
 venv=target/contract-venv
 requirements=.ci/contract-requirements.txt
 
@@ -71,7 +71,7 @@ start_server() {
     GRIDLIGHT_RECONCILE_INTERVAL_SECS=0 \
     GRIDLIGHT_SQLITE_SYNCHRONOUS=normal \
     GRIDLIGHT_LOG=warn \
-    "$root/$bin" serve --demo >"$log" 2>&1 &
+    "$bin" serve --demo >"$log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 300); do
     if curl -fsS "$base/readyz" >/dev/null 2>&1; then
