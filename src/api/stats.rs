@@ -734,7 +734,11 @@ pub enum ReportFormat {
 pub struct EvaluationQuery {
     /// `2026-11` (month), `2026-Q4` (quarter), `2026-H2` (half year) or `2026` (year); dates
     /// in each community's timezone.
-    #[param(example = "2026-Q4")]
+    #[param(
+        required = true,
+        example = "2026-Q4",
+        pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})(-(0[1-9]|1[0-2]|[Qq][1-4]|[Hh][12]))?$"
+    )]
     pub period: Option<String>,
     /// Only this community (inside the caller's scope).
     pub community_id: Option<String>,
@@ -787,7 +791,7 @@ pub async fn evaluation(
     query: web::Query<EvaluationQuery>,
 ) -> ApiResult<HttpResponse> {
     let q = query.into_inner();
-    let period = match q.period.as_deref().map(str::trim) {
+    let period = match q.period.as_deref() {
         None | Some("") => {
             return Err(ApiError::invalid("period", "required", "give a period: 2026-11, 2026-Q4, 2026-H2 or 2026"));
         }
