@@ -1,0 +1,544 @@
+#!/usr/bin/env python3
+"""Gridlight benchmark suite.
+
+Measures ratios within one run (absolute numbers drift on a shared 2-core machine): the server is
+pinned to core 0 and the load generator (oha) to core 1, every comparison alternates its A and B
+runs after a warm-up, and the median of the rounds is reported. Writes benches/results/latest.json
+and benches/results/latest.md. See `--help`.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "gridlight")
+SEED = 1
+WORKER = f"syn{SEED}.g0"
+SECRETARY = f"syn{SEED}.c0.sec"
+PASSWORD = "gridlight-synthetic"
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def pinned(core, cmd):
+    return ["taskset", "-c", str(core)] + cmd if shutil.which("taskset") else cmd
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL: a throwaway cluster with default durability settings.
+
+
+class Postgres:
+    def __init__(self, work):
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
+        self.bin = out.stdout.strip() if out.returncode == 0 else ""
+        if not os.path.exists(os.path.join(self.bin, "initdb")):
+            cands = sorted(d for d in os.listdir("/usr/lib/postgresql") if os.path.exists(f"/usr/lib/postgresql/{d}/bin/initdb"))
+            self.bin = f"/usr/lib/postgresql/{cands[-1]}/bin"
+        self.dir = os.path.join(work, "pg")
+        self.port = free_port()
+        self.as_pg = os.geteuid() == 0
+
+    def run(self, tool, *args, check=True):
+        cmd = [os.path.join(self.bin, tool), *args]
+        if self.as_pg:
+            cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        return subprocess.run(cmd, check=check, capture_output=True, text=True)
+
+    def start(self):
+        data = os.path.join(self.dir, "data")
+        if not os.path.exists(data):
+            os.makedirs(self.dir, exist_ok=True)
+            if self.as_pg:
+                subprocess.run(["chown", "-R", "postgres:postgres", self.dir], check=True)
+            self.run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C")
+        conf = os.path.join(data, "postgresql.auto.conf")
+        with open(conf, "w") as f:
+            f.write(f"listen_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = '{self.dir}'\n"
+                    "max_connections = 200\nshared_buffers = '1GB'\nwork_mem = '32MB'\nmaintenance_work_mem = '256MB'\n")
+        if self.as_pg:
+            subprocess.run(["chown", "postgres:postgres", conf], check=True)
+        self.run("pg_ctl", "-D", data, "-l", os.path.join(self.dir, "server.log"), "-w", "-t", "120", "start")
+
+    def stop(self):
+        self.run("pg_ctl", "-D", os.path.join(self.dir, "data"), "-m", "fast", "-w", "stop", check=False)
+
+    def url(self, db):
+        return f"postgres://postgres@127.0.0.1:{self.port}/{db}"
+
+    def psql(self, db, sql):
+        return subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db, "-c", sql],
+                              check=True, capture_output=True, text=True).stdout
+
+    def exists(self, db):
+        out = self.psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{db}'")
+        return "1" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# The server and the load generator.
+
+
+class Server:
+    def __init__(self, url, extra_env=None):
+        self.port = free_port()
+        env = dict(os.environ)
+        env.update({
+            "GRIDLIGHT_DATABASE_URL": url,
+            "GRIDLIGHT_BIND": f"127.0.0.1:{self.port}",
+            "GRIDLIGHT_JWT_SECRET": "benchmark-secret-benchmark-secret-0123456789",
+            "GRIDLIGHT_RECONCILE_INTERVAL_SECS": "0",
+            "GRIDLIGHT_ACCESS_TOKEN_TTL": "86400",
+            "GRIDLIGHT_LOG": "warn",
+            "GRIDLIGHT_WORKERS": "1",
+            "GRIDLIGHT_DB_POOL_SIZE": "8",
+        })
+        env.update(extra_env or {})
+        self.proc = subprocess.Popen(pinned(0, [BIN, "serve"]), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(self.base + "/readyz", timeout=2).status == 200:
+                    return
+            except Exception:
+                time.sleep(0.2)
+        raise RuntimeError("server did not become ready: " + self.proc.stderr.read(4000).decode(errors="replace"))
+
+    def login(self, username):
+        req = urllib.request.Request(self.base + "/api/v1/auth/login", data=json.dumps({"username": username, "password": PASSWORD}).encode(),
+                                     headers={"content-type": "application/json"})
+        return json.loads(urllib.request.urlopen(req, timeout=30).read())["access_token"]
+
+    def get(self, path, token):
+        req = urllib.request.Request(self.base + path, headers={"authorization": f"Bearer {token}"})
+        return json.loads(urllib.request.urlopen(req, timeout=60).read())
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def oha(url, seconds, conns, qps=None, token=None, body_lines=None, background=False):
+    cmd = ["oha", "--no-tui", "--output-format", "json", "-z", f"{seconds}s", "-c", str(conns)]
+    if qps:
+        cmd += ["-q", str(qps), "--latency-correction"]
+    if token:
+        cmd += ["-H", f"Authorization: Bearer {token}"]
+    if body_lines:
+        cmd += ["-m", "POST", "-T", "application/json", "-Z", body_lines]
+    cmd.append(url)
+    cmd = pinned(1, cmd)
+    if background:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return summarize(json.loads(out))
+
+
+def summarize(r):
+    s = r["summary"]
+    codes = {int(k): v for k, v in r.get("statusCodeDistribution", {}).items()}
+    total = sum(codes.values()) or 1
+    lat = r.get("latencyPercentiles", {})
+    return {
+        "rps": s.get("requestsPerSec") or 0.0,
+        "p50_ms": (lat.get("p50") or 0.0) * 1000,
+        "p99_ms": (lat.get("p99") or 0.0) * 1000,
+        "non_2xx_share": sum(v for k, v in codes.items() if not 200 <= k < 300) / total,
+        "errors": sum(r.get("errorDistribution", {}).values()),
+        "requests": total,
+    }
+
+
+def alternate(a, b, rounds):
+    """Runs a() and b() alternately `rounds` times; returns the medians of their results."""
+    ra, rb = [], []
+    for _ in range(rounds):
+        ra.append(a())
+        rb.append(b())
+    med = lambda xs, k: statistics.median(x[k] for x in xs)
+    pick = lambda xs: {k: med(xs, k) for k in xs[0]}
+    return pick(ra), pick(rb)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def build_dataset(url, n, label):
+    log(f"seeding {label}: {n} households")
+    started = time.time()
+    subprocess.run([BIN, "--database-url", url, "--log", "warn", "seed", "synthetic", "--households", str(n), "--seed", str(SEED)],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.time() - started
+
+
+def visit_bodies(server, token, path):
+    page = server.get("/api/v1/households?limit=500", token)
+    ids = [h["id"] for h in page["items"]]
+    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=1)
+    with open(path, "w") as f:
+        for i in range(5000):
+            f.write(json.dumps({"household_id": ids[i % len(ids)], "kind": "service", "visited_at": now.isoformat(), "notes": f"bench {i}"}) + "\n")
+    return path
+
+
+def raw_sql_seconds(backend, url, pg, sql, repeat=5):
+    times = []
+    for _ in range(repeat):
+        started = time.time()
+        if backend == "sqlite":
+            con = sqlite3.connect(url)
+            con.execute(sql).fetchall()
+            con.close()
+        else:
+            pg.psql(url, sql)
+        times.append(time.time() - started)
+    return statistics.median(times)
+
+
+RECONCILE_SQL = {
+    # The work reconcile does for households without their open tasks, as one statement: one
+    # open task per active template of the household's tag, due one interval after the last
+    # visit of its kind (else the tag date), never before the tag date, for the grid's primary.
+    "sqlite": """
+INSERT INTO tasks (id, household_id, template_id, community_id, grid_id, tag, kind, assignee_id, due_on, status, version, created_at, updated_at)
+SELECT lower(hex(randomblob(16))), h.id, t.id, h.community_id, h.grid_id, h.tag, t.kind, ga.user_id,
+       max(date(h.tag_set_at), date(coalesce((SELECT max(v.visited_at) FROM visits v WHERE v.household_id = h.id AND v.kind = t.kind), h.tag_set_at), '+' || t.interval_days || ' days')),
+       'open', 1, datetime('now'), datetime('now')
+FROM households h
+JOIN service_templates t ON t.community_id = h.community_id AND t.tag = h.tag AND t.active
+LEFT JOIN grid_assignments ga ON ga.grid_id = h.grid_id AND ga.is_primary
+WHERE h.removed_at IS NULL""",
+    "postgres": """
+INSERT INTO tasks (id, household_id, template_id, community_id, grid_id, tag, kind, assignee_id, due_on, status, version, created_at, updated_at)
+SELECT gen_random_uuid()::text, h.id, t.id, h.community_id, h.grid_id, h.tag, t.kind, ga.user_id,
+       greatest(h.tag_set_at::date, coalesce((SELECT max(v.visited_at) FROM visits v WHERE v.household_id = h.id AND v.kind = t.kind), h.tag_set_at)::date + t.interval_days),
+       'open', 1, now(), now()
+FROM households h
+JOIN service_templates t ON t.community_id = h.community_id AND t.tag = h.tag AND t.active
+LEFT JOIN grid_assignments ga ON ga.grid_id = h.grid_id AND ga.is_primary
+WHERE h.removed_at IS NULL""",
+}
+
+
+def overview_sql(community, tz="Asia/Shanghai"):
+    """The overview dashboard's aggregates for one community as plain SQL (the statements
+    src/store/stats.rs builds, with the values bound): what the database alone must do."""
+    from zoneinfo import ZoneInfo
+    zone = ZoneInfo(tz)
+    now = datetime.datetime.now(zone)
+    today = now.date()
+
+    def start_of(day):
+        local = datetime.datetime.combine(day, datetime.time.min, tzinfo=zone)
+        return local.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+    d = today.isoformat()
+    f, r, u = start_of(today - datetime.timedelta(days=29)), start_of(today - datetime.timedelta(days=6)), start_of(today + datetime.timedelta(days=1))
+    c = f"'{community}'"
+    stmts = [
+        f"SELECT grid_id, tag, count(*), sum(CASE WHEN tag_review_due_on <= '{d}' THEN 1 ELSE 0 END) FROM households WHERE removed_at IS NULL AND community_id IN ({c}) GROUP BY grid_id, tag",
+        f"SELECT grid_id, tag, count(*), sum(CASE WHEN due_on < '{d}' THEN 1 ELSE 0 END) FROM tasks WHERE status = 'open' AND community_id IN ({c}) GROUP BY grid_id, tag",
+        f"SELECT grid_id, kind, count(*), sum(CASE WHEN visited_at >= '{r}' THEN 1 ELSE 0 END) FROM visits WHERE community_id IN ({c}) AND visited_at >= '{f}' AND visited_at < '{u}' GROUP BY grid_id, kind",
+        f"SELECT h.grid_id, count(*) FROM tag_changes t JOIN households h ON h.id = t.household_id WHERE t.status = 'pending' AND h.removed_at IS NULL AND h.community_id IN ({c}) GROUP BY h.grid_id",
+        f"SELECT DISTINCT interval_days FROM service_templates WHERE community_id IN ({c}) AND kind = 'home_visit' AND active",
+    ]
+    for n in (7, 30, 90):
+        cutoff = start_of(today - datetime.timedelta(days=n))
+        stmts.append(
+            "SELECT h.grid_id, h.tag, count(*), sum(CASE WHEN EXISTS (SELECT 1 FROM visits v WHERE v.household_id = h.id AND v.kind = 'home_visit' "
+            f"AND v.visited_at >= '{cutoff}') THEN 1 ELSE 0 END) FROM households h JOIN service_templates t ON t.community_id = h.community_id AND t.tag = h.tag "
+            f"WHERE t.kind = 'home_visit' AND t.active AND t.interval_days = {n} AND h.removed_at IS NULL AND h.community_id IN ({c}) GROUP BY h.grid_id, h.tag")
+    return stmts
+
+
+def sql_batch_ms(backend, db, pg, stmts, repeat=7):
+    """Median over `repeat` runs of the summed execution time of `stmts`: measured in-process
+    by SQLite's own library, and by psql's \\timing (server round trips, no process start-up)
+    for PostgreSQL."""
+    import re
+    runs = []
+    for _ in range(repeat):
+        if backend == "sqlite":
+            con = sqlite3.connect(db)
+            total = 0.0
+            for sql in stmts:
+                t = time.perf_counter()
+                con.execute(sql).fetchall()
+                total += time.perf_counter() - t
+            con.close()
+            runs.append(total * 1000)
+        else:
+            script = "\\timing on\n" + "".join(sql + ";\n" for sql in stmts)
+            out = subprocess.run(["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-d", db],
+                                 input=script, capture_output=True, text=True, check=True).stdout
+            runs.append(sum(float(m) for m in re.findall(r"Time: ([0-9.]+) ms", out)))
+    return statistics.median(runs)
+
+
+def copy_db(backend, src, dst, pg):
+    if backend == "sqlite":
+        if os.path.exists(dst):
+            os.remove(dst)
+        con = sqlite3.connect(src)
+        out = sqlite3.connect(dst)
+        con.backup(out)
+        out.close()
+        con.close()
+    else:
+        pg.psql("postgres", f'DROP DATABASE IF EXISTS "{dst}"')
+        pg.psql("postgres", f'CREATE DATABASE "{dst}" TEMPLATE "{src}"')
+
+
+def delete_open_tasks(backend, db, pg):
+    if backend == "sqlite":
+        con = sqlite3.connect(db)
+        con.execute("DELETE FROM tasks WHERE status = 'open'")
+        con.commit()
+        con.close()
+    else:
+        pg.psql(db, "DELETE FROM tasks WHERE status = 'open'")
+
+
+def reconcile_vs_sql(backend, db_for, url_for, pg, base):
+    """`gridlight tasks reconcile` rebuilding every open task of a data set, against the same
+    rows inserted by one INSERT … SELECT in the database's own client."""
+    a, b = base + "_rec_a", base + "_rec_b"
+    url_a, url_b = url_for(a), url_for(b)
+    results = {"reconcile_s": [], "sql_s": []}
+    for _ in range(2):
+        copy_db(backend, db_for(base) if backend == "sqlite" else base, url_a if backend == "sqlite" else a, pg)
+        delete_open_tasks(backend, url_a if backend == "sqlite" else a, pg)
+        started = time.time()
+        subprocess.run(pinned(0, [BIN, "--database-url", url_a, "--log", "warn", "tasks", "reconcile"]), check=True, stdout=subprocess.DEVNULL)
+        results["reconcile_s"].append(time.time() - started)
+        copy_db(backend, db_for(base) if backend == "sqlite" else base, url_b if backend == "sqlite" else b, pg)
+        delete_open_tasks(backend, url_b if backend == "sqlite" else b, pg)
+        results["sql_s"].append(raw_sql_seconds(backend, url_b if backend == "sqlite" else b, pg, RECONCILE_SQL[backend], repeat=1))
+    for db in (a, b):
+        if backend == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                p = db_for(db) + suffix
+                if os.path.exists(p):
+                    os.remove(p)
+        else:
+            pg.psql("postgres", f'DROP DATABASE IF EXISTS "{db}"')
+    r = {k: statistics.median(v) for k, v in results.items()}
+    r["ratio"] = r["reconcile_s"] / r["sql_s"] if r["sql_s"] else None
+    return r
+
+
+def bench_backend(backend, sizes, args, work, pg):
+    res = {"seed_seconds": {}}
+    if backend == "sqlite":
+        db_for = lambda name: os.path.join(work, f"{name}.db")
+        url_for = db_for
+    else:
+        db_for = lambda name: name
+        url_for = pg.url
+    names = {n: f"bench_{n}" for n in sizes}
+    for n, name in names.items():
+        present = os.path.exists(db_for(name)) if backend == "sqlite" else pg.exists(name)
+        if present and not args.fresh:
+            continue
+        if backend == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(db_for(name) + suffix):
+                    os.remove(db_for(name) + suffix)
+        else:
+            pg.psql("postgres", f'DROP DATABASE IF EXISTS "{name}"')
+            pg.psql("postgres", f'CREATE DATABASE "{name}"')
+        res["seed_seconds"][n] = build_dataset(url_for(name), n, f"{backend} {n}")
+
+    d = args.seconds
+    small, mid = sizes[0], sizes[min(1, len(sizes) - 1)]
+    # 1–2: throughput ratios on the middle data set.
+    srv = Server(url_for(names[mid]))
+    try:
+        token = srv.login(WORKER)
+        grid = srv.get("/api/v1/me", token)
+        grids = srv.get(f"/api/v1/communities/{grid['community_id']}/grids", token)["items"]
+        page_url = f"{srv.base}/api/v1/households?grid_id={grids[0]['id']}&limit=50"
+        log(f"{backend}: warm-up")
+        oha(page_url, 3, 16, token=token)
+        oha(srv.base + "/healthz", 2, 16)
+        log(f"{backend}: households page vs healthz")
+        page, health = alternate(lambda: oha(page_url, d, 16, token=token), lambda: oha(srv.base + "/healthz", d, 16), args.rounds)
+        res["households_page"], res["healthz"] = page, health
+        res["page_vs_healthz"] = page["rps"] / health["rps"]
+        log(f"{backend}: /me vs healthz")
+        me, health2 = alternate(lambda: oha(srv.base + "/api/v1/me", d, 16, token=token), lambda: oha(srv.base + "/healthz", d, 16), args.rounds)
+        res["me"] = me
+        res["me_vs_healthz"] = me["rps"] / health2["rps"]
+        # 4: visits with 32 concurrent clients.
+        bodies = visit_bodies(srv, token, os.path.join(work, f"visits-{backend}.jsonl"))
+        log(f"{backend}: POST /visits, 32 clients")
+        visits = oha(srv.base + "/api/v1/visits", d, 32, token=token, body_lines=bodies)
+        res["visits"] = visits
+        res["visits_vs_page"] = visits["rps"] / page["rps"]
+        # 5: page p99 alone vs while visits are written at half their maximum rate.
+        rate = max(1, int(page["rps"] * 0.3))
+        half = max(1, int(visits["rps"] / 2))
+        log(f"{backend}: page p99 at {rate}/s alone vs with visits at {half}/s")
+        alone_runs, loaded_runs = [], []
+        for _ in range(args.rounds):
+            alone_runs.append(oha(page_url, d, 8, qps=rate, token=token))
+            bg = oha(srv.base + "/api/v1/visits", d + 2, 16, qps=half, token=token, body_lines=bodies, background=True)
+            time.sleep(1)
+            loaded_runs.append(oha(page_url, d, 8, qps=rate, token=token))
+            out, _ = bg.communicate()
+        res["page_alone_p99_ms"] = statistics.median(r["p99_ms"] for r in alone_runs)
+        res["page_under_writes_p99_ms"] = statistics.median(r["p99_ms"] for r in loaded_runs)
+        res["reads_under_writes_p99_ratio"] = res["page_under_writes_p99_ms"] / max(res["page_alone_p99_ms"], 1e-9)
+        # 6: dashboard vs the same SQL in the database's client.
+        sec = srv.login(SECRETARY)
+        community = srv.get("/api/v1/me", sec)["community_id"]
+        overview_url = f"{srv.base}/api/v1/stats/overview?community_id={community}"
+        try:
+            srv.get(f"/api/v1/stats/overview?community_id={community}", sec)
+            dash = oha(overview_url, d, 1, token=sec)
+            res["overview"] = dash
+            target = db_for(names[mid]) if backend == "sqlite" else names[mid]
+            res["overview_sql_ms"] = sql_batch_ms(backend, target, pg, overview_sql(community))
+            res["overview_vs_sql"] = dash["p50_ms"] / max(res["overview_sql_ms"], 1e-9)
+        except Exception as e:  # the dashboard is optional for older builds
+            res["overview"] = {"error": str(e)}
+    finally:
+        srv.stop()
+    # 3: page latency at a fixed rate below saturation across data set sizes.
+    res["scale"] = {}
+    rate = max(1, int(res["households_page"]["rps"] * 0.3))
+    for n in sizes:
+        s = Server(url_for(names[n]))
+        try:
+            t = s.login(WORKER)
+            me = s.get("/api/v1/me", t)
+            g = s.get(f"/api/v1/communities/{me['community_id']}/grids", t)["items"][0]["id"]
+            u = f"{s.base}/api/v1/households?grid_id={g}&limit=50"
+            oha(u, 2, 8, token=t)
+            runs = [oha(u, d, 8, qps=rate, token=t) for _ in range(args.rounds)]
+            res["scale"][n] = {"p50_ms": statistics.median(r["p50_ms"] for r in runs), "p99_ms": statistics.median(r["p99_ms"] for r in runs), "qps": rate}
+        finally:
+            s.stop()
+    base = res["scale"][small]
+    for n in sizes:
+        res["scale"][n]["p50_vs_smallest"] = res["scale"][n]["p50_ms"] / max(base["p50_ms"], 1e-9)
+        res["scale"][n]["p99_vs_smallest"] = res["scale"][n]["p99_ms"] / max(base["p99_ms"], 1e-9)
+    # 7: reconcile vs INSERT … SELECT on the middle data set.
+    log(f"{backend}: reconcile vs INSERT … SELECT on {mid}")
+    res["reconcile"] = reconcile_vs_sql(backend, db_for, url_for, pg, names[mid])
+    return res
+
+
+TARGETS = [
+    ("households page ≥ 0.15× healthz throughput", "page_vs_healthz", lambda v: v >= 0.15),
+    ("/me ≥ 0.4× healthz throughput", "me_vs_healthz", lambda v: v >= 0.4),
+    ("visits ≥ 0.25× households-page throughput", "visits_vs_page", lambda v: v >= 0.25),
+    ("reads under write load: p99 ≤ 2× alone", "reads_under_writes_p99_ratio", lambda v: v <= 2.0),
+]
+
+
+def markdown(results, meta):
+    lines = [f"Run {meta['started']} on {meta['machine']} (server on core 0, oha on core 1; medians of {meta['rounds']} alternating rounds of {meta['seconds']} s).", ""]
+    backends = [b for b in ("sqlite", "postgres") if b in results]
+    lines.append("| measure | " + " | ".join(backends) + " | target |")
+    lines.append("|---|" + "---|" * len(backends) + "---|")
+
+    def row(name, f, target):
+        cells = []
+        for b in backends:
+            try:
+                cells.append(f(results[b]))
+            except Exception:
+                cells.append("–")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {target} |")
+
+    def ok(v, good):
+        return f"{v:.2f} {'✅' if good(v) else '❌'}"
+
+    row("households page rps / healthz rps", lambda r: f"{r['households_page']['rps']:.0f} / {r['healthz']['rps']:.0f} = {ok(r['page_vs_healthz'], lambda v: v >= 0.15)}", "≥ 0.15")
+    row("/me rps / healthz rps", lambda r: f"{r['me']['rps']:.0f} / {r['healthz']['rps']:.0f} = {ok(r['me_vs_healthz'], lambda v: v >= 0.4)}", "≥ 0.4")
+    sizes = sorted(next(iter(results.values()))["scale"].keys())
+    for n in sizes:
+        row(f"page p50 / p99 at {n:,} households (ms)", lambda r, n=n: f"{r['scale'][n]['p50_ms']:.2f} / {r['scale'][n]['p99_ms']:.2f} (p50 ×{r['scale'][n]['p50_vs_smallest']:.2f})", "p50 ≤ 1.5× smallest" if n == sizes[-1] else "")
+    row("POST /visits rps (32 clients), non-2xx share", lambda r: f"{r['visits']['rps']:.0f}, {r['visits']['non_2xx_share']:.1%}", "")
+    row("visits rps / page rps", lambda r: ok(r["visits_vs_page"], lambda v: v >= 0.25), "≥ 0.25, 0 non-2xx")
+    row("page p99 alone → under writes (ms)", lambda r: f"{r['page_alone_p99_ms']:.2f} → {r['page_under_writes_p99_ms']:.2f} = ×{ok(r['reads_under_writes_p99_ratio'], lambda v: v <= 2)}", "≤ 2×")
+    row("overview dashboard p50 (ms)", lambda r: f"{r['overview']['p50_ms']:.1f}" + (f" vs SQL {r['overview_sql_ms']:.1f} = ×{r['overview_vs_sql']:.2f}" if 'overview_vs_sql' in r else ""), "≤ 1.5× SQL")
+    row("reconcile / INSERT … SELECT (s)", lambda r: f"{r['reconcile']['reconcile_s']:.1f} / {r['reconcile']['sql_s']:.1f} = ×{ok(r['reconcile']['ratio'], lambda v: v <= 2)}", "≤ 2×")
+    for n in sizes:
+        row(f"seed synthetic {n:,} households (s)", lambda r, n=n: f"{r['seed_seconds'][n]:.1f}" if n in r["seed_seconds"] else "(cached)", "")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small data sets (2k, 20k, 60k) and short runs")
+    ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    ap.add_argument("--fresh", action="store_true", help="rebuild the data sets even if they exist")
+    ap.add_argument("--seconds", type=int, default=None, help="length of one measurement run")
+    ap.add_argument("--rounds", type=int, default=None, help="alternating rounds per comparison")
+    ap.add_argument("--work", default=os.environ.get("GRIDLIGHT_BENCH_DIR", "/tmp/gridlight-bench"), help="where the data sets live")
+    args = ap.parse_args()
+    sizes = [2_000, 20_000, 60_000] if args.quick else [10_000, 300_000, 3_000_000]
+    args.seconds = args.seconds or (3 if args.quick else 8)
+    args.rounds = args.rounds or (2 if args.quick else 3)
+    os.makedirs(args.work, exist_ok=True)
+    meta = {
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "sizes": sizes,
+        "binary": subprocess.run([BIN, "--version"], capture_output=True, text=True).stdout.strip(),
+    }
+    results = {}
+    pg = None
+    try:
+        if args.backend in ("sqlite", "both"):
+            results["sqlite"] = bench_backend("sqlite", sizes, args, args.work, None)
+        if args.backend in ("postgres", "both"):
+            pg = Postgres(args.work)
+            pg.start()
+            results["postgres"] = bench_backend("postgres", sizes, args, args.work, pg)
+    finally:
+        if pg:
+            pg.stop()
+    out_dir = os.path.join(ROOT, "benches", "results")
+    os.makedirs(out_dir, exist_ok=True)
+    doc = {"meta": meta, "results": results}
+    with open(os.path.join(out_dir, "latest.json"), "w") as f:
+        json.dump(doc, f, indent=2, default=str)
+    md = markdown(results, meta)
+    with open(os.path.join(out_dir, "latest.md"), "w") as f:
+        f.write(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
