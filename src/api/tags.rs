@@ -490,8 +490,9 @@ pub struct Rejection {
 }
 
 /// The decision body: JSON, or nothing at all (an approval needs no note), or JSON `null`.
+/// Whitespace alone is not JSON (400).
 fn decision_body(req: &HttpRequest, body: &web::Bytes) -> actix_web::Result<Decision> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if body.is_empty() {
         return Ok(Decision::default());
     }
     let json = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {

@@ -485,6 +485,13 @@ async fn an_approval_body_may_be_json_null(app: TestApp) {
     let proposal = app.post(&path, Some(&w.w_a1), json!({"to_tag": "yellow", "reasons": ["low_income"]})).await;
     assert_eq!(proposal.status, 201, "{}", String::from_utf8_lossy(&proposal.body));
     let id = proposal.json()["id"].as_str().unwrap().to_owned();
+    // Whitespace alone is not JSON: refused, and nothing decided.
+    let blank = actix_web::test::TestRequest::post()
+        .uri(&format!("/api/v1/tag-changes/{id}/approve"))
+        .insert_header(("authorization", format!("Bearer {}", w.sec_a)))
+        .insert_header(("content-type", "application/json"))
+        .set_payload("\n");
+    app.call(blank).await.assert_problem(400);
     let res = app.post(&format!("/api/v1/tag-changes/{id}/approve"), Some(&w.sec_a), Value::Null).await;
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
     assert_eq!(res.json()["status"], "approved");
