@@ -293,14 +293,15 @@ pub fn reconcile_batch(
     after: Option<&str>,
     batch: i64,
 ) -> QueryResult<(Reconciled, Option<String>)> {
-    // Ids are never empty, so "" precedes them all.
+    // Ids are never empty, so "" precedes them all. FOR NO KEY UPDATE, as every writer takes:
+    // FOR UPDATE would also block the key-share locks of inserts referencing the households.
     let next = households::table
         .select(households::id)
         .filter(households::id.gt(after.unwrap_or("").to_owned()))
         .order(households::id.asc())
         .limit(batch);
     let ids: Vec<String> = match conn {
-        DbConn::Postgres(c) => next.for_update().load(c)?,
+        DbConn::Postgres(c) => next.for_no_key_update().load(c)?,
         DbConn::Sqlite(c) => next.load(c)?,
     };
     let (Some(first), Some(last)) = (ids.first(), ids.last()) else { return Ok((Reconciled::default(), None)) };
