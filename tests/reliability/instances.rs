@@ -99,6 +99,10 @@ fn decider(servers: [Client; 2], world: &World, until: Instant) -> Run {
         run.tally.record(&res);
         match res {
             Ok(r) if r.status == 201 => run.decisions += 1,
+            // A transient conflict between the two servers' transactions (PostgreSQL broke a
+            // deadlock) answers 503 with Retry-After: the client retries the same decision, as
+            // the visitors do, and nothing was written.
+            Ok(r) if r.status == 503 => continue,
             Ok(r) => run.unexpected.push(format!("tag decision: {} {}", r.status, r.text())),
             Err(e) => run.unexpected.push(format!("tag decision: {e}")),
         }
