@@ -100,7 +100,8 @@ fn check_timezone(tz: &str, errors: &mut Vec<FieldError>) {
     }
 }
 
-fn done(errors: Vec<FieldError>) -> ApiResult<()> {
+/// 422 with every collected field error, or Ok when there are none.
+pub fn done(errors: Vec<FieldError>) -> ApiResult<()> {
     if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::api::communities::{optional_text, text};
+use crate::api::communities::{done, optional_text, text};
 use crate::api::conditional::{check_version, etag, if_match};
 use crate::api::pagination::{Page, decode_cursor, fetch_limit, page};
 use crate::api::users::{mask_phone, parse_phone};
@@ -190,10 +190,6 @@ fn check_phone(field: &str, phone: Option<&str>, errors: &mut Vec<FieldError>) -
             None
         }
     }
-}
-
-fn done(errors: Vec<FieldError>) -> ApiResult<()> {
-    if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
 }
 
 /// Registers a household (new households start green). Workers register households in their

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::api::communities::{optional_text, text};
+use crate::api::communities::{done, optional_text, text};
 use crate::api::conditional::{check_version, etag, if_match};
 use crate::api::households::client_id;
 use crate::api::pagination::{Page, decode_cursor, fetch_limit, page};
@@ -166,10 +166,6 @@ fn check_birth(birth: Option<NaiveDate>, errors: &mut Vec<FieldError>) {
 fn check_member_phone(phone: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
     let p = phone.filter(|p| !p.is_empty())?;
     parse_phone("phone", p).map_err(|e| errors.push(e)).ok()
-}
-
-fn done(errors: Vec<FieldError>) -> ApiResult<()> {
-    if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
 }
 
 fn household_touched(conn: &mut DbConn, household_id: &str) -> ApiResult<()> {
