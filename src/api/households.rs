@@ -19,7 +19,7 @@ use crate::domain::{IdNumber, MemberFacts, RemovalReason, Role, Suggestion, Tag,
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::store::audit::{self, Event};
 use crate::store::communities::{self, today_in};
-use crate::store::households::{self, After, HouseholdChanges, HouseholdRow, ListFilter, MemberRow};
+use crate::store::households::{self, After, HouseholdChanges, HouseholdRow, ListFilter, MemberFactsRow};
 use crate::store::{new_id, now};
 
 const PROBLEM: &str = "application/problem+json";
@@ -70,7 +70,7 @@ pub struct HouseholdOut {
 
 /// What the suggestion rules know of a member: the ID number's birth date stands in for a
 /// missing one.
-pub fn facts(m: &MemberRow) -> MemberFacts {
+pub fn facts(m: &MemberFactsRow) -> MemberFacts {
     let birth =
         m.birth_date.or_else(|| m.id_number.as_deref().and_then(|n| IdNumber::parse(n).ok()).map(|n| n.birth_date()));
     MemberFacts {

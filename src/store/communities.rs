@@ -191,7 +191,7 @@ pub fn replace_workers(
 pub fn primary_worker(conn: &mut DbConn, grid_id: &str) -> QueryResult<Option<String>> {
     grid_assignments::table
         .filter(grid_assignments::grid_id.eq(grid_id))
-        .filter(grid_assignments::is_primary.eq(true))
+        .filter(grid_assignments::is_primary)
         .select(grid_assignments::user_id)
         .first(conn)
         .optional()

@@ -220,13 +220,31 @@ pub fn insert_member(conn: &mut DbConn, row: &MemberRow) -> QueryResult<()> {
     diesel::insert_into(members::table).values(row).execute(conn).map(|_| ())
 }
 
-/// The current members of some households, in household then id order.
-pub fn members_of(conn: &mut DbConn, household_ids: &[String]) -> QueryResult<Vec<MemberRow>> {
+/// What the tag suggestion reads of a member: the fact columns, without contact data or
+/// timestamps (a households page reads these for every member of every household on it).
+#[derive(Debug, Clone, Queryable, Selectable, PartialEq)]
+#[diesel(table_name = members)]
+pub struct MemberFactsRow {
+    pub id: String,
+    pub household_id: String,
+    pub name: String,
+    pub birth_date: Option<NaiveDate>,
+    pub id_number: Option<String>,
+    pub living_alone: bool,
+    pub disability_grade: Option<i32>,
+    pub chronic_illness: bool,
+    pub serious_illness: bool,
+    pub low_income: bool,
+    pub extreme_poverty: bool,
+}
+
+/// The facts of the current members of some households, in household then id order.
+pub fn members_of(conn: &mut DbConn, household_ids: &[String]) -> QueryResult<Vec<MemberFactsRow>> {
     members::table
         .filter(members::household_id.eq_any(household_ids.to_vec()))
         .filter(members::removed_at.is_null())
         .order((members::household_id.asc(), members::id.asc()))
-        .select(MemberRow::as_select())
+        .select(MemberFactsRow::as_select())
         .load(conn)
 }
 

@@ -160,7 +160,7 @@ pub fn active_templates(conn: &mut DbConn, community_id: &str, tag: &str) -> Que
     service_templates::table
         .filter(service_templates::community_id.eq(community_id))
         .filter(service_templates::tag.eq(tag))
-        .filter(service_templates::active.eq(true))
+        .filter(service_templates::active)
         .order(service_templates::position.asc())
         .select(TemplateRow::as_select())
         .load(conn)

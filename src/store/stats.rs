@@ -224,7 +224,7 @@ fn home_visit_intervals(conn: &mut DbConn, s: &Slice, tag: Option<Tag>) -> Query
     let mut q = service_templates::table
         .filter(service_templates::community_id.eq_any(s.communities.clone()))
         .filter(service_templates::kind.eq(ServiceKind::HomeVisit.as_str()))
-        .filter(service_templates::active.eq(true))
+        .filter(service_templates::active)
         .select(service_templates::interval_days)
         .distinct()
         .into_boxed();
@@ -255,7 +255,7 @@ pub fn coverage_today(conn: &mut DbConn, s: &Slice, today: NaiveDate) -> QueryRe
                     .and(service_templates::tag.eq(households::tag))),
             )
             .filter(service_templates::kind.eq(ServiceKind::HomeVisit.as_str()))
-            .filter(service_templates::active.eq(true))
+            .filter(service_templates::active)
             .filter(service_templates::interval_days.eq(days))
             .filter(households::removed_at.is_null())
             .filter(households::community_id.eq_any(s.communities.clone()))
@@ -309,7 +309,7 @@ pub fn red_coverage_at(conn: &mut DbConn, s: &Slice, as_of: NaiveDate) -> QueryR
             .inner_join(service_templates::table.on(service_templates::community_id.eq(households::community_id)))
             .filter(service_templates::tag.eq(red))
             .filter(service_templates::kind.eq(ServiceKind::HomeVisit.as_str()))
-            .filter(service_templates::active.eq(true))
+            .filter(service_templates::active)
             .filter(service_templates::interval_days.eq(days))
             .filter(households::created_at.lt(end))
             .filter(households::removed_at.is_null().or(households::removed_at.ge(end)))

@@ -1,0 +1,1 @@
+DROP INDEX households_history_idx;
