@@ -118,7 +118,9 @@ class Server:
         env.update(extra_env or {})
         self.proc = subprocess.Popen(pinned(0, [BIN, "serve"]), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.base = f"http://127.0.0.1:{self.port}"
-        deadline = time.time() + 120
+        # Generous: `serve` first applies pending migrations, which on a cached 3M set may build
+        # an index for minutes.
+        deadline = time.time() + 1200
         while time.time() < deadline:
             try:
                 if urllib.request.urlopen(self.base + "/readyz", timeout=2).status == 200:

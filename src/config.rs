@@ -40,7 +40,7 @@ pub struct DbConfig {
     #[arg(long, env = "GRIDLIGHT_DATABASE_URL", default_value = "gridlight.db", global = true)]
     pub database_url: String,
 
-    /// Connections in the read pool (SQLite) or the whole pool (PostgreSQL).
+    /// Connections in the read pool; PostgreSQL has a write pool of the same size (SQLite: one writer).
     #[arg(long, env = "GRIDLIGHT_DB_POOL_SIZE", default_value_t = 8, global = true)]
     pub db_pool_size: u32,
 

@@ -11,9 +11,7 @@ use crate::api::pagination::{Page, decode_cursor, fetch_limit, page};
 use crate::auth::AuthUser;
 use crate::db::schema::audit_events;
 use crate::domain::Role;
-use crate::error::{ApiResult, Problem};
-
-const PROBLEM: &str = "application/problem+json";
+use crate::error::{ApiResult, PROBLEM_JSON as PROBLEM, Problem};
 
 #[derive(Serialize, ToSchema, Queryable)]
 pub struct AuditEventOut {

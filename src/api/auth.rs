@@ -9,7 +9,7 @@ use crate::api::users::UserOut;
 use crate::auth::extractor::request_id;
 use crate::auth::token::issue_access;
 use crate::auth::{AuthUser, password};
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Actor, Event};
 use crate::store::now;
 use crate::store::sessions::{self, Rotation, Throttle};
@@ -77,11 +77,11 @@ fn login_event<'a>(action: &'a str, user: Option<&'a UserRow>, username: &str) -
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
-        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Wrong username or password", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Missing fields", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts on this account", body = Problem, content_type = "application/problem+json",
+        (status = 400, description = "Malformed request", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Wrong username or password", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Missing fields", body = Problem, content_type = PROBLEM),
+        (status = 429, description = "Too many failed attempts on this account", body = Problem, content_type = PROBLEM,
             headers(("Retry-After" = u64, description = "Seconds until the account may try again"))),
     ))]
 pub async fn login(
@@ -159,9 +159,9 @@ pub async fn login(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens", body = TokenResponse),
-        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Unknown, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Missing fields", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Unknown, expired, revoked or reused refresh token", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Missing fields", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn refresh(
     state: web::Data<AppState>,
@@ -211,8 +211,8 @@ pub async fn refresh(
     request_body = RefreshRequest,
     responses(
         (status = 204, description = "Logged out (also when the token was already invalid)"),
-        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Missing fields", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Missing fields", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn logout(
     state: web::Data<AppState>,
@@ -248,7 +248,7 @@ pub async fn logout(
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth", operation_id = "me", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's account", body = UserOut),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn me(caller: AuthUser) -> web::Json<UserOut> {
     web::Json(UserOut::from(caller.row))
@@ -270,9 +270,9 @@ pub struct ChangePassword {
     request_body = ChangePassword, security(("bearer" = [])),
     responses(
         (status = 204, description = "Changed; all sessions ended"),
-        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Wrong current password or too weak a new one", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Wrong current password or too weak a new one", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn change_password(
     state: web::Data<AppState>,

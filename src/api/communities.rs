@@ -4,15 +4,15 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::api::conditional::{check_version, etag, if_match};
-use crate::api::pagination::{Page, decode_cursor, fetch_limit, page};
+use crate::api::pagination::{Page, PageQuery, decode_cursor, fetch_limit, page};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::domain::{GridCode, Role, is_division_code};
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Event};
 use crate::store::communities::{self, CommunityChanges, CommunityRow, GridChanges, GridRow};
 use crate::store::{new_id, now, users};
@@ -105,8 +105,6 @@ pub fn done(errors: Vec<FieldError>) -> ApiResult<()> {
     if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
 }
 
-const PROBLEM: &str = "application/problem+json";
-
 /// Creates a community (administrators only).
 #[utoipa::path(post, path = "/api/v1/communities", tag = "communities", operation_id = "create_community",
     request_body = CreateCommunity, security(("bearer" = [])),
@@ -170,17 +168,6 @@ pub async fn create(
         })
         .await?;
     Ok(HttpResponse::Created().insert_header(etag(row.version)).json(CommunityOut::from(row)))
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// Page size, 1–500 (default 50).
-    #[param(minimum = 1, maximum = 500, example = 50)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]+$")]
-    pub cursor: Option<String>,
 }
 
 /// Lists communities: all for administrators, their own for everyone else.

@@ -11,9 +11,7 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use utoipa_swagger_ui::Config;
 
-use crate::error::{ApiError, ApiResult, Problem};
-
-const PROBLEM: &str = "application/problem+json";
+use crate::error::{ApiError, ApiResult, PROBLEM_JSON as PROBLEM, Problem};
 
 /// The document as served, serialised once.
 fn document() -> &'static str {

@@ -16,13 +16,11 @@ use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
 use crate::domain::{IdNumber, MemberFacts, RemovalReason, Role, Suggestion, Tag, suggest};
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Event};
 use crate::store::communities::{self, today_in};
 use crate::store::households::{self, After, HouseholdChanges, HouseholdRow, ListFilter, MemberFactsRow};
 use crate::store::{new_id, now};
-
-const PROBLEM: &str = "application/problem+json";
 
 #[derive(Serialize, Deserialize, ToSchema, Clone, PartialEq, Debug)]
 #[serde(deny_unknown_fields)]
@@ -511,18 +509,13 @@ pub async fn patch(
             if !households::update(conn, &id, current.version, &changes)? {
                 return Err(ApiError::PreconditionFailed("the household changed meanwhile; fetch it again".into()));
             }
-            let mut fields = Vec::new();
-            for (name, set) in [
+            let fields = audit::fields_set([
                 ("grid_id", grid_id.is_some()),
                 ("address", input.address.is_some()),
                 ("head_name", input.head_name.is_some()),
                 ("phone", input.phone.is_some()),
                 ("notes", input.notes.is_some()),
-            ] {
-                if set {
-                    fields.push(name);
-                }
-            }
+            ]);
             audit::record(
                 conn,
                 &actor,

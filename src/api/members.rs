@@ -11,19 +11,17 @@ use crate::AppState;
 use crate::api::communities::{done, optional_text, text};
 use crate::api::conditional::{check_version, etag, if_match};
 use crate::api::households::client_id;
-use crate::api::pagination::{Page, decode_cursor, fetch_limit, page};
+use crate::api::pagination::{Page, PageQuery, decode_cursor, fetch_limit, page};
 use crate::api::users::{mask_phone, parse_phone};
 use crate::auth::AuthUser;
 use crate::auth::scope;
 use crate::db::DbConn;
 use crate::db::schema::members;
 use crate::domain::{Gender, IdNumber, Relation, Role};
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Event};
 use crate::store::households::{self, MemberChanges, MemberRow};
 use crate::store::now;
-
-const PROBLEM: &str = "application/problem+json";
 
 #[derive(Serialize, ToSchema)]
 pub struct MemberOut {
@@ -262,17 +260,6 @@ pub async fn create(
     Ok(res.insert_header(etag(row.version)).json(MemberOut::from(row)))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// Page size, 1–500 (default 50).
-    #[param(minimum = 1, maximum = 500, example = 50)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]+$")]
-    pub cursor: Option<String>,
-}
-
 /// The current members of a household.
 #[utoipa::path(get, path = "/api/v1/households/{id}/members", tag = "members", operation_id = "list_members",
     params(("id" = String, Path, description = "Household id"), PageQuery), security(("bearer" = [])),
@@ -431,7 +418,7 @@ pub async fn patch(
                 return Err(ApiError::PreconditionFailed("the member changed meanwhile; fetch it again".into()));
             }
             household_touched(conn, &household.id)?;
-            let fields: Vec<&str> = [
+            let fields = audit::fields_set([
                 ("name", input.name.is_some()),
                 ("gender", input.gender.is_some()),
                 ("birth_date", input.birth_date.is_some()),
@@ -445,10 +432,7 @@ pub async fn patch(
                 ("low_income", input.low_income.is_some()),
                 ("extreme_poverty", input.extreme_poverty.is_some()),
                 ("notes", input.notes.is_some()),
-            ]
-            .into_iter()
-            .filter_map(|(n, set)| set.then_some(n))
-            .collect();
+            ]);
             audit::record(
                 conn,
                 &actor,

@@ -11,13 +11,11 @@ use crate::auth::AuthUser;
 use crate::auth::scope;
 use crate::db::DbConn;
 use crate::domain::{Role, ServiceKind, Tag};
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Event};
 use crate::store::households;
 use crate::store::plans::{self, PlanRow, TemplateRow, TemplateSpec};
 use crate::store::tasks;
-
-const PROBLEM: &str = "application/problem+json";
 
 #[derive(Serialize, ToSchema)]
 pub struct TemplateOut {

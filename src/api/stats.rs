@@ -45,11 +45,10 @@ use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
 use crate::domain::{Role, ServiceKind, Tag};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiError, ApiResult, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::communities::{self, CommunityRow};
 use crate::store::stats::{self as store, GridInfo, Slice, start_of_day, zone};
 
-const PROBLEM: &str = "application/problem+json";
 const CSV: &str = "text/csv; charset=utf-8";
 
 // ---------------------------------------------------------------------------------------------

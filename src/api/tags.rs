@@ -22,13 +22,11 @@ use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
 use crate::domain::{Role, Tag, TagChangeStatus, TagReason, catalogue, reason};
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Actor, Event};
 use crate::store::households::{self, HouseholdRow};
 use crate::store::tags::{self, ListFilter, ONE_PENDING_INDEX, TagChangeRow, TagFields};
 use crate::store::{communities, new_id, now, plans};
-
-const PROBLEM: &str = "application/problem+json";
 
 /// Reason codes of the catalogue (`/tag-reasons`), each at most once: an enum in the OpenAPI
 /// document, built from the catalogue itself so that the two cannot drift apart.

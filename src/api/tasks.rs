@@ -15,14 +15,12 @@ use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
 use crate::db::schema::tasks;
 use crate::domain::{Role, ServiceKind, Tag, TaskStatus};
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Event};
 use crate::store::communities::{self, today_in};
 use crate::store::now;
 use crate::store::plans;
 use crate::store::tasks::{self as store, TaskRow};
-
-const PROBLEM: &str = "application/problem+json";
 
 #[derive(Serialize, ToSchema)]
 pub struct TaskOut {

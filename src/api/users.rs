@@ -11,7 +11,7 @@ use crate::api::pagination::{Page, decode_cursor, fetch_limit, page};
 use crate::auth::{AuthUser, password, scope};
 use crate::db::DbConn;
 use crate::domain::{Phone, Role};
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Actor, Event};
 use crate::store::communities::exists as communities_exists;
 use crate::store::users::{self, ListFilter, NewUser, UserChanges, UserRow};
@@ -196,11 +196,11 @@ pub fn create_user(
     request_body = CreateUser, security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = UserOut, headers(("ETag" = String, description = "Version"))),
-        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role may not create this account", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Username taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "The caller's role may not create this account", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "Username taken", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -251,9 +251,9 @@ pub struct ListUsers {
     params(ListUsers), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of accounts", body = Page<UserOut>),
-        (status = 400, description = "Malformed query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed query", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -289,8 +289,8 @@ pub async fn list(
     params(("id" = String, Path, description = "User id")), security(("bearer" = [])),
     responses(
         (status = 200, description = "The account", body = UserOut, headers(("ETag" = String, description = "Version"))),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such account in the caller's scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such account in the caller's scope", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
@@ -322,12 +322,12 @@ pub struct PatchUser {
     request_body = PatchUser, security(("bearer" = [])),
     responses(
         (status = 200, description = "The changed account", body = UserOut, headers(("ETag" = String, description = "Version"))),
-        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller may not manage this account", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such account in the caller's scope", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match names an old version", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "The caller may not manage this account", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such account in the caller's scope", body = Problem, content_type = PROBLEM),
+        (status = 412, description = "If-Match names an old version", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
     state: web::Data<AppState>,
@@ -399,17 +399,12 @@ pub async fn patch(
             if ends_sessions {
                 sessions::revoke_all_for_user(conn, &target.id)?;
             }
-            let mut fields = Vec::new();
-            for (name, set) in [
+            let fields = audit::fields_set([
                 ("display_name", input.display_name.is_some()),
                 ("phone", input.phone.is_some()),
                 ("active", input.active.is_some()),
                 ("password", input.password.is_some()),
-            ] {
-                if set {
-                    fields.push(name);
-                }
-            }
+            ]);
             audit::record(
                 conn,
                 &actor,

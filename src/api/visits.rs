@@ -21,13 +21,12 @@ use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
 use crate::domain::{Role, ServiceKind};
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Event};
 use crate::store::now;
 use crate::store::tasks;
 use crate::store::visits::{self as store, ListFilter, VisitCorrection, VisitRow};
 
-const PROBLEM: &str = "application/problem+json";
 /// Clock skew allowed between a client and the server.
 const SKEW_MINUTES: i64 = 5;
 /// How long the author may correct a visit.
@@ -489,14 +488,11 @@ pub async fn patch(
             if !store::correct(conn, &id, v.version, &correction)? {
                 return Err(ApiError::PreconditionFailed("the visit changed meanwhile; fetch it again".into()));
             }
-            let fields: Vec<&str> = [
-                input.notes.as_ref().map(|_| "notes"),
-                input.findings.as_ref().map(|_| "findings"),
-                input.location.as_ref().map(|_| "location"),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
+            let fields = audit::fields_set([
+                ("notes", input.notes.is_some()),
+                ("findings", input.findings.is_some()),
+                ("location", input.location.is_some()),
+            ]);
             audit::record(
                 conn,
                 &actor,

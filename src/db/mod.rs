@@ -92,6 +92,10 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for Setup {
             DbConn::Sqlite(_) if self.read_only => format!("{} PRAGMA query_only = ON;", self.sqlite_pragmas),
             DbConn::Sqlite(_) => self.sqlite_pragmas.clone(),
             // Bound every statement, so that nothing holds a connection forever.
+            DbConn::Postgres(_) if self.read_only => {
+                "SET statement_timeout = '30s'; SET lock_timeout = '10s'; SET default_transaction_read_only = on;"
+                    .to_owned()
+            }
             DbConn::Postgres(_) => "SET statement_timeout = '30s'; SET lock_timeout = '10s';".to_owned(),
         };
         conn.batch_execute(&sql).map_err(diesel::r2d2::Error::QueryError)
@@ -101,7 +105,7 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for Setup {
 struct Pools {
     backend: Backend,
     read: DbPool,
-    /// The same pool as `read` on PostgreSQL; a single connection on SQLite.
+    /// A single connection on SQLite.
     write: DbPool,
     timeout: Duration,
 }
@@ -127,9 +131,19 @@ impl Db {
         let timeout = cfg.timeout();
         let pools = match backend {
             Backend::Postgres => {
-                let setup = Setup { sqlite_pragmas: String::new(), read_only: false };
-                let pool = build_pool(&url, backend, cfg.db_pool_size.max(1), timeout, setup)?;
-                Pools { backend, read: pool.clone(), write: pool, timeout }
+                // Two pools, as on SQLite: writes waiting on locks or on their commit's flush must
+                // not hold every connection while reads queue behind them for one.
+                let size = cfg.db_pool_size.max(1);
+                let write = build_pool(
+                    &url,
+                    backend,
+                    size,
+                    timeout,
+                    Setup { sqlite_pragmas: String::new(), read_only: false },
+                )?;
+                let read =
+                    build_pool(&url, backend, size, timeout, Setup { sqlite_pragmas: String::new(), read_only: true })?;
+                Pools { backend, read, write, timeout }
             }
             Backend::Sqlite => {
                 let pragmas = format!(
@@ -221,14 +235,13 @@ impl Db {
 
     /// Pool figures for `/metrics`: (pool name, open connections, idle connections, maximum).
     pub fn pool_stats(&self) -> Vec<(&'static str, u32, u32, u32)> {
-        let mut out = Vec::new();
-        let read = self.pools.read.state();
-        out.push(("read", read.connections, read.idle_connections, self.pools.read.max_size()));
-        if self.pools.backend == Backend::Sqlite {
-            let w = self.pools.write.state();
-            out.push(("write", w.connections, w.idle_connections, self.pools.write.max_size()));
-        }
-        out
+        [("read", &self.pools.read), ("write", &self.pools.write)]
+            .into_iter()
+            .map(|(name, pool)| {
+                let state = pool.state();
+                (name, state.connections, state.idle_connections, pool.max_size())
+            })
+            .collect()
     }
 }
 

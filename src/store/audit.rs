@@ -23,6 +23,11 @@ pub struct Event<'a> {
     pub summary: Value,
 }
 
+/// The names of the fields a PATCH set, for an audit summary: `[("phone", input.phone.is_some()), …]`.
+pub fn fields_set<const N: usize>(fields: [(&'static str, bool); N]) -> Vec<&'static str> {
+    fields.into_iter().filter_map(|(name, set)| set.then_some(name)).collect()
+}
+
 pub fn record(conn: &mut DbConn, actor: &Actor, event: Event<'_>) -> QueryResult<()> {
     diesel::insert_into(audit_events::table)
         .values((
