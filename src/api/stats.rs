@@ -17,7 +17,8 @@
 //! - report **tasks due**: tasks due in the period (`first_day` ≤ `due_on` ≤ `last_day`), except
 //!   cancelled ones (skipped by a secretary, no longer in the household's plan, or of a removed
 //!   household), which count nowhere. Each counts in exactly one of: `completed_on_time` (the
-//!   local date of `completed_at` ≤ `due_on`), `completed_late` (done after the due date, by the
+//!   local date of `completed_at` — for a task done by a visit, when the visit took place — ≤
+//!   `due_on`), `completed_late` (done after the due date, by the
 //!   end of the period), `missed` (the period is over and the task was not done by its end),
 //!   `overdue` (the period is still running, the task is open and past due) and `not_yet_due`
 //!   (still running, open, due today or later). `on_time_rate` = on time / (due − not yet due),

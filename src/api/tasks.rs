@@ -39,6 +39,8 @@ pub struct TaskOut {
     pub status: TaskStatus,
     /// Open and due before today.
     pub overdue: bool,
+    /// When it was done: the time of the visit that did it (a visit recorded offline counts
+    /// when it took place), but not before the task was scheduled.
     pub completed_at: Option<DateTime<Utc>>,
     pub visit_id: Option<String>,
     pub cancel_reason: Option<String>,

@@ -277,7 +277,8 @@ pub async fn create(
                 // A concurrent retry of the same submission got there first.
                 return existing(conn);
             }
-            let completed = tasks::complete_with_visit(conn, &household.id, input.kind.as_str(), &id)?;
+            let completed =
+                tasks::complete_with_visit(conn, &household.id, input.kind.as_str(), &id, visited_at.min(received))?;
             let reconciled = tasks::household_changed(conn, &household.id)?;
             audit::record(
                 conn,

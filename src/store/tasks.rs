@@ -316,25 +316,35 @@ pub fn complete_with_visit(
     household_id: &str,
     kind: &str,
     visit_id: &str,
+    visited_at: NaiveDateTime,
 ) -> QueryResult<Vec<String>> {
-    let ids: Vec<String> = tasks::table
+    let open: Vec<(String, NaiveDateTime)> = tasks::table
         .filter(tasks::household_id.eq(household_id))
         .filter(tasks::kind.eq(kind))
         .filter(tasks::status.eq("open"))
-        .select(tasks::id)
+        .select((tasks::id, tasks::created_at))
+        .order(tasks::id.asc())
         .load(conn)?;
-    if !ids.is_empty() {
-        diesel::update(tasks::table.filter(tasks::id.eq_any(ids.clone())))
+    let at = now();
+    for (id, created_at) in &open {
+        diesel::update(tasks::table.find(id))
             .set((
                 tasks::status.eq("done"),
-                tasks::completed_at.eq(Some(now())),
+                tasks::completed_at.eq(Some(completion_time(visited_at, *created_at))),
                 tasks::visit_id.eq(Some(visit_id)),
-                tasks::updated_at.eq(now()),
+                tasks::updated_at.eq(at),
                 tasks::version.eq(tasks::version + 1),
             ))
             .execute(conn)?;
     }
-    Ok(ids)
+    Ok(open.into_iter().map(|(id, _)| id).collect())
+}
+
+/// When a task done by a visit counts as completed: when the visit took place (a visit recorded
+/// offline on the due date and synced the next day is on time), but never before the task
+/// existed (a late-recorded visit from before it was scheduled completes it as it appears).
+pub fn completion_time(visited_at: NaiveDateTime, created_at: NaiveDateTime) -> NaiveDateTime {
+    visited_at.max(created_at)
 }
 
 /// The tasks a visit completed.

@@ -14,6 +14,7 @@ on_both_backends!(
     default_plans_and_validation,
     tags_drive_exactly_the_right_open_tasks,
     visit_completes_the_task_and_schedules_the_next,
+    offline_visits_complete_tasks_when_they_took_place,
     plan_edits_reconcile_at_once,
     reconcile_twice_changes_nothing,
     concurrent_reconciles_leave_no_duplicates,
@@ -161,6 +162,52 @@ async fn visit_completes_the_task_and_schedules_the_next(app: TestApp) {
     let kinds: Vec<&str> = list["items"].as_array().unwrap().iter().map(|v| v["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.len(), 2);
     assert!(list["items"].as_array().unwrap().iter().any(|x| x["completed_task_ids"] == json!([visit_task])));
+}
+
+/// The one open task of a kind, as the API shows it.
+async fn open_task(app: &TestApp, token: &str, household: &str, kind: &str) -> Value {
+    let res = ok(&app.get_as(&format!("/api/v1/tasks?household_id={household}&status=open"), token).await);
+    res["items"].as_array().unwrap().iter().find(|t| t["kind"] == kind).unwrap().clone()
+}
+
+async fn done_task(app: &TestApp, token: &str, household: &str, id: &str) -> Value {
+    let res = ok(&app.get_as(&format!("/api/v1/tasks?household_id={household}&status=done"), token).await);
+    res["items"].as_array().unwrap().iter().find(|t| t["id"] == id).expect("the task is done").clone()
+}
+
+/// A task done by a visit is completed when the visit took place — a visit made offline on the
+/// due date and synced days later is on time — but never before the task was scheduled.
+async fn offline_visits_complete_tasks_when_they_took_place(app: TestApp) {
+    let w = app.world().await;
+    let h = &w.household_a1;
+    set_tag(&app, &w, h, "red", "elderly_living_alone").await;
+    // The home visit was scheduled ten days ago.
+    let scheduled = Utc::now().naive_utc() - Duration::days(10);
+    let hid = h.clone();
+    app.state
+        .db
+        .write(move |c| {
+            Ok(diesel::update(tasks::table.filter(tasks::household_id.eq(hid)).filter(tasks::kind.eq("home_visit")))
+                .set(tasks::created_at.eq(scheduled))
+                .execute(c)?)
+        })
+        .await
+        .unwrap();
+    let first = open_task(&app, &w.w_a1, h, "home_visit").await;
+    // Visited three days ago, synced now.
+    let v = visit(&app, &w.w_a1, h, "home_visit", 3).await;
+    assert_eq!(v["completed_task_ids"], json!([first["id"]]));
+    let done = done_task(&app, &w.w_a1, h, first["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "done");
+    assert_eq!(done["completed_at"], v["visited_at"]);
+    // The next one was scheduled just now; a visit recorded late, from two days ago, completes
+    // it as it was scheduled, not before.
+    let next = open_task(&app, &w.w_a1, h, "home_visit").await;
+    let created = next["created_at"].as_str().expect("tasks show when they were scheduled").to_owned();
+    let late = visit(&app, &w.w_a1, h, "home_visit", 2).await;
+    assert_eq!(late["completed_task_ids"], json!([next["id"]]));
+    let done = done_task(&app, &w.w_a1, h, next["id"].as_str().unwrap()).await;
+    assert_eq!(done["completed_at"].as_str(), Some(created.as_str()));
 }
 
 async fn plan_edits_reconcile_at_once(app: TestApp) {
