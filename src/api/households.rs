@@ -3,14 +3,14 @@
 use std::collections::HashMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::api::communities::{done, optional_text, text};
 use crate::api::conditional::{check_version, etag, if_match};
-use crate::api::pagination::{Page, decode_cursor, fetch_limit, page};
+use crate::api::pagination::{Page, decode_cursor, fetch_limit, page, parse_time_key, time_key};
 use crate::api::users::{mask_phone, parse_phone};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
@@ -326,11 +326,7 @@ pub async fn list(
     let by_update = q.updated_since.is_some();
     let after = match decode_cursor(q.cursor.as_deref(), if by_update { 2 } else { 1 })? {
         None => None,
-        Some(k) if by_update => {
-            let at = NaiveDateTime::parse_from_str(&k[0], "%Y-%m-%dT%H:%M:%S%.f")
-                .map_err(|_| ApiError::invalid("cursor", "invalid", "is not a cursor this server issued"))?;
-            Some(After::Updated(at, k[1].clone()))
-        }
+        Some(k) if by_update => Some(After::Updated(parse_time_key(&k[0])?, k[1].clone())),
         Some(mut k) => Some(After::Id(k.remove(0))),
     };
     let page = state
@@ -375,13 +371,7 @@ pub async fn list(
             let rows = households::list(conn, &filter, after.as_ref(), fetch)?;
             let keys: Vec<Vec<String>> = rows
                 .iter()
-                .map(|h| {
-                    if by_update {
-                        vec![h.updated_at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(), h.id.clone()]
-                    } else {
-                        vec![h.id.clone()]
-                    }
-                })
+                .map(|h| if by_update { vec![time_key(h.updated_at), h.id.clone()] } else { vec![h.id.clone()] })
                 .collect();
             let paged = page(rows.into_iter().zip(keys).collect(), fetch, |(_, k)| k.clone(), |(h, _)| h);
             Ok(Page { items: views(conn, paged.items)?, next_cursor: paged.next_cursor })

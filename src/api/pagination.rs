@@ -3,6 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -43,10 +44,36 @@ pub fn fetch_limit(limit: Option<u32>) -> ApiResult<i64> {
 /// The sort key a cursor carries (e.g. `[id]` or `[due_on, id]`).
 pub fn decode_cursor(cursor: Option<&str>, parts: usize) -> ApiResult<Option<Vec<String>>> {
     let Some(cursor) = cursor else { return Ok(None) };
-    let bad = || ApiError::invalid("cursor", "invalid", "is not a cursor this server issued");
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let key: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    if key.len() != parts { Err(bad()) } else { Ok(Some(key)) }
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid_cursor())?;
+    let key: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| invalid_cursor())?;
+    if key.len() != parts { Err(invalid_cursor()) } else { Ok(Some(key)) }
+}
+
+fn invalid_cursor() -> ApiError {
+    ApiError::invalid("cursor", "invalid", "is not a cursor this server issued")
+}
+
+const TIME_KEY: &str = "%Y-%m-%dT%H:%M:%S%.6f";
+const DATE_KEY: &str = "%Y-%m-%d";
+
+/// A timestamp as a part of a cursor key (microseconds, as stored).
+pub fn time_key(t: NaiveDateTime) -> String {
+    t.format(TIME_KEY).to_string()
+}
+
+/// A key part written by [`time_key`]; 422 for anything else.
+pub fn parse_time_key(part: &str) -> ApiResult<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(part, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| invalid_cursor())
+}
+
+/// A date as a part of a cursor key.
+pub fn date_key(d: NaiveDate) -> String {
+    d.format(DATE_KEY).to_string()
+}
+
+/// A key part written by [`date_key`]; 422 for anything else.
+pub fn parse_date_key(part: &str) -> ApiResult<NaiveDate> {
+    NaiveDate::parse_from_str(part, DATE_KEY).map_err(|_| invalid_cursor())
 }
 
 fn encode_cursor(key: &[String]) -> String {
@@ -79,5 +106,16 @@ mod tests {
         assert!(fetch_limit(Some(0)).is_err());
         assert!(fetch_limit(Some(501)).is_err());
         assert_eq!(fetch_limit(None).unwrap(), 51);
+    }
+
+    #[test]
+    fn time_and_date_key_parts_round_trip() {
+        let t = NaiveDateTime::parse_from_str("2026-11-27 06:10:16.006594", "%Y-%m-%d %H:%M:%S%.f").unwrap();
+        assert_eq!(time_key(t), "2026-11-27T06:10:16.006594");
+        assert_eq!(parse_time_key(&time_key(t)).unwrap(), t);
+        let d = t.date();
+        assert_eq!(parse_date_key(&date_key(d)).unwrap(), d);
+        assert!(parse_time_key("2026-11-27").is_err());
+        assert!(parse_date_key("yesterday").is_err());
     }
 }

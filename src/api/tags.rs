@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::api::communities::{optional_text, text};
 use crate::api::conditional::{check_version, if_match};
-use crate::api::pagination::{Page, decode_cursor, fetch_limit, page};
+use crate::api::pagination::{Page, decode_cursor, fetch_limit, page, parse_time_key, time_key};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
@@ -673,8 +673,7 @@ pub async fn history(
     let after = match decode_cursor(q.cursor.as_deref(), 2)? {
         None => None,
         Some(mut k) => {
-            let at = NaiveDateTime::parse_from_str(&k[0], "%Y-%m-%dT%H:%M:%S%.f")
-                .map_err(|_| ApiError::invalid("cursor", "invalid", "is not a cursor this server issued"))?;
+            let at = parse_time_key(&k[0])?;
             Some((at, k.remove(1)))
         }
     };
@@ -685,7 +684,7 @@ pub async fn history(
             let rows = tags::history(conn, &household_id, after, fetch)?;
             let key = |r: &TagChangeRow| {
                 let at = r.decided_at.unwrap_or(r.proposed_at);
-                vec![at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(), r.id.clone()]
+                vec![time_key(at), r.id.clone()]
             };
             Ok(page(rows, fetch, key, TagChangeOut::from))
         })

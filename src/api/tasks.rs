@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::api::communities::text;
 use crate::api::conditional::etag;
-use crate::api::pagination::{Page, decode_cursor, fetch_limit, page};
+use crate::api::pagination::{Page, date_key, decode_cursor, fetch_limit, page, parse_date_key};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
@@ -120,11 +120,7 @@ pub async fn list(
     let q = query.into_inner();
     let fetch = fetch_limit(q.limit)?;
     let after = match decode_cursor(q.cursor.as_deref(), 2)? {
-        Some(k) => Some((
-            NaiveDate::parse_from_str(&k[0], "%Y-%m-%d")
-                .map_err(|_| ApiError::invalid("cursor", "invalid", "is not a cursor this server issued"))?,
-            k[1].clone(),
-        )),
+        Some(k) => Some((parse_date_key(&k[0])?, k[1].clone())),
         None => None,
     };
     let out = state
@@ -174,12 +170,7 @@ pub async fn list(
                 query = query.filter(tasks::due_on.gt(due).or(tasks::due_on.eq(due).and(tasks::id.gt(id))));
             }
             let rows = query.load(conn)?;
-            Ok(page(
-                rows,
-                fetch,
-                |t| vec![t.due_on.format("%Y-%m-%d").to_string(), t.id.clone()],
-                |t| task_out(t, today),
-            ))
+            Ok(page(rows, fetch, |t| vec![date_key(t.due_on), t.id.clone()], |t| task_out(t, today)))
         })
         .await?;
     Ok(web::Json(out))

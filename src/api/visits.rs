@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::api::communities::{optional_text, text};
 use crate::api::conditional::{check_version, etag, if_match};
 use crate::api::households::client_id;
-use crate::api::pagination::{Page, decode_cursor, fetch_limit, page};
+use crate::api::pagination::{Page, decode_cursor, fetch_limit, page, parse_time_key, time_key};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
@@ -334,11 +334,7 @@ pub async fn list(
     let q = query.into_inner();
     let fetch = fetch_limit(q.limit)?;
     let before = match decode_cursor(q.cursor.as_deref(), 2)? {
-        Some(k) => Some((
-            NaiveDateTime::parse_from_str(&k[0], "%Y-%m-%dT%H:%M:%S%.f")
-                .map_err(|_| ApiError::invalid("cursor", "invalid", "is not a cursor this server issued"))?,
-            k[1].clone(),
-        )),
+        Some(k) => Some((parse_time_key(&k[0])?, k[1].clone())),
         None => None,
     };
     let out = state
@@ -364,12 +360,7 @@ pub async fn list(
                 }
             }
             let rows = store::list(conn, &filter, before, fetch)?;
-            let keyed = page(
-                rows,
-                fetch,
-                |v| vec![v.visited_at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(), v.id.clone()],
-                |v| v,
-            );
+            let keyed = page(rows, fetch, |v| vec![time_key(v.visited_at), v.id.clone()], |v| v);
             Ok(Page { items: views(conn, keyed.items)?, next_cursor: keyed.next_cursor })
         })
         .await?;

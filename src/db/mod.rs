@@ -136,11 +136,10 @@ impl CustomizeConnection<Conn, diesel::r2d2::Error> for Setup {
             DbConn::Sqlite(_) if self.read_only => format!("{} PRAGMA query_only = ON;", self.sqlite_pragmas),
             DbConn::Sqlite(_) => self.sqlite_pragmas.clone(),
             // Bound every statement, so that nothing holds a connection forever.
-            DbConn::Postgres(_) if self.read_only => {
-                "SET statement_timeout = '30s'; SET lock_timeout = '10s'; SET default_transaction_read_only = on;"
-                    .to_owned()
-            }
-            DbConn::Postgres(_) => "SET statement_timeout = '30s'; SET lock_timeout = '10s';".to_owned(),
+            DbConn::Postgres(_) => format!(
+                "SET statement_timeout = '30s'; SET lock_timeout = '10s'; SET default_transaction_read_only = {};",
+                if self.read_only { "on" } else { "off" }
+            ),
         };
         conn.batch_execute(&sql).map_err(diesel::r2d2::Error::QueryError)
     }

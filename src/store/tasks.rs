@@ -330,7 +330,9 @@ pub fn complete_with_visit(
         diesel::update(tasks::table.find(id))
             .set((
                 tasks::status.eq("done"),
-                tasks::completed_at.eq(Some(completion_time(visited_at, *created_at))),
+                // When the visit took place (a visit made offline on the due date and synced
+                // the next day is on time), but not before the task was scheduled.
+                tasks::completed_at.eq(Some(visited_at.max(*created_at))),
                 tasks::visit_id.eq(Some(visit_id)),
                 tasks::updated_at.eq(at),
                 tasks::version.eq(tasks::version + 1),
@@ -338,13 +340,6 @@ pub fn complete_with_visit(
             .execute(conn)?;
     }
     Ok(open.into_iter().map(|(id, _)| id).collect())
-}
-
-/// When a task done by a visit counts as completed: when the visit took place (a visit recorded
-/// offline on the due date and synced the next day is on time), but never before the task
-/// existed (a late-recorded visit from before it was scheduled completes it as it appears).
-pub fn completion_time(visited_at: NaiveDateTime, created_at: NaiveDateTime) -> NaiveDateTime {
-    visited_at.max(created_at)
 }
 
 /// The tasks a visit completed.
