@@ -67,6 +67,7 @@ pub fn app(
         .app_data(web::PathConfig::default().error_handler(api::path_error))
         .configure(api::routes)
         .default_service(web::to(api::no_route))
+        .wrap(from_fn(api::input::guard_path))
         .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
         .wrap(ErrorHandlers::new().default_handler(api::problemify))
         .wrap(Compress::default())

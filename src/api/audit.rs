@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::api::input::{Instant, Params};
 use crate::api::pagination::{Page, decode_cursor, fetch_limit, page};
 use crate::auth::AuthUser;
 use crate::db::schema::audit_events;
@@ -37,9 +38,11 @@ pub struct ListAudit {
     pub entity_id: Option<String>,
     pub actor_id: Option<String>,
     /// Events at or after this time (RFC 3339).
-    pub from: Option<DateTime<Utc>>,
+    #[param(value_type = Option<DateTime<Utc>>)]
+    pub from: Option<Instant>,
     /// Events before this time (RFC 3339).
-    pub to: Option<DateTime<Utc>>,
+    #[param(value_type = Option<DateTime<Utc>>)]
+    pub to: Option<Instant>,
     /// Page size, 1–500 (default 50).
     #[param(minimum = 1, maximum = 500, example = 50)]
     pub limit: Option<u32>,
@@ -74,7 +77,7 @@ type Row = (
 pub async fn list(
     state: web::Data<AppState>,
     caller: AuthUser,
-    query: web::Query<ListAudit>,
+    query: Params<ListAudit>,
 ) -> ApiResult<web::Json<Page<AuditEventOut>>> {
     caller.require(&[Role::Admin, Role::Secretary])?;
     let q = query.into_inner();
@@ -112,10 +115,10 @@ pub async fn list(
                 query = query.filter(audit_events::actor_id.eq(a));
             }
             if let Some(f) = q.from {
-                query = query.filter(audit_events::at.ge(f.naive_utc()));
+                query = query.filter(audit_events::at.ge(f.0.naive_utc()));
             }
             if let Some(t) = q.to {
-                query = query.filter(audit_events::at.lt(t.naive_utc()));
+                query = query.filter(audit_events::at.lt(t.0.naive_utc()));
             }
             if let Some(b) = before {
                 query = query.filter(audit_events::id.lt(b));

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::api::input::Body;
 use crate::api::users::UserOut;
 use crate::auth::extractor::request_id;
 use crate::auth::token::issue_access;
@@ -87,7 +88,7 @@ fn login_event<'a>(action: &'a str, user: Option<&'a UserRow>, username: &str) -
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<LoginRequest>,
+    body: Body<LoginRequest>,
 ) -> ApiResult<web::Json<TokenResponse>> {
     let LoginRequest { username, password: pw } = body.into_inner();
     let bad_username = username.is_empty() || username.chars().count() > 64;
@@ -166,7 +167,7 @@ pub async fn login(
 pub async fn refresh(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<RefreshRequest>,
+    body: Body<RefreshRequest>,
 ) -> ApiResult<web::Json<TokenResponse>> {
     let token = body.into_inner().refresh_token;
     let request_id = request_id(&req);
@@ -217,7 +218,7 @@ pub async fn refresh(
 pub async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<RefreshRequest>,
+    body: Body<RefreshRequest>,
 ) -> ApiResult<HttpResponse> {
     let token = body.into_inner().refresh_token;
     let request_id = request_id(&req);
@@ -277,7 +278,7 @@ pub struct ChangePassword {
 pub async fn change_password(
     state: web::Data<AppState>,
     caller: AuthUser,
-    body: web::Json<ChangePassword>,
+    body: Body<ChangePassword>,
 ) -> ApiResult<HttpResponse> {
     let input = body.into_inner();
     password::check_policy("new_password", &input.new_password).map_err(|e| ApiError::Validation(vec![e]))?;

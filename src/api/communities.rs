@@ -8,7 +8,9 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::api::conditional::{check_version, etag, if_match};
+use crate::api::input::{Body, Params};
 use crate::api::pagination::{Page, PageQuery, decode_cursor, fetch_limit, page};
+use crate::api::validate::{done, notes, optional_text, text};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::domain::{GridCode, Role, is_division_code};
@@ -70,39 +72,10 @@ pub struct CreateCommunity {
     pub timezone: Option<String>,
 }
 
-/// A required text field, stored trimmed: 1..=max characters as sent (the OpenAPI
-/// `minLength`/`maxLength`), and not only whitespace (code `blank`, a rule the schema leaves
-/// out because JSON Schema engines disagree on what whitespace is).
-pub fn text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
-    let v = value.trim();
-    if value.is_empty() {
-        errors.push(FieldError::new(field, "required", "must not be empty"));
-    } else if value.chars().count() > max {
-        errors.push(FieldError::new(field, "too_long", format!("must be at most {max} characters")));
-    } else if v.is_empty() {
-        errors.push(FieldError::new(field, "blank", "must not be only whitespace"));
-    }
-    v.to_owned()
-}
-
-/// An optional text field of at most `max` characters as sent; blank means absent.
-pub fn optional_text(field: &str, value: Option<&str>, max: usize, errors: &mut Vec<FieldError>) -> Option<String> {
-    let value = value?;
-    if value.chars().count() > max {
-        errors.push(FieldError::new(field, "too_long", format!("must be at most {max} characters")));
-    }
-    Some(value.trim()).filter(|v| !v.is_empty()).map(str::to_owned)
-}
-
 fn check_timezone(tz: &str, errors: &mut Vec<FieldError>) {
     if tz.parse::<chrono_tz::Tz>().is_err() {
         errors.push(FieldError::new("timezone", "unknown_timezone", "must be an IANA timezone such as Asia/Shanghai"));
     }
-}
-
-/// 422 with every collected field error, or Ok when there are none.
-pub fn done(errors: Vec<FieldError>) -> ApiResult<()> {
-    if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
 }
 
 /// Creates a community (administrators only).
@@ -119,7 +92,7 @@ pub fn done(errors: Vec<FieldError>) -> ApiResult<()> {
 pub async fn create(
     state: web::Data<AppState>,
     caller: AuthUser,
-    body: web::Json<CreateCommunity>,
+    body: Body<CreateCommunity>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Admin])?;
     let input = body.into_inner();
@@ -182,7 +155,7 @@ pub async fn create(
 pub async fn list(
     state: web::Data<AppState>,
     caller: AuthUser,
-    query: web::Query<PageQuery>,
+    query: Params<PageQuery>,
 ) -> ApiResult<web::Json<Page<CommunityOut>>> {
     let fetch = fetch_limit(query.limit)?;
     let after = decode_cursor(query.cursor.as_deref(), 1)?.map(|mut k| k.remove(0));
@@ -239,7 +212,7 @@ pub async fn patch(
     caller: AuthUser,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<PatchCommunity>,
+    body: Body<PatchCommunity>,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     let expected = if_match(&req)?;
@@ -248,7 +221,7 @@ pub async fn patch(
     let row = state
         .db
         .write(move |conn| {
-            let current = scope::community(conn, &caller, &id)?;
+            let current = scope::community_for_update(conn, &caller, &id)?;
             caller.require(&[Role::Admin])?;
             let mut errors = Vec::new();
             let changes = CommunityChanges {
@@ -398,7 +371,7 @@ pub async fn create_grid(
     state: web::Data<AppState>,
     caller: AuthUser,
     path: web::Path<String>,
-    body: web::Json<CreateGrid>,
+    body: Body<CreateGrid>,
 ) -> ApiResult<HttpResponse> {
     let community_id = path.into_inner();
     let input = body.into_inner();
@@ -411,7 +384,7 @@ pub async fn create_grid(
             let mut errors = Vec::new();
             let code = check_code(&input.code, &community.division_code, &mut errors);
             let name = text("name", &input.name, 64, &mut errors);
-            let description = optional_text("description", input.description.as_deref(), 500, &mut errors);
+            let description = notes("description", input.description.as_deref(), 500, &mut errors);
             let (station_name, station_address) = station_fields(input.station.as_ref(), &mut errors);
             done(errors)?;
             let at = now();
@@ -462,7 +435,7 @@ pub async fn list_grids(
     state: web::Data<AppState>,
     caller: AuthUser,
     path: web::Path<String>,
-    query: web::Query<PageQuery>,
+    query: Params<PageQuery>,
 ) -> ApiResult<web::Json<Page<GridOut>>> {
     let community_id = path.into_inner();
     let fetch = fetch_limit(query.limit)?;
@@ -549,7 +522,7 @@ pub async fn patch_grid(
     caller: AuthUser,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<PatchGrid>,
+    body: Body<PatchGrid>,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     let expected = if_match(&req)?;
@@ -558,15 +531,15 @@ pub async fn patch_grid(
     let out = state
         .db
         .write(move |conn| {
-            let grid = scope::grid(conn, &caller, &id)?;
+            scope::grid(conn, &caller, &id)?;
             caller.require(&[Role::Admin, Role::Secretary])?;
+            let grid = scope::grid_for_update(conn, &caller, &id)?;
             let community =
                 communities::find(conn, &grid.community_id)?.ok_or_else(|| ApiError::not_found("community"))?;
             let mut errors = Vec::new();
             let code = input.code.as_deref().map(|c| check_code(c, &community.division_code, &mut errors));
             let name = input.name.as_deref().map(|n| text("name", n, 64, &mut errors));
-            let description =
-                input.description.as_ref().map(|d| optional_text("description", d.as_deref(), 500, &mut errors));
+            let description = input.description.as_ref().map(|d| notes("description", d.as_deref(), 500, &mut errors));
             let station = input.station.as_ref().map(|s| station_fields(s.as_ref(), &mut errors));
             done(errors)?;
             // Preconditions count only for requests that are otherwise valid (RFC 9110 §13.2.1).
@@ -634,7 +607,7 @@ pub async fn put_workers(
     state: web::Data<AppState>,
     caller: AuthUser,
     path: web::Path<String>,
-    body: web::Json<PutWorkers>,
+    body: Body<PutWorkers>,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     let input = body.into_inner();
@@ -642,8 +615,9 @@ pub async fn put_workers(
     let out = state
         .db
         .write(move |conn| {
-            let grid = scope::grid(conn, &caller, &id)?;
+            scope::grid(conn, &caller, &id)?;
             caller.require(&[Role::Admin, Role::Secretary])?;
+            let grid = scope::grid_for_update(conn, &caller, &id)?;
             let mut errors = Vec::new();
             if input.workers.iter().filter(|w| w.primary).count() > 1 {
                 errors.push(FieldError::new("workers", "two_primaries", "a grid has at most one primary worker"));
@@ -673,7 +647,13 @@ pub async fn put_workers(
             let at = now();
             communities::replace_workers(conn, &id, &workers, at)?;
             let after = communities::primary_worker(conn, &id)?;
-            let moved = if before != after { crate::store::tasks::move_open_tasks(conn, &id, after.as_deref(), at)? } else { 0 };
+            // A new primary takes the grid's open tasks; otherwise those of workers who left
+            // the grid go to the primary (or to nobody).
+            let moved = if before != after {
+                crate::store::tasks::move_open_tasks(conn, &id, after.as_deref(), at)?
+            } else {
+                crate::store::tasks::hand_on(conn, &id, at)?
+            };
             communities::update_grid(conn, &id, grid.version, &GridChanges {
                 version: Some(grid.version + 1),
                 updated_at: Some(at),

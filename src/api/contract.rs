@@ -14,6 +14,8 @@ use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{Content, Ref, RefOr};
 
+use serde_json::Value;
+
 use crate::api::conditional::IF_MATCH_PATTERN;
 use crate::error::PROBLEM_JSON;
 
@@ -121,9 +123,98 @@ fn add_links(openapi: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// The text rule of [`crate::domain::text`] as JSON Schema patterns: one line, or several (line
+/// feed, carriage return and tab let through) for the fields [`crate::api::input`] reads so.
+pub const ONE_LINE_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]*$";
+pub const LINES_PATTERN: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]*$";
+
+fn is_string(schema: &Value) -> bool {
+    match schema.get("type") {
+        Some(Value::String(t)) => t == "string",
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
+        _ => false,
+    }
+}
+
+/// Gives a string schema the text rule's pattern, unless it already says more (its own
+/// pattern, a format, an enumeration).
+fn state_rule(schema: &mut Value, multiline: bool) {
+    let free = is_string(schema) && ["pattern", "format", "enum", "const"].iter().all(|k| schema.get(k).is_none());
+    if free && let Some(map) = schema.as_object_mut() {
+        let pattern = if multiline { LINES_PATTERN } else { ONE_LINE_PATTERN };
+        map.insert("pattern".into(), Value::String(pattern.into()));
+    }
+}
+
+/// Walks a schema: the strings of its properties and items get the rule; references are
+/// collected for the caller to follow.
+fn walk(schema: &mut Value, name: &str, refs: &mut Vec<String>) {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        refs.push(r.rsplit('/').next().unwrap_or(r).to_owned());
+        return;
+    }
+    state_rule(schema, crate::api::input::is_multiline(name));
+    if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        for (prop, s) in props.iter_mut() {
+            walk(s, prop, refs);
+        }
+    }
+    if let Some(items) = schema.get_mut("items") {
+        walk(items, name, refs);
+    }
+    for key in ["allOf", "oneOf", "anyOf"] {
+        if let Some(Value::Array(all)) = schema.get_mut(key) {
+            for s in all {
+                walk(s, name, refs);
+            }
+        }
+    }
+}
+
+/// Every string a client sends (request bodies, query and path parameters) states the text
+/// rule as a pattern, so that the document is as strict as the server.
+fn state_the_text_rule(openapi: &mut utoipa::openapi::OpenApi) {
+    let Ok(mut doc) = serde_json::to_value(&*openapi) else { return };
+    let mut refs = Vec::new();
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut().filter_map(Value::as_object_mut) {
+            for op in item.values_mut() {
+                for param in op.get_mut("parameters").and_then(Value::as_array_mut).into_iter().flatten() {
+                    let place = param.get("in").and_then(Value::as_str).unwrap_or("");
+                    if matches!(place, "query" | "path")
+                        && let Some(schema) = param.get_mut("schema")
+                    {
+                        state_rule(schema, false);
+                    }
+                }
+                let bodies = op.pointer_mut("/requestBody/content").and_then(Value::as_object_mut);
+                for media in bodies.into_iter().flat_map(|m| m.values_mut()) {
+                    if let Some(schema) = media.get_mut("schema") {
+                        walk(schema, "", &mut refs);
+                    }
+                }
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    while let Some(name) = refs.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Some(schema) = doc.pointer_mut(&format!("/components/schemas/{name}")) {
+            walk(schema, "", &mut refs);
+        }
+    }
+    match serde_json::from_value(doc) {
+        Ok(stated) => *openapi = stated,
+        Err(e) => tracing::error!(error = %e, "the OpenAPI document did not survive stating the text rule"),
+    }
+}
+
 impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         add_links(openapi);
+        state_the_text_rule(openapi);
         for (path, item) in openapi.paths.paths.iter_mut() {
             let ops = [
                 &mut item.get,
@@ -157,6 +248,10 @@ impl Modify for CommonResponses {
                 }
                 if k.query {
                     add(op, "400", || problem("A query parameter has the wrong type or an unknown value").build());
+                    add(op, "422", || {
+                        problem("A query parameter breaks a rule (text, date range, limit, cursor); `errors` names it")
+                            .build()
+                    });
                 }
                 if k.path_params {
                     add(op, "404", || problem("No such resource in the caller's scope").build());

@@ -8,19 +8,20 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::api::communities::{done, optional_text, text};
 use crate::api::conditional::{check_version, etag, if_match};
+use crate::api::input::{Body, Instant, Params};
 use crate::api::pagination::{Page, decode_cursor, fetch_limit, page, parse_time_key, time_key};
-use crate::api::users::{mask_phone, parse_phone};
+use crate::api::validate::{client_id, done, notes, phone as check_phone, text};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
-use crate::domain::{IdNumber, MemberFacts, RemovalReason, Role, Suggestion, Tag, suggest};
+use crate::domain::{IdNumber, MemberFacts, RemovalReason, Role, Suggestion, Tag, mask, suggest};
 use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Event};
 use crate::store::communities::{self, today_in};
 use crate::store::households::{self, After, HouseholdChanges, HouseholdRow, ListFilter, MemberFactsRow};
-use crate::store::{new_id, now};
+use crate::store::now;
+use crate::store::replay::{self, Origin};
 
 #[derive(Serialize, Deserialize, ToSchema, Clone, PartialEq, Debug)]
 #[serde(deny_unknown_fields)]
@@ -108,7 +109,7 @@ pub fn views(conn: &mut DbConn, rows: Vec<HouseholdRow>) -> ApiResult<Vec<Househ
         let suggestion = suggest(members.get(&h.id).map(Vec::as_slice).unwrap_or(&[]), &reasons, day);
         out.push(HouseholdOut {
             address: Address { building: h.building, unit: h.unit, room: h.room },
-            phone: h.phone.as_deref().map(mask_phone),
+            phone: h.phone.as_deref().map(mask::phone),
             tag: Tag::parse(&h.tag).unwrap_or(Tag::Green),
             tag_reasons: reasons,
             suggested_tag: suggestion.tag,
@@ -136,18 +137,6 @@ pub fn views(conn: &mut DbConn, rows: Vec<HouseholdRow>) -> ApiResult<Vec<Househ
 
 pub fn view(conn: &mut DbConn, row: HouseholdRow) -> ApiResult<HouseholdOut> {
     views(conn, vec![row])?.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("empty view")))
-}
-
-/// A client-supplied id: a UUID, stored in its canonical lowercase form.
-pub fn client_id(id: Option<&str>) -> ApiResult<String> {
-    match id {
-        None => Ok(new_id()),
-        Some(raw) => uuid::Uuid::try_parse(raw)
-            .ok()
-            .filter(|_| raw.len() == 36)
-            .map(|u| u.hyphenated().to_string())
-            .ok_or_else(|| ApiError::invalid("id", "invalid_format", "must be a UUID (8-4-4-4-12 hex digits)")),
-    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -178,18 +167,6 @@ fn check_address(a: &Address, errors: &mut Vec<FieldError>) -> Address {
     }
 }
 
-/// An optional phone: absent, `null` or empty means none.
-fn check_phone(field: &str, phone: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
-    let p = phone.filter(|p| !p.is_empty())?;
-    match parse_phone(field, p) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            errors.push(e);
-            None
-        }
-    }
-}
-
 /// Registers a household (new households start green). Workers register households in their
 /// own grids.
 #[utoipa::path(post, path = "/api/v1/households", tag = "households", operation_id = "create_household",
@@ -205,7 +182,7 @@ fn check_phone(field: &str, phone: Option<&str>, errors: &mut Vec<FieldError>) -
 pub async fn create(
     state: web::Data<AppState>,
     caller: AuthUser,
-    body: web::Json<CreateHousehold>,
+    body: Body<CreateHousehold>,
 ) -> ApiResult<HttpResponse> {
     let input = body.into_inner();
     let id = client_id(input.id.as_deref())?;
@@ -213,7 +190,7 @@ pub async fn create(
     let address = check_address(&input.address, &mut errors);
     let head_name = text("head_name", &input.head_name, 32, &mut errors);
     let phone = check_phone("phone", input.phone.as_deref(), &mut errors);
-    let notes = optional_text("notes", input.notes.as_deref(), 2000, &mut errors);
+    let notes = notes("notes", input.notes.as_deref(), 2000, &mut errors);
     done(errors)?;
     let actor = caller.actor();
     let (created, out) = state
@@ -221,6 +198,8 @@ pub async fn create(
         .write(move |conn| {
             let grid = scope::grid(conn, &caller, &input.grid_id)
                 .map_err(|_| ApiError::invalid("grid_id", "unknown", "no such grid in your scope"))?;
+            let content = serde_json::json!({"grid_id": grid.id, "address": [address.building, address.unit,
+                address.room], "head_name": head_name, "phone": phone, "notes": notes});
             let at = now();
             let row = HouseholdRow {
                 id: id.clone(),
@@ -246,23 +225,17 @@ pub async fn create(
                 removed_reason: None,
                 removed_note: None,
             };
-            if let Some(existing) = households::find(conn, &id)? {
-                let same =
-                    (
-                        &existing.grid_id,
-                        &existing.building,
-                        &existing.unit,
-                        &existing.room,
-                        &existing.head_name,
-                        &existing.phone,
-                        &existing.notes,
-                    ) == (&row.grid_id, &row.building, &row.unit, &row.room, &row.head_name, &row.phone, &row.notes);
-                if same && existing.removed_at.is_none() {
-                    return Ok((false, view(conn, existing)?));
-                }
-                return Err(ApiError::Conflict("a different household already has this id".into()));
+            let origin = Origin { created_by: Some(caller.id.clone()), digest: Some(replay::digest(&content)) };
+            if !households::insert_new(conn, &row, &origin)? {
+                let stored = households::origin(conn, &id)?.ok_or_else(|| ApiError::not_found("household"))?;
+                replay::check_retry(&stored, &caller.id, origin.digest.as_deref().unwrap_or_default())?;
+                // Still the caller's to see (a secretary may have moved or removed it since).
+                let existing = scope::household(conn, &caller, &id)
+                    .ok()
+                    .filter(|h| h.removed_at.is_none())
+                    .ok_or_else(|| ApiError::Conflict("the household has been moved or removed since".into()))?;
+                return Ok((false, view(conn, existing)?));
             }
-            households::insert(conn, &row)?;
             audit::record(
                 conn,
                 &actor,
@@ -297,7 +270,8 @@ pub struct ListHouseholds {
     /// `true`: only households whose tag review is due (today or earlier).
     pub review_due: Option<bool>,
     /// Only households changed at or after this time (RFC 3339), oldest change first.
-    pub updated_since: Option<DateTime<Utc>>,
+    #[param(value_type = Option<DateTime<Utc>>)]
+    pub updated_since: Option<Instant>,
     /// Page size, 1–500 (default 50).
     #[param(minimum = 1, maximum = 500, example = 50)]
     pub limit: Option<u32>,
@@ -319,7 +293,7 @@ pub struct ListHouseholds {
 pub async fn list(
     state: web::Data<AppState>,
     caller: AuthUser,
-    query: web::Query<ListHouseholds>,
+    query: Params<ListHouseholds>,
 ) -> ApiResult<web::Json<Page<HouseholdOut>>> {
     let q = query.into_inner();
     let fetch = fetch_limit(q.limit)?;
@@ -337,7 +311,7 @@ pub async fn list(
                 grid_ids: q.grid_id.clone().map(|g| vec![g]),
                 tag: q.tag.map(|t| t.as_str().to_owned()),
                 q: q.q.clone(),
-                updated_since: q.updated_since.map(|t| t.naive_utc()),
+                updated_since: q.updated_since.map(|t| t.0.naive_utc()),
                 ..Default::default()
             };
             let empty = || Ok(Page { items: vec![], next_cursor: None });
@@ -452,7 +426,7 @@ pub async fn patch(
     caller: AuthUser,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<PatchHousehold>,
+    body: Body<PatchHousehold>,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     let expected = if_match(&req)?;
@@ -467,7 +441,7 @@ pub async fn patch(
     let room = input.address.as_ref().and_then(|a| a.room.as_deref()).map(|v| text("address.room", v, 32, &mut errors));
     let head_name = input.head_name.as_deref().map(|v| text("head_name", v, 32, &mut errors));
     let phone = input.phone.as_ref().map(|p| check_phone("phone", p.as_deref(), &mut errors));
-    let notes = input.notes.as_ref().map(|n| optional_text("notes", n.as_deref(), 2000, &mut errors));
+    let notes = input.notes.as_ref().map(|n| notes("notes", n.as_deref(), 2000, &mut errors));
     done(errors)?;
     let actor = caller.actor();
     let out = state
@@ -553,7 +527,7 @@ pub async fn remove(
     state: web::Data<AppState>,
     caller: AuthUser,
     path: web::Path<String>,
-    query: web::Query<RemoveQuery>,
+    query: Params<RemoveQuery>,
 ) -> ApiResult<web::Json<HouseholdOut>> {
     let id = path.into_inner();
     let q = query.into_inner();
@@ -562,14 +536,15 @@ pub async fn remove(
         Some(r) => RemovalReason::parse(r).map_err(|e| ApiError::invalid("reason", "invalid", e.to_string()))?,
     };
     let mut errors = Vec::new();
-    let note = optional_text("note", q.note.as_deref(), 500, &mut errors);
+    let note = notes("note", q.note.as_deref(), 500, &mut errors);
     done(errors)?;
     let actor = caller.actor();
     let out = state
         .db
         .write(move |conn| {
-            let current = scope::household(conn, &caller, &id)?;
+            scope::household(conn, &caller, &id)?;
             caller.require(&[Role::Admin, Role::Secretary])?;
+            let current = households::find_for_update(conn, &id)?.ok_or_else(|| ApiError::not_found("household"))?;
             if current.removed_at.is_some() {
                 return view(conn, current);
             }
@@ -585,8 +560,22 @@ pub async fn remove(
             if !households::update(conn, &id, current.version, &changes)? {
                 return Err(ApiError::PreconditionFailed("the household changed meanwhile; try again".into()));
             }
-            let cancelled =
-                households::cancel_open_tasks(conn, &id, &format!("household removed: {}", reason.as_str()), at)?;
+            let why = format!("household removed: {}", reason.as_str());
+            let cancelled = households::cancel_open_tasks(conn, &id, &why, at)?;
+            // Its pending proposal leaves the review queue: there is nothing left to decide.
+            if let Some(change) = crate::store::tags::cancel_pending(conn, &id, &caller.id, at, &why)? {
+                audit::record(
+                    conn,
+                    &actor,
+                    Event {
+                        action: "tag_change.cancelled",
+                        entity_type: "tag_change",
+                        entity_id: Some(&change),
+                        community_id: Some(&current.community_id),
+                        summary: serde_json::json!({"household_id": id, "reason": why}),
+                    },
+                )?;
+            }
             audit::record(
                 conn,
                 &actor,

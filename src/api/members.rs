@@ -1,27 +1,26 @@
 //! Members of households: `/households/{id}/members`, `/members/{id}`, and the audited
 //! reveal of personal data, `/members/{id}/pii`.
 
-use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::communities::{done, optional_text, text};
 use crate::api::conditional::{check_version, etag, if_match};
-use crate::api::households::client_id;
+use crate::api::input::{Body, Day, Params};
 use crate::api::pagination::{Page, PageQuery, decode_cursor, fetch_limit, page};
-use crate::api::users::{mask_phone, parse_phone};
+use crate::api::validate::{client_id, done, notes, phone as check_phone, text};
 use crate::auth::AuthUser;
 use crate::auth::scope;
 use crate::db::DbConn;
 use crate::db::schema::members;
-use crate::domain::{Gender, IdNumber, Relation, Role};
+use crate::domain::{Gender, IdNumber, Relation, mask};
 use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Event};
 use crate::store::households::{self, MemberChanges, MemberRow};
 use crate::store::now;
+use crate::store::replay::{self, Origin};
 
 #[derive(Serialize, ToSchema)]
 pub struct MemberOut {
@@ -30,9 +29,13 @@ pub struct MemberOut {
     #[schema(example = "张桂兰")]
     pub name: String,
     pub gender: Gender,
-    pub birth_date: Option<NaiveDate>,
-    /// Masked, e.g. `370103********1234`; the full value comes from `/members/{id}/pii`.
-    #[schema(example = "370103********1234")]
+    /// The year of birth; the full date comes with the ID number from `/members/{id}/pii`
+    /// (see the masking rule in the README).
+    #[schema(example = 1941)]
+    pub birth_year: Option<i32>,
+    /// Masked: the last 4 characters only, e.g. `**************1234`; the full value comes
+    /// from `/members/{id}/pii`.
+    #[schema(example = "**************1234")]
     pub id_number: Option<String>,
     /// Masked, e.g. `138****8000`.
     #[schema(example = "138****8000")]
@@ -53,21 +56,17 @@ pub struct MemberOut {
     pub updated_at: DateTime<Utc>,
 }
 
-fn mask_id(stored: &str) -> String {
-    IdNumber::parse(stored).map(|n| n.masked()).unwrap_or_else(|_| "*".repeat(18))
-}
-
 impl From<MemberRow> for MemberOut {
     fn from(m: MemberRow) -> Self {
         MemberOut {
             gender: Gender::parse(&m.gender).unwrap_or(Gender::Female),
             relation: Relation::parse(&m.relation).unwrap_or(Relation::Other),
-            id_number: m.id_number.as_deref().map(mask_id),
-            phone: m.phone.as_deref().map(mask_phone),
+            id_number: m.id_number.as_deref().map(mask::id_number),
+            phone: m.phone.as_deref().map(mask::phone),
             id: m.id,
             household_id: m.household_id,
             name: m.name,
-            birth_date: m.birth_date,
+            birth_year: m.birth_date.map(mask::birth_year),
             living_alone: m.living_alone,
             disability_grade: m.disability_grade,
             chronic_illness: m.chronic_illness,
@@ -91,8 +90,9 @@ pub struct CreateMember {
     #[schema(example = "张桂兰", min_length = 1, max_length = 32)]
     pub name: String,
     pub gender: Gender,
-    /// Taken from the ID number when omitted; a past date after 1880.
-    pub birth_date: Option<NaiveDate>,
+    /// Taken from the ID number when omitted; a past date after 1900.
+    #[schema(value_type = Option<NaiveDate>)]
+    pub birth_date: Option<Day>,
     /// 居民身份证号 (GB 11643-1999: 17 digits and a check character); must agree with
     /// birth_date and gender. Empty for none.
     #[schema(example = "11010519491231002X", pattern = "^(|[0-9]{17}[0-9Xx])$")]
@@ -156,14 +156,9 @@ fn check_grade(grade: Option<i32>, errors: &mut Vec<FieldError>) {
 
 fn check_birth(birth: Option<NaiveDate>, errors: &mut Vec<FieldError>) {
     let today = Utc::now().date_naive();
-    if birth.is_some_and(|b| b > today || b < NaiveDate::from_ymd_opt(1880, 1, 1).expect("valid date")) {
-        errors.push(FieldError::new("birth_date", "out_of_range", "must be a past date after 1880"));
+    if birth.is_some_and(|b| b > today || !crate::domain::text::date_in_range(b)) {
+        errors.push(FieldError::new("birth_date", "out_of_range", "must be a past date after 1900"));
     }
-}
-
-fn check_member_phone(phone: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
-    let p = phone.filter(|p| !p.is_empty())?;
-    parse_phone("phone", p).map_err(|e| errors.push(e)).ok()
 }
 
 fn household_touched(conn: &mut DbConn, household_id: &str) -> ApiResult<()> {
@@ -188,18 +183,19 @@ pub async fn create(
     state: web::Data<AppState>,
     caller: AuthUser,
     path: web::Path<String>,
-    body: web::Json<CreateMember>,
+    body: Body<CreateMember>,
 ) -> ApiResult<HttpResponse> {
     let household_id = path.into_inner();
     let input = body.into_inner();
     let id = client_id(input.id.as_deref())?;
     let mut errors = Vec::new();
     let name = text("name", &input.name, 32, &mut errors);
-    check_birth(input.birth_date, &mut errors);
-    let checked = check_identity(input.id_number.as_deref(), input.birth_date, input.gender, &mut errors);
-    let phone = check_member_phone(input.phone.as_deref(), &mut errors);
+    let birth_date = input.birth_date.map(|d| d.0);
+    check_birth(birth_date, &mut errors);
+    let checked = check_identity(input.id_number.as_deref(), birth_date, input.gender, &mut errors);
+    let phone = check_phone("phone", input.phone.as_deref(), &mut errors);
     check_grade(input.disability_grade, &mut errors);
-    let notes = optional_text("notes", input.notes.as_deref(), 2000, &mut errors);
+    let notes = notes("notes", input.notes.as_deref(), 2000, &mut errors);
     done(errors)?;
     let actor = caller.actor();
     let (created, row) = state
@@ -228,19 +224,20 @@ pub async fn create(
                 updated_at: at,
                 removed_at: None,
             };
-            if let Some(existing) = households::find_member(conn, &id)? {
-                let same = MemberRow {
-                    version: existing.version,
-                    created_at: existing.created_at,
-                    updated_at: existing.updated_at,
-                    ..row.clone()
-                };
-                if same == existing {
-                    return Ok((false, existing));
-                }
-                return Err(ApiError::Conflict("a different member already has this id".into()));
+            let content = serde_json::json!({"household_id": row.household_id, "name": row.name,
+                "gender": row.gender, "birth_date": row.birth_date, "id_number": row.id_number, "phone": row.phone,
+                "relation": row.relation, "living_alone": row.living_alone, "disability_grade": row.disability_grade,
+                "chronic_illness": row.chronic_illness, "serious_illness": row.serious_illness,
+                "low_income": row.low_income, "extreme_poverty": row.extreme_poverty, "notes": row.notes});
+            let origin = Origin { created_by: Some(caller.id.clone()), digest: Some(replay::digest(&content)) };
+            if !households::insert_new_member(conn, &row, &origin)? {
+                let stored = households::member_origin(conn, &id)?.ok_or_else(|| ApiError::not_found("member"))?;
+                replay::check_retry(&stored, &caller.id, origin.digest.as_deref().unwrap_or_default())?;
+                let existing = households::find_member(conn, &id)?
+                    .filter(|m| m.removed_at.is_none())
+                    .ok_or_else(|| ApiError::Conflict("the member has been removed since".into()))?;
+                return Ok((false, existing));
             }
-            households::insert_member(conn, &row)?;
             household_touched(conn, &household.id)?;
             audit::record(
                 conn,
@@ -274,7 +271,7 @@ pub async fn list(
     state: web::Data<AppState>,
     caller: AuthUser,
     path: web::Path<String>,
-    query: web::Query<PageQuery>,
+    query: Params<PageQuery>,
 ) -> ApiResult<web::Json<Page<MemberOut>>> {
     use diesel::prelude::*;
     let household_id = path.into_inner();
@@ -322,7 +319,7 @@ pub struct PatchMember {
     pub gender: Option<Gender>,
     #[serde(default, deserialize_with = "crate::api::double_option")]
     #[schema(value_type = Option<NaiveDate>)]
-    pub birth_date: Option<Option<NaiveDate>>,
+    pub birth_date: Option<Option<Day>>,
     /// A new ID number, or `null` (or empty) to remove it.
     #[serde(default, deserialize_with = "crate::api::double_option")]
     #[schema(value_type = Option<String>, example = "11010519491231002X", pattern = "^(|[0-9]{17}[0-9Xx])$")]
@@ -366,7 +363,7 @@ pub async fn patch(
     caller: AuthUser,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<PatchMember>,
+    body: Body<PatchMember>,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     let expected = if_match(&req)?;
@@ -375,23 +372,22 @@ pub async fn patch(
     let row = state
         .db
         .write(move |conn| {
-            let (current, _) = scope::member(conn, &caller, &id)?;
-            let household = scope::household_for_update(conn, &caller, &current.household_id)?;
+            let (current, household) = scope::member_for_update(conn, &caller, &id)?;
             let mut errors = Vec::new();
             let name = input.name.as_deref().map(|n| text("name", n, 32, &mut errors));
             let gender = input.gender.unwrap_or_else(|| Gender::parse(&current.gender).unwrap_or(Gender::Female));
-            let birth = input.birth_date.unwrap_or(current.birth_date);
+            let birth = input.birth_date.map(|b| b.map(|d| d.0)).unwrap_or(current.birth_date);
             check_birth(birth, &mut errors);
             let id_number = match &input.id_number {
                 Some(v) => v.clone(),
                 None => current.id_number.clone(),
             };
             let checked = check_identity(id_number.as_deref(), birth, gender, &mut errors);
-            let phone = input.phone.as_ref().map(|p| check_member_phone(p.as_deref(), &mut errors));
+            let phone = input.phone.as_ref().map(|p| check_phone("phone", p.as_deref(), &mut errors));
             if let Some(g) = input.disability_grade {
                 check_grade(g, &mut errors);
             }
-            let notes = input.notes.as_ref().map(|n| optional_text("notes", n.as_deref(), 2000, &mut errors));
+            let notes = input.notes.as_ref().map(|n| notes("notes", n.as_deref(), 2000, &mut errors));
             done(errors)?;
             // Preconditions count only for requests that are otherwise valid (RFC 9110 §13.2.1).
             check_version(expected, current.version)?;
@@ -465,8 +461,7 @@ pub async fn remove(state: web::Data<AppState>, caller: AuthUser, path: web::Pat
     state
         .db
         .write(move |conn| {
-            let (current, _) = scope::member(conn, &caller, &id)?;
-            let household = scope::household_for_update(conn, &caller, &current.household_id)?;
+            let (current, household) = scope::member_for_update(conn, &caller, &id)?;
             let at = now();
             let changes = MemberChanges {
                 removed_at: Some(Some(at)),
@@ -474,7 +469,9 @@ pub async fn remove(state: web::Data<AppState>, caller: AuthUser, path: web::Pat
                 updated_at: Some(at),
                 ..Default::default()
             };
-            households::update_member(conn, &id, current.version, &changes)?;
+            if !households::update_member(conn, &id, current.version, &changes)? {
+                return Err(ApiError::internal(anyhow::anyhow!("a locked member changed")));
+            }
             household_touched(conn, &household.id)?;
             audit::record(
                 conn,
@@ -493,71 +490,6 @@ pub async fn remove(state: web::Data<AppState>, caller: AuthUser, path: web::Pat
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PiiQuery {
-    /// Why the full values are needed; recorded in the audit log.
-    #[param(required = true, min_length = 1, max_length = 200, example = "联系家属办理低保复核")]
-    pub reason: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct MemberPii {
-    pub id: String,
-    /// The full ID number.
-    pub id_number: Option<String>,
-    /// The full phone number.
-    pub phone: Option<String>,
-}
-
-/// Reveals a member's full ID number and phone, to the community's secretary or a worker of
-/// the grid. Every call is audited with its reason; the answer is never cached.
-#[utoipa::path(get, path = "/api/v1/members/{id}/pii", tag = "members", operation_id = "reveal_member_pii",
-    params(("id" = String, Path, description = "Member id"), PiiQuery), security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The full values (Cache-Control: no-store)", body = MemberPii),
-        (status = 400, description = "Malformed query", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
-        (status = 403, description = "Only the community's secretary and the grid's workers see personal data", body = Problem, content_type = PROBLEM),
-        (status = 404, description = "No such member in the caller's scope", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "No reason given", body = Problem, content_type = PROBLEM),
-    ))]
-pub async fn pii(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    path: web::Path<String>,
-    query: web::Query<PiiQuery>,
-) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    let reason = query.into_inner().reason;
-    let actor = caller.actor();
-    let out = state
-        .db
-        .write(move |conn| {
-            let (m, household) = scope::member(conn, &caller, &id)?;
-            caller.require(&[Role::Secretary, Role::GridWorker])?;
-            let raw =
-                reason.ok_or_else(|| ApiError::invalid("reason", "required", "say why the full values are needed"))?;
-            let mut errors = Vec::new();
-            let reason = text("reason", &raw, 200, &mut errors);
-            done(errors)?;
-            audit::record(
-                conn,
-                &actor,
-                Event {
-                    action: "member.pii_revealed",
-                    entity_type: "member",
-                    entity_id: Some(&m.id),
-                    community_id: Some(&household.community_id),
-                    summary: serde_json::json!({"reason": reason, "household_id": household.id}),
-                },
-            )?;
-            Ok(MemberPii { id: m.id, id_number: m.id_number, phone: m.phone })
-        })
-        .await?;
-    Ok(HttpResponse::Ok().insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store"))).json(out))
-}
-
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/households/{id}/members").route(web::get().to(list)).route(web::post().to(create)))
         .service(
@@ -565,6 +497,5 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(get))
                 .route(web::patch().to(patch))
                 .route(web::delete().to(remove)),
-        )
-        .service(web::resource("/members/{id}/pii").route(web::get().to(pii)));
+        );
 }

@@ -9,13 +9,16 @@ pub mod contract;
 pub mod docs;
 pub mod health;
 pub mod households;
+pub mod input;
 pub mod members;
 pub mod pagination;
+pub mod pii;
 pub mod plans;
 pub mod stats;
 pub mod tags;
 pub mod tasks;
 pub mod users;
+pub mod validate;
 pub mod visits;
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
@@ -46,7 +49,8 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         communities::list_grids, communities::create_grid, communities::get_grid, communities::patch_grid,
         communities::put_workers,
         households::list, households::create, households::get, households::patch, households::remove,
-        members::list, members::create, members::get, members::patch, members::remove, members::pii,
+        members::list, members::create, members::get, members::patch, members::remove,
+        pii::member, pii::household,
         audit::list,
         tags::reasons, tags::propose, tags::list, tags::get, tags::approve, tags::reject, tags::history,
         plans::list, plans::put,
@@ -110,6 +114,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(communities::routes)
                 .configure(households::routes)
                 .configure(members::routes)
+                .configure(pii::routes)
                 .configure(audit::routes)
                 .configure(tags::routes)
                 .configure(plans::routes)

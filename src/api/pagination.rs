@@ -46,7 +46,9 @@ pub fn decode_cursor(cursor: Option<&str>, parts: usize) -> ApiResult<Option<Vec
     let Some(cursor) = cursor else { return Ok(None) };
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid_cursor())?;
     let key: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| invalid_cursor())?;
-    if key.len() != parts { Err(invalid_cursor()) } else { Ok(Some(key)) }
+    // Key parts are ids, dates and times: never text a person wrote.
+    let printable = key.iter().all(|k| crate::domain::text::check(k, false).is_ok());
+    if key.len() != parts || !printable { Err(invalid_cursor()) } else { Ok(Some(key)) }
 }
 
 fn invalid_cursor() -> ApiError {
@@ -63,7 +65,10 @@ pub fn time_key(t: NaiveDateTime) -> String {
 
 /// A key part written by [`time_key`]; 422 for anything else.
 pub fn parse_time_key(part: &str) -> ApiResult<NaiveDateTime> {
-    NaiveDateTime::parse_from_str(part, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| invalid_cursor())
+    NaiveDateTime::parse_from_str(part, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .filter(|t| crate::domain::text::time_in_range(*t))
+        .ok_or_else(invalid_cursor)
 }
 
 /// A date as a part of a cursor key.
@@ -73,7 +78,10 @@ pub fn date_key(d: NaiveDate) -> String {
 
 /// A key part written by [`date_key`]; 422 for anything else.
 pub fn parse_date_key(part: &str) -> ApiResult<NaiveDate> {
-    NaiveDate::parse_from_str(part, DATE_KEY).map_err(|_| invalid_cursor())
+    NaiveDate::parse_from_str(part, DATE_KEY)
+        .ok()
+        .filter(|d| crate::domain::text::date_in_range(*d))
+        .ok_or_else(invalid_cursor)
 }
 
 fn encode_cursor(key: &[String]) -> String {
@@ -117,5 +125,9 @@ mod tests {
         assert_eq!(parse_date_key(&date_key(d)).unwrap(), d);
         assert!(parse_time_key("2026-11-27").is_err());
         assert!(parse_date_key("yesterday").is_err());
+        assert!(parse_date_key("-5000-01-01").is_err());
+        assert!(parse_time_key("1066-10-14T09:00:00").is_err());
+        let nul = encode_cursor(&["a\u{0}".to_owned()]);
+        assert!(decode_cursor(Some(&nul), 1).is_err());
     }
 }

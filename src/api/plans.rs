@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::communities::text;
+use crate::api::input::Body;
+use crate::api::validate::text;
 use crate::auth::AuthUser;
 use crate::auth::scope;
 use crate::db::DbConn;
@@ -135,7 +136,7 @@ pub async fn put(
     state: web::Data<AppState>,
     caller: AuthUser,
     path: web::Path<(String, String)>,
-    body: web::Json<PutPlan>,
+    body: Body<PutPlan>,
 ) -> ApiResult<web::Json<Vec<PlanOut>>> {
     let (id, tag) = path.into_inner();
     let tag =

@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::api::input::Params;
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
@@ -412,7 +413,7 @@ fn overview_of(conn: &mut DbConn, t: Target, now: DateTime<Utc>) -> ApiResult<Ov
 pub async fn overview(
     state: web::Data<AppState>,
     caller: AuthUser,
-    query: web::Query<ScopeQuery>,
+    query: Params<ScopeQuery>,
 ) -> ApiResult<web::Json<Overview>> {
     let q = query.into_inner();
     let now = Utc::now();
@@ -788,7 +789,7 @@ pub async fn evaluation(
     state: web::Data<AppState>,
     caller: AuthUser,
     req: HttpRequest,
-    query: web::Query<EvaluationQuery>,
+    query: Params<EvaluationQuery>,
 ) -> ApiResult<HttpResponse> {
     let q = query.into_inner();
     let period = match q.period.as_deref() {

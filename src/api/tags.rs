@@ -15,9 +15,10 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::api::communities::{optional_text, text};
 use crate::api::conditional::{check_version, if_match};
+use crate::api::input::{Body, Params};
 use crate::api::pagination::{Page, decode_cursor, fetch_limit, page, parse_time_key, time_key};
+use crate::api::validate::{notes, required_notes};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
@@ -152,7 +153,7 @@ fn check_proposal(input: &ProposeTagChange) -> ApiResult<Proposal> {
     if input.reasons.is_empty() && to_tag.is_some_and(|t| t != Tag::Green) {
         errors.push(FieldError::new("reasons", "required", "a red or yellow tag needs at least one reason"));
     }
-    let note = optional_text("note", input.note.as_deref(), NOTE_MAX, &mut errors);
+    let note = notes("note", input.note.as_deref(), NOTE_MAX, &mut errors);
     match to_tag {
         Some(to_tag) if errors.is_empty() => {
             let reasons = catalogue()
@@ -266,7 +267,7 @@ pub async fn propose(
     caller: AuthUser,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<ProposeTagChange>,
+    body: Body<ProposeTagChange>,
 ) -> ApiResult<HttpResponse> {
     let household_id = path.into_inner();
     let expected = if_match(&req)?;
@@ -400,7 +401,7 @@ pub struct ListTagChanges {
 pub async fn list(
     state: web::Data<AppState>,
     caller: AuthUser,
-    query: web::Query<ListTagChanges>,
+    query: Params<ListTagChanges>,
 ) -> ApiResult<web::Json<Page<TagChangeOut>>> {
     let q = query.into_inner();
     let fetch = fetch_limit(q.limit)?;
@@ -500,9 +501,9 @@ fn decision_body(req: &HttpRequest, body: &web::Bytes) -> actix_web::Result<Deci
     if !json {
         return Err(ApiError::UnsupportedMediaType("send the body as application/json".into()).into());
     }
-    serde_json::from_slice::<Option<Decision>>(body)
-        .map(Option::unwrap_or_default)
-        .map_err(|e| crate::api::json_error(actix_web::error::JsonPayloadError::Deserialize(e), req))
+    let value = serde_json::from_slice::<serde_json::Value>(body)
+        .map_err(|e| crate::api::json_error(actix_web::error::JsonPayloadError::Deserialize(e), req))?;
+    Ok(crate::api::input::from_json::<Option<Decision>>(value)?.unwrap_or_default())
 }
 
 /// Approves or rejects a pending change, in one transaction with the application of the tag.
@@ -516,10 +517,28 @@ fn decide(
     let (found, _) = tag_change_in_scope(conn, caller, id)?;
     // The household first, then the change: the order every writer of tag changes takes, so
     // two decisions (or a decision and a proposal) queue instead of deadlocking.
-    households::find_for_update(conn, &found.household_id)?;
+    let household =
+        households::find_for_update(conn, &found.household_id)?.ok_or_else(|| ApiError::not_found("tag change"))?;
     let row = tags::find(conn, id)?.ok_or_else(|| ApiError::not_found("tag change"))?;
     if row.status != TagChangeStatus::Pending.as_str() {
         return Err(ApiError::Conflict(format!("the tag change has already been {}", row.status)));
+    }
+    // The rule of proposing holds for deciding: applying what the household already has (a
+    // secretary set the same tag and reasons meanwhile) would write an empty history entry and
+    // restart the review period. Such a proposal is rejected, with a note.
+    if approve {
+        let proposal = Proposal {
+            to_tag: Tag::parse(&row.to_tag).map_err(ApiError::internal)?,
+            reasons: row.reasons(),
+            note: None,
+        };
+        if unchanged(&household, &proposal) {
+            return Err(ApiError::invalid(
+                "to_tag",
+                "unchanged",
+                format!("the household is already {} with these reasons; reject the proposal instead", household.tag),
+            ));
+        }
     }
     let actor = caller.actor();
     let at = now();
@@ -577,7 +596,7 @@ fn decide(
         (status = 404, description = "No such tag change in the caller's scope", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The change is no longer pending, or the household has been removed", body = Problem, content_type = PROBLEM),
         (status = 415, description = "A body that is not JSON", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "Note too long", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Note too long, or the household already has the proposed tag and reasons", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn approve(
     state: web::Data<AppState>,
@@ -589,7 +608,7 @@ pub async fn approve(
     caller.require(&[Role::Admin, Role::Secretary])?;
     let input = decision_body(&req, &body)?;
     let mut errors = Vec::new();
-    let note = optional_text("note", input.note.as_deref(), NOTE_MAX, &mut errors);
+    let note = notes("note", input.note.as_deref(), NOTE_MAX, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors).into());
     }
@@ -629,7 +648,7 @@ pub async fn reject(
             errors.push(FieldError::new("note", "required", "say why the change is rejected"));
             None
         }
-        Some(n) => Some(text("note", n, NOTE_MAX, &mut errors)),
+        Some(n) => Some(required_notes("note", n, NOTE_MAX, &mut errors)),
     };
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors).into());
@@ -665,7 +684,7 @@ pub async fn history(
     state: web::Data<AppState>,
     caller: AuthUser,
     path: web::Path<String>,
-    query: web::Query<HistoryQuery>,
+    query: Params<HistoryQuery>,
 ) -> ApiResult<web::Json<Page<TagChangeOut>>> {
     let household_id = path.into_inner();
     let q = query.into_inner();

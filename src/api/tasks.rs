@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::api::communities::text;
 use crate::api::conditional::etag;
+use crate::api::input::{Body, Day, Params};
 use crate::api::pagination::{Page, date_key, decode_cursor, fetch_limit, page, parse_date_key};
+use crate::api::validate::text;
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
@@ -90,7 +91,8 @@ pub struct ListTasks {
     /// `true`: only open tasks due before today.
     pub overdue: Option<bool>,
     /// Only tasks due before this date.
-    pub due_before: Option<NaiveDate>,
+    #[param(value_type = Option<NaiveDate>)]
+    pub due_before: Option<Day>,
     #[param(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub grid_id: Option<String>,
     #[param(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
@@ -115,7 +117,7 @@ pub struct ListTasks {
 pub async fn list(
     state: web::Data<AppState>,
     caller: AuthUser,
-    query: web::Query<ListTasks>,
+    query: Params<ListTasks>,
 ) -> ApiResult<web::Json<Page<TaskOut>>> {
     let q = query.into_inner();
     let fetch = fetch_limit(q.limit)?;
@@ -138,9 +140,11 @@ pub async fn list(
                     Some(c)
                 }
                 Reach::Grids { community_id, grid_ids } => {
+                    // The tasks of the households now in the worker's grids, not removed: the
+                    // rule of changing one (a done task keeps the grid it was done in).
                     query = query
                         .filter(tasks::community_id.eq(community_id.clone()))
-                        .filter(tasks::grid_id.eq_any(grid_ids));
+                        .filter(tasks::household_id.eq_any(crate::store::households::current_in(&grid_ids)));
                     Some(community_id)
                 }
             };
@@ -158,7 +162,7 @@ pub async fn list(
                 query = query.filter(tasks::status.eq("open")).filter(tasks::due_on.lt(today));
             }
             if let Some(d) = q.due_before {
-                query = query.filter(tasks::due_on.lt(d));
+                query = query.filter(tasks::due_on.lt(d.0));
             }
             if let Some(g) = q.grid_id {
                 query = query.filter(tasks::grid_id.eq(g));
@@ -217,7 +221,7 @@ pub async fn patch(
     state: web::Data<AppState>,
     caller: AuthUser,
     path: web::Path<String>,
-    body: web::Json<PatchTask>,
+    body: Body<PatchTask>,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     let input = body.into_inner();
@@ -249,8 +253,7 @@ pub async fn patch(
     let out = state
         .db
         .write(move |conn| {
-            let task = store::find(conn, &id)?.ok_or_else(|| ApiError::not_found("task"))?;
-            scope::household(conn, &caller, &task.household_id).map_err(|_| ApiError::not_found("task"))?;
+            let task = scope::task_for_update(conn, &caller, &id)?;
             caller.require(&[Role::Admin, Role::Secretary])?;
             if task.status != "open" {
                 return Err(ApiError::Conflict(format!("the task is {}, not open", task.status)));
@@ -258,9 +261,13 @@ pub async fn patch(
             let at = now();
             if let Some(assignee) = &input.assignee_id {
                 if let Some(user) = assignee
-                    && !communities::is_assigned(conn, user, &task.grid_id)?
+                    && !communities::serving_workers(conn, &task.grid_id)?.contains(user)
                 {
-                    return Err(ApiError::invalid("assignee_id", "not_a_grid_worker", "not a worker of the task's grid"));
+                    return Err(ApiError::invalid(
+                        "assignee_id",
+                        "not_a_grid_worker",
+                        "not an active worker of the task's grid",
+                    ));
                 }
                 diesel::update(tasks::table.find(&id))
                     .set((tasks::assignee_id.eq(assignee.clone()), tasks::updated_at.eq(at), tasks::version.eq(tasks::version + 1)))

@@ -7,13 +7,16 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::api::conditional::{check_version, etag, if_match};
+use crate::api::input::{Body, Params};
 use crate::api::pagination::{Page, decode_cursor, fetch_limit, page};
+use crate::api::validate::parse_phone;
 use crate::auth::{AuthUser, password, scope};
 use crate::db::DbConn;
-use crate::domain::{Phone, Role};
+use crate::domain::{Role, mask};
 use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Actor, Event};
-use crate::store::communities::exists as communities_exists;
+use crate::store::communities::{self, exists as communities_exists};
+use crate::store::tasks;
 use crate::store::users::{self, ListFilter, NewUser, UserChanges, UserRow};
 use crate::store::{new_id, now, sessions};
 
@@ -37,19 +40,11 @@ pub struct UserOut {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Masks a stored phone number for display.
-pub fn mask_phone(stored: &str) -> String {
-    match Phone::parse(stored) {
-        Ok(p) => p.masked(),
-        Err(_) => "*".repeat(stored.chars().count().min(11)),
-    }
-}
-
 impl From<UserRow> for UserOut {
     fn from(u: UserRow) -> Self {
         UserOut {
             role: Role::parse(&u.role).unwrap_or(Role::GridWorker),
-            phone: u.phone.as_deref().map(mask_phone),
+            phone: u.phone.as_deref().map(mask::phone),
             id: u.id,
             username: u.username,
             display_name: u.display_name,
@@ -99,15 +94,8 @@ fn check_username(name: &str) -> Option<FieldError> {
 
 fn check_display_name(name: &str) -> Option<FieldError> {
     let mut errors = Vec::new();
-    crate::api::communities::text("display_name", name, 64, &mut errors);
+    crate::api::validate::text("display_name", name, 64, &mut errors);
     errors.pop()
-}
-
-/// A phone number as stored (normalised), or the field error.
-pub fn parse_phone(field: &str, phone: &str) -> Result<String, FieldError> {
-    Phone::parse(phone)
-        .map(|p| p.as_str().to_owned())
-        .map_err(|e| FieldError::new(field, "invalid_format", e.to_string()))
 }
 
 /// Checks a new account's fields; returns the normalised username and phone.
@@ -202,11 +190,7 @@ pub fn create_user(
         (status = 409, description = "Username taken", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid fields", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn create(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    body: web::Json<CreateUser>,
-) -> ApiResult<HttpResponse> {
+pub async fn create(state: web::Data<AppState>, caller: AuthUser, body: Body<CreateUser>) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Admin, Role::Secretary])?;
     let mut input = body.into_inner();
     if caller.role == Role::Secretary {
@@ -258,7 +242,7 @@ pub struct ListUsers {
 pub async fn list(
     state: web::Data<AppState>,
     caller: AuthUser,
-    query: web::Query<ListUsers>,
+    query: Params<ListUsers>,
 ) -> ApiResult<web::Json<Page<UserOut>>> {
     let q = query.into_inner();
     let fetch = fetch_limit(q.limit)?;
@@ -334,7 +318,7 @@ pub async fn patch(
     caller: AuthUser,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<PatchUser>,
+    body: Body<PatchUser>,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     let expected = if_match(&req)?;
@@ -377,7 +361,7 @@ pub async fn patch(
     let row = state
         .db
         .write(move |conn| {
-            let target = scope::user(conn, &caller, &id)?;
+            let target = scope::user_for_update(conn, &caller, &id)?;
             if manages || caller.id != target.id {
                 scope::manage_user(&caller, &target)?;
             }
@@ -399,6 +383,16 @@ pub async fn patch(
             if ends_sessions {
                 sessions::revoke_all_for_user(conn, &target.id)?;
             }
+            // A deactivated account serves no grid: its assignments end and its open tasks go
+            // to each grid's primary worker, or to the secretary's queue.
+            let mut grids_left = Vec::new();
+            if input.active == Some(false) && target.active {
+                grids_left = communities::unassign_everywhere(conn, &target.id)?;
+                for grid_id in &grids_left {
+                    tasks::hand_on(conn, grid_id, at)?;
+                    communities::touch_grid(conn, grid_id, at)?;
+                }
+            }
             let fields = audit::fields_set([
                 ("display_name", input.display_name.is_some()),
                 ("phone", input.phone.is_some()),
@@ -413,7 +407,7 @@ pub async fn patch(
                     entity_type: "user",
                     entity_id: Some(&target.id),
                     community_id: target.community_id.as_deref(),
-                    summary: serde_json::json!({"fields": fields, "active": input.active}),
+                    summary: serde_json::json!({"fields": fields, "active": input.active, "grids_left": grids_left}),
                 },
             )?;
             users::find(conn, &target.id)?.ok_or_else(|| ApiError::not_found("user"))

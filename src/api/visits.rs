@@ -13,10 +13,10 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::api::communities::{optional_text, text};
 use crate::api::conditional::{check_version, etag, if_match};
-use crate::api::households::client_id;
+use crate::api::input::{Body, Instant, Params};
 use crate::api::pagination::{Page, decode_cursor, fetch_limit, page, parse_time_key, time_key};
+use crate::api::validate::{client_id, notes, text};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
@@ -24,6 +24,7 @@ use crate::domain::{Role, ServiceKind};
 use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Event};
 use crate::store::now;
+use crate::store::replay::{self, Origin};
 use crate::store::tasks;
 use crate::store::visits::{self as store, ListFilter, VisitCorrection, VisitRow};
 
@@ -127,7 +128,8 @@ pub struct CreateVisit {
     pub kind: ServiceKind,
     /// When it happened (RFC 3339). Not in the future (5 minutes of skew allowed), and not
     /// older than the configured window (30 days) unless a secretary records it.
-    pub visited_at: DateTime<Utc>,
+    #[schema(value_type = DateTime<Utc>)]
+    pub visited_at: Instant,
     #[schema(example = "入户走访，老人身体状况良好", max_length = 4000)]
     pub notes: Option<String>,
     /// At most 50.
@@ -150,7 +152,7 @@ fn check_content(
     location: Option<Location>,
     errors: &mut Vec<FieldError>,
 ) -> Content {
-    let notes = optional_text("notes", notes, 4000, errors);
+    let notes = self::notes("notes", notes, 4000, errors);
     if findings.len() > 50 {
         errors.push(FieldError::new("findings", "too_many", "at most 50 findings"));
     }
@@ -159,7 +161,7 @@ fn check_content(
         .enumerate()
         .map(|(i, f)| {
             let category = text(&format!("findings[{i}].category"), &f.category, 32, errors);
-            let detail = optional_text(&format!("findings[{i}].detail"), Some(&f.detail), 1000, errors);
+            let detail = self::notes(&format!("findings[{i}].detail"), Some(&f.detail), 1000, errors);
             Finding { category, detail: detail.unwrap_or_default() }
         })
         .collect();
@@ -208,17 +210,13 @@ pub fn content_hash(household_id: &str, kind: ServiceKind, visited_at: NaiveDate
         (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid fields or visited_at outside the allowed window", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn create(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    body: web::Json<CreateVisit>,
-) -> ApiResult<HttpResponse> {
+pub async fn create(state: web::Data<AppState>, caller: AuthUser, body: Body<CreateVisit>) -> ApiResult<HttpResponse> {
     let input = body.into_inner();
     let id = client_id(input.id.as_deref())?;
     let mut errors = Vec::new();
     let content = check_content(input.notes.as_deref(), &input.findings, input.location, &mut errors);
     let received = now();
-    let visited_at = input.visited_at.naive_utc().and_utc().timestamp_micros();
+    let visited_at = input.visited_at.0.timestamp_micros();
     let visited_at = DateTime::from_timestamp_micros(visited_at).map(|d| d.naive_utc()).unwrap_or(received);
     if visited_at > received + Duration::minutes(SKEW_MINUTES) {
         errors.push(FieldError::new("visited_at", "in_future", "may not be in the future"));
@@ -243,11 +241,10 @@ pub async fn create(
             let existing = |conn: &mut DbConn| -> ApiResult<(bool, VisitOut)> {
                 let stored =
                     store::find(conn, &id)?.ok_or_else(|| ApiError::internal(anyhow::anyhow!("visit vanished")))?;
-                if stored.content_hash == hash && stored.household_id == household.id {
-                    Ok((false, view(conn, stored)?))
-                } else {
-                    Err(ApiError::Conflict("a different visit already has this id".into()))
-                }
+                let origin =
+                    Origin { created_by: Some(stored.worker_id.clone()), digest: Some(stored.content_hash.clone()) };
+                replay::check_retry(&origin, &caller.id, &hash)?;
+                Ok((false, view(conn, stored)?))
             };
             if store::find(conn, &id)?.is_some() {
                 return existing(conn);
@@ -306,9 +303,11 @@ pub struct ListVisits {
     pub grid_id: Option<String>,
     pub worker_id: Option<String>,
     /// Visits at or after this time (RFC 3339).
-    pub from: Option<DateTime<Utc>>,
+    #[param(value_type = Option<DateTime<Utc>>)]
+    pub from: Option<Instant>,
     /// Visits before this time (RFC 3339).
-    pub to: Option<DateTime<Utc>>,
+    #[param(value_type = Option<DateTime<Utc>>)]
+    pub to: Option<Instant>,
     /// Page size, 1–500 (default 50).
     #[param(minimum = 1, maximum = 500, example = 50)]
     pub limit: Option<u32>,
@@ -329,7 +328,7 @@ pub struct ListVisits {
 pub async fn list(
     state: web::Data<AppState>,
     caller: AuthUser,
-    query: web::Query<ListVisits>,
+    query: Params<ListVisits>,
 ) -> ApiResult<web::Json<Page<VisitOut>>> {
     let q = query.into_inner();
     let fetch = fetch_limit(q.limit)?;
@@ -344,8 +343,8 @@ pub async fn list(
                 household_id: q.household_id,
                 worker_id: q.worker_id,
                 grid_ids: q.grid_id.map(|g| vec![g]),
-                from: q.from.map(|f| f.naive_utc()),
-                to: q.to.map(|t| t.naive_utc()),
+                from: q.from.map(|f| f.0.naive_utc()),
+                to: q.to.map(|t| t.0.naive_utc()),
                 ..Default::default()
             };
             match scope::reach(conn, &caller)? {
@@ -353,10 +352,7 @@ pub async fn list(
                 Reach::Community(c) => filter.community_id = Some(c),
                 Reach::Grids { community_id, grid_ids } => {
                     filter.community_id = Some(community_id);
-                    filter.grid_ids = Some(match filter.grid_ids {
-                        Some(wanted) => wanted.into_iter().filter(|g| grid_ids.contains(g)).collect(),
-                        None => grid_ids,
-                    });
+                    filter.current_households_in = Some(grid_ids);
                 }
             }
             let rows = store::list(conn, &filter, before, fetch)?;
@@ -430,7 +426,7 @@ pub async fn patch(
     caller: AuthUser,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<PatchVisit>,
+    body: Body<PatchVisit>,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     let expected = if_match(&req)?;
@@ -439,7 +435,7 @@ pub async fn patch(
     let out = state
         .db
         .write(move |conn| {
-            let v = visible_visit(conn, &caller, &id)?;
+            let v = scope::visit_for_update(conn, &caller, &id)?;
             if v.worker_id != caller.id {
                 return Err(ApiError::Forbidden("only the visit's author may correct it".into()));
             }

@@ -10,7 +10,9 @@ use crate::domain::Role;
 use crate::error::{ApiError, ApiResult};
 use crate::store::communities::{self, CommunityRow, GridRow};
 use crate::store::households::{self, HouseholdRow, MemberRow};
+use crate::store::tasks::{self, TaskRow};
 use crate::store::users::{self, UserRow};
+use crate::store::visits::{self, VisitRow};
 
 /// May the caller see things of this community at all?
 pub fn sees_community(caller: &AuthUser, community_id: &str) -> bool {
@@ -112,4 +114,62 @@ pub fn member(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<(Memb
         .ok_or_else(|| ApiError::not_found("member"))?;
     let h = household(conn, caller, &m.household_id).map_err(|_| ApiError::not_found("member"))?;
     Ok((m, h))
+}
+
+/// [`member`], to change it: the household is locked first (the order every writer takes), then
+/// the member is read again under that lock, so concurrent edits queue instead of failing their
+/// version check, and a removal racing an edit is seen. Removed households cannot be changed.
+pub fn member_for_update(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<(MemberRow, HouseholdRow)> {
+    let m = households::find_member(conn, id)?
+        .filter(|m| m.removed_at.is_none())
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    let h = household_for_update(conn, caller, &m.household_id).map_err(not_found_as("member"))?;
+    let m = households::find_member(conn, id)?
+        .filter(|m| m.removed_at.is_none() && m.household_id == h.id)
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    Ok((m, h))
+}
+
+/// A visit in the caller's scope (that of its household), to change it: household locked, then
+/// the visit read again and locked.
+pub fn visit_for_update(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<VisitRow> {
+    let v = visits::find(conn, id)?.ok_or_else(|| ApiError::not_found("visit"))?;
+    household(conn, caller, &v.household_id).map_err(not_found_as("visit"))?;
+    households::find_for_update(conn, &v.household_id)?;
+    visits::find_for_update(conn, id)?.ok_or_else(|| ApiError::not_found("visit"))
+}
+
+/// A task in the caller's scope (that of its household), to change it: household locked, then
+/// the task read again and locked.
+pub fn task_for_update(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<TaskRow> {
+    let t = tasks::find(conn, id)?.ok_or_else(|| ApiError::not_found("task"))?;
+    household(conn, caller, &t.household_id).map_err(not_found_as("task"))?;
+    households::find_for_update(conn, &t.household_id)?;
+    tasks::find_for_update(conn, id)?.ok_or_else(|| ApiError::not_found("task"))
+}
+
+/// [`community`], locked for a change.
+pub fn community_for_update(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<CommunityRow> {
+    community(conn, caller, id)?;
+    communities::find_for_update(conn, id)?.ok_or_else(|| ApiError::not_found("community"))
+}
+
+/// [`grid`], locked for a change.
+pub fn grid_for_update(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<GridRow> {
+    grid(conn, caller, id)?;
+    communities::find_grid_for_update(conn, id)?.ok_or_else(|| ApiError::not_found("grid"))
+}
+
+/// [`user`], locked for a change.
+pub fn user_for_update(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<UserRow> {
+    user(conn, caller, id)?;
+    users::find_for_update(conn, id)?.ok_or_else(|| ApiError::not_found("user"))
+}
+
+/// Out of scope reads as "no such <what>"; other errors (a removed household: 409) stay.
+fn not_found_as(what: &'static str) -> impl Fn(ApiError) -> ApiError {
+    move |e| match e {
+        ApiError::NotFound(_) => ApiError::not_found(what),
+        other => other,
+    }
 }

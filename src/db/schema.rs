@@ -102,6 +102,8 @@ diesel::table! {
         removed_at -> Nullable<Timestamp>,
         removed_reason -> Nullable<Text>,
         removed_note -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        create_digest -> Nullable<Text>,
     }
 }
 
@@ -126,6 +128,8 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         removed_at -> Nullable<Timestamp>,
+        created_by -> Nullable<Text>,
+        create_digest -> Nullable<Text>,
     }
 }
 

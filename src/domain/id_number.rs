@@ -117,9 +117,10 @@ impl IdNumber {
         &self.0[..6]
     }
 
-    /// The form shown in responses: first 6, 8 stars, last 4, e.g. `370103********1234`.
+    /// The form shown in responses (see [`crate::domain::mask`]): the last 4 characters only,
+    /// e.g. `**************1234`.
     pub fn masked(&self) -> String {
-        format!("{}********{}", &self.0[..6], &self.0[14..])
+        format!("{}{}", "*".repeat(14), &self.0[14..])
     }
 
     /// Checks the number against a member's recorded birth date and gender, when given.
@@ -206,17 +207,18 @@ mod tests {
         assert_eq!(id.birth_date(), date(1985, 6, 12));
         assert_eq!(id.gender(), Gender::Male);
         assert_eq!(id.division_code(), "370103");
-        assert_eq!(id.masked(), format!("370103********123{}", check_char("37010319850612123")));
+        assert_eq!(id.masked(), format!("**************123{}", check_char("37010319850612123")));
         assert_eq!(parse(&valid("37010319850612124")).unwrap().gender(), Gender::Female);
         assert_eq!(parse(&valid("37010319850612120")).unwrap().gender(), Gender::Female);
     }
 
     #[test]
-    fn masked_is_six_stars_eight_four() {
+    fn masked_shows_the_last_four_only() {
         let id = parse("11010519491231002X").unwrap();
-        assert_eq!(id.masked(), "110105********002X");
+        assert_eq!(id.masked(), "**************002X");
         assert_eq!(id.masked().chars().count(), 18);
         assert!(!format!("{id:?}").contains("19491231"), "Debug must not leak the number");
+        assert!(!format!("{id:?}").contains("110105"), "Debug must not leak the number");
     }
 
     #[test]

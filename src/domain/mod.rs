@@ -9,9 +9,11 @@
 pub mod division;
 pub mod grid_code;
 pub mod id_number;
+pub mod mask;
 pub mod phone;
 pub mod schedule;
 pub mod tags;
+pub mod text;
 
 use std::cmp::Ordering;
 
@@ -200,6 +202,8 @@ vocabulary! {
         Pending = "pending",
         Approved = "approved",
         Rejected = "rejected",
+        /// Ended without a decision: its household was removed.
+        Cancelled = "cancelled",
     }
 }
 

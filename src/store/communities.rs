@@ -41,6 +41,11 @@ pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<CommunityRow>> {
     communities::table.find(id).select(CommunityRow::as_select()).first(conn).optional()
 }
 
+/// [`find`], locked for a change (see [`crate::locked_first`]).
+pub fn find_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<CommunityRow>> {
+    crate::locked_first!(conn, communities::table.find(id).select(CommunityRow::as_select()))
+}
+
 pub fn insert(conn: &mut DbConn, row: &CommunityRow) -> QueryResult<()> {
     diesel::insert_into(communities::table).values(row).execute(conn).map(|_| ())
 }
@@ -93,6 +98,11 @@ pub struct GridRow {
 
 pub fn find_grid(conn: &mut DbConn, id: &str) -> QueryResult<Option<GridRow>> {
     grids::table.find(id).select(GridRow::as_select()).first(conn).optional()
+}
+
+/// [`find_grid`], locked for a change (see [`crate::locked_first`]).
+pub fn find_grid_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<GridRow>> {
+    crate::locked_first!(conn, grids::table.find(id).select(GridRow::as_select()))
 }
 
 pub fn insert_grid(conn: &mut DbConn, row: &GridRow) -> QueryResult<()> {
@@ -187,14 +197,41 @@ pub fn replace_workers(
     Ok(())
 }
 
-/// The grid's primary worker, if it has one.
+/// The grid's primary worker, if it has one whose account is active.
 pub fn primary_worker(conn: &mut DbConn, grid_id: &str) -> QueryResult<Option<String>> {
     grid_assignments::table
+        .inner_join(users::table)
         .filter(grid_assignments::grid_id.eq(grid_id))
         .filter(grid_assignments::is_primary)
+        .filter(users::active)
         .select(grid_assignments::user_id)
         .first(conn)
         .optional()
+}
+
+/// The workers of a grid whose accounts are active: who may hold its tasks.
+pub fn serving_workers(conn: &mut DbConn, grid_id: &str) -> QueryResult<Vec<String>> {
+    grid_assignments::table
+        .inner_join(users::table)
+        .filter(grid_assignments::grid_id.eq(grid_id))
+        .filter(users::active)
+        .select(grid_assignments::user_id)
+        .load(conn)
+}
+
+/// A grid's assignments changed: its version moves on.
+pub fn touch_grid(conn: &mut DbConn, grid_id: &str, at: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(grids::table.find(grid_id))
+        .set((grids::version.eq(grids::version + 1), grids::updated_at.eq(at)))
+        .execute(conn)
+}
+
+/// Ends every assignment of a worker (a deactivated account serves no grid); returns the grids
+/// it served.
+pub fn unassign_everywhere(conn: &mut DbConn, user_id: &str) -> QueryResult<Vec<String>> {
+    let grids = grids_of_worker(conn, user_id)?;
+    diesel::delete(grid_assignments::table.filter(grid_assignments::user_id.eq(user_id))).execute(conn)?;
+    Ok(grids)
 }
 
 /// The grids a worker is currently assigned to.

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::db::schema::{households, members, tasks};
+use crate::store::replay::{self, Origin};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
 #[diesel(table_name = households)]
@@ -48,16 +49,43 @@ pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<HouseholdRow>> {
 /// transaction ends, so two concurrent edits are applied one after the other and the version
 /// check of the second sees the first (on SQLite the write transaction is exclusive already).
 pub fn find_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<HouseholdRow>> {
-    match conn {
-        DbConn::Postgres(c) => {
-            households::table.find(id).select(HouseholdRow::as_select()).for_no_key_update().first(c).optional()
-        }
-        DbConn::Sqlite(c) => households::table.find(id).select(HouseholdRow::as_select()).first(c).optional(),
-    }
+    crate::locked_first!(conn, households::table.find(id).select(HouseholdRow::as_select()))
 }
 
 pub fn insert(conn: &mut DbConn, row: &HouseholdRow) -> QueryResult<()> {
     diesel::insert_into(households::table).values(row).execute(conn).map(|_| ())
+}
+
+/// Inserts a household created through the API, with who created it and the request's digest;
+/// `Ok(false)` when the id is taken (see [`replay`]).
+pub fn insert_new(conn: &mut DbConn, row: &HouseholdRow, origin: &Origin) -> QueryResult<bool> {
+    replay::insert_new(conn, "households", |c| {
+        diesel::insert_into(households::table)
+            .values((row, households::created_by.eq(&origin.created_by), households::create_digest.eq(&origin.digest)))
+            .execute(c)
+    })
+}
+
+/// Who created a household, and with what request.
+pub fn origin(conn: &mut DbConn, id: &str) -> QueryResult<Option<Origin>> {
+    households::table.find(id).select((households::created_by, households::create_digest)).first(conn).optional()
+}
+
+type CurrentIn = diesel::dsl::Select<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<households::table, diesel::dsl::EqAny<households::grid_id, Vec<String>>>,
+        diesel::dsl::IsNull<households::removed_at>,
+    >,
+    households::id,
+>;
+
+/// The ids of the households now in these grids and not removed, as a subquery: what a grid
+/// worker's lists of visits and tasks are limited to.
+pub fn current_in(grids: &[String]) -> CurrentIn {
+    households::table
+        .filter(households::grid_id.eq_any(grids.to_vec()))
+        .filter(households::removed_at.is_null())
+        .select(households::id)
 }
 
 /// Which households a list shows. Scope is applied by the caller through `community_id` /
@@ -218,6 +246,20 @@ pub fn find_member(conn: &mut DbConn, id: &str) -> QueryResult<Option<MemberRow>
 
 pub fn insert_member(conn: &mut DbConn, row: &MemberRow) -> QueryResult<()> {
     diesel::insert_into(members::table).values(row).execute(conn).map(|_| ())
+}
+
+/// [`insert_new`] for members.
+pub fn insert_new_member(conn: &mut DbConn, row: &MemberRow, origin: &Origin) -> QueryResult<bool> {
+    replay::insert_new(conn, "members", |c| {
+        diesel::insert_into(members::table)
+            .values((row, members::created_by.eq(&origin.created_by), members::create_digest.eq(&origin.digest)))
+            .execute(c)
+    })
+}
+
+/// Who created a member, and with what request.
+pub fn member_origin(conn: &mut DbConn, id: &str) -> QueryResult<Option<Origin>> {
+    members::table.find(id).select((members::created_by, members::create_digest)).first(conn).optional()
 }
 
 /// What the tag suggestion reads of a member: the fact columns, without contact data or

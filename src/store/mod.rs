@@ -5,6 +5,7 @@ pub mod audit;
 pub mod communities;
 pub mod households;
 pub mod plans;
+pub mod replay;
 pub mod sessions;
 pub mod stats;
 pub mod tags;
@@ -13,6 +14,20 @@ pub mod users;
 pub mod visits;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};
+
+/// Reads one row to change it: on PostgreSQL the row stays locked (`FOR NO KEY UPDATE`) until
+/// the transaction ends, so concurrent changes queue and each sees the one before it; on SQLite
+/// the write transaction is exclusive already. `locked_first!(conn, query)` answers
+/// `QueryResult<Option<Row>>`.
+#[macro_export]
+macro_rules! locked_first {
+    ($conn:expr, $query:expr) => {
+        match $conn {
+            $crate::db::DbConn::Postgres(c) => $query.for_no_key_update().first(c).optional(),
+            $crate::db::DbConn::Sqlite(c) => $query.first(c).optional(),
+        }
+    };
+}
 
 /// The current time as stored: UTC, truncated to microseconds so that both backends keep
 /// exactly the value written.

@@ -71,6 +71,34 @@ pub fn decide(
         .map(|n| n == 1)
 }
 
+/// Ends a household's pending proposal without a decision (its household was removed); returns
+/// its id, if it had one.
+pub fn cancel_pending(
+    conn: &mut DbConn,
+    household_id: &str,
+    by: &str,
+    at: NaiveDateTime,
+    why: &str,
+) -> QueryResult<Option<String>> {
+    let pending: Option<String> = tag_changes::table
+        .filter(tag_changes::household_id.eq(household_id))
+        .filter(tag_changes::status.eq("pending"))
+        .select(tag_changes::id)
+        .first(conn)
+        .optional()?;
+    if let Some(id) = &pending {
+        diesel::update(tag_changes::table.find(id))
+            .set((
+                tag_changes::status.eq("cancelled"),
+                tag_changes::decided_by.eq(by),
+                tag_changes::decided_at.eq(at),
+                tag_changes::decision_note.eq(why),
+            ))
+            .execute(conn)?;
+    }
+    Ok(pending)
+}
+
 /// Which changes a list shows; scope is applied by the caller.
 #[derive(Default, Debug)]
 pub struct ListFilter {

@@ -46,6 +46,11 @@ pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<TaskRow>> {
     tasks::table.find(id).select(TaskRow::as_select()).first(conn).optional()
 }
 
+/// [`find`], locked for a change (see [`crate::locked_first`]); lock the household first.
+pub fn find_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<TaskRow>> {
+    crate::locked_first!(conn, tasks::table.find(id).select(TaskRow::as_select()))
+}
+
 /// Moves a grid's open tasks to its new primary worker (or to nobody: the secretary's queue).
 pub fn move_open_tasks(
     conn: &mut DbConn,
@@ -56,6 +61,23 @@ pub fn move_open_tasks(
     diesel::update(tasks::table.filter(tasks::grid_id.eq(grid_id)).filter(tasks::status.eq("open")))
         .set((tasks::assignee_id.eq(assignee), tasks::updated_at.eq(at), tasks::version.eq(tasks::version + 1)))
         .execute(conn)
+}
+
+/// The grid's open tasks whose assignee no longer serves it (unassigned from the grid, or
+/// deactivated) go to its primary worker, or to nobody (the secretary's queue): an open task is
+/// always in someone's list.
+pub fn hand_on(conn: &mut DbConn, grid_id: &str, at: NaiveDateTime) -> QueryResult<usize> {
+    let primary = communities::primary_worker(conn, grid_id)?;
+    let serving = communities::serving_workers(conn, grid_id)?;
+    diesel::update(
+        tasks::table
+            .filter(tasks::grid_id.eq(grid_id))
+            .filter(tasks::status.eq("open"))
+            .filter(tasks::assignee_id.is_not_null())
+            .filter(tasks::assignee_id.ne_all(serving)),
+    )
+    .set((tasks::assignee_id.eq(primary), tasks::updated_at.eq(at), tasks::version.eq(tasks::version + 1)))
+    .execute(conn)
 }
 
 /// A household moved to another grid: its open tasks follow it (to the new grid's primary
@@ -193,14 +215,25 @@ const CANCEL_STALE: &str = "UPDATE tasks SET status = 'cancelled', \
      SELECT 1 FROM households h JOIN service_templates t ON t.id = tasks.template_id \
      WHERE h.id = tasks.household_id AND h.removed_at IS NULL AND t.active AND t.tag = h.tag AND t.community_id = h.community_id)";
 
+/// Open tasks held by someone who does not (or no longer) serve the task's grid as an active
+/// worker go to the grid's active primary worker, or to nobody.
+const HAND_ON: &str = "UPDATE tasks SET assignee_id = ( \
+     SELECT ga.user_id FROM grid_assignments ga JOIN users u ON u.id = ga.user_id \
+     WHERE ga.grid_id = tasks.grid_id AND ga.is_primary AND u.active), \
+     updated_at = $3, version = version + 1 \
+   WHERE status = 'open' AND household_id >= $1 AND household_id <= $2 AND assignee_id IS NOT NULL \
+     AND NOT EXISTS (SELECT 1 FROM grid_assignments ga JOIN users u ON u.id = ga.user_id \
+       WHERE ga.grid_id = tasks.grid_id AND ga.user_id = tasks.assignee_id AND u.active)";
+
 /// Every (household, active template of its tag) without an open task, with what the due date
-/// and the assignee depend on.
+/// and the assignee (the grid's active primary worker) depend on.
 const MISSING: &str = "SELECT h.id AS household_id, h.community_id, h.grid_id, h.tag, h.tag_set_at, h.created_at, \
      t.id AS template_id, t.kind, t.interval_days, ga.user_id AS assignee_id, \
      (SELECT max(v.visited_at) FROM visits v WHERE v.household_id = h.id AND v.kind = t.kind) AS last_visit \
    FROM households h \
    JOIN service_templates t ON t.community_id = h.community_id AND t.tag = h.tag AND t.active \
    LEFT JOIN grid_assignments ga ON ga.grid_id = h.grid_id AND ga.is_primary \
+     AND ga.user_id IN (SELECT u.id FROM users u WHERE u.active) \
    WHERE h.id >= $1 AND h.id <= $2 AND h.removed_at IS NULL \
      AND NOT EXISTS (SELECT 1 FROM tasks x WHERE x.household_id = h.id AND x.template_id = t.id AND x.status = 'open')";
 
@@ -240,6 +273,11 @@ fn reconcile_span(
 ) -> QueryResult<Reconciled> {
     let at = now();
     let cancelled = diesel::sql_query(dialect(conn, CANCEL_STALE))
+        .bind::<Text, _>(span.first)
+        .bind::<Text, _>(span.last)
+        .bind::<Timestamp, _>(at)
+        .execute(conn)?;
+    diesel::sql_query(dialect(conn, HAND_ON))
         .bind::<Text, _>(span.first)
         .bind::<Text, _>(span.last)
         .bind::<Timestamp, _>(at)

@@ -51,6 +51,11 @@ pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<UserRow>> {
     users::table.find(id).select(UserRow::as_select()).first(conn).optional()
 }
 
+/// [`find`], locked for a change (see [`crate::locked_first`]).
+pub fn find_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<UserRow>> {
+    crate::locked_first!(conn, users::table.find(id).select(UserRow::as_select()))
+}
+
 pub fn find_by_username(conn: &mut DbConn, username: &str) -> QueryResult<Option<UserRow>> {
     users::table.filter(users::username.eq(username)).select(UserRow::as_select()).first(conn).optional()
 }

@@ -32,21 +32,24 @@ pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<VisitRow>> {
     visits::table.find(id).select(VisitRow::as_select()).first(conn).optional()
 }
 
-/// Inserts a visit in a savepoint, so that losing a race on the id (a concurrent retry of the
-/// same submission) leaves the surrounding transaction usable: `Ok(false)` means the id exists.
+/// [`find`], locked for a change (see [`crate::locked_first`]); lock the household first.
+pub fn find_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<VisitRow>> {
+    crate::locked_first!(conn, visits::table.find(id).select(VisitRow::as_select()))
+}
+
+/// Inserts a visit; `Ok(false)` when the id is taken (see [`crate::store::replay`]).
 pub fn insert(conn: &mut DbConn, row: &VisitRow) -> QueryResult<bool> {
-    let result = conn.transaction(|c| diesel::insert_into(visits::table).values(row).execute(c));
-    match result {
-        Ok(_) => Ok(true),
-        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
-        Err(e) => Err(e),
-    }
+    crate::store::replay::insert_new(conn, "visits", |c| diesel::insert_into(visits::table).values(row).execute(c))
 }
 
 #[derive(Default, Debug)]
 pub struct ListFilter {
     pub community_id: Option<String>,
+    /// Visits recorded in these grids.
     pub grid_ids: Option<Vec<String>>,
+    /// Only visits of households that are now in these grids and not removed: a grid worker's
+    /// scope, the same rule as reading one visit.
+    pub current_households_in: Option<Vec<String>>,
     pub household_id: Option<String>,
     pub worker_id: Option<String>,
     pub from: Option<NaiveDateTime>,
@@ -73,6 +76,9 @@ pub fn list(
     }
     if let Some(h) = &f.household_id {
         q = q.filter(visits::household_id.eq(h));
+    }
+    if let Some(grids) = &f.current_households_in {
+        q = q.filter(visits::household_id.eq_any(crate::store::households::current_in(grids)));
     }
     if let Some(w) = &f.worker_id {
         q = q.filter(visits::worker_id.eq(w));

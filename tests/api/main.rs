@@ -7,6 +7,7 @@ mod auth;
 mod communities;
 mod contract;
 mod errors;
+mod hardening;
 mod health;
 mod households;
 mod migrations;

@@ -805,10 +805,14 @@ async fn removed_households_keep_their_tag(app: TestApp) {
     approve(&app, &w.sec_a, id, json!({})).await.assert_problem(409);
     let hh = household(&app, &w.sec_a, &w.household_a1).await;
     assert_eq!(hh["tag"], "green");
-    assert_eq!(ok(&app.get_as(&format!("/api/v1/tag-changes/{id}"), &w.sec_a).await)["status"], "pending");
-    // The leftover proposal can be rejected, and the worker no longer sees it.
+    // The removal ended the proposal: it left the review queue, cancelled with the reason.
+    let change = ok(&app.get_as(&format!("/api/v1/tag-changes/{id}"), &w.sec_a).await);
+    assert_eq!(change["status"], "cancelled");
+    assert_eq!(change["decision_note"], "household removed: moved_out");
+    assert!(ids(&ok(&app.get_as("/api/v1/tag-changes?status=pending", &w.sec_a).await)).is_empty());
     assert!(ids(&ok(&app.get_as("/api/v1/tag-changes", &w.w_a1).await)).is_empty());
-    assert_eq!(ok(&reject(&app, &w.sec_a, id, json!({"note": "已迁出"})).await)["status"], "rejected");
+    reject(&app, &w.sec_a, id, json!({"note": "已迁出"})).await.assert_problem(409);
+    assert!(app.audit_actions().await.contains(&"tag_change.cancelled".to_owned()));
     // The removed household's history stays readable for the secretary.
     assert!(history(&app, &w.sec_a, &w.household_a1).await.is_empty());
     app.get_as(&format!("/api/v1/households/{}/tag-history", w.household_a1), &w.w_a1).await.assert_problem(404);

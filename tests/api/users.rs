@@ -166,7 +166,7 @@ async fn validation_of_new_accounts(app: TestApp) {
     let res = app.post("/api/v1/users", Some(&admin), new_user("ok-name", "grid_worker", Some("missing"))).await;
     assert_eq!(res.assert_problem(422)["errors"][0]["code"], "unknown");
     let res = app.post("/api/v1/users", Some(&admin), new_user("ok-name", "overlord", None)).await;
-    assert_eq!(res.assert_problem(422)["errors"][0]["field"], "body");
+    assert_eq!(res.assert_problem(422)["errors"][0]["field"], "role");
     // Nothing was written by any of these.
     let list = app.get_as("/api/v1/users", &admin).await.json();
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
