@@ -6,6 +6,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
+use diesel::prelude::*;
+use gridlight::db::schema::audit_events;
 use gridlight::domain::Role;
 
 use crate::on_both_backends;
@@ -20,6 +22,7 @@ on_both_backends!(
     deactivation_takes_effect_at_once,
     password_change_ends_every_session,
     failures_are_throttled_per_account,
+    audit_events_carry_the_server_request_id,
     unknown_and_known_users_fail_alike,
     login_body_errors,
     cli_creates_the_first_admin,
@@ -205,6 +208,45 @@ async fn failures_are_throttled_per_account(app: TestApp) {
     let actions = app.audit_actions().await;
     assert_eq!(actions.iter().filter(|a| *a == "auth.login_failed").count(), 10);
     assert_eq!(actions.iter().filter(|a| *a == "auth.login_throttled").count(), 2);
+}
+
+/// Audit events name the request by the id the server made, never by one a client chose.
+async fn audit_events_carry_the_server_request_id(app: TestApp) {
+    app.user("admin", Role::Admin, None).await;
+    let login = TestRequest::post()
+        .uri("/api/v1/auth/login")
+        .insert_header(("x-request-id", "attacker-chosen"))
+        .set_json(json!({"username": "admin", "password": PASSWORD}));
+    let res = app.call(login).await;
+    assert_eq!(res.status, 200);
+    let login_id = res.header("x-request-id").expect("a request id").to_owned();
+    let token = res.json()["access_token"].as_str().unwrap().to_owned();
+    // An authenticated write (request id through the AuthUser extractor).
+    let change = TestRequest::put()
+        .uri("/api/v1/me/password")
+        .insert_header(("authorization", format!("Bearer {token}")))
+        .insert_header(("x-request-id", "attacker-chosen"))
+        .set_json(json!({"current_password": PASSWORD, "new_password": "a brand new password"}));
+    let res = app.call(change).await;
+    assert_eq!(res.status, 204);
+    let change_id = res.header("x-request-id").expect("a request id").to_owned();
+    let stored: Vec<(String, Option<String>)> = app
+        .state
+        .db
+        .read(|c| Ok(audit_events::table.select((audit_events::action, audit_events::request_id)).load(c)?))
+        .await
+        .unwrap();
+    let id_of = |action: &str| {
+        stored.iter().find(|(a, _)| a == action).and_then(|(_, r)| r.clone()).unwrap_or_else(|| panic!("{stored:?}"))
+    };
+    for (action, answered) in [("auth.login_succeeded", &login_id), ("user.password_changed", &change_id)] {
+        let recorded = id_of(action);
+        assert_ne!(recorded, "attacker-chosen", "{action}");
+        let uuid = uuid::Uuid::parse_str(&recorded).unwrap_or_else(|e| panic!("{action}: {recorded}: {e}"));
+        assert_eq!(uuid.get_version_num(), 7, "{action}: {recorded}");
+        // The id the response carries finds the event.
+        assert_eq!(&recorded, answered, "{action}");
+    }
 }
 
 async fn unknown_and_known_users_fail_alike(app: TestApp) {
