@@ -87,7 +87,8 @@ pub struct ServerConfig {
     #[arg(long, env = "GRIDLIGHT_REFRESH_TOKEN_TTL", default_value_t = 30 * 24 * 3600)]
     pub refresh_token_ttl: u64,
 
-    /// Failed logins on one account that lock it.
+    /// Password checks (logins and password changes) of one account per window; when they all
+    /// failed, the account is locked.
     #[arg(long, env = "GRIDLIGHT_LOGIN_MAX_FAILURES", default_value_t = 5)]
     pub login_max_failures: u32,
 

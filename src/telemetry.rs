@@ -17,7 +17,9 @@ use tracing_subscriber::EnvFilter;
 use crate::AppState;
 use crate::config::{LogConfig, LogFormat};
 
-/// The id of the request being served, also stored in audit events.
+/// The id the server made for the request being served (a UUIDv7): on every log line written
+/// while serving it, in its audit events, and in the `X-Request-Id` of its answer. Never the
+/// client's: a client could otherwise choose what audit events say.
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
@@ -36,8 +38,10 @@ pub fn init(cfg: &LogConfig) {
     }
 }
 
-/// Accepts a client's `X-Request-Id` when it is short and plain, else makes one.
-fn request_id(req: &ServiceRequest) -> String {
+/// A client's own `X-Request-Id`, when it is short and plain: logged beside the server's id
+/// (`client_request_id`) so that a client's reports can be matched with the logs, and nowhere
+/// else.
+fn client_request_id(req: &ServiceRequest) -> Option<String> {
     req.headers()
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
@@ -45,19 +49,28 @@ fn request_id(req: &ServiceRequest) -> String {
             !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let id = request_id(&req);
+    let id = uuid::Uuid::now_v7().to_string();
+    let client_id = client_request_id(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().to_string();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        client_request_id = tracing::field::Empty,
+        method = %method,
+        route = %route
+    );
+    if let Some(client_id) = &client_id {
+        span.record("client_request_id", client_id.as_str());
+    }
     let started = Instant::now();
     let result = next.call(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();

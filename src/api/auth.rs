@@ -8,12 +8,13 @@ use crate::AppState;
 use crate::api::input::Body;
 use crate::api::users::UserOut;
 use crate::auth::extractor::request_id;
+use crate::auth::throttle::{self, Refusals, Throttle};
 use crate::auth::token::issue_access;
 use crate::auth::{AuthUser, password};
 use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Actor, Event};
 use crate::store::now;
-use crate::store::sessions::{self, Rotation, Throttle};
+use crate::store::sessions::{self, Rotation};
 use crate::store::users::{self, UserChanges, UserRow};
 
 #[derive(Deserialize, ToSchema)]
@@ -105,51 +106,34 @@ pub async fn login(
     }
     let username = username.trim().to_lowercase();
     let actor = Actor { user_id: None, request_id: request_id(&req) };
-    let rule = Throttle {
-        max_failures: state.config.server.login_max_failures,
-        window_secs: state.config.server.login_lockout_secs,
-    };
+    let rule = Throttle::of(&state.config.server);
     let st = state.clone();
     web::block(move || -> ApiResult<TokenResponse> {
         let db = &st.db;
         let user = db.read_blocking(|c| Ok(users::find_by_username(c, &username)?))?;
-        if let Some(retry_after_secs) = db.read_blocking(|c| Ok(sessions::locked_for(c, &username)?))? {
-            db.write_blocking(|c| {
-                Ok(audit::record(c, &actor, login_event("auth.login_throttled", user.as_ref(), &username))?)
-            })?;
-            return Err(ApiError::TooManyRequests {
-                detail: "too many failed logins on this account; try again later".into(),
-                retry_after_secs,
-            });
-        }
-        let ok = match &user {
+        let refusals = Refusals {
+            actor: &actor,
+            throttled: login_event("auth.login_throttled", user.as_ref(), &username),
+            failed: login_event("auth.login_failed", user.as_ref(), &username),
+        };
+        // Unknown users pay for a hash too, and are counted the same way.
+        let matched = throttle::check_password(db, rule, &username, refusals, || match &user {
             Some(u) => password::verify(&pw, &u.password_hash) && u.active,
             None => {
                 password::verify_dummy(&pw);
                 false
             }
+        })?;
+        let Some(user) = user.filter(|_| matched) else {
+            return Err(bad_credentials());
         };
-        match user {
-            Some(user) if ok => {
-                let refresh_token = db.write_blocking(|c| {
-                    sessions::clear_failures(c, &username)?;
-                    let actor = Actor { user_id: Some(user.id.clone()), request_id: actor.request_id.clone() };
-                    audit::record(c, &actor, login_event("auth.login_succeeded", Some(&user), &username))?;
-                    Ok(sessions::start_family(c, &user.id, st.config.server.refresh_token_ttl)?)
-                })?;
-                Ok(tokens(&st, user, refresh_token))
-            }
-            user => {
-                let locked = db.write_blocking(|c| {
-                    audit::record(c, &actor, login_event("auth.login_failed", user.as_ref(), &username))?;
-                    Ok(sessions::record_failure(c, &username, rule)?)
-                })?;
-                if locked.is_some() {
-                    tracing::warn!("an account was locked after repeated failed logins");
-                }
-                Err(bad_credentials())
-            }
-        }
+        let refresh_token = db.write_blocking(|c| {
+            throttle::succeeded(c, &username)?;
+            let actor = Actor { user_id: Some(user.id.clone()), request_id: actor.request_id.clone() };
+            audit::record(c, &actor, login_event("auth.login_succeeded", Some(&user), &username))?;
+            Ok(sessions::start_family(c, &user.id, st.config.server.refresh_token_ttl)?)
+        })?;
+        Ok(tokens(&st, user, refresh_token))
     })
     .await?
     .map(web::Json)
@@ -267,6 +251,9 @@ pub struct ChangePassword {
 
 /// Changes the caller's password. Every session of the account ends, this one included: log in
 /// again with the new password.
+///
+/// A wrong current password counts against the account like a failed login (the same count and
+/// limit), so that a stolen access token is no unthrottled way to guess it.
 #[utoipa::path(put, path = "/api/v1/me/password", tag = "auth", operation_id = "change_password",
     request_body = ChangePassword, security(("bearer" = [])),
     responses(
@@ -274,6 +261,8 @@ pub struct ChangePassword {
         (status = 400, description = "Malformed request", body = Problem, content_type = PROBLEM),
         (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Wrong current password or too weak a new one", body = Problem, content_type = PROBLEM),
+        (status = 429, description = "Too many failed password attempts on this account (logins included)", body = Problem, content_type = PROBLEM,
+            headers(("Retry-After" = u64, description = "Seconds until the account may try again"))),
     ))]
 pub async fn change_password(
     state: web::Data<AppState>,
@@ -282,17 +271,29 @@ pub async fn change_password(
 ) -> ApiResult<HttpResponse> {
     let input = body.into_inner();
     password::check_policy("new_password", &input.new_password).map_err(|e| ApiError::Validation(vec![e]))?;
-    let current_hash = caller.row.password_hash.clone();
+    let actor = caller.actor();
+    let rule = Throttle::of(&state.config.server);
+    let (st, who, checker) = (state.clone(), caller.clone(), actor.clone());
     let new_hash = web::block(move || {
-        if password::verify(&input.current_password, &current_hash) {
-            password::hash(&input.new_password).map(Some)
-        } else {
-            Ok(None)
-        }
+        let event = |action| Event {
+            action,
+            entity_type: "user",
+            entity_id: Some(&who.id),
+            community_id: who.community_id.as_deref(),
+            summary: serde_json::json!({}),
+        };
+        let refusals = Refusals {
+            actor: &checker,
+            throttled: event("auth.password_change_throttled"),
+            failed: event("auth.password_change_failed"),
+        };
+        let matched = throttle::check_password(&st.db, rule, &who.row.username, refusals, || {
+            password::verify(&input.current_password, &who.row.password_hash)
+        })?;
+        if matched { password::hash(&input.new_password).map(Some) } else { Ok(None) }
     })
     .await??
     .ok_or_else(|| ApiError::invalid("current_password", "incorrect", "is not the account's password"))?;
-    let actor = caller.actor();
     state
         .db
         .write(move |c| {
@@ -307,6 +308,7 @@ pub async fn change_password(
             if !users::update(c, &caller.id, caller.row.version, &changes)? {
                 return Err(ApiError::Conflict("the account changed meanwhile; try again".into()));
             }
+            throttle::succeeded(c, &caller.row.username)?;
             sessions::revoke_all_for_user(c, &caller.id)?;
             audit::record(
                 c,

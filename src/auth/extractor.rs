@@ -45,7 +45,8 @@ impl AuthUser {
     }
 }
 
-/// The request id the telemetry middleware assigned, for audit events.
+/// The id the telemetry middleware made for this request (never one the client sent), for
+/// audit events.
 pub fn request_id(req: &HttpRequest) -> Option<String> {
     req.extensions().get::<RequestId>().map(|r| r.0.clone())
 }

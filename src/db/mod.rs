@@ -8,6 +8,7 @@
 pub mod schema;
 
 use std::ops::{Deref, DerefMut};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -168,6 +169,7 @@ impl Db {
             Backend::Sqlite => {
                 let path = sqlite_path(&cfg.database_url)
                     .ok_or_else(|| anyhow::anyhow!("an in-memory SQLite database cannot be shared by a pool"))?;
+                make_private(&path)?;
                 path.to_string_lossy().into_owned()
             }
         };
@@ -286,6 +288,48 @@ impl Db {
             })
             .collect()
     }
+}
+
+/// Keeps the SQLite files private to their owner (mode 0600): they hold personal data and
+/// password hashes. The database file is created before SQLite opens it, and SQLite gives the
+/// `-wal` and `-shm` files it creates the database file's mode, so they follow. Files left
+/// readable by others (made before this rule, or by hand) are tightened at start-up.
+fn make_private(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+        use anyhow::Context;
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+            // An empty file is a new database to SQLite.
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("creating the database file {}", path.display())),
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = Path::new(&name);
+            let mode = match std::fs::metadata(file) {
+                Ok(meta) => meta.permissions().mode() & 0o777,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("reading the mode of {}", file.display())),
+            };
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode & 0o700))
+                    .with_context(|| format!("making {} private", file.display()))?;
+                tracing::info!(
+                    path = %file.display(),
+                    was = format!("{mode:o}"),
+                    now = format!("{:o}", mode & 0o700),
+                    "made a database file readable by its owner only"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn build_pool(url: &str, backend: Backend, size: u32, timeout: Duration, setup: Setup) -> anyhow::Result<DbPool> {

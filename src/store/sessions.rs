@@ -1,9 +1,11 @@
-//! Refresh-token families and per-account login throttling.
+//! Refresh-token families, and the per-account count of password checks behind the throttle
+//! (`auth::throttle`).
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::{new_id, now};
+use crate::auth::throttle::Throttle;
 use crate::auth::token::{hash_refresh_token, new_refresh_token};
 use crate::db::DbConn;
 use crate::db::schema::{login_failures, refresh_tokens};
@@ -127,77 +129,87 @@ pub fn revoke_all_for_user(conn: &mut DbConn, user_id: &str) -> QueryResult<usiz
     .execute(conn)
 }
 
-/// Throttling rule: `max_failures` failed logins on one account within `window_secs` lock it
-/// for `window_secs`, whatever address they come from.
-#[derive(Clone, Copy, Debug)]
-pub struct Throttle {
-    pub max_failures: u32,
-    pub window_secs: u64,
+/// What an account's attempt count allows a password check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// The attempt holds one of the window's slots: check its password.
+    Allowed,
+    /// The account is locked, or every slot of the window is taken: do not check the password.
+    Locked { retry_after_secs: u64 },
 }
 
-impl Throttle {
-    fn window(self) -> Duration {
-        Duration::seconds(i64::try_from(self.window_secs).unwrap_or(86_400))
-    }
-}
-
-/// Seconds until the account may try again, if it is locked now.
-pub fn locked_for(conn: &mut DbConn, username: &str) -> QueryResult<Option<u64>> {
-    let locked: Option<Option<NaiveDateTime>> =
-        login_failures::table.find(username).select(login_failures::locked_until).first(conn).optional()?;
+/// Takes one of the account's attempt slots in the current window, before its password is
+/// checked: the slot counts as a failure until a success clears the count, so attempts still
+/// being checked count too, and no more than `max_failures` passwords are ever checked in one
+/// window. When none is left the account is locked for the window.
+///
+/// Must run in a write transaction: the account's row is locked first (PostgreSQL:
+/// `FOR UPDATE` after an upsert; SQLite: the `BEGIN IMMEDIATE` transaction holds the database's
+/// write lock), so that concurrent attempts, in this process or in another instance, are
+/// counted one after another.
+pub fn reserve_attempt(conn: &mut DbConn, account: &str, rule: Throttle) -> QueryResult<Attempt> {
     let now = now();
-    Ok(locked.flatten().filter(|until| *until > now).map(|until| {
+    let (failures, window_start, locked_until) = locked_count(conn, account, now)?;
+    if let Some(until) = locked_until.filter(|until| *until > now) {
         let secs = (until - now).num_milliseconds().max(0) as u64;
-        secs.div_ceil(1000).max(1)
-    }))
-}
-
-/// Counts a failure; returns the lock-out in seconds when this failure triggered one.
-pub fn record_failure(conn: &mut DbConn, username: &str, rule: Throttle) -> QueryResult<Option<u64>> {
-    let now = now();
-    // Make sure the row exists, then lock it (PostgreSQL) so concurrent failures all count.
-    let row: (i32, NaiveDateTime) = match conn {
-        DbConn::Postgres(c) => {
-            diesel::insert_into(login_failures::table)
-                .values((
-                    login_failures::username.eq(username),
-                    login_failures::failures.eq(0),
-                    login_failures::window_started_at.eq(now),
-                ))
-                .on_conflict_do_nothing()
-                .execute(c)?;
-            login_failures::table
-                .find(username)
-                .select((login_failures::failures, login_failures::window_started_at))
-                .for_update()
-                .first(c)?
-        }
-        DbConn::Sqlite(c) => {
-            diesel::insert_or_ignore_into(login_failures::table)
-                .values((
-                    login_failures::username.eq(username),
-                    login_failures::failures.eq(0),
-                    login_failures::window_started_at.eq(now),
-                ))
-                .execute(c)?;
-            login_failures::table
-                .find(username)
-                .select((login_failures::failures, login_failures::window_started_at))
-                .first(c)?
-        }
-    };
-    let (failures, window_start) = if row.1 + rule.window() <= now { (1, now) } else { (row.0 + 1, row.1) };
-    let lock = (failures >= i32::try_from(rule.max_failures).unwrap_or(i32::MAX)).then(|| now + rule.window());
-    diesel::update(login_failures::table.find(username))
+        return Ok(Attempt::Locked { retry_after_secs: secs.div_ceil(1000).max(1) });
+    }
+    let (failures, window_start) =
+        if window_start + rule.window() <= now { (0, now) } else { (failures, window_start) };
+    let spent = i64::from(failures) >= i64::from(rule.max_failures);
+    let (failures, lock) = if spent { (failures, Some(now + rule.window())) } else { (failures + 1, None) };
+    diesel::update(login_failures::table.find(account))
         .set((
             login_failures::failures.eq(failures),
             login_failures::window_started_at.eq(window_start),
             login_failures::locked_until.eq(lock),
         ))
         .execute(conn)?;
-    Ok(lock.map(|_| rule.window_secs))
+    Ok(if spent { Attempt::Locked { retry_after_secs: rule.window_secs.max(1) } } else { Attempt::Allowed })
 }
 
-pub fn clear_failures(conn: &mut DbConn, username: &str) -> QueryResult<()> {
-    diesel::delete(login_failures::table.find(username)).execute(conn).map(|_| ())
+/// The account's row (failures, window start, lock), created when missing and locked for the
+/// rest of the transaction.
+fn locked_count(
+    conn: &mut DbConn,
+    account: &str,
+    now: NaiveDateTime,
+) -> QueryResult<(i32, NaiveDateTime, Option<NaiveDateTime>)> {
+    let fresh = (
+        login_failures::username.eq(account),
+        login_failures::failures.eq(0),
+        login_failures::window_started_at.eq(now),
+    );
+    let columns = (login_failures::failures, login_failures::window_started_at, login_failures::locked_until);
+    match conn {
+        DbConn::Postgres(c) => {
+            diesel::insert_into(login_failures::table).values(fresh).on_conflict_do_nothing().execute(c)?;
+            login_failures::table.find(account).select(columns).for_update().first(c)
+        }
+        DbConn::Sqlite(c) => {
+            diesel::insert_or_ignore_into(login_failures::table).values(fresh).execute(c)?;
+            login_failures::table.find(account).select(columns).first(c)
+        }
+    }
+}
+
+/// After a password that did not match: locks the account for a window when its slots are
+/// spent. Returns whether it did.
+pub fn lock_if_spent(conn: &mut DbConn, account: &str, rule: Throttle) -> QueryResult<bool> {
+    let now = now();
+    let max = i32::try_from(rule.max_failures).unwrap_or(i32::MAX);
+    let locked = diesel::update(
+        login_failures::table
+            .find(account)
+            .filter(login_failures::failures.ge(max))
+            .filter(login_failures::window_started_at.gt(now - rule.window())),
+    )
+    .set(login_failures::locked_until.eq(now + rule.window()))
+    .execute(conn)?;
+    Ok(locked == 1)
+}
+
+/// After a password that matched: the account starts afresh.
+pub fn clear_failures(conn: &mut DbConn, account: &str) -> QueryResult<()> {
+    diesel::delete(login_failures::table.find(account)).execute(conn).map(|_| ())
 }

@@ -6,6 +6,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
+use diesel::prelude::*;
+use futures_util::future::join_all;
+use gridlight::db::schema::{audit_events, login_failures};
 use gridlight::domain::Role;
 
 use crate::on_both_backends;
@@ -20,6 +23,10 @@ on_both_backends!(
     deactivation_takes_effect_at_once,
     password_change_ends_every_session,
     failures_are_throttled_per_account,
+    concurrent_failures_check_at_most_the_limit,
+    wrong_current_passwords_are_throttled_like_logins,
+    logins_and_password_changes_share_one_counter,
+    audit_events_carry_the_server_request_id,
     unknown_and_known_users_fail_alike,
     login_body_errors,
     cli_creates_the_first_admin,
@@ -205,6 +212,165 @@ async fn failures_are_throttled_per_account(app: TestApp) {
     let actions = app.audit_actions().await;
     assert_eq!(actions.iter().filter(|a| *a == "auth.login_failed").count(), 10);
     assert_eq!(actions.iter().filter(|a| *a == "auth.login_throttled").count(), 2);
+}
+
+/// Moves the throttle's clock back by one window, as if the window had passed.
+async fn let_the_window_pass(app: &TestApp) {
+    let window = chrono::Duration::seconds(app.state.config.server.login_lockout_secs as i64);
+    app.state
+        .db
+        .write(move |c| {
+            let rows: Vec<(String, chrono::NaiveDateTime, Option<chrono::NaiveDateTime>)> = login_failures::table
+                .select((login_failures::username, login_failures::window_started_at, login_failures::locked_until))
+                .load(c)?;
+            for (username, started, locked) in rows {
+                diesel::update(login_failures::table.find(username))
+                    .set((
+                        login_failures::window_started_at.eq(started - window),
+                        login_failures::locked_until.eq(locked.map(|l| l - window)),
+                    ))
+                    .execute(c)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+/// Each attempt takes its place in the account's count before its password is checked, so a
+/// burst of parallel guesses gets no more password checks than the limit.
+async fn concurrent_failures_check_at_most_the_limit(app: TestApp) {
+    app.user("admin", Role::Admin, None).await;
+    let max = app.state.config.server.login_max_failures as usize;
+    let burst = 40;
+    let answers = join_all((0..burst).map(|_| app.login_as("admin", "wrong password!"))).await;
+    let checked = answers.iter().filter(|r| r.status == 401).count();
+    let refused: Vec<_> = answers.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(checked + refused.len(), burst, "{:?}", answers.iter().map(|r| r.status).collect::<Vec<_>>());
+    // A 401 is a password that was checked: at most the limit, however the requests interleave.
+    assert_eq!(checked, max, "{checked} of {burst} parallel guesses had their password checked (limit {max})");
+    for res in refused {
+        res.assert_problem(429);
+        let retry: u64 = res.header("retry-after").expect("Retry-After").parse().unwrap();
+        assert!((1..=900).contains(&retry), "{retry}");
+    }
+    // The right password is refused too while the lock holds.
+    let res = app.login_as("admin", PASSWORD).await;
+    res.assert_problem(429);
+    assert!(res.header("retry-after").is_some());
+    let actions = app.audit_actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "auth.login_failed").count(), max);
+    assert_eq!(actions.iter().filter(|a| *a == "auth.login_throttled").count(), burst - max + 1);
+    // Once the window has passed the account may log in again, and a success clears the count.
+    let_the_window_pass(&app).await;
+    assert_eq!(app.login_as("admin", PASSWORD).await.status, 200);
+    for _ in 0..max - 1 {
+        app.login_as("admin", "wrong password!").await.assert_problem(401);
+    }
+    assert_eq!(app.login_as("admin", PASSWORD).await.status, 200);
+    app.login_as("admin", "wrong password!").await.assert_problem(401);
+}
+
+async fn change_password(app: &TestApp, token: &str, current: &str) -> crate::support::TestResponse {
+    app.put("/api/v1/me/password", token, json!({"current_password": current, "new_password": "a brand new password"}))
+        .await
+}
+
+/// A stolen access token is no unthrottled password oracle: wrong current passwords count
+/// against the account like failed logins, and are audited.
+async fn wrong_current_passwords_are_throttled_like_logins(app: TestApp) {
+    let id = app.user("admin", Role::Admin, None).await;
+    let token = app.token("admin").await;
+    let max = app.state.config.server.login_max_failures as usize;
+    for _ in 0..max {
+        let res = change_password(&app, &token, "wrong password!").await;
+        assert_eq!(res.assert_problem(422)["errors"][0]["field"], "current_password");
+    }
+    // Locked: even the right current password is not checked.
+    let res = change_password(&app, &token, PASSWORD).await;
+    res.assert_problem(429);
+    let retry: u64 = res.header("retry-after").expect("Retry-After").parse().unwrap();
+    assert!((1..=900).contains(&retry), "{retry}");
+    // Login is locked too, for the same account.
+    app.login_as("admin", PASSWORD).await.assert_problem(429);
+    let events: Vec<(String, Option<String>)> = app
+        .state
+        .db
+        .read(|c| {
+            Ok(audit_events::table
+                .filter(audit_events::action.like("auth.password_change%"))
+                .select((audit_events::action, audit_events::entity_id))
+                .load(c)?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.iter().filter(|(a, _)| a == "auth.password_change_failed").count(), max, "{events:?}");
+    assert_eq!(events.iter().filter(|(a, _)| a == "auth.password_change_throttled").count(), 1, "{events:?}");
+    assert!(events.iter().all(|(_, entity)| entity.as_deref() == Some(id.as_str())), "{events:?}");
+    assert!(app.audit_actions().await.contains(&"auth.login_throttled".to_owned()));
+    // The password did not change; after the window it works again, and changing it succeeds.
+    let_the_window_pass(&app).await;
+    assert_eq!(change_password(&app, &token, PASSWORD).await.status, 204);
+    assert_eq!(app.login_as("admin", "a brand new password").await.status, 200);
+}
+
+async fn logins_and_password_changes_share_one_counter(app: TestApp) {
+    app.user("admin", Role::Admin, None).await;
+    let token = app.token("admin").await;
+    let max = app.state.config.server.login_max_failures as usize;
+    for _ in 0..max - 1 {
+        app.login_as("admin", "wrong password!").await.assert_problem(401);
+    }
+    change_password(&app, &token, "wrong password!").await.assert_problem(422);
+    change_password(&app, &token, PASSWORD).await.assert_problem(429);
+    app.login_as("admin", PASSWORD).await.assert_problem(429);
+    // A success clears the count for both.
+    let_the_window_pass(&app).await;
+    change_password(&app, &token, "wrong password!").await.assert_problem(422);
+    assert_eq!(app.login_as("admin", PASSWORD).await.status, 200);
+    for _ in 0..max - 1 {
+        change_password(&app, &token, "wrong password!").await.assert_problem(422);
+    }
+    assert_eq!(change_password(&app, &token, PASSWORD).await.status, 204);
+}
+
+/// Audit events name the request by the id the server made, never by one a client chose.
+async fn audit_events_carry_the_server_request_id(app: TestApp) {
+    app.user("admin", Role::Admin, None).await;
+    let login = TestRequest::post()
+        .uri("/api/v1/auth/login")
+        .insert_header(("x-request-id", "attacker-chosen"))
+        .set_json(json!({"username": "admin", "password": PASSWORD}));
+    let res = app.call(login).await;
+    assert_eq!(res.status, 200);
+    let login_id = res.header("x-request-id").expect("a request id").to_owned();
+    let token = res.json()["access_token"].as_str().unwrap().to_owned();
+    // An authenticated write (request id through the AuthUser extractor).
+    let change = TestRequest::put()
+        .uri("/api/v1/me/password")
+        .insert_header(("authorization", format!("Bearer {token}")))
+        .insert_header(("x-request-id", "attacker-chosen"))
+        .set_json(json!({"current_password": PASSWORD, "new_password": "a brand new password"}));
+    let res = app.call(change).await;
+    assert_eq!(res.status, 204);
+    let change_id = res.header("x-request-id").expect("a request id").to_owned();
+    let stored: Vec<(String, Option<String>)> = app
+        .state
+        .db
+        .read(|c| Ok(audit_events::table.select((audit_events::action, audit_events::request_id)).load(c)?))
+        .await
+        .unwrap();
+    let id_of = |action: &str| {
+        stored.iter().find(|(a, _)| a == action).and_then(|(_, r)| r.clone()).unwrap_or_else(|| panic!("{stored:?}"))
+    };
+    for (action, answered) in [("auth.login_succeeded", &login_id), ("user.password_changed", &change_id)] {
+        let recorded = id_of(action);
+        assert_ne!(recorded, "attacker-chosen", "{action}");
+        let uuid = uuid::Uuid::parse_str(&recorded).unwrap_or_else(|e| panic!("{action}: {recorded}: {e}"));
+        assert_eq!(uuid.get_version_num(), 7, "{action}: {recorded}");
+        // The id the response carries finds the event.
+        assert_eq!(&recorded, answered, "{action}");
+    }
 }
 
 async fn unknown_and_known_users_fail_alike(app: TestApp) {

@@ -18,13 +18,20 @@ async fn healthz_and_request_ids(app: TestApp) {
     assert_eq!(res.status, 200);
     assert_eq!(res.json()["status"], "ok");
     let generated = res.header("x-request-id").expect("a request id is always returned");
-    assert!(uuid::Uuid::parse_str(generated).is_ok(), "{generated}");
+    let is_server_id = |id: &str| uuid::Uuid::parse_str(id).is_ok_and(|u| u.get_version_num() == 7);
+    assert!(is_server_id(generated), "{generated}");
 
-    let res = app.call(TestRequest::get().uri("/healthz").insert_header(("x-request-id", "client-abc_123"))).await;
-    assert_eq!(res.header("x-request-id"), Some("client-abc_123"));
-    // Something that is not a plain token is replaced, not echoed into logs.
-    let res = app.call(TestRequest::get().uri("/healthz").insert_header(("x-request-id", "a b\"c"))).await;
-    assert_ne!(res.header("x-request-id"), Some("a b\"c"));
+    // The answer carries the server's own id, the one its logs and audit events record; a
+    // client's id is only logged beside it, never echoed or stored.
+    for client in ["client-abc_123", "a b\"c", "01936f4e-0000-7000-8000-000000000000"] {
+        let req = || TestRequest::get().uri("/healthz").insert_header(("x-request-id", client));
+        let first = app.call(req()).await;
+        let second = app.call(req()).await;
+        let (a, b) = (first.header("x-request-id").unwrap(), second.header("x-request-id").unwrap());
+        assert!(is_server_id(a) && is_server_id(b), "{client}: {a}, {b}");
+        assert_ne!(a, client);
+        assert_ne!(a, b, "each request gets an id of its own");
+    }
 }
 
 async fn readyz_names_the_backend(app: TestApp) {

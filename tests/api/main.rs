@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod communities;
 mod contract;
+mod database_files;
 mod errors;
 mod hardening;
 mod health;

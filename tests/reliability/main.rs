@@ -1,8 +1,9 @@
 //! Reliability tests against real `gridlight serve` processes on loopback ports: crashes
-//! (SIGKILL), a PostgreSQL outage, write contention, two instances on one database, retry
-//! storms and bad input. A separate test binary, so that the API suite stays fast; each test
-//! is bounded in time and prints its figures (writes acknowledged, found, lost, duplicates,
-//! answers seen) to stderr even when it passes.
+//! (SIGKILL), a PostgreSQL outage, write contention, two instances on one database (sharing
+//! the task reconciler and the login lockout), retry storms, bad input and request ids in the
+//! logs. A separate test binary, so that the API suite stays fast; each test is bounded in time
+//! and prints its figures (writes acknowledged, found, lost, duplicates, answers seen) to stderr
+//! even when it passes.
 //!
 //! Tests that run on both backends are named `<area>::sqlite` and `<area>::postgres`, as in the
 //! API suite; the PostgreSQL-only ones carry neither suffix.
@@ -20,5 +21,7 @@ mod bad_input;
 mod contention;
 mod crash;
 mod instances;
+mod lockout;
 mod outage;
+mod request_ids;
 mod retry_storm;
