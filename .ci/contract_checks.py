@@ -18,13 +18,16 @@ import schemathesis
 RULES_BEYOND_THE_SCHEMA = [
     # Opaque: only cursors the server issued mean anything.
     (r"cursor", "invalid"),
-    # "Not only whitespace": JSON Schema engines disagree on what whitespace is (ECMA-262 \s,
-    # Unicode White_Space, Python's str.isspace), so no pattern states it the same for all.
+    # "Not only whitespace or invisible characters": JSON Schema engines disagree on what
+    # whitespace is (ECMA-262 \s, Unicode White_Space, Python's str.isspace), so no pattern
+    # states it the same for all.
     (r".*", "blank"),
     # GB 11643-1999 check character, and agreement with birth_date and gender.
     (r"id_number", "checksum|birth_date|birth_date_mismatch|gender_mismatch"),
-    # Relative to today.
+    # Relative to today, or outside the years the service accepts (1900-2100): a date-time
+    # format cannot bound its range.
     (r"birth_date", "out_of_range"),
+    (r"visited_at|from|to|updated_since|due_before", "out_of_range"),
     (r"visited_at", "in_future|too_old"),
     # References to records that must exist in the caller's scope, with the right role.
     (r"grid_id", "unknown"),
