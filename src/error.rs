@@ -33,6 +33,56 @@ impl FieldError {
     }
 }
 
+/// What went wrong, as a word a client can branch on (`code` in every problem+json): a mobile
+/// client or the sync protocol tells "this id is taken" from "the household was removed"
+/// without parsing English. Closed: a new kind of failure gets a new variant here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the request could not be read (malformed JSON, query string or header).
+    BadRequest,
+    /// 401: no valid access token (or the account was deactivated or its password changed).
+    Unauthenticated,
+    /// 403: the caller's role may never do this.
+    Forbidden,
+    /// 404: no such resource, or not in the caller's scope (the two are not told apart).
+    NotFound,
+    /// 405
+    MethodNotAllowed,
+    /// 409: the client-chosen id belongs to another record, or another request of it.
+    IdConflict,
+    /// 409: the household was removed (moved out, deceased, merged); it takes no more changes.
+    HouseholdRemoved,
+    /// 409: the household already has a pending tag proposal.
+    ProposalPending,
+    /// 409: the tag change was already decided (or cancelled).
+    AlreadyDecided,
+    /// 409: the visit is more than 24 hours old and can no longer be corrected.
+    VisitLocked,
+    /// 409: the task is done or cancelled.
+    TaskClosed,
+    /// 409: a value that must be unique (a username, a grid code) is taken.
+    AlreadyExists,
+    /// 409: a record the request names does not exist, or one it would remove is still used.
+    InUse,
+    /// 409: a concurrent change got there first; the request can be retried.
+    ConcurrentChange,
+    /// 412: `If-Match` names another version than the current one.
+    StaleVersion,
+    /// 413
+    PayloadTooLarge,
+    /// 415
+    UnsupportedMediaType,
+    /// 422: fields are invalid; `errors` names each with its own code.
+    Validation,
+    /// 429: too many failed password checks on the account; see `Retry-After`.
+    RateLimited,
+    /// 503: the database is unreachable or busy; see `Retry-After`.
+    Unavailable,
+    /// 500: a bug; the cause is logged, never sent.
+    Internal,
+}
+
 /// RFC 9457 problem details, the body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
@@ -46,6 +96,8 @@ pub struct Problem {
     pub status: u16,
     #[schema(example = "1 field is invalid")]
     pub detail: String,
+    /// The kind of failure, for clients to branch on.
+    pub code: ErrorCode,
     /// Present on validation failures (422).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
@@ -63,8 +115,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed,
-    #[error("conflict: {0}")]
-    Conflict(String),
+    #[error("conflict ({0:?}): {1}")]
+    Conflict(ErrorCode, String),
     #[error("precondition failed: {0}")]
     PreconditionFailed(String),
     #[error("payload too large: {0}")]
@@ -86,6 +138,35 @@ impl ApiError {
         ApiError::NotFound(format!("{what} not found"))
     }
 
+    /// A 409 of a kind.
+    pub fn conflict(code: ErrorCode, detail: impl Into<String>) -> Self {
+        ApiError::Conflict(code, detail.into())
+    }
+
+    /// The household was removed: it takes no more changes.
+    pub fn household_removed() -> Self {
+        ApiError::Conflict(ErrorCode::HouseholdRemoved, "the household has been removed".into())
+    }
+
+    /// The code a client branches on.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::Unauthorized(_) => ErrorCode::Unauthenticated,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            ApiError::Conflict(code, _) => *code,
+            ApiError::PreconditionFailed(_) => ErrorCode::StaleVersion,
+            ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            ApiError::Validation(_) => ErrorCode::Validation,
+            ApiError::TooManyRequests { .. } => ErrorCode::RateLimited,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         ApiError::Internal(err.into())
     }
@@ -102,7 +183,7 @@ impl ApiError {
             ApiError::Forbidden(_) => ("forbidden", "Not allowed for this role"),
             ApiError::NotFound(_) => ("not-found", "Not found"),
             ApiError::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
-            ApiError::Conflict(_) => ("conflict", "Conflict"),
+            ApiError::Conflict(..) => ("conflict", "Conflict"),
             ApiError::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Request body too large"),
             ApiError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
@@ -120,7 +201,7 @@ impl ApiError {
             | ApiError::Unauthorized(d)
             | ApiError::Forbidden(d)
             | ApiError::NotFound(d)
-            | ApiError::Conflict(d)
+            | ApiError::Conflict(_, d)
             | ApiError::PreconditionFailed(d)
             | ApiError::PayloadTooLarge(d)
             | ApiError::UnsupportedMediaType(d)
@@ -139,6 +220,7 @@ impl ApiError {
             title: title.into(),
             status: self.status_code().as_u16(),
             detail,
+            code: self.code(),
             errors: match self {
                 ApiError::Validation(e) => Some(e.clone()),
                 _ => None,
@@ -176,7 +258,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(..) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -218,12 +300,14 @@ impl From<DieselError> for ApiError {
             DieselError::DatabaseError(kind, info) => {
                 let message = info.message().to_owned();
                 match kind {
-                    DatabaseErrorKind::UniqueViolation => {
-                        ApiError::Conflict(format!("already exists ({})", constraint_of(&*info)))
-                    }
-                    DatabaseErrorKind::ForeignKeyViolation => {
-                        ApiError::Conflict("a referenced record does not exist or is still in use".into())
-                    }
+                    DatabaseErrorKind::UniqueViolation => ApiError::Conflict(
+                        ErrorCode::AlreadyExists,
+                        format!("already exists ({})", constraint_of(&*info)),
+                    ),
+                    DatabaseErrorKind::ForeignKeyViolation => ApiError::Conflict(
+                        ErrorCode::InUse,
+                        "a referenced record does not exist or is still in use".into(),
+                    ),
                     DatabaseErrorKind::CheckViolation | DatabaseErrorKind::NotNullViolation => {
                         ApiError::Validation(vec![FieldError::new(
                             constraint_of(&*info),
@@ -231,9 +315,10 @@ impl From<DieselError> for ApiError {
                             "the value breaks a rule of the data model",
                         )])
                     }
-                    DatabaseErrorKind::SerializationFailure => {
-                        ApiError::Conflict("a concurrent change got there first; retry".into())
-                    }
+                    DatabaseErrorKind::SerializationFailure => ApiError::Conflict(
+                        ErrorCode::ConcurrentChange,
+                        "a concurrent change got there first; retry".into(),
+                    ),
                     DatabaseErrorKind::ClosedConnection => ApiError::Unavailable("database connection lost".into()),
                     _ if is_unavailable_message(&message) => ApiError::Unavailable("database unavailable".into()),
                     _ => ApiError::Internal(anyhow::anyhow!("database error: {message}")),

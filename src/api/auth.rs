@@ -11,13 +11,14 @@ use crate::auth::extractor::request_id;
 use crate::auth::throttle::{self, Refusals, Throttle};
 use crate::auth::token::issue_access;
 use crate::auth::{AuthUser, password};
-use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
+use crate::error::{ApiError, ApiResult, ErrorCode, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Actor, Event};
 use crate::store::now;
 use crate::store::sessions::{self, Rotation};
 use crate::store::users::{self, UserChanges, UserRow};
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// Case does not matter.
     #[schema(example = "wang.fang", min_length = 1, max_length = 64)]
@@ -42,6 +43,7 @@ pub struct TokenResponse {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The `refresh_token` of the last login or refresh.
     #[schema(example = "q9Jx3cS0lYw6ZkD1vR8pN2tH5mB7aE4fU0oI3gL6yT")]
@@ -306,7 +308,10 @@ pub async fn change_password(
                 ..Default::default()
             };
             if !users::update(c, &caller.id, caller.row.version, &changes)? {
-                return Err(ApiError::Conflict("the account changed meanwhile; try again".into()));
+                return Err(ApiError::conflict(
+                    ErrorCode::ConcurrentChange,
+                    "the account changed meanwhile; try again",
+                ));
             }
             throttle::succeeded(c, &caller.row.username)?;
             sessions::revoke_all_for_user(c, &caller.id)?;

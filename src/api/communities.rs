@@ -14,7 +14,7 @@ use crate::api::validate::{done, notes, optional_text, text};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::domain::{GridCode, Role, is_division_code};
-use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
+use crate::error::{ApiError, ApiResult, ErrorCode, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Event};
 use crate::store::communities::{self, CommunityChanges, CommunityRow, GridChanges, GridRow};
 use crate::store::{new_id, now, users};
@@ -401,7 +401,9 @@ pub async fn create_grid(
                 updated_at: at,
             };
             communities::insert_grid(conn, &row).map_err(|e| match ApiError::from(e) {
-                ApiError::Conflict(_) => ApiError::Conflict(format!("the grid code {} is taken", row.code)),
+                ApiError::Conflict(..) => {
+                    ApiError::conflict(ErrorCode::AlreadyExists, format!("the grid code {} is taken", row.code))
+                }
                 other => other,
             })?;
             audit::record(
@@ -630,7 +632,7 @@ pub async fn put_workers(
                     continue;
                 }
                 match users::find(conn, &w.user_id)? {
-                    Some(u) if u.role == Role::GridWorker.as_str() && u.community_id.as_deref() == Some(&grid.community_id) => {
+                    Some(u) if u.role == Role::GridWorker && u.community_id.as_deref() == Some(&grid.community_id) => {
                         if !u.active {
                             errors.push(FieldError::new(field, "inactive", "the account is deactivated"));
                         }

@@ -16,7 +16,8 @@ use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
 use crate::domain::{IdNumber, MemberFacts, RemovalReason, Role, Suggestion, Tag, mask, suggest};
-use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
+use crate::error::{ApiError, ApiResult, ErrorCode, FieldError, PROBLEM_JSON as PROBLEM, Problem};
+use crate::store::JsonText;
 use crate::store::audit::{self, Event};
 use crate::store::communities::{self, today_in};
 use crate::store::households::{self, After, HouseholdChanges, HouseholdRow, ListFilter, MemberFactsRow};
@@ -110,13 +111,13 @@ pub fn views(conn: &mut DbConn, rows: Vec<HouseholdRow>) -> ApiResult<Vec<Househ
         out.push(HouseholdOut {
             address: Address { building: h.building, unit: h.unit, room: h.room },
             phone: h.phone.as_deref().map(mask::phone),
-            tag: Tag::parse(&h.tag).unwrap_or(Tag::Green),
+            tag: h.tag,
             tag_reasons: reasons,
             suggested_tag: suggestion.tag,
             suggestion,
             tag_set_at: h.tag_set_at.map(|t| t.and_utc()),
             removed_at: h.removed_at.map(|t| t.and_utc()),
-            removed_reason: h.removed_reason.as_deref().and_then(|r| RemovalReason::parse(r).ok()),
+            removed_reason: h.removed_reason,
             id: h.id,
             grid_id: h.grid_id,
             community_id: h.community_id,
@@ -210,8 +211,8 @@ pub async fn create(
                 room: address.room,
                 head_name,
                 phone,
-                tag: Tag::Green.as_str().to_owned(),
-                tag_reasons: "[]".to_owned(),
+                tag: Tag::Green,
+                tag_reasons: JsonText(vec![]),
                 tag_note: None,
                 tag_set_at: None,
                 tag_set_by: None,
@@ -230,10 +231,10 @@ pub async fn create(
                 let stored = households::origin(conn, &id)?.ok_or_else(|| ApiError::not_found("household"))?;
                 replay::check_retry(&stored, &caller.id, origin.digest.as_deref().unwrap_or_default())?;
                 // Still the caller's to see (a secretary may have moved or removed it since).
-                let existing = scope::household(conn, &caller, &id)
-                    .ok()
-                    .filter(|h| h.removed_at.is_none())
-                    .ok_or_else(|| ApiError::Conflict("the household has been moved or removed since".into()))?;
+                let existing =
+                    scope::household(conn, &caller, &id).ok().filter(|h| h.removed_at.is_none()).ok_or_else(|| {
+                        ApiError::conflict(ErrorCode::IdConflict, "the household has been moved or removed since")
+                    })?;
                 return Ok((false, view(conn, existing)?));
             }
             audit::record(

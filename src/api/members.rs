@@ -16,7 +16,7 @@ use crate::auth::scope;
 use crate::db::DbConn;
 use crate::db::schema::members;
 use crate::domain::{Gender, IdNumber, Relation, mask};
-use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
+use crate::error::{ApiError, ApiResult, ErrorCode, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Event};
 use crate::store::households::{self, MemberChanges, MemberRow};
 use crate::store::now;
@@ -59,8 +59,8 @@ pub struct MemberOut {
 impl From<MemberRow> for MemberOut {
     fn from(m: MemberRow) -> Self {
         MemberOut {
-            gender: Gender::parse(&m.gender).unwrap_or(Gender::Female),
-            relation: Relation::parse(&m.relation).unwrap_or(Relation::Other),
+            gender: m.gender,
+            relation: m.relation,
             id_number: m.id_number.as_deref().map(mask::id_number),
             phone: m.phone.as_deref().map(mask::phone),
             id: m.id,
@@ -207,11 +207,11 @@ pub async fn create(
                 id: id.clone(),
                 household_id: household.id.clone(),
                 name,
-                gender: input.gender.as_str().to_owned(),
+                gender: input.gender,
                 birth_date: checked.birth_date,
                 id_number: checked.id_number,
                 phone,
-                relation: input.relation.as_str().to_owned(),
+                relation: input.relation,
                 living_alone: input.living_alone,
                 disability_grade: input.disability_grade,
                 chronic_illness: input.chronic_illness,
@@ -235,7 +235,7 @@ pub async fn create(
                 replay::check_retry(&stored, &caller.id, origin.digest.as_deref().unwrap_or_default())?;
                 let existing = households::find_member(conn, &id)?
                     .filter(|m| m.removed_at.is_none())
-                    .ok_or_else(|| ApiError::Conflict("the member has been removed since".into()))?;
+                    .ok_or_else(|| ApiError::conflict(ErrorCode::IdConflict, "the member has been removed since"))?;
                 return Ok((false, existing));
             }
             household_touched(conn, &household.id)?;
@@ -375,7 +375,7 @@ pub async fn patch(
             let (current, household) = scope::member_for_update(conn, &caller, &id)?;
             let mut errors = Vec::new();
             let name = input.name.as_deref().map(|n| text("name", n, 32, &mut errors));
-            let gender = input.gender.unwrap_or_else(|| Gender::parse(&current.gender).unwrap_or(Gender::Female));
+            let gender = input.gender.unwrap_or(current.gender);
             let birth = input.birth_date.map(|b| b.map(|d| d.0)).unwrap_or(current.birth_date);
             check_birth(birth, &mut errors);
             let id_number = match &input.id_number {

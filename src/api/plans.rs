@@ -42,12 +42,12 @@ pub struct PlanOut {
 
 fn plan_out(p: PlanRow, ts: Vec<TemplateRow>) -> PlanOut {
     PlanOut {
-        tag: Tag::parse(&p.tag).unwrap_or(Tag::Green),
+        tag: p.tag,
         review_interval_days: p.review_interval_days,
         templates: ts
             .into_iter()
             .map(|t| TemplateOut {
-                kind: ServiceKind::parse(&t.kind).unwrap_or(ServiceKind::Service),
+                kind: t.kind,
                 id: t.id,
                 name: t.name,
                 interval_days: t.interval_days,
@@ -175,7 +175,7 @@ pub async fn put(
             caller.require(&[Role::Admin, Role::Secretary])?;
             let (plan, _) = plans::plans_of(conn, &id)?
                 .into_iter()
-                .find(|(p, _)| p.tag == tag.as_str())
+                .find(|(p, _)| p.tag == tag)
                 .ok_or_else(|| ApiError::not_found("service plan"))?;
             let changed = plans::replace_templates(conn, &plan, &specs, input.review_interval_days)?;
             let mut rescheduled = 0;

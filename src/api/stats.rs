@@ -684,7 +684,7 @@ fn evaluation_of(conn: &mut DbConn, t: Target, period: Period, now: DateTime<Utc
                 worker_id: u.id,
                 username: u.username,
                 display_name: u.display_name,
-                role: Role::parse(&u.role).unwrap_or(Role::GridWorker),
+                role: u.role,
                 community_id: u.community_id,
                 grid_ids,
                 figures,

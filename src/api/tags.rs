@@ -23,7 +23,8 @@ use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
 use crate::domain::{Role, Tag, TagChangeStatus, TagReason, catalogue, reason};
-use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
+use crate::error::{ApiError, ApiResult, ErrorCode, FieldError, PROBLEM_JSON as PROBLEM, Problem};
+use crate::store::JsonText;
 use crate::store::audit::{self, Actor, Event};
 use crate::store::households::{self, HouseholdRow};
 use crate::store::tags::{self, ListFilter, ONE_PENDING_INDEX, TagChangeRow, TagFields};
@@ -92,10 +93,10 @@ pub struct TagChangeOut {
 impl From<TagChangeRow> for TagChangeOut {
     fn from(r: TagChangeRow) -> Self {
         TagChangeOut {
-            from_tag: Tag::parse(&r.from_tag).unwrap_or(Tag::Green),
-            to_tag: Tag::parse(&r.to_tag).unwrap_or(Tag::Green),
+            from_tag: r.from_tag,
+            to_tag: r.to_tag,
             reasons: r.reasons(),
-            status: TagChangeStatus::parse(&r.status).unwrap_or(TagChangeStatus::Pending),
+            status: r.status,
             proposed_at: r.proposed_at.and_utc(),
             decided_at: r.decided_at.map(|t| t.and_utc()),
             id: r.id,
@@ -173,7 +174,7 @@ fn unchanged(current: &HouseholdRow, p: &Proposal) -> bool {
     now_reasons.sort();
     let mut new_reasons = p.reasons.clone();
     new_reasons.sort();
-    current.tag == p.to_tag.as_str() && now_reasons == new_reasons
+    current.tag == p.to_tag && now_reasons == new_reasons
 }
 
 /// What an applied tag says: the tag, its reasons and note, and who decided it when.
@@ -200,9 +201,12 @@ pub fn apply_tag(
 ) -> ApiResult<(Tag, HouseholdRow)> {
     let current = households::find_for_update(conn, household_id)?.ok_or_else(|| ApiError::not_found("household"))?;
     if current.removed_at.is_some() {
-        return Err(ApiError::Conflict("the household has been removed; its tag can no longer change".into()));
+        return Err(ApiError::conflict(
+            ErrorCode::HouseholdRemoved,
+            "the household has been removed; its tag can no longer change",
+        ));
     }
-    let from = Tag::parse(&current.tag).unwrap_or(Tag::Green);
+    let from = current.tag;
     let tz = communities::find(conn, &current.community_id)?.map(|c| c.timezone).unwrap_or_default();
     let days = plans::review_interval_days(conn, &current.community_id, a.to_tag)?;
     let review_due_on = communities::today_in(&tz)
@@ -220,7 +224,7 @@ pub fn apply_tag(
         updated_at: a.at,
     };
     if !tags::set_household_tag(conn, household_id, current.version, &fields)? {
-        return Err(ApiError::Conflict("the household changed meanwhile; try again".into()));
+        return Err(ApiError::conflict(ErrorCode::ConcurrentChange, "the household changed meanwhile; try again"));
     }
     audit::record(
         conn,
@@ -291,13 +295,13 @@ pub async fn propose(
                 household_id: current.id.clone(),
                 community_id: current.community_id.clone(),
                 grid_id: current.grid_id.clone(),
-                from_tag: current.tag.clone(),
-                to_tag: p.to_tag.as_str().to_owned(),
-                reasons: serde_json::to_string(&p.reasons).map_err(ApiError::internal)?,
+                from_tag: current.tag,
+                to_tag: p.to_tag,
+                reasons: JsonText(p.reasons.clone()),
                 note: p.note.clone(),
                 proposed_by: caller.id.clone(),
                 proposed_at: at,
-                status: TagChangeStatus::Pending.as_str().to_owned(),
+                status: TagChangeStatus::Pending,
                 decided_by: None,
                 decided_at: None,
                 decision_note: None,
@@ -308,10 +312,10 @@ pub async fn propose(
                         if info.constraint_name() == Some(ONE_PENDING_INDEX)
                             || info.message().contains("tag_changes.household_id") =>
                     {
-                        return Err(ApiError::Conflict(
+                        return Err(ApiError::conflict(
+                            ErrorCode::ProposalPending,
                             "this household already has a pending tag change; it must be approved or rejected \
-                             before another is proposed"
-                                .into(),
+                             before another is proposed",
                         ));
                     }
                     other => other?,
@@ -343,8 +347,8 @@ pub async fn propose(
                 at,
             };
             let (from, _) = apply_tag(conn, &actor, &household_id, &applied)?;
-            row.from_tag = from.as_str().to_owned();
-            row.status = TagChangeStatus::Approved.as_str().to_owned();
+            row.from_tag = from;
+            row.status = TagChangeStatus::Approved;
             row.decided_by = Some(caller.id.clone());
             row.decided_at = Some(at);
             tags::insert(conn, &row)?;
@@ -520,18 +524,17 @@ fn decide(
     let household =
         households::find_for_update(conn, &found.household_id)?.ok_or_else(|| ApiError::not_found("tag change"))?;
     let row = tags::find(conn, id)?.ok_or_else(|| ApiError::not_found("tag change"))?;
-    if row.status != TagChangeStatus::Pending.as_str() {
-        return Err(ApiError::Conflict(format!("the tag change has already been {}", row.status)));
+    if row.status != TagChangeStatus::Pending {
+        return Err(ApiError::conflict(
+            ErrorCode::AlreadyDecided,
+            format!("the tag change has already been {}", row.status),
+        ));
     }
     // The rule of proposing holds for deciding: applying what the household already has (a
     // secretary set the same tag and reasons meanwhile) would write an empty history entry and
     // restart the review period. Such a proposal is rejected, with a note.
     if approve {
-        let proposal = Proposal {
-            to_tag: Tag::parse(&row.to_tag).map_err(ApiError::internal)?,
-            reasons: row.reasons(),
-            note: None,
-        };
+        let proposal = Proposal { to_tag: row.to_tag, reasons: row.reasons(), note: None };
         if unchanged(&household, &proposal) {
             return Err(ApiError::invalid(
                 "to_tag",
@@ -544,7 +547,7 @@ fn decide(
     let at = now();
     let reasons = row.reasons();
     let from = if approve {
-        let to_tag = Tag::parse(&row.to_tag).map_err(ApiError::internal)?;
+        let to_tag = row.to_tag;
         let applied = Applied {
             to_tag,
             reasons: &reasons,
@@ -553,12 +556,12 @@ fn decide(
             decided_by: &caller.id,
             at,
         };
-        apply_tag(conn, &actor, &row.household_id, &applied)?.0.as_str().to_owned()
+        apply_tag(conn, &actor, &row.household_id, &applied)?.0
     } else {
-        row.from_tag.clone()
+        row.from_tag
     };
-    if !tags::decide(conn, id, approve, &caller.id, at, note.as_deref(), &from)? {
-        return Err(ApiError::Conflict("the tag change was decided meanwhile".into()));
+    if !tags::decide(conn, id, approve, &caller.id, at, note.as_deref(), from)? {
+        return Err(ApiError::conflict(ErrorCode::AlreadyDecided, "the tag change was decided meanwhile"));
     }
     audit::record(
         conn,

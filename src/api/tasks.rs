@@ -16,7 +16,7 @@ use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
 use crate::db::schema::tasks;
 use crate::domain::{Role, ServiceKind, Tag, TaskStatus};
-use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
+use crate::error::{ApiError, ApiResult, ErrorCode, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Event};
 use crate::store::communities::{self, today_in};
 use crate::store::now;
@@ -52,10 +52,10 @@ pub struct TaskOut {
 
 pub fn task_out(t: TaskRow, today: NaiveDate) -> TaskOut {
     TaskOut {
-        overdue: t.status == "open" && t.due_on < today,
-        tag: Tag::parse(&t.tag).unwrap_or(Tag::Green),
-        kind: ServiceKind::parse(&t.kind).unwrap_or(ServiceKind::Service),
-        status: TaskStatus::parse(&t.status).unwrap_or(TaskStatus::Open),
+        overdue: t.status == TaskStatus::Open && t.due_on < today,
+        tag: t.tag,
+        kind: t.kind,
+        status: t.status,
         completed_at: t.completed_at.map(|c| c.and_utc()),
         created_at: t.created_at.and_utc(),
         updated_at: t.updated_at.and_utc(),
@@ -255,8 +255,8 @@ pub async fn patch(
         .write(move |conn| {
             let task = scope::task_for_update(conn, &caller, &id)?;
             caller.require(&[Role::Admin, Role::Secretary])?;
-            if task.status != "open" {
-                return Err(ApiError::Conflict(format!("the task is {}, not open", task.status)));
+            if task.status != TaskStatus::Open {
+                return Err(ApiError::conflict(ErrorCode::TaskClosed, format!("the task is {}, not open", task.status)));
             }
             let at = now();
             if let Some(assignee) = &input.assignee_id {
@@ -285,7 +285,7 @@ pub async fn patch(
                     .execute(conn)?;
                 // The next occurrence: one interval after the skipped one at the earliest.
                 let household = crate::store::households::find(conn, &task.household_id)?.ok_or_else(|| ApiError::not_found("task"))?;
-                let template = plans::active_templates(conn, &household.community_id, &household.tag)?
+                let template = plans::active_templates(conn, &household.community_id, household.tag)?
                     .into_iter()
                     .find(|t| t.id == task.template_id);
                 if let Some(t) = template {

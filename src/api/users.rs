@@ -13,7 +13,7 @@ use crate::api::validate::parse_phone;
 use crate::auth::{AuthUser, password, scope};
 use crate::db::DbConn;
 use crate::domain::{Role, mask};
-use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
+use crate::error::{ApiError, ApiResult, ErrorCode, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Actor, Event};
 use crate::store::communities::{self, exists as communities_exists};
 use crate::store::tasks;
@@ -43,7 +43,7 @@ pub struct UserOut {
 impl From<UserRow> for UserOut {
     fn from(u: UserRow) -> Self {
         UserOut {
-            role: Role::parse(&u.role).unwrap_or(Role::GridWorker),
+            role: u.role,
             phone: u.phone.as_deref().map(mask::phone),
             id: u.id,
             username: u.username,
@@ -143,7 +143,7 @@ pub fn create_user(
         return Err(ApiError::invalid("community_id", "unknown", "no such community"));
     }
     if users::find_by_username(conn, username)?.is_some() {
-        return Err(ApiError::Conflict(format!("the username `{username}` is taken")));
+        return Err(ApiError::conflict(ErrorCode::AlreadyExists, format!("the username `{username}` is taken")));
     }
     let id = new_id();
     let at = now();

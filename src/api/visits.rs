@@ -20,8 +20,9 @@ use crate::api::validate::{client_id, notes, text};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
-use crate::domain::{Role, ServiceKind};
-use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
+use crate::domain::{Finding, Location, Role, ServiceKind};
+use crate::error::{ApiError, ApiResult, ErrorCode, FieldError, PROBLEM_JSON as PROBLEM, Problem};
+use crate::store::JsonText;
 use crate::store::audit::{self, Event};
 use crate::store::now;
 use crate::store::replay::{self, Origin};
@@ -32,28 +33,6 @@ use crate::store::visits::{self as store, ListFilter, VisitCorrection, VisitRow}
 const SKEW_MINUTES: i64 = 5;
 /// How long the author may correct a visit.
 const CORRECTION_HOURS: i64 = 24;
-
-#[derive(Serialize, Deserialize, ToSchema, Clone, PartialEq, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct Finding {
-    /// A need found, e.g. `health`, `safety`, `living`, `dispute`.
-    #[schema(example = "health", min_length = 1, max_length = 32)]
-    pub category: String,
-    #[schema(example = "血压偏高，已提醒按时服药", max_length = 1000)]
-    pub detail: String,
-}
-
-#[derive(Serialize, Deserialize, ToSchema, Clone, Copy, PartialEq, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct Location {
-    #[schema(example = 36.6512, minimum = -90, maximum = 90)]
-    pub lat: f64,
-    #[schema(example = 117.0009, minimum = -180, maximum = 180)]
-    pub lng: f64,
-    /// Metres.
-    #[schema(example = 15.0, minimum = 0, maximum = 100000)]
-    pub accuracy_m: f64,
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct VisitOut {
@@ -81,9 +60,9 @@ fn visit_out(v: VisitRow, completed: Vec<String>) -> VisitOut {
         _ => None,
     };
     VisitOut {
-        kind: ServiceKind::parse(&v.kind).unwrap_or(ServiceKind::Service),
+        kind: v.kind,
         visited_at: v.visited_at.and_utc(),
-        findings: serde_json::from_str(&v.findings).unwrap_or_default(),
+        findings: v.findings.0.clone(),
         location,
         completed_task_ids: completed,
         received_at: v.received_at.and_utc(),
@@ -250,7 +229,7 @@ pub async fn create(state: web::Data<AppState>, caller: AuthUser, body: Body<Cre
                 return existing(conn);
             }
             if household.removed_at.is_some() {
-                return Err(ApiError::Conflict("the household has been removed".into()));
+                return Err(ApiError::household_removed());
             }
             let row = VisitRow {
                 id: id.clone(),
@@ -258,10 +237,10 @@ pub async fn create(state: web::Data<AppState>, caller: AuthUser, body: Body<Cre
                 community_id: household.community_id.clone(),
                 grid_id: household.grid_id.clone(),
                 worker_id: caller.id.clone(),
-                kind: input.kind.as_str().to_owned(),
+                kind: input.kind,
                 visited_at,
                 notes: content.notes.clone(),
-                findings: serde_json::to_string(&content.findings).expect("findings serialise"),
+                findings: JsonText(content.findings.clone()),
                 location_lat: content.location.map(|l| l.lat),
                 location_lng: content.location.map(|l| l.lng),
                 location_accuracy_m: content.location.map(|l| l.accuracy_m),
@@ -440,9 +419,9 @@ pub async fn patch(
                 return Err(ApiError::Forbidden("only the visit's author may correct it".into()));
             }
             if now() > v.received_at + Duration::hours(CORRECTION_HOURS) {
-                return Err(ApiError::Conflict("visits can be corrected for 24 hours only".into()));
+                return Err(ApiError::conflict(ErrorCode::VisitLocked, "visits can be corrected for 24 hours only"));
             }
-            let old_findings: Vec<Finding> = serde_json::from_str(&v.findings).unwrap_or_default();
+            let old_findings: Vec<Finding> = v.findings.0.clone();
             let old_location = match (v.location_lat, v.location_lng, v.location_accuracy_m) {
                 (Some(lat), Some(lng), Some(accuracy_m)) => Some(Location { lat, lng, accuracy_m }),
                 _ => None,
@@ -462,7 +441,7 @@ pub async fn patch(
             }
             // Preconditions count only for requests that are otherwise valid (RFC 9110 §13.2.1).
             check_version(expected, v.version)?;
-            let kind = ServiceKind::parse(&v.kind).unwrap_or(ServiceKind::Service);
+            let kind = v.kind;
             let correction = VisitCorrection {
                 notes: Some(content.notes.clone()),
                 findings: Some(serde_json::to_string(&content.findings).expect("findings serialise")),

@@ -76,7 +76,7 @@ impl FromRequest for AuthUser {
             if !row.active || row.credentials_epoch() != claims.cv {
                 return Err(unauthorized());
             }
-            let role = Role::parse(&row.role).map_err(ApiError::internal)?;
+            let role = row.role;
             Ok(AuthUser { id: row.id.clone(), role, community_id: row.community_id.clone(), request_id, row })
         })
     }

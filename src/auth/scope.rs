@@ -34,7 +34,7 @@ pub fn user(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<UserRow
 pub fn manage_user(caller: &AuthUser, target: &UserRow) -> ApiResult<()> {
     let allowed = caller.is_admin()
         || (caller.role == Role::Secretary
-            && target.role == Role::GridWorker.as_str()
+            && target.role == Role::GridWorker
             && target.community_id == caller.community_id);
     if allowed { Ok(()) } else { Err(ApiError::Forbidden("you may not manage this account".into())) }
 }
@@ -96,7 +96,7 @@ pub fn household_for_update(conn: &mut DbConn, caller: &AuthUser, id: &str) -> A
     let row = households::find_for_update(conn, id)?.ok_or_else(|| ApiError::not_found("household"))?;
     let row = check_household(conn, caller, row)?;
     if row.removed_at.is_some() {
-        return Err(ApiError::Conflict("the household has been removed".into()));
+        return Err(ApiError::household_removed());
     }
     Ok(row)
 }

@@ -6,6 +6,7 @@
 //! one pool for both. Every call runs on the blocking thread pool, never on an actix worker.
 
 pub mod schema;
+pub mod types;
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;

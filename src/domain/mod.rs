@@ -14,6 +14,7 @@ pub mod phone;
 pub mod schedule;
 pub mod tags;
 pub mod text;
+pub mod visit;
 
 use std::cmp::Ordering;
 
@@ -22,6 +23,7 @@ pub use grid_code::{GridCode, GridCodeError};
 pub use id_number::{IdNumber, IdNumberError, check_char};
 pub use phone::{Phone, PhoneError};
 pub use tags::{MemberFacts, Suggestion, SuggestionItem, TagReason, age_on, catalogue, reason, suggest};
+pub use visit::{Finding, Location};
 
 /// A string that names none of an enum's variants.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,6 +86,23 @@ macro_rules! vocabulary {
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        /// How a stored value is read: a value that names no variant is an error, never a
+        /// default.
+        impl TryFrom<String> for $name {
+            type Error = ParseEnumError;
+
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                Self::parse(&s)
+            }
+        }
+
+        /// How a value is stored.
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.as_str().to_owned()
             }
         }
     };

@@ -9,10 +9,13 @@ use chrono::{Days, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 use serde::Deserialize;
 
 use super::seeded_id;
-use crate::api::visits::{Content, Finding, Location, content_hash};
+use crate::api::visits::{Content, content_hash};
 use crate::db::{Db, DbConn};
+use crate::domain::TagChangeStatus;
+use crate::domain::{Finding, Location};
 use crate::domain::{GridCode, IdNumber, Phone, ServiceKind, Tag, is_division_code};
 use crate::error::{ApiError, ApiResult};
+use crate::store::JsonText;
 use crate::store::audit::{self, Actor, Event};
 use crate::store::communities::{self, CommunityRow, GridRow};
 use crate::store::households::{self, HouseholdRow, MemberRow};
@@ -373,8 +376,8 @@ fn insert_all(conn: &mut DbConn, cfile: &CommunitiesFile, hfile: &HouseholdsFile
             room: h.address.room.clone(),
             head_name: h.head_name.clone(),
             phone: phone(h.phone.as_deref(), &h.key)?,
-            tag: h.tag.as_str().to_owned(),
-            tag_reasons: serde_json::to_string(&h.tag_reasons).map_err(bad)?,
+            tag: h.tag,
+            tag_reasons: JsonText(h.tag_reasons.clone()),
             tag_note: h.tag_note.clone(),
             tag_set_at: Some(tag_set_at),
             tag_set_by: Some(set_by.clone()),
@@ -397,13 +400,13 @@ fn insert_all(conn: &mut DbConn, cfile: &CommunitiesFile, hfile: &HouseholdsFile
                     household_id: id.clone(),
                     community_id: community.id.clone(),
                     grid_id: grid.id.clone(),
-                    from_tag: Tag::Green.as_str().to_owned(),
-                    to_tag: h.tag.as_str().to_owned(),
+                    from_tag: Tag::Green,
+                    to_tag: h.tag,
                     reasons: row.tag_reasons.clone(),
                     note: h.tag_note.clone(),
                     proposed_by: set_by.clone(),
                     proposed_at: tag_set_at,
-                    status: "approved".to_owned(),
+                    status: TagChangeStatus::Approved,
                     decided_by: Some(set_by.clone()),
                     decided_at: Some(tag_set_at),
                     decision_note: None,
@@ -425,11 +428,11 @@ fn insert_all(conn: &mut DbConn, cfile: &CommunitiesFile, hfile: &HouseholdsFile
                     id: seeded_id(NS, "member", &m.key, next()),
                     household_id: id.clone(),
                     name: m.name.clone(),
-                    gender: m.gender.as_str().to_owned(),
+                    gender: m.gender,
                     birth_date: m.birth_date,
                     id_number,
                     phone: phone(m.phone.as_deref(), &m.key)?,
-                    relation: m.relation.as_str().to_owned(),
+                    relation: m.relation,
                     living_alone: m.living_alone,
                     disability_grade: m.disability_grade,
                     chronic_illness: m.chronic_illness,
@@ -453,13 +456,13 @@ fn insert_all(conn: &mut DbConn, cfile: &CommunitiesFile, hfile: &HouseholdsFile
                     household_id: id.clone(),
                     community_id: community.id.clone(),
                     grid_id: grid.id.clone(),
-                    from_tag: h.tag.as_str().to_owned(),
-                    to_tag: p.to_tag.as_str().to_owned(),
-                    reasons: serde_json::to_string(&p.reasons).map_err(bad)?,
+                    from_tag: h.tag,
+                    to_tag: p.to_tag,
+                    reasons: JsonText(p.reasons.clone()),
                     note: p.note.clone(),
                     proposed_by: user(&p.by)?,
                     proposed_at: local(&tz, day, NaiveTime::from_hms_opt(18, 0, 0).expect("valid time")).min(at),
-                    status: "pending".to_owned(),
+                    status: TagChangeStatus::Pending,
                     decided_by: None,
                     decided_at: None,
                     decision_note: None,
@@ -479,11 +482,11 @@ fn insert_all(conn: &mut DbConn, cfile: &CommunitiesFile, hfile: &HouseholdsFile
                     community_id: community.id.clone(),
                     grid_id: grid.id.clone(),
                     worker_id: user(&v.by)?,
-                    kind: v.kind.as_str().to_owned(),
+                    kind: v.kind,
                     visited_at,
                     content_hash: content_hash(&id, v.kind, visited_at, &content),
                     notes: content.notes,
-                    findings: serde_json::to_string(&content.findings).map_err(bad)?,
+                    findings: JsonText(content.findings.clone()),
                     location_lat: v.location.map(|l| l.lat),
                     location_lng: v.location.map(|l| l.lng),
                     location_accuracy_m: v.location.map(|l| l.accuracy_m),

@@ -16,8 +16,10 @@ use diesel::prelude::*;
 use super::{Progress, SplitMix, seeded_id};
 use crate::db::schema::{households, members, tasks, visits};
 use crate::db::{Db, DbConn};
+use crate::domain::{Gender, Relation, ServiceKind, TaskStatus};
 use crate::domain::{IdNumber, Tag, check_char, schedule};
 use crate::error::{ApiError, ApiResult};
+use crate::store::JsonText;
 use crate::store::communities::{self, CommunityRow, GridRow};
 use crate::store::households::{HouseholdRow, MemberRow};
 use crate::store::tasks::{TaskRow, local_date};
@@ -153,8 +155,9 @@ pub fn load(db: &Db, n: u64, seed: u64) -> ApiResult<String> {
         return Ok(format!("synthetic data set (seed {seed}, {n} households) is already loaded"));
     }
     if has_first {
-        return Err(ApiError::Conflict(
-            "a different or partial synthetic data set with this seed is present; use a fresh database".into(),
+        return Err(ApiError::conflict(
+            crate::error::ErrorCode::AlreadyExists,
+            "a different or partial synthetic data set with this seed is present; use a fresh database",
         ));
     }
     let hash = crate::auth::password::hash(PASSWORD)?;
@@ -178,7 +181,7 @@ pub fn load(db: &Db, n: u64, seed: u64) -> ApiResult<String> {
                 insert_user(conn, &sec, &format!("syn{seed}.c{i}.sec"), "secretary", &c.id, &hash, at)?;
                 let mut by_tag = Vec::new();
                 for tag in Tag::ALL {
-                    by_tag.extend(plans::active_templates(conn, &c.id, tag.as_str())?);
+                    by_tag.extend(plans::active_templates(conn, &c.id, *tag)?);
                 }
                 made.push((c.id.clone(), by_tag));
             }
@@ -313,8 +316,8 @@ fn generate(
             room: format!("{}0{}", 1 + (i % 10) / 2, 1 + i % 2),
             head_name: head.clone(),
             phone: Some(format!("1390{:07}", i % 10_000_000)),
-            tag: tag.as_str().to_owned(),
-            tag_reasons: serde_json::to_string(&reasons).expect("strings serialise"),
+            tag,
+            tag_reasons: JsonText(reasons.iter().map(|r| (*r).to_owned()).collect()),
             tag_note: None,
             tag_set_at: Some(tag_set_at),
             tag_set_by: None,
@@ -344,11 +347,11 @@ fn generate(
                 id: seeded_id(ns, "member", &format!("{i}-{m}"), i * 8 + m),
                 household_id: id.clone(),
                 name: if m == 0 { head.clone() } else { format!("{}{}", rng.pick(&SURNAMES), rng.pick(&GIVEN)) },
-                gender: if male { "male" } else { "female" }.to_owned(),
+                gender: if male { Gender::Male } else { Gender::Female },
                 birth_date: Some(birth),
                 id_number: Some(number),
                 phone: None,
-                relation: if m == 0 { "head" } else { "child" }.to_owned(),
+                relation: if m == 0 { Relation::Head } else { Relation::Child },
                 living_alone: size == 1 && elderly,
                 disability_grade: (reasons.first() == Some(&"severe_disability") && m == 0).then_some(1),
                 chronic_illness: reasons.first() == Some(&"chronic_illness") && m == 0,
@@ -364,32 +367,32 @@ fn generate(
         }
         // Four weeks of history: red daily-ish calls and weekly visits, yellow weekly calls and
         // a monthly visit, green an occasional visit.
-        let mut last: HashMap<&str, NaiveDate> = HashMap::new();
-        let mut plan: Vec<(u64, &str)> = Vec::new();
+        let mut last: HashMap<ServiceKind, NaiveDate> = HashMap::new();
+        let mut plan: Vec<(u64, ServiceKind)> = Vec::new();
         match tag {
             Tag::Red => {
                 for d in (0..28).rev() {
                     if rng.chance(0.8) {
-                        plan.push((d, "phone_call"));
+                        plan.push((d, ServiceKind::PhoneCall));
                     }
                     if d % 7 == 3 && rng.chance(0.9) {
-                        plan.push((d, "home_visit"));
+                        plan.push((d, ServiceKind::HomeVisit));
                     }
                 }
             }
             Tag::Yellow => {
                 for d in [24u64, 17, 10, 3] {
                     if rng.chance(0.85) {
-                        plan.push((d, "phone_call"));
+                        plan.push((d, ServiceKind::PhoneCall));
                     }
                 }
                 if rng.chance(0.8) {
-                    plan.push((rng.below(28), "home_visit"));
+                    plan.push((rng.below(28), ServiceKind::HomeVisit));
                 }
             }
             Tag::Green => {
                 if rng.chance(0.3) {
-                    plan.push((rng.below(28), "home_visit"));
+                    plan.push((rng.below(28), ServiceKind::HomeVisit));
                 }
             }
         }
@@ -405,10 +408,10 @@ fn generate(
                 community_id: grid.community_id.clone(),
                 grid_id: grid.id.clone(),
                 worker_id: s.workers[g].clone(),
-                kind: kind.to_owned(),
+                kind,
                 visited_at,
                 notes: Some("例行服务，情况正常。".to_owned()),
-                findings: "[]".to_owned(),
+                findings: JsonText(vec![]),
                 location_lat: None,
                 location_lng: None,
                 location_accuracy_m: None,
@@ -418,24 +421,24 @@ fn generate(
                 updated_at: visited_at,
             });
         }
-        for t in templates.get(&grid.community_id).into_iter().flatten().filter(|t| t.tag == tag.as_str()) {
-            let last_visit = last.get(t.kind.as_str()).copied();
+        for t in templates.get(&grid.community_id).into_iter().flatten().filter(|t| t.tag == tag) {
+            let last_visit = last.get(&t.kind).copied();
             let due = schedule::due_on(
                 last_visit,
                 local_date(tag_set_at, "Asia/Shanghai"),
                 u32::try_from(t.interval_days).unwrap_or(1),
             );
             out.tasks.push(TaskRow {
-                id: seeded_id(ns, "task", &format!("{i}-{}", t.kind), i * 8 + u64::from(t.kind.len() as u8)),
+                id: seeded_id(ns, "task", &format!("{i}-{}", t.kind), i * 8 + u64::from(t.kind.as_str().len() as u8)),
                 household_id: id.clone(),
                 template_id: t.id.clone(),
                 community_id: grid.community_id.clone(),
                 grid_id: grid.id.clone(),
-                tag: tag.as_str().to_owned(),
-                kind: t.kind.clone(),
+                tag,
+                kind: t.kind,
                 assignee_id: Some(s.workers[g].clone()),
                 due_on: due,
-                status: "open".to_owned(),
+                status: TaskStatus::Open,
                 completed_at: None,
                 visit_id: None,
                 cancel_reason: None,

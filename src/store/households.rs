@@ -5,6 +5,8 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::db::schema::{households, members, tasks};
+use crate::domain::{Gender, Relation, RemovalReason, Tag};
+use crate::store::JsonText;
 use crate::store::replay::{self, Origin};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
@@ -19,8 +21,8 @@ pub struct HouseholdRow {
     pub room: String,
     pub head_name: String,
     pub phone: Option<String>,
-    pub tag: String,
-    pub tag_reasons: String,
+    pub tag: Tag,
+    pub tag_reasons: JsonText<Vec<String>>,
     pub tag_note: Option<String>,
     pub tag_set_at: Option<NaiveDateTime>,
     pub tag_set_by: Option<String>,
@@ -31,13 +33,13 @@ pub struct HouseholdRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub removed_at: Option<NaiveDateTime>,
-    pub removed_reason: Option<String>,
+    pub removed_reason: Option<RemovalReason>,
     pub removed_note: Option<String>,
 }
 
 impl HouseholdRow {
     pub fn reasons(&self) -> Vec<String> {
-        serde_json::from_str(&self.tag_reasons).unwrap_or_default()
+        self.tag_reasons.0.clone()
     }
 }
 
@@ -222,11 +224,11 @@ pub struct MemberRow {
     pub id: String,
     pub household_id: String,
     pub name: String,
-    pub gender: String,
+    pub gender: Gender,
     pub birth_date: Option<NaiveDate>,
     pub id_number: Option<String>,
     pub phone: Option<String>,
-    pub relation: String,
+    pub relation: Relation,
     pub living_alone: bool,
     pub disability_grade: Option<i32>,
     pub chronic_illness: bool,

@@ -29,6 +29,24 @@ macro_rules! locked_first {
     };
 }
 
+/// A JSON column (reasons, findings), read and written as text (see `crate::db::types`): a
+/// stored value that does not parse is an error, never an empty default.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JsonText<T>(pub T);
+
+impl<T: serde::Serialize> From<JsonText<T>> for String {
+    fn from(value: JsonText<T>) -> String {
+        serde_json::to_string(&value.0).expect("lists of strings and findings serialise")
+    }
+}
+
+impl<T> std::ops::Deref for JsonText<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// The current time as stored: UTC, truncated to microseconds so that both backends keep
 /// exactly the value written.
 pub fn now() -> NaiveDateTime {

@@ -30,9 +30,9 @@ pub struct TemplateRow {
     pub id: String,
     pub plan_id: String,
     pub community_id: String,
-    pub tag: String,
+    pub tag: Tag,
     pub name: String,
-    pub kind: String,
+    pub kind: ServiceKind,
     pub interval_days: i32,
     pub active: bool,
     pub position: i32,
@@ -126,7 +126,7 @@ fn insert_template(
 pub struct PlanRow {
     pub id: String,
     pub community_id: String,
-    pub tag: String,
+    pub tag: Tag,
     pub review_interval_days: i32,
     pub version: i32,
     pub created_at: NaiveDateTime,
@@ -151,12 +151,12 @@ pub fn plans_of(conn: &mut DbConn, community_id: &str) -> QueryResult<Vec<(PlanR
             (p, ts)
         })
         .collect();
-    out.sort_by_key(|(p, _)| std::cmp::Reverse(Tag::parse(&p.tag).map(|t| t.severity()).unwrap_or(0)));
+    out.sort_by_key(|(p, _)| std::cmp::Reverse(p.tag.severity()));
     Ok(out)
 }
 
 /// The active templates of a (community, tag) plan.
-pub fn active_templates(conn: &mut DbConn, community_id: &str, tag: &str) -> QueryResult<Vec<TemplateRow>> {
+pub fn active_templates(conn: &mut DbConn, community_id: &str, tag: Tag) -> QueryResult<Vec<TemplateRow>> {
     service_templates::table
         .filter(service_templates::community_id.eq(community_id))
         .filter(service_templates::tag.eq(tag))
@@ -175,7 +175,7 @@ pub fn replace_templates(
     specs: &[TemplateSpec],
     review_interval_days: Option<i32>,
 ) -> QueryResult<Vec<String>> {
-    let tag = Tag::parse(&plan.tag).unwrap_or(Tag::Green);
+    let tag = plan.tag;
     let at = now();
     let existing: Vec<TemplateRow> = service_templates::table
         .filter(service_templates::plan_id.eq(&plan.id))
@@ -189,7 +189,7 @@ pub fn replace_templates(
     let mut claimed: Vec<String> = Vec::new();
     let mut interval_changed = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
-        let reuse = existing.iter().find(|t| t.kind == spec.kind.as_str() && !claimed.contains(&t.id)).cloned();
+        let reuse = existing.iter().find(|t| t.kind == spec.kind && !claimed.contains(&t.id)).cloned();
         match reuse {
             Some(t) => {
                 diesel::update(service_templates::table.find(&t.id))

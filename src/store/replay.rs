@@ -14,7 +14,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use sha2::{Digest, Sha256};
 
 use crate::db::DbConn;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// The digest of a create request's content (its canonical JSON).
 pub fn digest(content: &serde_json::Value) -> String {
@@ -53,10 +53,10 @@ pub fn check_retry(origin: &Origin, caller: &str, digest: &str) -> ApiResult<()>
     if origin.created_by.as_deref() == Some(caller) && origin.digest.as_deref() == Some(digest) {
         Ok(())
     } else {
-        Err(ApiError::Conflict(
+        Err(ApiError::conflict(
+            ErrorCode::IdConflict,
             "this id belongs to another record; a retry must come from the account that created it, with the \
-             same content"
-                .into(),
+             same content",
         ))
     }
 }

@@ -19,7 +19,7 @@ use crate::db::DbConn;
 use crate::db::schema::{
     communities, grid_assignments, grids, households, service_templates, tag_changes, tasks, users, visits,
 };
-use crate::domain::{ServiceKind, Tag};
+use crate::domain::{Role, ServiceKind, Tag};
 use crate::store::communities::CommunityRow;
 
 diesel::define_sql_function! {
@@ -483,7 +483,7 @@ pub struct UserInfo {
     pub id: String,
     pub username: String,
     pub display_name: String,
-    pub role: String,
+    pub role: Role,
     pub community_id: Option<String>,
 }
 

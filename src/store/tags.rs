@@ -5,6 +5,8 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::db::schema::{households, tag_changes};
+use crate::domain::{Tag, TagChangeStatus};
+use crate::store::JsonText;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
 #[diesel(table_name = tag_changes)]
@@ -14,14 +16,14 @@ pub struct TagChangeRow {
     pub community_id: String,
     /// The household's grid when the change was proposed (lists scope by its current grid).
     pub grid_id: String,
-    pub from_tag: String,
-    pub to_tag: String,
-    /// JSON array of reason codes.
-    pub reasons: String,
+    pub from_tag: Tag,
+    pub to_tag: Tag,
+    /// Reason codes, stored as a JSON array.
+    pub reasons: JsonText<Vec<String>>,
     pub note: Option<String>,
     pub proposed_by: String,
     pub proposed_at: NaiveDateTime,
-    pub status: String,
+    pub status: TagChangeStatus,
     pub decided_by: Option<String>,
     pub decided_at: Option<NaiveDateTime>,
     pub decision_note: Option<String>,
@@ -29,7 +31,7 @@ pub struct TagChangeRow {
 
 impl TagChangeRow {
     pub fn reasons(&self) -> Vec<String> {
-        serde_json::from_str(&self.reasons).unwrap_or_default()
+        self.reasons.0.clone()
     }
 }
 
@@ -56,19 +58,21 @@ pub fn decide(
     by: &str,
     at: NaiveDateTime,
     note: Option<&str>,
-    from_tag: &str,
+    from_tag: Tag,
 ) -> QueryResult<bool> {
-    let status = if approve { "approved" } else { "rejected" };
-    diesel::update(tag_changes::table.filter(tag_changes::id.eq(id)).filter(tag_changes::status.eq("pending")))
-        .set((
-            tag_changes::status.eq(status),
-            tag_changes::decided_by.eq(by),
-            tag_changes::decided_at.eq(at),
-            tag_changes::decision_note.eq(note),
-            tag_changes::from_tag.eq(from_tag),
-        ))
-        .execute(conn)
-        .map(|n| n == 1)
+    let status = if approve { TagChangeStatus::Approved } else { TagChangeStatus::Rejected };
+    diesel::update(
+        tag_changes::table.filter(tag_changes::id.eq(id)).filter(tag_changes::status.eq(TagChangeStatus::Pending)),
+    )
+    .set((
+        tag_changes::status.eq(status),
+        tag_changes::decided_by.eq(by),
+        tag_changes::decided_at.eq(at),
+        tag_changes::decision_note.eq(note),
+        tag_changes::from_tag.eq(from_tag),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
 }
 
 /// Ends a household's pending proposal without a decision (its household was removed); returns

@@ -9,12 +9,18 @@
 use std::collections::HashMap;
 
 use chrono::{NaiveDate, NaiveDateTime};
+use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
+use diesel::query_builder::{QueryFragment, QueryId};
+use diesel::query_dsl::methods::LoadQuery;
+use diesel::sql_types::{Integer, Nullable, Text, Timestamp, Untyped};
+
+use crate::db::MultiBackend;
 
 use crate::db::DbConn;
 use crate::db::schema::{households, tasks, visits};
 use crate::domain::schedule;
+use crate::domain::{ServiceKind, Tag, TaskStatus};
 use crate::store::communities::{self, CommunityRow};
 use crate::store::households::{self as hh, HouseholdRow};
 use crate::store::plans::{self, TemplateRow};
@@ -29,11 +35,11 @@ pub struct TaskRow {
     pub template_id: String,
     pub community_id: String,
     pub grid_id: String,
-    pub tag: String,
-    pub kind: String,
+    pub tag: Tag,
+    pub kind: ServiceKind,
     pub assignee_id: Option<String>,
     pub due_on: NaiveDate,
-    pub status: String,
+    pub status: TaskStatus,
     pub completed_at: Option<NaiveDateTime>,
     pub visit_id: Option<String>,
     pub cancel_reason: Option<String>,
@@ -126,7 +132,12 @@ fn insert_open_tasks(conn: &mut DbConn, rows: &[TaskRow]) -> QueryResult<usize> 
 }
 
 /// The local date of the household's latest visit of a kind.
-fn last_visit_on(conn: &mut DbConn, household_id: &str, kind: &str, timezone: &str) -> QueryResult<Option<NaiveDate>> {
+fn last_visit_on(
+    conn: &mut DbConn,
+    household_id: &str,
+    kind: ServiceKind,
+    timezone: &str,
+) -> QueryResult<Option<NaiveDate>> {
     let at: Option<NaiveDateTime> = visits::table
         .filter(visits::household_id.eq(household_id))
         .filter(visits::kind.eq(kind))
@@ -148,7 +159,7 @@ pub fn new_task(
     timezone: &str,
     not_before: Option<NaiveDate>,
 ) -> QueryResult<TaskRow> {
-    let last = last_visit_on(conn, &h.id, &t.kind, timezone)?;
+    let last = last_visit_on(conn, &h.id, t.kind, timezone)?;
     let interval = u32::try_from(t.interval_days).unwrap_or(1);
     let mut due = schedule::due_on(last, tag_applied_on(h, timezone), interval);
     if let Some(floor) = not_before {
@@ -161,11 +172,11 @@ pub fn new_task(
         template_id: t.id.clone(),
         community_id: h.community_id.clone(),
         grid_id: h.grid_id.clone(),
-        tag: h.tag.clone(),
-        kind: t.kind.clone(),
+        tag: h.tag,
+        kind: t.kind,
         assignee_id: communities::primary_worker(conn, &h.grid_id)?,
         due_on: due,
-        status: "open".to_owned(),
+        status: TaskStatus::Open,
         completed_at: None,
         visit_id: None,
         cancel_reason: None,
@@ -196,46 +207,75 @@ struct Span<'a> {
     last: &'a str,
 }
 
-/// The SQL for the connection's backend: statements are written with `$n` placeholders, which
-/// SQLite spells `?n`.
-fn dialect(conn: &DbConn, sql: &str) -> String {
-    match conn {
-        DbConn::Postgres(_) => sql.to_owned(),
-        DbConn::Sqlite(_) => sql.replace('$', "?"),
-    }
-}
-
 /// Open tasks whose template is no longer an active template of the household's current tag
 /// (or whose household was removed) are cancelled.
-const CANCEL_STALE: &str = "UPDATE tasks SET status = 'cancelled', \
-     cancel_reason = CASE WHEN EXISTS (SELECT 1 FROM households h WHERE h.id = tasks.household_id AND h.removed_at IS NOT NULL) \
-       THEN 'household removed' ELSE 'no longer in the household''s service plan' END, \
-     updated_at = $3, version = version + 1 \
-   WHERE status = 'open' AND household_id >= $1 AND household_id <= $2 AND NOT EXISTS ( \
-     SELECT 1 FROM households h JOIN service_templates t ON t.id = tasks.template_id \
-     WHERE h.id = tasks.household_id AND h.removed_at IS NULL AND t.active AND t.tag = h.tag AND t.community_id = h.community_id)";
+fn cancel_stale(
+    span: &Span<'_>,
+    at: NaiveDateTime,
+) -> impl RunQueryDsl<DbConn> + QueryFragment<MultiBackend> + QueryId {
+    sql::<Integer>(
+        "UPDATE tasks SET status = 'cancelled', \
+         cancel_reason = CASE WHEN EXISTS (SELECT 1 FROM households h \
+           WHERE h.id = tasks.household_id AND h.removed_at IS NOT NULL) \
+           THEN 'household removed' ELSE 'no longer in the household''s service plan' END, \
+         version = version + 1, updated_at = ",
+    )
+    .bind::<Timestamp, _>(at)
+    .sql(" WHERE status = 'open' AND household_id BETWEEN ")
+    .bind::<Text, _>(span.first.to_owned())
+    .sql(" AND ")
+    .bind::<Text, _>(span.last.to_owned())
+    .sql(
+        " AND NOT EXISTS (SELECT 1 FROM households h JOIN service_templates t ON t.id = tasks.template_id \
+         WHERE h.id = tasks.household_id AND h.removed_at IS NULL AND t.active AND t.tag = h.tag \
+         AND t.community_id = h.community_id)",
+    )
+}
 
 /// Open tasks held by someone who does not (or no longer) serve the task's grid as an active
 /// worker go to the grid's active primary worker, or to nobody.
-const HAND_ON: &str = "UPDATE tasks SET assignee_id = ( \
-     SELECT ga.user_id FROM grid_assignments ga JOIN users u ON u.id = ga.user_id \
-     WHERE ga.grid_id = tasks.grid_id AND ga.is_primary AND u.active), \
-     updated_at = $3, version = version + 1 \
-   WHERE status = 'open' AND household_id >= $1 AND household_id <= $2 AND assignee_id IS NOT NULL \
-     AND NOT EXISTS (SELECT 1 FROM grid_assignments ga JOIN users u ON u.id = ga.user_id \
-       WHERE ga.grid_id = tasks.grid_id AND ga.user_id = tasks.assignee_id AND u.active)";
+fn hand_on_span(
+    span: &Span<'_>,
+    at: NaiveDateTime,
+) -> impl RunQueryDsl<DbConn> + QueryFragment<MultiBackend> + QueryId {
+    sql::<Integer>(
+        "UPDATE tasks SET assignee_id = (SELECT ga.user_id FROM grid_assignments ga \
+           JOIN users u ON u.id = ga.user_id WHERE ga.grid_id = tasks.grid_id AND ga.is_primary AND u.active), \
+         version = version + 1, updated_at = ",
+    )
+    .bind::<Timestamp, _>(at)
+    .sql(" WHERE status = 'open' AND household_id BETWEEN ")
+    .bind::<Text, _>(span.first.to_owned())
+    .sql(" AND ")
+    .bind::<Text, _>(span.last.to_owned())
+    .sql(
+        " AND assignee_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM grid_assignments ga \
+           JOIN users u ON u.id = ga.user_id \
+           WHERE ga.grid_id = tasks.grid_id AND ga.user_id = tasks.assignee_id AND u.active)",
+    )
+}
 
 /// Every (household, active template of its tag) without an open task, with what the due date
 /// and the assignee (the grid's active primary worker) depend on.
-const MISSING: &str = "SELECT h.id AS household_id, h.community_id, h.grid_id, h.tag, h.tag_set_at, h.created_at, \
-     t.id AS template_id, t.kind, t.interval_days, ga.user_id AS assignee_id, \
-     (SELECT max(v.visited_at) FROM visits v WHERE v.household_id = h.id AND v.kind = t.kind) AS last_visit \
-   FROM households h \
-   JOIN service_templates t ON t.community_id = h.community_id AND t.tag = h.tag AND t.active \
-   LEFT JOIN grid_assignments ga ON ga.grid_id = h.grid_id AND ga.is_primary \
-     AND ga.user_id IN (SELECT u.id FROM users u WHERE u.active) \
-   WHERE h.id >= $1 AND h.id <= $2 AND h.removed_at IS NULL \
-     AND NOT EXISTS (SELECT 1 FROM tasks x WHERE x.household_id = h.id AND x.template_id = t.id AND x.status = 'open')";
+fn missing(span: &Span<'_>) -> impl LoadQuery<'static, DbConn, Missing> {
+    sql::<Untyped>(
+        "SELECT h.id AS household_id, h.community_id, h.grid_id, h.tag, h.tag_set_at, h.created_at, \
+           t.id AS template_id, t.kind, t.interval_days, ga.user_id AS assignee_id, \
+           (SELECT max(v.visited_at) FROM visits v WHERE v.household_id = h.id AND v.kind = t.kind) AS last_visit \
+         FROM households h \
+         JOIN service_templates t ON t.community_id = h.community_id AND t.tag = h.tag AND t.active \
+         LEFT JOIN grid_assignments ga ON ga.grid_id = h.grid_id AND ga.is_primary \
+           AND ga.user_id IN (SELECT u.id FROM users u WHERE u.active) \
+         WHERE h.id BETWEEN ",
+    )
+    .bind::<Text, _>(span.first.to_owned())
+    .sql(" AND ")
+    .bind::<Text, _>(span.last.to_owned())
+    .sql(
+        " AND h.removed_at IS NULL AND NOT EXISTS (SELECT 1 FROM tasks x \
+           WHERE x.household_id = h.id AND x.template_id = t.id AND x.status = 'open')",
+    )
+}
 
 #[derive(QueryableByName)]
 struct Missing {
@@ -246,7 +286,7 @@ struct Missing {
     #[diesel(sql_type = Text)]
     grid_id: String,
     #[diesel(sql_type = Text)]
-    tag: String,
+    tag: Tag,
     #[diesel(sql_type = Nullable<Timestamp>)]
     tag_set_at: Option<NaiveDateTime>,
     #[diesel(sql_type = Timestamp)]
@@ -254,7 +294,7 @@ struct Missing {
     #[diesel(sql_type = Text)]
     template_id: String,
     #[diesel(sql_type = Text)]
-    kind: String,
+    kind: ServiceKind,
     #[diesel(sql_type = Integer)]
     interval_days: i32,
     #[diesel(sql_type = Nullable<Text>)]
@@ -272,18 +312,9 @@ fn reconcile_span(
     timezones: &mut HashMap<String, CommunityRow>,
 ) -> QueryResult<Reconciled> {
     let at = now();
-    let cancelled = diesel::sql_query(dialect(conn, CANCEL_STALE))
-        .bind::<Text, _>(span.first)
-        .bind::<Text, _>(span.last)
-        .bind::<Timestamp, _>(at)
-        .execute(conn)?;
-    diesel::sql_query(dialect(conn, HAND_ON))
-        .bind::<Text, _>(span.first)
-        .bind::<Text, _>(span.last)
-        .bind::<Timestamp, _>(at)
-        .execute(conn)?;
-    let missing: Vec<Missing> =
-        diesel::sql_query(dialect(conn, MISSING)).bind::<Text, _>(span.first).bind::<Text, _>(span.last).load(conn)?;
+    let cancelled = cancel_stale(&span, at).execute(conn)?;
+    hand_on_span(&span, at).execute(conn)?;
+    let missing: Vec<Missing> = missing(&span).load(conn)?;
     let mut rows = Vec::with_capacity(missing.len());
     for m in missing {
         let tz = timezone_of(conn, timezones, &m.community_id)?;
@@ -299,7 +330,7 @@ fn reconcile_span(
             tag: m.tag,
             kind: m.kind,
             assignee_id: m.assignee_id,
-            status: "open".to_owned(),
+            status: TaskStatus::Open,
             completed_at: None,
             visit_id: None,
             cancel_reason: None,
@@ -402,7 +433,7 @@ pub fn reschedule_template(conn: &mut DbConn, template_id: &str) -> QueryResult<
         let Some(h) = hh::find(conn, &task.household_id)? else { continue };
         let tz = timezone_of(conn, &mut cache, &h.community_id)?;
         let Some(tpl) =
-            plans::active_templates(conn, &h.community_id, &h.tag)?.into_iter().find(|t| t.id == template_id)
+            plans::active_templates(conn, &h.community_id, h.tag)?.into_iter().find(|t| t.id == template_id)
         else {
             continue;
         };

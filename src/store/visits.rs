@@ -5,6 +5,8 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::db::schema::visits;
+use crate::domain::{Finding, ServiceKind};
+use crate::store::JsonText;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = visits)]
@@ -15,10 +17,10 @@ pub struct VisitRow {
     pub community_id: String,
     pub grid_id: String,
     pub worker_id: String,
-    pub kind: String,
+    pub kind: ServiceKind,
     pub visited_at: NaiveDateTime,
     pub notes: Option<String>,
-    pub findings: String,
+    pub findings: JsonText<Vec<Finding>>,
     pub location_lat: Option<f64>,
     pub location_lng: Option<f64>,
     pub location_accuracy_m: Option<f64>,

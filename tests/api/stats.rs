@@ -89,7 +89,8 @@ async fn remove(app: &TestApp, token: &str, household: &str) {
 
 /// Writes a visit directly, at a chosen time, without touching tasks.
 async fn visit(app: &TestApp, household: &str, worker: &str, kind: &str, at: NaiveDateTime) {
-    let (household, worker, kind) = (household.to_owned(), worker.to_owned(), kind.to_owned());
+    let (household, worker) = (household.to_owned(), worker.to_owned());
+    let kind = gridlight::domain::ServiceKind::parse(kind).unwrap();
     app.state
         .db
         .write(move |c| {
@@ -104,7 +105,7 @@ async fn visit(app: &TestApp, household: &str, worker: &str, kind: &str, at: Nai
                 kind,
                 visited_at: at,
                 notes: None,
-                findings: "[]".into(),
+                findings: gridlight::store::JsonText(vec![]),
                 location_lat: None,
                 location_lng: None,
                 location_accuracy_m: None,
@@ -130,15 +131,16 @@ async fn task(
     status: &str,
     done_at: Option<NaiveDateTime>,
 ) {
-    let (household, assignee, status) = (household.to_owned(), assignee.map(str::to_owned), status.to_owned());
+    let (household, assignee) = (household.to_owned(), assignee.map(str::to_owned));
+    let status = gridlight::domain::TaskStatus::parse(status).unwrap();
     app.state
         .db
         .write(move |c| {
-            let (grid_id, community_id, tag): (String, String, String) = households::table
+            let (grid_id, community_id, tag): (String, String, gridlight::domain::Tag) = households::table
                 .find(&household)
                 .select((households::grid_id, households::community_id, households::tag))
                 .first(c)?;
-            let templates: Vec<(String, String)> = service_templates::table
+            let templates: Vec<(String, gridlight::domain::ServiceKind)> = service_templates::table
                 .filter(service_templates::community_id.eq(&community_id))
                 .order(service_templates::id.asc())
                 .select((service_templates::id, service_templates::kind))
@@ -162,7 +164,7 @@ async fn task(
                 assignee_id: assignee,
                 due_on,
                 completed_at: done_at,
-                cancel_reason: (status == "cancelled").then(|| "测试".to_owned()),
+                cancel_reason: (status == gridlight::domain::TaskStatus::Cancelled).then(|| "测试".to_owned()),
                 status,
                 visit_id: None,
                 version: 1,

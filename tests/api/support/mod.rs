@@ -79,6 +79,7 @@ impl TestResponse {
         assert!(body["type"].as_str().is_some_and(|t| !t.is_empty()), "{body}");
         assert!(body["title"].as_str().is_some_and(|t| !t.is_empty()), "{body}");
         assert!(body["detail"].is_string(), "{body}");
+        assert!(body["code"].as_str().is_some_and(|c| !c.is_empty()), "a problem without a code: {body}");
         body
     }
 }
