@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
+pub mod ops;
 pub mod seed;
 pub mod store;
 pub mod telemetry;

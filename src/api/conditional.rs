@@ -45,3 +45,29 @@ pub fn check_version(expected: Option<String>, current: i32) -> ApiResult<()> {
         _ => Ok(()),
     }
 }
+
+/// The `If-Match` of a request, as the digits of the version it names (`None`: no header, or
+/// `*`); a malformed one is 400.
+pub struct IfMatch(pub Option<String>);
+
+impl IfMatch {
+    pub fn version(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl actix_web::FromRequest for IfMatch {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<IfMatch, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(if_match(req).map(IfMatch))
+    }
+}
+
+/// The answer to a write of a versioned resource: 201 when it was created, 200 otherwise
+/// (updated, or a retry answered with what is stored), with its `ETag`.
+pub fn saved<T: serde::Serialize>(created: bool, version: i32, body: &T) -> actix_web::HttpResponse {
+    let mut res = if created { actix_web::HttpResponse::Created() } else { actix_web::HttpResponse::Ok() };
+    res.insert_header(etag(version)).json(body)
+}

@@ -8,6 +8,8 @@
 //! before a handler runs; these checks repeat the rule for values that come another way and add
 //! the per-field limits.
 
+use validator::{Validate, ValidationErrors, ValidationErrorsKind};
+
 use crate::domain::Phone;
 use crate::domain::text;
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -76,6 +78,56 @@ pub fn notes(field: &str, value: Option<&str>, max: usize, errors: &mut Vec<Fiel
 /// Required notes (a rejection's reason): several lines allowed.
 pub fn required_notes(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
     required(field, value, max, true, errors)
+}
+
+/// The declarative rules of a request type (`#[derive(Validate)]`: lengths, ranges, the text
+/// rule), as field errors named by their paths (`findings[2].category`), in field order.
+pub fn declared(input: &impl Validate) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    if let Err(errors) = input.validate() {
+        flatten("", &errors, &mut out);
+    }
+    out.sort_by(|a, b| a.field.cmp(&b.field));
+    out
+}
+
+fn flatten(prefix: &str, errors: &ValidationErrors, out: &mut Vec<FieldError>) {
+    for (field, kind) in errors.errors() {
+        let path = if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
+        match kind {
+            ValidationErrorsKind::Field(errs) => out.extend(errs.iter().map(|e| {
+                let message = e.message.as_ref().map(|m| m.to_string()).unwrap_or_else(|| match e.code.as_ref() {
+                    "too_long" => format!(
+                        "must be at most {} characters",
+                        e.params.get("max").map_or_else(String::new, ToString::to_string)
+                    ),
+                    "too_many" => {
+                        format!("at most {} items", e.params.get("max").map_or_else(String::new, ToString::to_string))
+                    }
+                    "out_of_range" => "is out of range".to_owned(),
+                    code => format!("is invalid ({code})"),
+                });
+                FieldError::new(path.clone(), e.code.to_string(), message)
+            })),
+            ValidationErrorsKind::Struct(inner) => flatten(&path, inner, out),
+            ValidationErrorsKind::List(items) => {
+                for (i, inner) in items {
+                    flatten(&format!("{path}[{i}]"), inner, out);
+                }
+            }
+        }
+    }
+}
+
+/// A checked one-line or multi-line value as stored: trimmed of whitespace and invisible
+/// characters at both ends.
+pub fn clean(value: &str) -> String {
+    trimmed(value).to_owned()
+}
+
+/// A checked optional value as stored: trimmed; nothing left means none.
+pub fn clean_optional(value: Option<&str>) -> Option<String> {
+    value.map(trimmed).filter(|v| !v.is_empty()).map(str::to_owned)
 }
 
 /// 422 with every collected field error, or Ok when there are none.

@@ -16,6 +16,7 @@
 //! records lies outside, and both databases store that range exactly.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use validator::ValidationError;
 
 /// Why a text was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +86,55 @@ pub fn is_invisible(c: char) -> bool {
 /// Nothing a person could see: empty, whitespace, invisible characters.
 pub fn is_blank(value: &str) -> bool {
     value.chars().all(|c| c.is_whitespace() || is_invisible(c) || is_control(c))
+}
+
+// The rule as `validator` functions, for request types (`#[validate(custom(function = ...))]`).
+
+fn rule_error(code: &'static str, message: &'static str) -> ValidationError {
+    ValidationError::new(code).with_message(message.into())
+}
+
+fn text_rule(value: &str, multiline: bool, required: bool) -> Result<(), ValidationError> {
+    if let Err(e) = check(value, multiline) {
+        return Err(rule_error(
+            e.code(),
+            if multiline {
+                "must not contain control characters other than line breaks and tabs, nor bidirectional overrides"
+            } else {
+                "must not contain control characters or bidirectional overrides"
+            },
+        ));
+    }
+    match (value.is_empty(), is_blank(value)) {
+        (true, _) if required => Err(rule_error("required", "must not be empty")),
+        (false, true) if required => Err(rule_error("blank", "must not be only whitespace or invisible characters")),
+        // Whitespace alone in an optional field means "none"; invisible characters alone are a
+        // mistake to report.
+        (false, true) if !value.chars().all(char::is_whitespace) => {
+            Err(rule_error("blank", "must not be only invisible characters"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A required one-line text field (`#[validate(custom(function = ...))]`).
+pub fn required_line(value: &str) -> Result<(), ValidationError> {
+    text_rule(value, false, true)
+}
+
+/// An optional one-line text field; whitespace alone means none.
+pub fn optional_line(value: &str) -> Result<(), ValidationError> {
+    text_rule(value, false, false)
+}
+
+/// Optional notes: several lines; whitespace alone means none.
+pub fn optional_lines(value: &str) -> Result<(), ValidationError> {
+    text_rule(value, true, false)
+}
+
+/// Required text of several lines.
+pub fn required_lines(value: &str) -> Result<(), ValidationError> {
+    text_rule(value, true, true)
 }
 
 /// The earliest date and time a client may send.

@@ -9,12 +9,12 @@ use chrono::{Days, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 use serde::Deserialize;
 
 use super::seeded_id;
-use crate::api::visits::{Content, content_hash};
 use crate::db::{Db, DbConn};
 use crate::domain::TagChangeStatus;
 use crate::domain::{Finding, Location};
 use crate::domain::{GridCode, IdNumber, Phone, ServiceKind, Tag, is_division_code};
 use crate::error::{ApiError, ApiResult};
+use crate::ops::visits::{Content, content_hash};
 use crate::store::JsonText;
 use crate::store::audit::{self, Actor, Event};
 use crate::store::communities::{self, CommunityRow, GridRow};

@@ -383,7 +383,7 @@ pub fn reconcile_batch(
 pub fn complete_with_visit(
     conn: &mut DbConn,
     household_id: &str,
-    kind: &str,
+    kind: ServiceKind,
     visit_id: &str,
     visited_at: NaiveDateTime,
 ) -> QueryResult<Vec<String>> {

@@ -101,7 +101,7 @@ pub fn list(
 #[diesel(table_name = visits)]
 pub struct VisitCorrection {
     pub notes: Option<Option<String>>,
-    pub findings: Option<String>,
+    pub findings: Option<JsonText<Vec<Finding>>>,
     pub location_lat: Option<Option<f64>>,
     pub location_lng: Option<Option<f64>>,
     pub location_accuracy_m: Option<Option<f64>>,

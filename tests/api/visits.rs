@@ -171,9 +171,10 @@ async fn invalid_visits_write_nothing(app: TestApp) {
     let w = app.world().await;
     let mut b = body(&w.household_a1, &uuid::Uuid::now_v7().to_string());
     b["location"] = json!({"lat": 95.0, "lng": 117.0, "accuracy_m": 5});
+    let problem = app.post("/api/v1/visits", Some(&w.w_a1), b).await.assert_problem(422);
     assert_eq!(
-        app.post("/api/v1/visits", Some(&w.w_a1), b).await.assert_problem(422)["errors"][0]["field"],
-        "location"
+        (problem["errors"][0]["field"].as_str(), problem["errors"][0]["code"].as_str()),
+        (Some("location.lat"), Some("out_of_range"))
     );
     let mut b = body(&w.household_a1, &uuid::Uuid::now_v7().to_string());
     b["findings"] = json!([{"category": "", "detail": "x"}]);

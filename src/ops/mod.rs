@@ -1,0 +1,25 @@
+//! Operations: every change to the data, written once.
+//!
+//! An operation is a plain function over a connection inside the caller's transaction, the
+//! acting user and a typed input that the entry point has already checked field by field. It
+//! owns everything a change implies: the scope check, idempotency, the writes, the audit event
+//! and the task reconcile. Every entry point calls the same function — the HTTP handlers
+//! (`crate::api`), and the sync push, the roster import, the console and the CLI as they come —
+//! so the rules cannot drift apart. See `docs/ARCHITECTURE.md` for where a new write goes.
+//!
+//! Operations return stored rows; rendering them is the caller's business.
+
+pub mod visits;
+
+use crate::error::{ApiError, ApiResult};
+
+/// 412 when a client's `If-Match` (its digits) names another version than the stored one.
+/// Preconditions are checked after the request was found otherwise valid (RFC 9110 §13.2.1).
+pub fn check_version(expected: Option<&str>, current: i32) -> ApiResult<()> {
+    match expected {
+        Some(v) if v != current.to_string() => {
+            Err(ApiError::PreconditionFailed(format!("the resource is at version {current}, not {v}; fetch it again")))
+        }
+        _ => Ok(()),
+    }
+}
