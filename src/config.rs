@@ -100,6 +100,15 @@ pub struct ServerConfig {
     #[arg(long, env = "GRIDLIGHT_VISIT_MAX_AGE_DAYS", default_value_t = 30)]
     pub visit_max_age_days: u32,
 
+    /// Visits of how many days (up to today) the sync feed carries to devices.
+    #[arg(long, env = "GRIDLIGHT_SYNC_VISIT_DAYS", default_value_t = 90)]
+    pub sync_visit_days: u32,
+
+    /// Days the sync change log is kept: a device that has not synced for longer starts over
+    /// (410 `resync_required`).
+    #[arg(long, env = "GRIDLIGHT_SYNC_RETENTION_DAYS", default_value_t = 30)]
+    pub sync_retention_days: u32,
+
     /// Seconds between two runs of the task reconcile job inside the server (0: never).
     #[arg(long, env = "GRIDLIGHT_RECONCILE_INTERVAL_SECS", default_value_t = 3600)]
     pub reconcile_interval_secs: u64,

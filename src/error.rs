@@ -67,6 +67,9 @@ pub enum ErrorCode {
     InUse,
     /// 409: a concurrent change got there first; the request can be retried.
     ConcurrentChange,
+    /// 410: a sync token that cannot be served (too old, another account's or server's): start
+    /// a new initial sync, keeping unsent work to push.
+    ResyncRequired,
     /// 412: `If-Match` names another version than the current one.
     StaleVersion,
     /// 413
@@ -117,6 +120,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("conflict ({0:?}): {1}")]
     Conflict(ErrorCode, String),
+    #[error("gone ({0:?}): {1}")]
+    Gone(ErrorCode, String),
     #[error("precondition failed: {0}")]
     PreconditionFailed(String),
     #[error("payload too large: {0}")]
@@ -156,7 +161,7 @@ impl ApiError {
             ApiError::Forbidden(_) => ErrorCode::Forbidden,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
-            ApiError::Conflict(code, _) => *code,
+            ApiError::Conflict(code, _) | ApiError::Gone(code, _) => *code,
             ApiError::PreconditionFailed(_) => ErrorCode::StaleVersion,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
@@ -184,6 +189,7 @@ impl ApiError {
             ApiError::NotFound(_) => ("not-found", "Not found"),
             ApiError::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
             ApiError::Conflict(..) => ("conflict", "Conflict"),
+            ApiError::Gone(..) => ("gone", "No longer available"),
             ApiError::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Request body too large"),
             ApiError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
@@ -202,6 +208,7 @@ impl ApiError {
             | ApiError::Forbidden(d)
             | ApiError::NotFound(d)
             | ApiError::Conflict(_, d)
+            | ApiError::Gone(_, d)
             | ApiError::PreconditionFailed(d)
             | ApiError::PayloadTooLarge(d)
             | ApiError::UnsupportedMediaType(d)
@@ -259,6 +266,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(..) => StatusCode::CONFLICT,
+            ApiError::Gone(..) => StatusCode::GONE,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

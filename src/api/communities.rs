@@ -314,7 +314,7 @@ fn grid_out(g: GridRow, workers: Vec<communities::AssignmentRow>) -> GridOut {
     }
 }
 
-fn load_grid_out(conn: &mut crate::db::DbConn, id: &str) -> ApiResult<GridOut> {
+pub fn load_grid_out(conn: &mut crate::db::DbConn, id: &str) -> ApiResult<GridOut> {
     let g = communities::find_grid(conn, id)?.ok_or_else(|| ApiError::not_found("grid"))?;
     let workers = communities::grid_workers(conn, id)?;
     Ok(grid_out(g, workers))

@@ -15,6 +15,7 @@ pub mod pagination;
 pub mod pii;
 pub mod plans;
 pub mod stats;
+pub mod sync;
 pub mod tags;
 pub mod tasks;
 pub mod users;
@@ -57,6 +58,7 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         tasks::list, tasks::patch,
         visits::list, visits::create, visits::get, visits::patch,
         stats::overview, stats::evaluation,
+        sync::sync,
     ),
     components(schemas(Problem, FieldError)),
     modifiers(&BearerAuth, &CommonResponses),
@@ -74,6 +76,7 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         (name = "tasks", description = "Scheduled services: to-do lists and the unassigned queue"),
         (name = "visits", description = "Home visits, phone calls and services recorded by grid workers"),
         (name = "stats", description = "Dashboards and periodic evaluation reports"),
+        (name = "sync", description = "Offline sync for mobile clients: the change feed and the batch push (docs/sync.md)"),
     )
 )]
 pub struct ApiDoc;
@@ -120,7 +123,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(plans::routes)
                 .configure(tasks::routes)
                 .configure(visits::routes)
-                .configure(stats::routes),
+                .configure(stats::routes)
+                .configure(sync::routes),
         );
 }
 

@@ -59,7 +59,7 @@ fn plan_out(p: PlanRow, ts: Vec<TemplateRow>) -> PlanOut {
     }
 }
 
-fn load(conn: &mut DbConn, community_id: &str) -> ApiResult<Vec<PlanOut>> {
+pub fn load(conn: &mut DbConn, community_id: &str) -> ApiResult<Vec<PlanOut>> {
     Ok(plans::plans_of(conn, community_id)?.into_iter().map(|(p, ts)| plan_out(p, ts)).collect())
 }
 

@@ -68,7 +68,7 @@ fn visit_out(v: VisitRow, completed: Vec<String>) -> VisitOut {
     }
 }
 
-fn views(conn: &mut DbConn, rows: Vec<VisitRow>) -> ApiResult<Vec<VisitOut>> {
+pub fn views(conn: &mut DbConn, rows: Vec<VisitRow>) -> ApiResult<Vec<VisitOut>> {
     let ids: Vec<String> = rows.iter().map(|v| v.id.clone()).collect();
     let mut completed: HashMap<String, Vec<String>> = HashMap::new();
     for (visit, task) in tasks::completed_by(conn, &ids)? {

@@ -236,6 +236,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The change log of the sync feed (written by triggers; `txid` on PostgreSQL is read in SQL only).
+    sync_log (seq) {
+        seq -> BigInt,
+        at -> Timestamp,
+        entity -> Text,
+        entity_id -> Text,
+        community_id -> Nullable<Text>,
+        grid_id -> Nullable<Text>,
+        old_grid_id -> Nullable<Text>,
+        household_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    sync_operations (user_id, op_id) {
+        user_id -> Text,
+        op_id -> Text,
+        kind -> Text,
+        entity -> Nullable<Text>,
+        entity_id -> Nullable<Text>,
+        at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> communities (community_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(grids -> communities (community_id));
@@ -250,6 +275,8 @@ diesel::joinable!(tasks -> service_templates (template_id));
 diesel::joinable!(visits -> households (household_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    sync_log,
+    sync_operations,
     communities,
     users,
     refresh_tokens,

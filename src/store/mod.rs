@@ -8,6 +8,7 @@ pub mod plans;
 pub mod replay;
 pub mod sessions;
 pub mod stats;
+pub mod sync;
 pub mod tags;
 pub mod tasks;
 pub mod users;

@@ -148,11 +148,13 @@ pub enum Attempt {
 /// write lock), so that concurrent attempts, in this process or in another instance, are
 /// counted one after another.
 pub fn reserve_attempt(conn: &mut DbConn, account: &str, rule: Throttle) -> QueryResult<Attempt> {
+    let (failures, window_start, locked_until) = locked_count(conn, account, now())?;
+    // The clock is read once the row is locked: a request that waited for the lock must not
+    // count from before the lock's holder set it (a Retry-After beyond the window).
     let now = now();
-    let (failures, window_start, locked_until) = locked_count(conn, account, now)?;
     if let Some(until) = locked_until.filter(|until| *until > now) {
         let secs = (until - now).num_milliseconds().max(0) as u64;
-        return Ok(Attempt::Locked { retry_after_secs: secs.div_ceil(1000).max(1) });
+        return Ok(Attempt::Locked { retry_after_secs: secs.div_ceil(1000).clamp(1, rule.window_secs.max(1)) });
     }
     let (failures, window_start) =
         if window_start + rule.window() <= now { (0, now) } else { (failures, window_start) };

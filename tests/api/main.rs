@@ -17,6 +17,7 @@ mod outage;
 mod scope;
 mod seeds;
 mod stats;
+mod sync;
 mod tags;
 mod tasks;
 mod users;

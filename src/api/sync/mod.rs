@@ -1,0 +1,232 @@
+//! Offline sync for mobile clients: `GET /sync` (the change feed) and `POST /sync/push` (the
+//! batch upload). The protocol is described for app developers in `docs/sync.md`.
+
+pub mod feed;
+pub mod token;
+
+use actix_web::web;
+use chrono::{Duration, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use self::feed::{ChangeOut, Ctx, FIRST_GRID_KIND};
+use self::token::{Progress, Token};
+use crate::AppState;
+use crate::api::input::Params;
+use crate::auth::{AuthUser, scope};
+use crate::db::DbConn;
+use crate::domain::Role;
+use crate::error::{ApiError, ApiResult, ErrorCode, PROBLEM_JSON as PROBLEM, Problem};
+use crate::store::now;
+use crate::store::sync::{self as store, LogScope, Scope, Watermark};
+
+/// Changes a page carries by default, and at most.
+pub const DEFAULT_LIMIT: u32 = 500;
+pub const MAX_LIMIT: u32 = 5000;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SyncQuery {
+    /// The `next` of the last page; none to start an initial sync.
+    #[param(pattern = "^[A-Za-z0-9_.-]+$")]
+    pub since: Option<String>,
+    /// Changes a page, 1–5000 (default 500).
+    #[param(minimum = 1, maximum = 5000, example = 500)]
+    pub limit: Option<u32>,
+    /// The community to sync: required for administrators; others sync their own.
+    #[param(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
+    pub community_id: Option<String>,
+}
+
+/// A page of the feed.
+#[derive(Serialize, ToSchema)]
+pub struct SyncPage {
+    /// In the order to apply them.
+    pub changes: Vec<ChangeOut>,
+    /// Pass as `since` next time: for the next page while `more` is true, for the next delta
+    /// once it is false.
+    pub next: String,
+    /// More changes of this sync follow; ask again at once with `next`.
+    pub more: bool,
+}
+
+fn resync(detail: &str) -> ApiError {
+    ApiError::Gone(ErrorCode::ResyncRequired, format!("{detail}; start a new initial sync (no `since`)"))
+}
+
+/// The community a caller syncs, and its scope now.
+fn scope_of(conn: &mut DbConn, caller: &AuthUser, asked: Option<&str>) -> ApiResult<Scope> {
+    let community_id = match (caller.role, asked) {
+        (Role::Admin, Some(c)) => scope::community(conn, caller, c)?.id,
+        (Role::Admin, None) => {
+            return Err(ApiError::invalid("community_id", "required", "administrators name the community to sync"));
+        }
+        (_, Some(c)) if Some(c) != caller.community_id.as_deref() => return Err(ApiError::not_found("community")),
+        _ => caller.community_id.clone().ok_or_else(|| ApiError::internal(anyhow::anyhow!("no community")))?,
+    };
+    let grids = match caller.role {
+        Role::GridWorker => store::grids_of_worker(conn, &caller.id)?,
+        _ => store::community_grids(conn, &community_id)?,
+    };
+    Ok(Scope { community_id, grids })
+}
+
+/// The settings a page is computed with.
+#[derive(Clone, Copy)]
+struct Settings {
+    limit: usize,
+    visit_days: u32,
+    retention_days: u32,
+}
+
+fn page(conn: &mut DbConn, caller: &AuthUser, q: &SyncQuery, secret: &[u8], s: Settings) -> ApiResult<SyncPage> {
+    let current = scope_of(conn, caller, q.community_id.as_deref())?;
+    let now = now();
+    let since = now - Duration::days(i64::from(s.visit_days));
+    let token = match &q.since {
+        None => Token {
+            user: caller.id.clone(),
+            community: current.community_id.clone(),
+            grids: current.grids.clone(),
+            at: store::watermark(conn)?,
+            taken: Utc::now().timestamp(),
+            progress: Some(Progress::Initial { kind: 0, after: String::new() }),
+        },
+        Some(text) => {
+            let t = Token::open(text, secret).ok_or_else(|| resync("this is not a sync token of this server"))?;
+            if t.user != caller.id || t.community != current.community_id {
+                return Err(resync("the token belongs to another account or community"));
+            }
+            if feed::too_old(&t, s.retention_days, now) {
+                return Err(resync("the token is older than the change log is kept"));
+            }
+            t
+        }
+    };
+    let mut out = Vec::new();
+    let (progress, at, grids) = fill(conn, caller, &current, &token, since, s.limit, &mut out)?;
+    let next = Token { progress: progress.clone(), at, grids, ..token };
+    Ok(SyncPage { changes: out, next: next.seal(secret), more: progress.is_some() })
+}
+
+/// Fills a page from where the token stands; answers the progress to carry on with (`None`:
+/// the device is up to date as of the returned watermark and grids).
+fn fill(
+    conn: &mut DbConn,
+    caller: &AuthUser,
+    current: &Scope,
+    token: &Token,
+    since: chrono::NaiveDateTime,
+    limit: usize,
+    out: &mut Vec<ChangeOut>,
+) -> ApiResult<(Option<Progress>, Watermark, Vec<String>)> {
+    let ctx = |grids: &[String]| Ctx {
+        caller,
+        scope: Scope { community_id: current.community_id.clone(), grids: grids.to_vec() },
+        visits_since: since,
+        decided_since: since,
+        limit,
+    };
+    // A delta that has not started: its window closes now, at the scope of now.
+    let mut progress = match token.progress.clone() {
+        Some(p) => p,
+        None => {
+            let to = store::watermark(conn)?;
+            if std::mem::discriminant(&to) != std::mem::discriminant(&token.at) {
+                return Err(resync("the token was issued by a server on another database"));
+            }
+            let now = current.grids.clone();
+            let entered: Vec<String> = now.iter().filter(|g| !token.grids.contains(g)).cloned().collect();
+            Progress::Entering { to, now, entered, kind: FIRST_GRID_KIND, after: String::new() }
+        }
+    };
+    loop {
+        progress = match progress {
+            Progress::Initial { kind, after } => {
+                let c = ctx(&token.grids);
+                match feed::snapshot(conn, &c, &c.scope, &token.at, kind, after, out)? {
+                    Some((kind, after)) => {
+                        return Ok((Some(Progress::Initial { kind, after }), token.at.clone(), token.grids.clone()));
+                    }
+                    None => return Ok((None, token.at.clone(), token.grids.clone())),
+                }
+            }
+            Progress::Entering { to, now, entered, kind, after } => {
+                if !entered.is_empty() {
+                    let c = ctx(&now);
+                    let part = Scope { community_id: current.community_id.clone(), grids: entered.clone() };
+                    if let Some((kind, after)) = feed::snapshot(conn, &c, &part, &to, kind, after, out)? {
+                        let p = Progress::Entering { to, now, entered, kind, after };
+                        return Ok((Some(p), token.at.clone(), token.grids.clone()));
+                    }
+                }
+                let left: Vec<String> = token.grids.iter().filter(|g| !now.contains(g)).cloned().collect();
+                Progress::Leaving { to, now, left, after: String::new() }
+            }
+            Progress::Leaving { to, now, left, after } => {
+                if !left.is_empty() {
+                    let c = ctx(&now);
+                    if let Some(after) = feed::leave(conn, &c, &left, after, out)? {
+                        return Ok((
+                            Some(Progress::Leaving { to, now, left, after }),
+                            token.at.clone(),
+                            token.grids.clone(),
+                        ));
+                    }
+                }
+                Progress::Delta { to, now, seq: 0 }
+            }
+            Progress::Delta { to, now, seq } => {
+                let c = ctx(&now);
+                let log = LogScope {
+                    community_id: current.community_id.clone(),
+                    grids: (caller.role == Role::GridWorker).then(|| {
+                        let mut all = token.grids.clone();
+                        all.extend(now.iter().filter(|g| !token.grids.contains(g)).cloned());
+                        all
+                    }),
+                };
+                return match feed::delta(conn, &c, &log, &token.at, &to, seq, out)? {
+                    Some(seq) => Ok((Some(Progress::Delta { to, now, seq }), token.at.clone(), token.grids.clone())),
+                    None => Ok((None, to, now)),
+                };
+            }
+        };
+    }
+}
+
+/// The change feed of the caller's scope: a worker's assigned grids, a secretary's community,
+/// the community an administrator names. Without `since`, an initial sync: the whole scope as
+/// upserts, in pages, as of one point. With the `next` of the last page, what changed since
+/// (upserts, deletes, leaves). A token that is not this server's, not the caller's, or older
+/// than `GRIDLIGHT_SYNC_RETENTION_DAYS` is 410 `resync_required`.
+#[utoipa::path(get, path = "/api/v1/sync", tag = "sync", operation_id = "sync",
+    params(SyncQuery), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of changes", body = SyncPage),
+        (status = 404, description = "No such community in the caller's scope", body = Problem, content_type = PROBLEM),
+        (status = 410, description = "The token cannot be served (`resync_required`): start a new initial sync", body = Problem, content_type = PROBLEM),
+    ))]
+pub async fn sync(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    query: Params<SyncQuery>,
+) -> ApiResult<web::Json<SyncPage>> {
+    let q = query.into_inner();
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid("limit", "out_of_range", format!("must be between 1 and {MAX_LIMIT}")));
+    }
+    let settings = Settings {
+        limit: limit as usize,
+        visit_days: state.config.server.sync_visit_days,
+        retention_days: state.config.server.sync_retention_days,
+    };
+    let secret = state.jwt_secret.clone();
+    let out = state.db.read(move |c| store::in_snapshot(c, |c| page(c, &caller, &q, &secret, settings))).await?;
+    Ok(web::Json(out))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/sync").route(web::get().to(sync)));
+}

@@ -1,0 +1,433 @@
+//! The change log the sync feed reads, and the watermarks that divide it into windows.
+//!
+//! Triggers (migrations `…000900_sync_log`) append a row to `sync_log` for every change of a
+//! record a device may hold, so no write path can forget one. A reader takes a watermark — on
+//! SQLite the highest `seq` (one writer at a time: `seq` order is commit order), on PostgreSQL
+//! its transaction's snapshot — and serves the rows between two watermarks. On PostgreSQL a
+//! sequence number is taken before commit, so a row can become visible after a later-numbered
+//! one a reader has already passed; windows are therefore defined by transaction visibility
+//! (`pg_visible_in_snapshot`), not by `seq`: a row belongs to the window in whose closing
+//! snapshot its transaction is first visible, so none is skipped, whatever the commit order.
+
+use std::collections::HashSet;
+
+use chrono::NaiveDateTime;
+use diesel::dsl::sql;
+use diesel::expression::BoxableExpression;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+
+use crate::db::schema::{sync_log, sync_operations};
+use crate::db::{DbConn, MultiBackend};
+use crate::error::{ApiError, ApiResult};
+
+/// A point in the log, as a reader saw it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Watermark {
+    /// SQLite: every row up to this `seq` is in.
+    Seq(i64),
+    /// PostgreSQL: every row whose transaction is visible in this snapshot (`pg_snapshot` text,
+    /// `xmin:xmax:xip,…`) is in.
+    Snapshot(String),
+}
+
+/// Runs `f` on one consistent snapshot (a read-only repeatable-read transaction on PostgreSQL;
+/// SQLite's read transactions are snapshots already), so that a watermark and the records read
+/// with it agree.
+pub fn in_snapshot<T>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> ApiResult<T>) -> ApiResult<T> {
+    conn.transaction(|c| {
+        if let DbConn::Postgres(pg) = c {
+            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(pg)?;
+        }
+        f(c)
+    })
+}
+
+/// The watermark of the current transaction's snapshot.
+pub fn watermark(conn: &mut DbConn) -> QueryResult<Watermark> {
+    match conn {
+        DbConn::Sqlite(c) => {
+            let max: Option<i64> = sync_log::table.select(diesel::dsl::max(sync_log::seq)).first(c)?;
+            Ok(Watermark::Seq(max.unwrap_or(0)))
+        }
+        DbConn::Postgres(c) => {
+            diesel::select(sql::<Text>("pg_current_snapshot()::text")).get_result(c).map(Watermark::Snapshot)
+        }
+    }
+}
+
+type Condition = Box<dyn BoxableExpression<sync_log::table, MultiBackend, SqlType = Bool>>;
+
+/// The rows whose transactions are in at `to` but not at `from` (`from` none: all up to `to`).
+fn window(from: Option<&Watermark>, to: &Watermark) -> ApiResult<Condition> {
+    Ok(match (from, to) {
+        (None, Watermark::Seq(b)) => Box::new(sync_log::seq.le(*b)),
+        (Some(Watermark::Seq(a)), Watermark::Seq(b)) => Box::new(sync_log::seq.gt(*a).and(sync_log::seq.le(*b))),
+        (None, Watermark::Snapshot(b)) => {
+            Box::new(sql::<Bool>("pg_visible_in_snapshot(txid, ").bind::<Text, _>(b.clone()).sql("::pg_snapshot)"))
+        }
+        (Some(Watermark::Snapshot(a)), Watermark::Snapshot(b)) => Box::new(
+            sql::<Bool>("txid >= pg_snapshot_xmin(")
+                .bind::<Text, _>(a.clone())
+                .sql("::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, ")
+                .bind::<Text, _>(a.clone())
+                .sql("::pg_snapshot) AND pg_visible_in_snapshot(txid, ")
+                .bind::<Text, _>(b.clone())
+                .sql("::pg_snapshot)"),
+        ),
+        _ => return Err(ApiError::internal(anyhow::anyhow!("a watermark of the other backend"))),
+    })
+}
+
+/// The rows after a watermark: those a snapshot taken at it does not hold.
+fn after(at: &Watermark) -> Condition {
+    match at {
+        Watermark::Seq(a) => Box::new(sync_log::seq.gt(*a)),
+        Watermark::Snapshot(a) => Box::new(
+            sql::<Bool>("txid >= pg_snapshot_xmin(")
+                .bind::<Text, _>(a.clone())
+                .sql("::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, ")
+                .bind::<Text, _>(a.clone())
+                .sql("::pg_snapshot)"),
+        ),
+    }
+}
+
+/// Which changes a reader may see: its community, and for a grid worker those of the grids it
+/// served or serves (a record is in when it is, or was before a move, in one of them), plus the
+/// community-wide records (accounts, plans).
+#[derive(Debug, Clone)]
+pub struct LogScope {
+    pub community_id: String,
+    pub grids: Option<Vec<String>>,
+}
+
+fn in_scope(scope: &LogScope) -> Condition {
+    // The columns are nullable (an administrator's account has no community), the comparisons
+    // with them too; NULL is false in a filter either way.
+    let community = sync_log::community_id.eq(scope.community_id.clone()).assume_not_null();
+    match &scope.grids {
+        None => Box::new(community),
+        Some(grids) => Box::new(
+            community.and(
+                sync_log::grid_id
+                    .is_null()
+                    .or(sync_log::grid_id.eq_any(grids.clone()).assume_not_null())
+                    .or(sync_log::old_grid_id.eq_any(grids.clone()).assume_not_null()),
+            ),
+        ),
+    }
+}
+
+/// One change: which record, at which place in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct Change {
+    pub seq: i64,
+    pub entity: String,
+    pub entity_id: String,
+}
+
+/// The changes in the window `(from, to]` in scope, after `after_seq` in `seq` order, at most
+/// `limit` rows.
+pub fn changes(
+    conn: &mut DbConn,
+    scope: &LogScope,
+    from: &Watermark,
+    to: &Watermark,
+    after_seq: i64,
+    limit: i64,
+) -> ApiResult<Vec<Change>> {
+    Ok(sync_log::table
+        .filter(in_scope(scope))
+        .filter(window(Some(from), to)?)
+        .filter(sync_log::seq.gt(after_seq))
+        .order(sync_log::seq.asc())
+        .limit(limit)
+        .select((sync_log::seq, sync_log::entity, sync_log::entity_id))
+        .load(conn)?)
+}
+
+/// Of these records, those changed again in the window after `after_seq`: a page leaves them
+/// to the page that reaches their latest change.
+pub fn changed_later(
+    conn: &mut DbConn,
+    scope: &LogScope,
+    from: &Watermark,
+    to: &Watermark,
+    after_seq: i64,
+    ids: &[String],
+) -> ApiResult<HashSet<(String, String)>> {
+    let rows: Vec<(String, String)> = sync_log::table
+        .filter(in_scope(scope))
+        .filter(window(Some(from), to)?)
+        .filter(sync_log::seq.gt(after_seq))
+        .filter(sync_log::entity_id.eq_any(ids.to_vec()))
+        .select((sync_log::entity, sync_log::entity_id))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Of these records of a kind, those changed after the watermark: a snapshot taken at it leaves
+/// them to the delta that follows.
+pub fn changed_after(conn: &mut DbConn, entity: &str, ids: &[String], at: &Watermark) -> ApiResult<HashSet<String>> {
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows: Vec<String> = sync_log::table
+        .filter(sync_log::entity.eq(entity.to_owned()))
+        .filter(sync_log::entity_id.eq_any(ids.to_vec()))
+        .filter(after(at))
+        .select(sync_log::entity_id)
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The oldest change the log still holds: a token from before it cannot be served.
+pub fn oldest(conn: &mut DbConn) -> QueryResult<Option<NaiveDateTime>> {
+    sync_log::table.select(diesel::dsl::min(sync_log::at)).first(conn)
+}
+
+/// Deletes the log rows and remembered pushes older than `before`; returns how many log rows.
+pub fn prune(conn: &mut DbConn, before: NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(sync_operations::table.filter(sync_operations::at.lt(before))).execute(conn)?;
+    diesel::delete(sync_log::table.filter(sync_log::at.lt(before))).execute(conn)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The records a device holds, read by page (a snapshot) or by id (a delta).
+
+use crate::db::schema::{grid_assignments, grids, households, members, tag_changes, tasks, users, visits};
+use crate::domain::{TagChangeStatus, TaskStatus};
+use crate::store::communities::GridRow;
+use crate::store::households::{HouseholdRow, MemberRow};
+use crate::store::tags::TagChangeRow;
+use crate::store::tasks::TaskRow;
+use crate::store::users::UserRow;
+use crate::store::visits::VisitRow;
+
+/// What a device may hold: some grids of a community (a grid worker's, or all of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub community_id: String,
+    pub grids: Vec<String>,
+}
+
+/// The current households of the scope.
+fn current_households(s: &Scope) -> CurrentHouseholds {
+    households::community_id
+        .eq(s.community_id.clone())
+        .and(households::removed_at.is_null())
+        .and(households::grid_id.eq_any(s.grids.clone()))
+}
+
+/// The ids of the current households of the scope, as a subquery.
+fn current_household_ids(
+    s: &Scope,
+) -> diesel::dsl::Select<diesel::dsl::Filter<households::table, CurrentHouseholds>, households::id> {
+    households::table.filter(current_households(s)).select(households::id)
+}
+
+type CurrentHouseholds = diesel::dsl::And<
+    diesel::dsl::And<diesel::dsl::Eq<households::community_id, String>, diesel::dsl::IsNull<households::removed_at>>,
+    diesel::dsl::EqAny<households::grid_id, Vec<String>>,
+>;
+
+/// The grids of a community.
+pub fn community_grids(conn: &mut DbConn, community_id: &str) -> QueryResult<Vec<String>> {
+    grids::table
+        .filter(grids::community_id.eq(community_id.to_owned()))
+        .order(grids::id.asc())
+        .select(grids::id)
+        .load(conn)
+}
+
+pub fn households_page(conn: &mut DbConn, s: &Scope, after: &str, limit: i64) -> QueryResult<Vec<HouseholdRow>> {
+    households::table
+        .filter(current_households(s))
+        .filter(households::id.gt(after.to_owned()))
+        .order(households::id.asc())
+        .limit(limit)
+        .select(HouseholdRow::as_select())
+        .load(conn)
+}
+
+pub fn members_page(conn: &mut DbConn, s: &Scope, after: &str, limit: i64) -> QueryResult<Vec<MemberRow>> {
+    members::table
+        .filter(members::household_id.eq_any(current_household_ids(s)))
+        .filter(members::removed_at.is_null())
+        .filter(members::id.gt(after.to_owned()))
+        .order(members::id.asc())
+        .limit(limit)
+        .select(MemberRow::as_select())
+        .load(conn)
+}
+
+pub fn open_tasks_page(conn: &mut DbConn, s: &Scope, after: &str, limit: i64) -> QueryResult<Vec<TaskRow>> {
+    tasks::table
+        .filter(tasks::household_id.eq_any(current_household_ids(s)))
+        .filter(tasks::status.eq(TaskStatus::Open))
+        .filter(tasks::id.gt(after.to_owned()))
+        .order(tasks::id.asc())
+        .limit(limit)
+        .select(TaskRow::as_select())
+        .load(conn)
+}
+
+/// Visits since a time.
+pub fn visits_page(
+    conn: &mut DbConn,
+    s: &Scope,
+    since: NaiveDateTime,
+    after: &str,
+    limit: i64,
+) -> QueryResult<Vec<VisitRow>> {
+    visits::table
+        .filter(visits::household_id.eq_any(current_household_ids(s)))
+        .filter(visits::visited_at.ge(since))
+        .filter(visits::id.gt(after.to_owned()))
+        .order(visits::id.asc())
+        .limit(limit)
+        .select(VisitRow::as_select())
+        .load(conn)
+}
+
+/// Pending tag changes, and those decided since a time.
+pub fn tag_changes_page(
+    conn: &mut DbConn,
+    s: &Scope,
+    since: NaiveDateTime,
+    after: &str,
+    limit: i64,
+) -> QueryResult<Vec<TagChangeRow>> {
+    tag_changes::table
+        .filter(tag_changes::household_id.eq_any(current_household_ids(s)))
+        .filter(tag_changes::status.eq(TagChangeStatus::Pending).or(tag_changes::decided_at.ge(since)))
+        .filter(tag_changes::id.gt(after.to_owned()))
+        .order(tag_changes::id.asc())
+        .limit(limit)
+        .select(TagChangeRow::as_select())
+        .load(conn)
+}
+
+/// The grids of the scope.
+pub fn grids_page(conn: &mut DbConn, s: &Scope, after: &str, limit: i64) -> QueryResult<Vec<GridRow>> {
+    grids::table
+        .filter(grids::community_id.eq(s.community_id.clone()))
+        .filter(grids::id.eq_any(s.grids.clone()))
+        .filter(grids::id.gt(after.to_owned()))
+        .order(grids::id.asc())
+        .limit(limit)
+        .select(GridRow::as_select())
+        .load(conn)
+}
+
+/// The accounts of the community (the directory a device shows names from).
+pub fn users_page(conn: &mut DbConn, community_id: &str, after: &str, limit: i64) -> QueryResult<Vec<UserRow>> {
+    users::table
+        .filter(users::community_id.eq(community_id.to_owned()))
+        .filter(users::id.gt(after.to_owned()))
+        .order(users::id.asc())
+        .limit(limit)
+        .select(UserRow::as_select())
+        .load(conn)
+}
+
+/// The households now in some grids, after an id (what leaves with the grids).
+pub fn households_in_grids(conn: &mut DbConn, grids: &[String], after: &str, limit: i64) -> QueryResult<Vec<String>> {
+    households::table
+        .filter(households::grid_id.eq_any(grids.to_vec()))
+        .filter(households::id.gt(after.to_owned()))
+        .order(households::id.asc())
+        .limit(limit)
+        .select(households::id)
+        .load(conn)
+}
+
+/// The grids a worker serves now.
+pub fn grids_of_worker(conn: &mut DbConn, user_id: &str) -> QueryResult<Vec<String>> {
+    grid_assignments::table
+        .filter(grid_assignments::user_id.eq(user_id.to_owned()))
+        .order(grid_assignments::grid_id.asc())
+        .select(grid_assignments::grid_id)
+        .load(conn)
+}
+
+macro_rules! by_ids {
+    ($name:ident, $table:ident, $row:ty) => {
+        /// The records of these ids (in any order; missing ones left out).
+        pub fn $name(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<$row>> {
+            if ids.is_empty() {
+                return Ok(vec![]);
+            }
+            $table::table.filter($table::id.eq_any(ids.to_vec())).select(<$row>::as_select()).load(conn)
+        }
+    };
+}
+
+by_ids!(households_by_ids, households, HouseholdRow);
+by_ids!(members_by_ids, members, MemberRow);
+by_ids!(tasks_by_ids, tasks, TaskRow);
+by_ids!(visits_by_ids, visits, VisitRow);
+by_ids!(tag_changes_by_ids, tag_changes, TagChangeRow);
+by_ids!(grids_by_ids, grids, GridRow);
+by_ids!(users_by_ids, users, UserRow);
+
+/// Of these households, those that moved between grids in the window `(from, to]`: a device
+/// they moved to gets everything that belongs to them.
+pub fn moved(conn: &mut DbConn, from: &Watermark, to: &Watermark, ids: &[String]) -> ApiResult<HashSet<String>> {
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows: Vec<String> = sync_log::table
+        .filter(window(Some(from), to)?)
+        .filter(sync_log::entity.eq("household"))
+        .filter(sync_log::entity_id.eq_any(ids.to_vec()))
+        .filter(sync_log::old_grid_id.is_not_null())
+        .select(sync_log::entity_id)
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The current members of some households.
+pub fn members_of(conn: &mut DbConn, household_ids: &[String]) -> QueryResult<Vec<MemberRow>> {
+    members::table
+        .filter(members::household_id.eq_any(household_ids.to_vec()))
+        .filter(members::removed_at.is_null())
+        .order(members::id.asc())
+        .select(MemberRow::as_select())
+        .load(conn)
+}
+
+/// The open tasks of some households.
+pub fn open_tasks_of(conn: &mut DbConn, household_ids: &[String]) -> QueryResult<Vec<TaskRow>> {
+    tasks::table
+        .filter(tasks::household_id.eq_any(household_ids.to_vec()))
+        .filter(tasks::status.eq(TaskStatus::Open))
+        .order(tasks::id.asc())
+        .select(TaskRow::as_select())
+        .load(conn)
+}
+
+/// The visits of some households since a time.
+pub fn visits_of(conn: &mut DbConn, household_ids: &[String], since: NaiveDateTime) -> QueryResult<Vec<VisitRow>> {
+    visits::table
+        .filter(visits::household_id.eq_any(household_ids.to_vec()))
+        .filter(visits::visited_at.ge(since))
+        .order(visits::id.asc())
+        .select(VisitRow::as_select())
+        .load(conn)
+}
+
+/// The pending tag changes of some households, and those decided since a time.
+pub fn tag_changes_of(
+    conn: &mut DbConn,
+    household_ids: &[String],
+    since: NaiveDateTime,
+) -> QueryResult<Vec<TagChangeRow>> {
+    tag_changes::table
+        .filter(tag_changes::household_id.eq_any(household_ids.to_vec()))
+        .filter(tag_changes::status.eq(TagChangeStatus::Pending).or(tag_changes::decided_at.ge(since)))
+        .order(tag_changes::id.asc())
+        .select(TagChangeRow::as_select())
+        .load(conn)
+}

@@ -1,0 +1,419 @@
+//! Offline sync: the change feed (`GET /sync`) against a reference device that keeps a replica,
+//! in scenarios and in seeded random interleavings of server-side changes and syncs.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::TestApp;
+use crate::support::world::{World, id_number, ok};
+
+on_both_backends!(
+    initial_sync_is_the_scope_paged_as_of_one_point,
+    deltas_carry_upserts_deletes_and_leaves,
+    scope_changes_reach_the_device,
+    tokens_are_bound_and_expire,
+    a_device_replica_equals_the_server_after_every_sync,
+);
+
+/// A device: a replica of records by (entity, id), and where it is in the feed.
+#[derive(Default)]
+pub struct Device {
+    pub token: Option<String>,
+    pub records: BTreeMap<(String, String), Value>,
+    pub pages: usize,
+}
+
+impl Device {
+    fn apply(&mut self, change: &Value) {
+        let entity = change["entity"].as_str().unwrap().to_owned();
+        let id = change["id"].as_str().unwrap().to_owned();
+        match change["op"].as_str().unwrap() {
+            "upsert" => {
+                self.records.insert((entity, id), change["data"].clone());
+            }
+            "delete" | "leave" => {
+                self.records.remove(&(entity.clone(), id.clone()));
+                // A household takes what belongs to it along; a grid its households.
+                let households: Vec<String> = match entity.as_str() {
+                    "household" => vec![id],
+                    "grid" => self
+                        .records
+                        .iter()
+                        .filter(|((e, _), v)| e == "household" && v["grid_id"] == id.as_str())
+                        .map(|((_, h), _)| h.clone())
+                        .collect(),
+                    _ => vec![],
+                };
+                for h in households {
+                    self.records.retain(|(e, k), v| !(e == "household" && *k == h) && v["household_id"] != h.as_str());
+                }
+            }
+            other => panic!("unknown op {other}"),
+        }
+    }
+
+    /// Syncs until the feed says there is no more; returns the changes received.
+    pub async fn sync(&mut self, app: &TestApp, token: &str, limit: usize) -> Vec<Value> {
+        let mut all = Vec::new();
+        loop {
+            let mut url = format!("/api/v1/sync?limit={limit}");
+            if let Some(t) = &self.token {
+                url.push_str(&format!("&since={t}"));
+            }
+            let page = ok(&app.get_as(&url, token).await);
+            for c in page["changes"].as_array().unwrap() {
+                self.apply(c);
+                all.push(c.clone());
+            }
+            self.token = Some(page["next"].as_str().unwrap().to_owned());
+            self.pages += 1;
+            if page["more"] == false {
+                return all;
+            }
+        }
+    }
+
+    pub fn of(&self, entity: &str) -> BTreeMap<String, Value> {
+        self.records.iter().filter(|((e, _), _)| e == entity).map(|((_, id), v)| (id.clone(), v.clone())).collect()
+    }
+}
+
+async fn all_pages(app: &TestApp, token: &str, path: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = match &cursor {
+            Some(c) => format!("{path}{sep}limit=500&cursor={c}"),
+            None => format!("{path}{sep}limit=500"),
+        };
+        let page = ok(&app.get_as(&url, token).await);
+        out.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return out,
+        }
+    }
+}
+
+fn by_id(items: Vec<Value>) -> BTreeMap<String, Value> {
+    items.into_iter().map(|v| (v["id"].as_str().unwrap().to_owned(), v)).collect()
+}
+
+/// What the server says the caller may see now, in the replica's shape: households, members,
+/// open tasks, recent visits, pending tag changes.
+pub async fn server_view(app: &TestApp, token: &str) -> BTreeMap<&'static str, BTreeMap<String, Value>> {
+    let households = by_id(all_pages(app, token, "/api/v1/households").await);
+    let mut members = BTreeMap::new();
+    for id in households.keys() {
+        members.extend(by_id(all_pages(app, token, &format!("/api/v1/households/{id}/members")).await));
+    }
+    // A device holds nothing of a removed household (a secretary still reads it by id).
+    let current = |items: Vec<Value>| -> BTreeMap<String, Value> {
+        by_id(items.into_iter().filter(|v| households.contains_key(v["household_id"].as_str().unwrap())).collect())
+    };
+    let tasks = current(all_pages(app, token, "/api/v1/tasks?status=open").await);
+    let visits = current(all_pages(app, token, "/api/v1/visits").await);
+    let pending = current(all_pages(app, token, "/api/v1/tag-changes?status=pending").await);
+    BTreeMap::from([
+        ("household", households),
+        ("member", members),
+        ("task", tasks),
+        ("visit", visits),
+        ("tag_change", pending),
+    ])
+}
+
+/// The device's replica in the same shape (open tasks and pending tag changes only: closed
+/// ones stay on a device as history).
+pub fn replica_view(d: &Device) -> BTreeMap<&'static str, BTreeMap<String, Value>> {
+    let only = |entity: &str, keep: &dyn Fn(&Value) -> bool| -> BTreeMap<String, Value> {
+        d.of(entity).into_iter().filter(|(_, v)| keep(v)).collect()
+    };
+    BTreeMap::from([
+        ("household", only("household", &|_| true)),
+        ("member", only("member", &|_| true)),
+        ("task", only("task", &|v| v["status"] == "open")),
+        ("visit", only("visit", &|_| true)),
+        ("tag_change", only("tag_change", &|v| v["status"] == "pending")),
+    ])
+}
+
+/// Records compared without what the clock changes between two reads (a task's `overdue`).
+fn comparable(
+    view: BTreeMap<&'static str, BTreeMap<String, Value>>,
+) -> BTreeMap<&'static str, BTreeMap<String, Value>> {
+    view.into_iter()
+        .map(|(k, records)| {
+            let records = records
+                .into_iter()
+                .map(|(id, mut v)| {
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove("overdue");
+                    }
+                    (id, v)
+                })
+                .collect();
+            (k, records)
+        })
+        .collect()
+}
+
+#[track_caller]
+fn assert_same(device: &Device, server: BTreeMap<&'static str, BTreeMap<String, Value>>, context: &str) {
+    let replica = comparable(replica_view(device));
+    let server = comparable(server);
+    for (kind, expected) in &server {
+        let got = &replica[kind];
+        let missing: Vec<&String> = expected.keys().filter(|k| !got.contains_key(*k)).collect();
+        let extra: Vec<&String> = got.keys().filter(|k| !expected.contains_key(*k)).collect();
+        assert!(missing.is_empty() && extra.is_empty(), "{context}: {kind}: missing {missing:?}, extra {extra:?}");
+        for (id, v) in expected {
+            assert_eq!(&got[id], v, "{context}: {kind} {id} differs");
+        }
+    }
+}
+
+async fn initial_sync_is_the_scope_paged_as_of_one_point(app: TestApp) {
+    let w = app.world().await;
+    let mut whole = Device::default();
+    let changes = whole.sync(&app, &w.w_a1, 5000).await;
+    assert_eq!(whole.pages, 1);
+    assert!(changes.iter().all(|c| c["op"] == "upsert"));
+    // The caller's account, the catalogue, the community's accounts, plans and the worker's grid.
+    assert_eq!(whole.of("me").len(), 1);
+    assert!(whole.of("tag_reason").len() > 10);
+    assert!(whole.of("user").len() >= 3, "{:?}", whole.of("user").keys());
+    assert_eq!(whole.of("plan").len(), 3);
+    assert_eq!(whole.of("grid").keys().collect::<Vec<_>>(), vec![&w.grid_a1]);
+    assert_eq!(whole.of("household").keys().collect::<Vec<_>>(), vec![&w.household_a1]);
+    assert_same(&whole, server_view(&app, &w.w_a1).await, "after an initial sync");
+    // Members are masked like every answer.
+    let member = &whole.of("member")[&w.member_a1];
+    assert!(member["id_number"].as_str().unwrap().starts_with("**************"));
+    // Paged three at a time: the same records, in several pages.
+    let mut paged = Device::default();
+    paged.sync(&app, &w.w_a1, 3).await;
+    assert!(paged.pages > 3);
+    assert_eq!(paged.records, whole.records);
+    // Nothing changed: an empty delta.
+    let delta = whole.sync(&app, &w.w_a1, 500).await;
+    assert!(delta.is_empty(), "{delta:?}");
+}
+
+async fn deltas_carry_upserts_deletes_and_leaves(app: TestApp) {
+    let w = app.world().await;
+    let mut device = Device::default();
+    device.sync(&app, &w.w_a1, 500).await;
+    // An edit: the household comes again with its new state.
+    let hh = format!("/api/v1/households/{}", w.household_a1);
+    ok(&app.patch(&hh, &w.sec_a, json!({"notes": "改过"}), None).await);
+    let changes = device.sync(&app, &w.w_a1, 500).await;
+    assert!(changes.iter().any(|c| c["entity"] == "household" && c["op"] == "upsert" && c["data"]["notes"] == "改过"));
+    assert_same(&device, server_view(&app, &w.w_a1).await, "after an edit");
+    // A member added and one removed: an upsert and a tombstone.
+    let added = app
+        .create_member(
+            &w.sec_a,
+            &w.household_a1,
+            json!({"name": "新成员", "gender": "male", "relation": "child",
+            "id_number": id_number("2001-05-06", 3)}),
+        )
+        .await;
+    assert_eq!(app.delete_as(&format!("/api/v1/members/{}", w.member_a1), &w.sec_a).await.status, 204);
+    let changes = device.sync(&app, &w.w_a1, 500).await;
+    assert!(changes.iter().any(|c| c["entity"] == "member" && c["id"] == added.as_str() && c["op"] == "upsert"));
+    assert!(changes.iter().any(|c| c["entity"] == "member" && c["id"] == w.member_a1.as_str() && c["op"] == "delete"));
+    assert_same(&device, server_view(&app, &w.w_a1).await, "after member changes");
+    // A visit, then the household moves to another grid: the old grid's worker gets a leave,
+    // the new one's the household with everything that belongs to it.
+    let mut other = Device::default();
+    other.sync(&app, &w.w_a2, 500).await;
+    let visit =
+        json!({"household_id": w.household_a1, "kind": "home_visit", "visited_at": chrono::Utc::now().to_rfc3339()});
+    ok(&app.post("/api/v1/visits", Some(&w.w_a1), visit).await);
+    device.sync(&app, &w.w_a1, 500).await;
+    ok(&app.patch(&hh, &w.sec_a, json!({"grid_id": w.grid_a2}), None).await);
+    let changes = device.sync(&app, &w.w_a1, 500).await;
+    assert!(changes.iter().any(|c| c["entity"] == "household" && c["op"] == "leave"), "{changes:?}");
+    assert!(device.of("household").is_empty() && device.of("member").is_empty() && device.of("visit").is_empty());
+    assert_same(&device, server_view(&app, &w.w_a1).await, "after the move, old grid");
+    other.sync(&app, &w.w_a2, 500).await;
+    assert!(other.of("household").contains_key(&w.household_a1));
+    assert_same(&other, server_view(&app, &w.w_a2).await, "after the move, new grid");
+    // Removal: a tombstone with the reason.
+    assert_eq!(app.delete_as(&format!("{hh}?reason=deceased"), &w.sec_a).await.status, 200);
+    let changes = other.sync(&app, &w.w_a2, 500).await;
+    let tomb = changes.iter().find(|c| c["entity"] == "household" && c["op"] == "delete").expect("a tombstone");
+    assert_eq!(tomb["data"]["removed_reason"], "deceased");
+    assert_same(&other, server_view(&app, &w.w_a2).await, "after the removal");
+}
+
+async fn scope_changes_reach_the_device(app: TestApp) {
+    let w = app.world().await;
+    let mut device = Device::default();
+    device.sync(&app, &w.w_a1, 500).await;
+    // Assigned a second grid: everything in it arrives.
+    app.assign(&w.sec_a, &w.grid_a2, &[(&w.user_w_a2, true), (&w.user_w_a1, false)]).await;
+    let changes = device.sync(&app, &w.w_a1, 2).await;
+    assert!(changes.iter().any(|c| c["entity"] == "household" && c["id"] == w.household_a2.as_str()));
+    assert!(device.of("grid").contains_key(&w.grid_a2));
+    assert_same(&device, server_view(&app, &w.w_a1).await, "after an assignment");
+    // Unassigned from the first: it leaves, with its households.
+    app.assign(&w.sec_a, &w.grid_a1, &[]).await;
+    let changes = device.sync(&app, &w.w_a1, 500).await;
+    assert!(changes.iter().any(|c| c["entity"] == "grid" && c["id"] == w.grid_a1.as_str() && c["op"] == "leave"));
+    assert!(!device.of("household").contains_key(&w.household_a1));
+    assert_same(&device, server_view(&app, &w.w_a1).await, "after an unassignment");
+    // Deactivated: the session ends.
+    ok(&app.patch(&format!("/api/v1/users/{}", w.user_w_a1), &w.sec_a, json!({"active": false}), None).await);
+    let url = format!("/api/v1/sync?since={}", device.token.as_deref().unwrap());
+    app.get_as(&url, &w.w_a1).await.assert_problem(401);
+}
+
+async fn tokens_are_bound_and_expire(app: TestApp) {
+    let w: World = app.world().await;
+    let mut device = Device::default();
+    device.sync(&app, &w.w_a1, 500).await;
+    let token = device.token.clone().unwrap();
+    // Another account's token, garbage, a tampered one: 410 resync_required.
+    let gone = |res: crate::support::TestResponse| assert_eq!(res.assert_problem(410)["code"], "resync_required");
+    gone(app.get_as(&format!("/api/v1/sync?since={token}"), &w.w_a2).await);
+    gone(app.get_as("/api/v1/sync?since=abc.def", &w.w_a1).await);
+    let mut tampered = token.clone();
+    tampered.insert(3, 'x');
+    gone(app.get_as(&format!("/api/v1/sync?since={tampered}"), &w.w_a1).await);
+    // A token older than the retention.
+    use base64::Engine;
+    let (body, _) = token.split_once('.').unwrap();
+    let mut claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap();
+    claims["taken"] = json!(chrono::Utc::now().timestamp() - 31 * 86_400);
+    let old: gridlight::api::sync::token::Token = serde_json::from_value(claims).unwrap();
+    let old = old.seal(crate::support::TEST_JWT_SECRET);
+    gone(app.get_as(&format!("/api/v1/sync?since={old}"), &w.w_a1).await);
+    // Administrators name the community.
+    app.get_as("/api/v1/sync", &w.admin).await.assert_problem(422);
+    ok(&app.get_as(&format!("/api/v1/sync?community_id={}", w.community_a), &w.admin).await);
+    app.get_as(&format!("/api/v1/sync?community_id={}", w.community_b), &w.sec_a).await.assert_problem(404);
+}
+
+/// A small deterministic generator (no dependency): xorshift.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+async fn a_device_replica_equals_the_server_after_every_sync(app: TestApp) {
+    let w = app.world().await;
+    let worker3 = app.user("w-a3", gridlight::domain::Role::GridWorker, Some(&w.community_a)).await;
+    let w_a3 = app.token("w-a3").await;
+    let mut devices = [Device::default(), Device::default(), Device::default()];
+    let mut ops: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut rng = Rng(0x5eed_2026_1127);
+    let mut households = vec![w.household_a1.clone(), w.household_a2.clone()];
+    let grids = [w.grid_a1.clone(), w.grid_a2.clone()];
+    let steps = 200;
+    for step in 0..steps {
+        match rng.below(9) {
+            0 => {
+                let g = &grids[rng.below(2)];
+                households.push(app.create_household(&w.sec_a, g, &format!("户主{step}")).await);
+            }
+            1 => {
+                let h = &households[rng.below(households.len())];
+                let _ = app
+                    .post(
+                        &format!("/api/v1/households/{h}/members"),
+                        Some(&w.sec_a),
+                        json!({"name": format!("成员{step}"), "gender": "female", "relation": "child"}),
+                    )
+                    .await;
+            }
+            2 => {
+                let h = &households[rng.below(households.len())];
+                let _ = app
+                    .patch(&format!("/api/v1/households/{h}"), &w.sec_a, json!({"grid_id": grids[rng.below(2)]}), None)
+                    .await;
+            }
+            3 => {
+                let h = &households[rng.below(households.len())];
+                let to_tag = ["red", "yellow", "green"][rng.below(3)];
+                let reasons: Vec<&str> =
+                    if to_tag == "green" { vec![] } else { vec![["elderly_living_alone", "low_income"][rng.below(2)]] };
+                // Half of them a worker's proposal, half a secretary's setting.
+                let token = if rng.below(2) == 0 { &w.sec_a } else { &w.w_a1 };
+                let _ = app
+                    .post(
+                        &format!("/api/v1/households/{h}/tag-changes"),
+                        Some(token),
+                        json!({"to_tag": to_tag, "reasons": reasons}),
+                    )
+                    .await;
+            }
+            4 => {
+                let h = &households[rng.below(households.len())];
+                let members = ok(&app.get_as(&format!("/api/v1/households/{h}/members"), &w.sec_a).await);
+                if let Some(m) = members["items"].as_array().and_then(|a| a.first()) {
+                    let _ = app.delete_as(&format!("/api/v1/members/{}", m["id"].as_str().unwrap()), &w.sec_a).await;
+                }
+            }
+            5 => {
+                // Worker reassignment: w-a3 joins or leaves grid a1 or a2.
+                let g = &grids[rng.below(2)];
+                let primary = if g == &w.grid_a1 { &w.user_w_a1 } else { &w.user_w_a2 };
+                if rng.below(2) == 0 {
+                    app.assign(&w.sec_a, g, &[(primary, true), (&worker3, false)]).await;
+                } else {
+                    app.assign(&w.sec_a, g, &[(primary, true)]).await;
+                }
+            }
+            6 => {
+                let h = &households[rng.below(households.len())];
+                let visit =
+                    json!({"household_id": h, "kind": "phone_call", "visited_at": chrono::Utc::now().to_rfc3339()});
+                let _ = app.post("/api/v1/visits", Some(&w.sec_a), visit).await;
+            }
+            7 => {
+                if rng.below(4) == 0 {
+                    let h = households.remove(rng.below(households.len()));
+                    let _ = app.delete_as(&format!("/api/v1/households/{h}?reason=moved_out"), &w.sec_a).await;
+                }
+            }
+            _ => {
+                let plan = json!({"templates": [{"name": "入户走访", "kind": "home_visit", "interval_days": 1 + rng.below(60), "active": true}]});
+                let _ = app
+                    .put(&format!("/api/v1/communities/{}/service-plans/green", w.community_a), &w.sec_a, plan)
+                    .await;
+            }
+        }
+        if rng.below(2) == 0 || step == steps - 1 {
+            // One of three devices: a worker whose grids change, one whose grid's households
+            // come and go, the secretary's.
+            let which = rng.below(3);
+            let (device, token) = match which {
+                0 => (&mut devices[0], &w_a3),
+                1 => (&mut devices[1], &w.w_a1),
+                _ => (&mut devices[2], &w.sec_a),
+            };
+            let got = device.sync(&app, token, 1 + rng.below(40)).await;
+            for op in ["upsert", "delete", "leave"] {
+                *ops.entry(op).or_insert(0) += got.iter().filter(|c| c["op"] == op).count();
+            }
+            assert_same(device, server_view(&app, token).await, &format!("step {step}, device {which}"));
+        }
+    }
+    // The run exercised every kind of change.
+    assert!(ops.values().all(|n| *n > 0) && ops.len() == 3, "{ops:?}");
+}
