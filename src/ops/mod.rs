@@ -11,6 +11,7 @@
 
 pub mod plans;
 pub mod tags;
+pub mod tasks;
 pub mod visits;
 
 use crate::error::{ApiError, ApiResult};
