@@ -1,22 +1,23 @@
 //! Service plans: `/communities/{id}/service-plans`, `/communities/{id}/service-plans/{tag}`.
+//! The rules are in [`crate::ops::plans`].
 
 use actix_web::web;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use validator::Validate;
 
 use crate::AppState;
 use crate::api::input::Body;
-use crate::api::validate::text;
+use crate::api::validate::{clean, declared, done};
 use crate::auth::AuthUser;
 use crate::auth::scope;
-use crate::db::DbConn;
-use crate::domain::{Role, ServiceKind, Tag};
+use crate::domain::text::required_line;
+use crate::domain::{ServiceKind, Tag};
 use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
-use crate::store::audit::{self, Event};
-use crate::store::households;
+use crate::ops;
+use crate::ops::plans::NewPlan;
 use crate::store::plans::{self, PlanRow, TemplateRow, TemplateSpec};
-use crate::store::tasks;
 
 #[derive(Serialize, ToSchema)]
 pub struct TemplateOut {
@@ -59,8 +60,8 @@ fn plan_out(p: PlanRow, ts: Vec<TemplateRow>) -> PlanOut {
     }
 }
 
-pub fn load(conn: &mut DbConn, community_id: &str) -> ApiResult<Vec<PlanOut>> {
-    Ok(plans::plans_of(conn, community_id)?.into_iter().map(|(p, ts)| plan_out(p, ts)).collect())
+pub fn views(plans: Vec<(PlanRow, Vec<TemplateRow>)>) -> Vec<PlanOut> {
+    plans.into_iter().map(|(p, ts)| plan_out(p, ts)).collect()
 }
 
 /// The community's three plans (red, yellow, green) with their service templates.
@@ -68,8 +69,6 @@ pub fn load(conn: &mut DbConn, community_id: &str) -> ApiResult<Vec<PlanOut>> {
     params(("id" = String, Path, description = "Community id")), security(("bearer" = [])),
     responses(
         (status = 200, description = "The plans, red first", body = Vec<PlanOut>),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
-        (status = 404, description = "No such community in the caller's scope", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -81,21 +80,24 @@ pub async fn list(
         .db
         .read(move |conn| {
             scope::community(conn, &caller, &id)?;
-            load(conn, &id)
+            Ok(views(plans::plans_of(conn, &id)?))
         })
         .await?;
     Ok(web::Json(out))
 }
 
-#[derive(Deserialize, ToSchema)]
+// Serialize: `validator` puts the value of a too long list into its error.
+#[derive(Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateIn {
     #[schema(example = "入户走访", min_length = 1, max_length = 64)]
+    #[validate(length(max = 64, code = "too_long"), custom(function = "required_line"))]
     pub name: String,
     pub kind: ServiceKind,
     /// 1–365 days between two services of this template.
     #[schema(example = 7, minimum = 1, maximum = 365)]
     #[serde(deserialize_with = "crate::api::integral")]
+    #[validate(range(min = 1, max = 365, code = "out_of_range", message = "must be 1–365 days"))]
     pub interval_days: i32,
     #[serde(default = "yes")]
     pub active: bool,
@@ -105,16 +107,45 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct PutPlan {
     /// At most 20, and at most one active template of a kind.
     #[schema(max_items = 20)]
+    #[validate(length(max = 20, code = "too_many"), nested)]
     pub templates: Vec<TemplateIn>,
     /// Days from applying the tag to its review (1–3660); unchanged when omitted.
     #[schema(minimum = 1, maximum = 3660, example = 30)]
     #[serde(default, deserialize_with = "crate::api::optional_integral")]
+    #[validate(range(min = 1, max = 3660, code = "out_of_range", message = "must be 1–3660 days"))]
     pub review_interval_days: Option<i32>,
+}
+
+impl PutPlan {
+    fn checked(self) -> ApiResult<NewPlan> {
+        let mut errors = declared(&self);
+        for (i, t) in self.templates.iter().enumerate() {
+            if t.active && self.templates[..i].iter().any(|o| o.active && o.kind == t.kind) {
+                errors.push(FieldError::new(
+                    format!("templates[{i}].kind"),
+                    "duplicate_active_kind",
+                    "at most one active template of a kind per plan",
+                ));
+            }
+        }
+        done(errors)?;
+        let templates = self
+            .templates
+            .into_iter()
+            .map(|t| TemplateSpec {
+                name: clean(&t.name),
+                kind: t.kind,
+                interval_days: t.interval_days,
+                active: t.active,
+            })
+            .collect();
+        Ok(NewPlan { templates, review_interval_days: self.review_interval_days })
+    }
 }
 
 /// Replaces a plan's templates (the community's secretary, or an administrator). At most one
@@ -126,11 +157,7 @@ pub struct PutPlan {
     request_body = PutPlan, security(("bearer" = [])),
     responses(
         (status = 200, description = "All three plans after the change", body = Vec<PlanOut>),
-        (status = 400, description = "Malformed request", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Grid workers do not edit plans", body = Problem, content_type = PROBLEM),
-        (status = 404, description = "No such community or tag", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "Invalid templates", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn put(
     state: web::Data<AppState>,
@@ -141,66 +168,8 @@ pub async fn put(
     let (id, tag) = path.into_inner();
     let tag =
         Tag::parse(&tag).map_err(|_| ApiError::NotFound("no plan for that tag; use red, yellow or green".into()))?;
-    let input = body.into_inner();
-    let mut errors = Vec::new();
-    let mut specs = Vec::new();
-    for (i, t) in input.templates.iter().enumerate() {
-        let name = text(&format!("templates[{i}].name"), &t.name, 64, &mut errors);
-        if !(1..=365).contains(&t.interval_days) {
-            errors.push(FieldError::new(format!("templates[{i}].interval_days"), "out_of_range", "must be 1–365 days"));
-        }
-        if t.active && input.templates[..i].iter().any(|o| o.active && o.kind == t.kind) {
-            errors.push(FieldError::new(
-                format!("templates[{i}].kind"),
-                "duplicate_active_kind",
-                "at most one active template of a kind per plan",
-            ));
-        }
-        specs.push(TemplateSpec { name, kind: t.kind, interval_days: t.interval_days, active: t.active });
-    }
-    if input.templates.len() > 20 {
-        errors.push(FieldError::new("templates", "too_many", "at most 20 templates"));
-    }
-    if input.review_interval_days.is_some_and(|d| !(1..=3660).contains(&d)) {
-        errors.push(FieldError::new("review_interval_days", "out_of_range", "must be 1–3660 days"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let actor = caller.actor();
-    let out = state
-        .db
-        .write(move |conn| {
-            scope::community(conn, &caller, &id)?;
-            caller.require(&[Role::Admin, Role::Secretary])?;
-            let (plan, _) = plans::plans_of(conn, &id)?
-                .into_iter()
-                .find(|(p, _)| p.tag == tag)
-                .ok_or_else(|| ApiError::not_found("service plan"))?;
-            let changed = plans::replace_templates(conn, &plan, &specs, input.review_interval_days)?;
-            let mut rescheduled = 0;
-            for template_id in &changed {
-                rescheduled += tasks::reschedule_template(conn, template_id)?;
-            }
-            let mut reconciled = tasks::Reconciled::default();
-            for household_id in households::ids_with_tag(conn, &id, tag.as_str())? {
-                reconciled += tasks::household_changed(conn, &household_id)?;
-            }
-            audit::record(conn, &actor, Event {
-                action: "service_plan.replaced",
-                entity_type: "service_plan",
-                entity_id: Some(&plan.id),
-                community_id: Some(&id),
-                summary: serde_json::json!({
-                    "tag": tag.as_str(),
-                    "templates": specs.iter().map(|s| serde_json::json!({"name": s.name, "kind": s.kind.as_str(), "interval_days": s.interval_days, "active": s.active})).collect::<Vec<_>>(),
-                    "review_interval_days": input.review_interval_days,
-                    "tasks": {"created": reconciled.created, "cancelled": reconciled.cancelled, "rescheduled": rescheduled},
-                }),
-            })?;
-            load(conn, &id)
-        })
-        .await?;
+    let plan = body.into_inner().checked()?;
+    let out = state.db.write(move |conn| Ok(views(ops::plans::replace(conn, &caller, &id, tag, plan)?))).await?;
     Ok(web::Json(out))
 }
 

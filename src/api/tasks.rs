@@ -1,27 +1,26 @@
-//! Tasks: `/tasks` (a worker's to-do list, a secretary's queue) and `/tasks/{id}`.
+//! Tasks: `/tasks` (a worker's to-do list, a secretary's queue) and `/tasks/{id}`. The rules
+//! are in [`crate::ops::tasks`].
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, NaiveDate, Utc};
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
 
 use crate::AppState;
-use crate::api::conditional::etag;
+use crate::api::conditional::saved;
 use crate::api::input::{Body, Day, Params};
 use crate::api::pagination::{Page, date_key, decode_cursor, fetch_limit, page, parse_date_key};
-use crate::api::validate::text;
+use crate::api::validate::{clean, declared, done};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
-use crate::db::schema::tasks;
-use crate::domain::{Role, ServiceKind, Tag, TaskStatus};
-use crate::error::{ApiError, ApiResult, ErrorCode, FieldError, PROBLEM_JSON as PROBLEM, Problem};
-use crate::store::audit::{self, Event};
+use crate::domain::text::required_line;
+use crate::domain::{ServiceKind, Tag, TaskStatus};
+use crate::error::{ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
+use crate::ops;
 use crate::store::communities::{self, today_in};
-use crate::store::now;
-use crate::store::plans;
-use crate::store::tasks::{self as store, TaskRow};
+use crate::store::tasks::{self as store, Assignee, ListFilter, TaskRow};
 
 #[derive(Serialize, ToSchema)]
 pub struct TaskOut {
@@ -105,14 +104,42 @@ pub struct ListTasks {
     pub cursor: Option<String>,
 }
 
+impl ListTasks {
+    /// The filter of the query, in the caller's reach; `today` flags the overdue.
+    fn filter(self, caller: &AuthUser, reach: Reach, today: NaiveDate) -> ListFilter {
+        let assignee = self.assignee.map(|a| match a.as_str() {
+            "me" => Assignee::User(caller.id.clone()),
+            "none" => Assignee::Nobody,
+            _ => Assignee::User(a),
+        });
+        let mut filter = ListFilter {
+            assignee,
+            status: self.status,
+            open_due_before: (self.overdue == Some(true)).then_some(today),
+            due_before: self.due_before.map(|d| d.0),
+            grid_id: self.grid_id,
+            household_id: self.household_id,
+            ..Default::default()
+        };
+        match reach {
+            Reach::Everything => {}
+            Reach::Community(c) => filter.community_id = Some(c),
+            // The tasks of the households now in the worker's grids, not removed: the rule of
+            // changing one (a done task keeps the grid it was done in).
+            Reach::Grids { community_id, grid_ids } => {
+                filter.community_id = Some(community_id);
+                filter.current_households_in = Some(grid_ids);
+            }
+        }
+        filter
+    }
+}
+
 /// Lists tasks in the caller's scope, soonest due first (overdue ones flagged).
 #[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", operation_id = "list_tasks",
     params(ListTasks), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of tasks", body = Page<TaskOut>),
-        (status = 400, description = "Malformed query", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -128,59 +155,20 @@ pub async fn list(
     let out = state
         .db
         .read(move |conn| {
-            let mut query = tasks::table
-                .select(TaskRow::as_select())
-                .order((tasks::due_on.asc(), tasks::id.asc()))
-                .limit(fetch)
-                .into_boxed();
-            let community = match scope::reach(conn, &caller)? {
+            let reach = scope::reach(conn, &caller)?;
+            let community = match &reach {
                 Reach::Everything => None,
-                Reach::Community(c) => {
-                    query = query.filter(tasks::community_id.eq(c.clone()));
-                    Some(c)
-                }
-                Reach::Grids { community_id, grid_ids } => {
-                    // The tasks of the households now in the worker's grids, not removed: the
-                    // rule of changing one (a done task keeps the grid it was done in).
-                    query = query
-                        .filter(tasks::community_id.eq(community_id.clone()))
-                        .filter(tasks::household_id.eq_any(crate::store::households::current_in(&grid_ids)));
-                    Some(community_id)
-                }
+                Reach::Community(c) | Reach::Grids { community_id: c, .. } => Some(c.clone()),
             };
             let today = today_of(conn, community.as_deref())?;
-            match q.assignee.as_deref() {
-                None => {}
-                Some("me") => query = query.filter(tasks::assignee_id.eq(caller.id.clone())),
-                Some("none") => query = query.filter(tasks::assignee_id.is_null()),
-                Some(id) => query = query.filter(tasks::assignee_id.eq(id.to_owned())),
-            }
-            if let Some(s) = q.status {
-                query = query.filter(tasks::status.eq(s.as_str()));
-            }
-            if q.overdue == Some(true) {
-                query = query.filter(tasks::status.eq("open")).filter(tasks::due_on.lt(today));
-            }
-            if let Some(d) = q.due_before {
-                query = query.filter(tasks::due_on.lt(d.0));
-            }
-            if let Some(g) = q.grid_id {
-                query = query.filter(tasks::grid_id.eq(g));
-            }
-            if let Some(h) = q.household_id {
-                query = query.filter(tasks::household_id.eq(h));
-            }
-            if let Some((due, id)) = after {
-                query = query.filter(tasks::due_on.gt(due).or(tasks::due_on.eq(due).and(tasks::id.gt(id))));
-            }
-            let rows = query.load(conn)?;
+            let rows = store::list(conn, &q.filter(&caller, reach, today), after, fetch)?;
             Ok(page(rows, fetch, |t| vec![date_key(t.due_on), t.id.clone()], |t| task_out(t, today)))
         })
         .await?;
     Ok(web::Json(out))
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTask {
     /// Reassign to a worker of the task's grid, or `null` to put it in the unassigned queue.
@@ -193,6 +181,7 @@ pub struct PatchTask {
     pub status: Option<TaskStatus>,
     /// Required when cancelling, up to 200 characters.
     #[schema(example = "老人住院，本周无法走访", min_length = 1, max_length = 200)]
+    #[validate(length(max = 200, code = "too_long"), custom(function = "required_line"))]
     pub cancel_reason: Option<String>,
 }
 
@@ -204,18 +193,46 @@ pub enum Cancelled {
     Cancelled,
 }
 
+impl PatchTask {
+    fn checked(self) -> ApiResult<ops::tasks::Change> {
+        let mut errors = Vec::new();
+        let cancelling = match self.status {
+            None => false,
+            Some(TaskStatus::Cancelled) => true,
+            Some(_) => {
+                let only = "tasks are completed by visits; only `cancelled` may be set";
+                errors.push(FieldError::new("status", "invalid", only));
+                false
+            }
+        };
+        errors.extend(declared(&self));
+        if cancelling && self.cancel_reason.is_none() {
+            errors.push(FieldError::new("cancel_reason", "required", "say why the task is cancelled"));
+        }
+        if !cancelling && self.assignee_id.is_none() {
+            errors.push(FieldError::new("body", "empty", "give assignee_id or status: cancelled"));
+        }
+        done(errors)?;
+        let cancel_reason = self.cancel_reason.filter(|_| cancelling).map(|r| clean(&r));
+        Ok(ops::tasks::Change { assignee: self.assignee_id, cancel_reason })
+    }
+}
+
+/// A task as answered: `overdue` by today in its community.
+fn view(conn: &mut DbConn, t: TaskRow) -> ApiResult<TaskOut> {
+    let today = today_of(conn, Some(&t.community_id))?;
+    Ok(task_out(t, today))
+}
+
 /// Reassigns or cancels an open task (the community's secretary, or an administrator).
 #[utoipa::path(patch, path = "/api/v1/tasks/{id}", tag = "tasks", operation_id = "update_task",
     params(("id" = String, Path, description = "Task id")),
     request_body = PatchTask, security(("bearer" = [])),
     responses(
         (status = 200, description = "The changed task", body = TaskOut, headers(("ETag" = String, description = "Version"))),
-        (status = 400, description = "Malformed request", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Grid workers do not reassign or cancel tasks", body = Problem, content_type = PROBLEM),
-        (status = 404, description = "No such task in the caller's scope", body = Problem, content_type = PROBLEM),
-        (status = 409, description = "The task is not open", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "Invalid change", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "The task is not open (`task_closed`)", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Invalid change, or an assignee who is not an active worker of the task's grid", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
     state: web::Data<AppState>,
@@ -223,92 +240,15 @@ pub async fn patch(
     path: web::Path<String>,
     body: Body<PatchTask>,
 ) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    let input = body.into_inner();
-    let mut errors = Vec::new();
-    let cancelling = match input.status {
-        None => false,
-        Some(TaskStatus::Cancelled) => true,
-        Some(_) => {
-            errors.push(FieldError::new(
-                "status",
-                "invalid",
-                "tasks are completed by visits; only `cancelled` may be set",
-            ));
-            false
-        }
-    };
-    let reason = input.cancel_reason.as_deref().map(|r| text("cancel_reason", r, 200, &mut errors));
-    if cancelling && reason.is_none() {
-        errors.push(FieldError::new("cancel_reason", "required", "say why the task is cancelled"));
-    }
-    let reason = reason.filter(|_| cancelling);
-    if !cancelling && input.assignee_id.is_none() {
-        errors.push(FieldError::new("body", "empty", "give assignee_id or status: cancelled"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let actor = caller.actor();
+    let (id, change) = (path.into_inner(), body.into_inner().checked()?);
     let out = state
         .db
         .write(move |conn| {
-            let task = scope::task_for_update(conn, &caller, &id)?;
-            caller.require(&[Role::Admin, Role::Secretary])?;
-            if task.status != TaskStatus::Open {
-                return Err(ApiError::conflict(ErrorCode::TaskClosed, format!("the task is {}, not open", task.status)));
-            }
-            let at = now();
-            if let Some(assignee) = &input.assignee_id {
-                if let Some(user) = assignee
-                    && !communities::serving_workers(conn, &task.grid_id)?.contains(user)
-                {
-                    return Err(ApiError::invalid(
-                        "assignee_id",
-                        "not_a_grid_worker",
-                        "not an active worker of the task's grid",
-                    ));
-                }
-                diesel::update(tasks::table.find(&id))
-                    .set((tasks::assignee_id.eq(assignee.clone()), tasks::updated_at.eq(at), tasks::version.eq(tasks::version + 1)))
-                    .execute(conn)?;
-            }
-            let mut successor = None;
-            if let Some(reason) = &reason {
-                diesel::update(tasks::table.find(&id))
-                    .set((
-                        tasks::status.eq("cancelled"),
-                        tasks::cancel_reason.eq(reason),
-                        tasks::updated_at.eq(at),
-                        tasks::version.eq(tasks::version + 1),
-                    ))
-                    .execute(conn)?;
-                // The next occurrence: one interval after the skipped one at the earliest.
-                let household = crate::store::households::find(conn, &task.household_id)?.ok_or_else(|| ApiError::not_found("task"))?;
-                let template = plans::active_templates(conn, &household.community_id, household.tag)?
-                    .into_iter()
-                    .find(|t| t.id == task.template_id);
-                if let Some(t) = template {
-                    let tz = communities::find(conn, &household.community_id)?.map(|c| c.timezone).unwrap_or_default();
-                    let floor = task.due_on + chrono::Duration::days(i64::from(t.interval_days));
-                    let row = store::new_task(conn, &household, &t, &tz, Some(floor))?;
-                    diesel::insert_into(tasks::table).values(&row).execute(conn)?;
-                    successor = Some(row.id);
-                }
-            }
-            audit::record(conn, &actor, Event {
-                action: if cancelling { "task.cancelled" } else { "task.reassigned" },
-                entity_type: "task",
-                entity_id: Some(&id),
-                community_id: Some(&task.community_id),
-                summary: serde_json::json!({"assignee_id": input.assignee_id, "cancel_reason": reason, "successor": successor}),
-            })?;
-            let tz = communities::find(conn, &task.community_id)?.map(|c| c.timezone).unwrap_or_default();
-            let row = store::find(conn, &id)?.ok_or_else(|| ApiError::not_found("task"))?;
-            Ok(task_out(row, today_in(&tz)))
+            let row = ops::tasks::change(conn, &caller, &id, change)?;
+            view(conn, row)
         })
         .await?;
-    Ok(HttpResponse::Ok().insert_header(etag(out.version)).json(out))
+    Ok(saved(false, out.version, &out))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

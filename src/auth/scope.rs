@@ -10,6 +10,7 @@ use crate::domain::Role;
 use crate::error::{ApiError, ApiResult};
 use crate::store::communities::{self, CommunityRow, GridRow};
 use crate::store::households::{self, HouseholdRow, MemberRow};
+use crate::store::tags::{self, TagChangeRow};
 use crate::store::tasks::{self, TaskRow};
 use crate::store::users::{self, UserRow};
 use crate::store::visits::{self, VisitRow};
@@ -146,6 +147,27 @@ pub fn task_for_update(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiRes
     household(conn, caller, &t.household_id).map_err(not_found_as("task"))?;
     households::find_for_update(conn, &t.household_id)?;
     tasks::find_for_update(conn, id)?.ok_or_else(|| ApiError::not_found("task"))
+}
+
+/// A tag change in the caller's scope (that of its household).
+pub fn tag_change(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<TagChangeRow> {
+    let row = tags::find(conn, id)?.ok_or_else(|| ApiError::not_found("tag change"))?;
+    household(conn, caller, &row.household_id).map_err(|_| ApiError::not_found("tag change"))?;
+    Ok(row)
+}
+
+/// [`tag_change`], to decide it: household locked, then the change read again under that lock
+/// (every writer of tag changes takes the household first, so two decisions queue), with the
+/// household as it is now.
+pub fn tag_change_for_update(
+    conn: &mut DbConn,
+    caller: &AuthUser,
+    id: &str,
+) -> ApiResult<(TagChangeRow, HouseholdRow)> {
+    let found = tag_change(conn, caller, id)?;
+    let h = households::find_for_update(conn, &found.household_id)?.ok_or_else(|| ApiError::not_found("tag change"))?;
+    let row = tags::find(conn, id)?.ok_or_else(|| ApiError::not_found("tag change"))?;
+    Ok((row, h))
 }
 
 /// [`community`], locked for a change.

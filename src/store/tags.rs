@@ -2,6 +2,7 @@
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::db::DbConn;
 use crate::db::schema::{households, tag_changes};
@@ -36,12 +37,27 @@ impl TagChangeRow {
 }
 
 /// The name of the unique index that allows one pending proposal per household.
-pub const ONE_PENDING_INDEX: &str = "tag_changes_one_pending";
+const ONE_PENDING_INDEX: &str = "tag_changes_one_pending";
 
-/// Inserts a change. A second pending proposal for a household fails with a unique violation
-/// of [`ONE_PENDING_INDEX`].
+/// Inserts a change (a pending proposal goes through [`insert_pending`]).
 pub fn insert(conn: &mut DbConn, row: &TagChangeRow) -> QueryResult<()> {
     diesel::insert_into(tag_changes::table).values(row).execute(conn).map(|_| ())
+}
+
+/// Inserts a pending proposal; false when the household has one already. The unique index
+/// [`ONE_PENDING_INDEX`] decides, so two concurrent proposals cannot both get in. On PostgreSQL
+/// the refused insert aborts the transaction: the caller answers, it does not carry on.
+pub fn insert_pending(conn: &mut DbConn, row: &TagChangeRow) -> QueryResult<bool> {
+    match insert(conn, row) {
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info))
+            // PostgreSQL names the index; SQLite names the column of a partial index.
+            if info.constraint_name() == Some(ONE_PENDING_INDEX)
+                || info.message().contains("tag_changes.household_id") =>
+        {
+            Ok(false)
+        }
+        other => other.map(|()| true),
+    }
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<TagChangeRow>> {
@@ -106,7 +122,7 @@ pub fn cancel_pending(
 /// Which changes a list shows; scope is applied by the caller.
 #[derive(Default, Debug)]
 pub struct ListFilter {
-    pub status: Option<String>,
+    pub status: Option<TagChangeStatus>,
     pub community_id: Option<String>,
     /// Only households currently in these grids.
     pub grid_ids: Option<Vec<String>>,
@@ -118,7 +134,7 @@ pub struct ListFilter {
 /// Changes in id order (ids are UUIDv7, so oldest proposal first), after the cursor id.
 pub fn list(conn: &mut DbConn, f: &ListFilter, after: Option<&str>, limit: i64) -> QueryResult<Vec<TagChangeRow>> {
     let mut q = tag_changes::table.inner_join(households::table).select(TagChangeRow::as_select()).into_boxed();
-    if let Some(s) = &f.status {
+    if let Some(s) = f.status {
         q = q.filter(tag_changes::status.eq(s));
     }
     if let Some(c) = &f.community_id {

@@ -57,6 +57,100 @@ pub fn find_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<TaskRo
     crate::locked_first!(conn, tasks::table.find(id).select(TaskRow::as_select()))
 }
 
+/// Whose tasks a list shows.
+#[derive(Debug, Clone)]
+pub enum Assignee {
+    /// The unassigned queue.
+    Nobody,
+    User(String),
+}
+
+/// Which tasks a list shows; scope is applied by the caller.
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    pub community_id: Option<String>,
+    /// Only the tasks of households now in these grids and not removed (what grid workers see:
+    /// a done task keeps the grid it was done in).
+    pub current_households_in: Option<Vec<String>>,
+    pub assignee: Option<Assignee>,
+    pub status: Option<TaskStatus>,
+    /// Only open tasks due before this date (today: the overdue ones).
+    pub open_due_before: Option<NaiveDate>,
+    pub due_before: Option<NaiveDate>,
+    pub grid_id: Option<String>,
+    pub household_id: Option<String>,
+}
+
+/// Soonest due first; the keyset is `(due_on, id)` ascending.
+pub fn list(
+    conn: &mut DbConn,
+    f: &ListFilter,
+    after: Option<(NaiveDate, String)>,
+    limit: i64,
+) -> QueryResult<Vec<TaskRow>> {
+    let mut q = tasks::table
+        .select(TaskRow::as_select())
+        .order((tasks::due_on.asc(), tasks::id.asc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(c) = &f.community_id {
+        q = q.filter(tasks::community_id.eq(c));
+    }
+    if let Some(grids) = &f.current_households_in {
+        q = q.filter(tasks::household_id.eq_any(hh::current_in(grids)));
+    }
+    match &f.assignee {
+        None => {}
+        Some(Assignee::Nobody) => q = q.filter(tasks::assignee_id.is_null()),
+        Some(Assignee::User(id)) => q = q.filter(tasks::assignee_id.eq(id)),
+    }
+    if let Some(s) = f.status {
+        q = q.filter(tasks::status.eq(s));
+    }
+    if let Some(d) = f.open_due_before {
+        q = q.filter(tasks::status.eq(TaskStatus::Open)).filter(tasks::due_on.lt(d));
+    }
+    if let Some(d) = f.due_before {
+        q = q.filter(tasks::due_on.lt(d));
+    }
+    if let Some(g) = &f.grid_id {
+        q = q.filter(tasks::grid_id.eq(g));
+    }
+    if let Some(h) = &f.household_id {
+        q = q.filter(tasks::household_id.eq(h));
+    }
+    if let Some((due, id)) = after {
+        q = q.filter(tasks::due_on.gt(due).or(tasks::due_on.eq(due).and(tasks::id.gt(id))));
+    }
+    q.load(conn)
+}
+
+/// Inserts one task (the reconcile inserts through the one-open-task index instead).
+pub fn insert(conn: &mut DbConn, row: &TaskRow) -> QueryResult<()> {
+    diesel::insert_into(tasks::table).values(row).execute(conn).map(|_| ())
+}
+
+/// Gives a task to a worker, or to nobody (the unassigned queue).
+pub fn reassign(conn: &mut DbConn, id: &str, assignee: Option<&str>, at: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(tasks::table.find(id))
+        .set((tasks::assignee_id.eq(assignee), tasks::updated_at.eq(at), tasks::version.eq(tasks::version + 1)))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Cancels a task, saying why.
+pub fn cancel(conn: &mut DbConn, id: &str, reason: &str, at: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(tasks::table.find(id))
+        .set((
+            tasks::status.eq(TaskStatus::Cancelled),
+            tasks::cancel_reason.eq(reason),
+            tasks::updated_at.eq(at),
+            tasks::version.eq(tasks::version + 1),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
 /// Moves a grid's open tasks to its new primary worker (or to nobody: the secretary's queue).
 pub fn move_open_tasks(
     conn: &mut DbConn,

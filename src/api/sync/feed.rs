@@ -282,7 +282,7 @@ fn community_today(conn: &mut DbConn, community_id: &str) -> ApiResult<chrono::N
 }
 
 fn plans(conn: &mut DbConn, community_id: &str) -> ApiResult<Vec<ChangeOut>> {
-    Ok(crate::api::plans::load(conn, community_id)?
+    Ok(crate::api::plans::views(crate::store::plans::plans_of(conn, community_id)?)
         .into_iter()
         .map(|p| {
             // A community has one plan per tag: the tag names it.
