@@ -10,6 +10,7 @@
 //! Operations return stored rows; rendering them is the caller's business.
 
 pub mod households;
+pub mod members;
 pub mod visits;
 
 use crate::error::{ApiError, ApiResult};
