@@ -11,6 +11,7 @@
 
 pub mod households;
 pub mod members;
+pub mod pii;
 pub mod visits;
 
 use crate::error::{ApiError, ApiResult};
