@@ -1,37 +1,40 @@
-//! Households: `/households`, `/households/{id}`.
+//! Households: `/households`, `/households/{id}`. The rules are in [`crate::ops::households`].
 
 use std::collections::HashMap;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
 
 use crate::AppState;
-use crate::api::conditional::{check_version, etag, if_match};
+use crate::api::conditional::{IfMatch, etag, saved};
 use crate::api::input::{Body, Instant, Params};
 use crate::api::pagination::{Page, decode_cursor, fetch_limit, page, parse_time_key, time_key};
-use crate::api::validate::{client_id, done, notes, phone as check_phone, text};
+use crate::api::validate::{clean, clean_optional, client_id, declared, done, done_with, phone};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
-use crate::domain::{IdNumber, MemberFacts, RemovalReason, Role, Suggestion, Tag, mask, suggest};
-use crate::error::{ApiError, ApiResult, ErrorCode, FieldError, PROBLEM_JSON as PROBLEM, Problem};
-use crate::store::JsonText;
-use crate::store::audit::{self, Event};
+use crate::domain::text::{optional_lines, required_line};
+use crate::domain::{IdNumber, MemberFacts, RemovalReason, Suggestion, Tag, mask, suggest};
+use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
+use crate::ops;
+use crate::ops::households::{AddressEdit, HouseholdEdit, NewHousehold, Removal};
 use crate::store::communities::{self, today_in};
-use crate::store::households::{self, After, HouseholdChanges, HouseholdRow, ListFilter, MemberFactsRow};
-use crate::store::now;
-use crate::store::replay::{self, Origin};
+use crate::store::households::{self, After, HouseholdRow, ListFilter, MemberFactsRow};
 
-#[derive(Serialize, Deserialize, ToSchema, Clone, PartialEq, Debug)]
+#[derive(Serialize, Deserialize, ToSchema, Validate, Clone, PartialEq, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
     #[schema(example = "3号楼", min_length = 1, max_length = 32)]
+    #[validate(length(max = 32, code = "too_long"), custom(function = "required_line"))]
     pub building: String,
     #[schema(example = "2单元", min_length = 1, max_length = 32)]
+    #[validate(length(max = 32, code = "too_long"), custom(function = "required_line"))]
     pub unit: String,
     #[schema(example = "301", min_length = 1, max_length = 32)]
+    #[validate(length(max = 32, code = "too_long"), custom(function = "required_line"))]
     pub room: String,
 }
 
@@ -140,7 +143,7 @@ pub fn view(conn: &mut DbConn, row: HouseholdRow) -> ApiResult<HouseholdOut> {
     views(conn, vec![row])?.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("empty view")))
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct CreateHousehold {
     /// Optional client-chosen UUID, so an offline client can retry safely: the same body again
@@ -150,21 +153,38 @@ pub struct CreateHousehold {
     /// A grid in the caller's scope.
     #[schema(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub grid_id: String,
+    #[validate(nested)]
     pub address: Address,
     #[schema(example = "张桂兰", min_length = 1, max_length = 32)]
+    #[validate(length(max = 32, code = "too_long"), custom(function = "required_line"))]
     pub head_name: String,
     /// A mainland mobile or a landline with area code; empty for none.
     #[schema(example = "13800138000", pattern = r"^(|1[3-9][0-9]{9}|(010|02[0-9]|0[3-9][0-9]{2})-?[0-9]{7,8})$")]
     pub phone: Option<String>,
     #[schema(example = "独居老人，子女在外地", max_length = 2000)]
+    #[validate(length(max = 2000, code = "too_long"), custom(function = "optional_lines"))]
     pub notes: Option<String>,
 }
 
-fn check_address(a: &Address, errors: &mut Vec<FieldError>) -> Address {
-    Address {
-        building: text("address.building", &a.building, 32, errors),
-        unit: text("address.unit", &a.unit, 32, errors),
-        room: text("address.room", &a.room, 32, errors),
+impl CreateHousehold {
+    fn checked(self) -> ApiResult<NewHousehold> {
+        let id = client_id(self.id.as_deref())?;
+        let mut errors = declared(&self);
+        let phone = phone("phone", self.phone.as_deref(), &mut errors);
+        done(errors)?;
+        let a = &self.address;
+        Ok(NewHousehold {
+            id,
+            grid_id: self.grid_id,
+            address: ops::households::Address {
+                building: clean(&a.building),
+                unit: clean(&a.unit),
+                room: clean(&a.room),
+            },
+            head_name: clean(&self.head_name),
+            phone,
+            notes: clean_optional(self.notes.as_deref()),
+        })
     }
 }
 
@@ -173,88 +193,25 @@ fn check_address(a: &Address, errors: &mut Vec<FieldError>) -> Address {
 #[utoipa::path(post, path = "/api/v1/households", tag = "households", operation_id = "create_household",
     request_body = CreateHousehold, security(("bearer" = [])),
     responses(
-        (status = 201, description = "Created", body = HouseholdOut, headers(("ETag" = String, description = "Version"))),
-        (status = 200, description = "The same household was already created with this id", body = HouseholdOut),
-        (status = 400, description = "Malformed request", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
-        (status = 409, description = "The id is taken by different content", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "Invalid fields, or a grid outside the caller's scope", body = Problem, content_type = PROBLEM),
+        (status = 201, description = "Registered", body = HouseholdOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The caller registered this household with this id before: the stored household", body = HouseholdOut),
+        (status = 409, description = "The id belongs to another record or another request, or the household it names has since left the caller's scope or been removed (`id_conflict`)", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Invalid fields, or a grid outside the caller's scope (`grid_id`)", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn create(
     state: web::Data<AppState>,
     caller: AuthUser,
     body: Body<CreateHousehold>,
 ) -> ApiResult<HttpResponse> {
-    let input = body.into_inner();
-    let id = client_id(input.id.as_deref())?;
-    let mut errors = Vec::new();
-    let address = check_address(&input.address, &mut errors);
-    let head_name = text("head_name", &input.head_name, 32, &mut errors);
-    let phone = check_phone("phone", input.phone.as_deref(), &mut errors);
-    let notes = notes("notes", input.notes.as_deref(), 2000, &mut errors);
-    done(errors)?;
-    let actor = caller.actor();
+    let input = body.into_inner().checked()?;
     let (created, out) = state
         .db
         .write(move |conn| {
-            let grid = scope::grid(conn, &caller, &input.grid_id)
-                .map_err(|_| ApiError::invalid("grid_id", "unknown", "no such grid in your scope"))?;
-            let content = serde_json::json!({"grid_id": grid.id, "address": [address.building, address.unit,
-                address.room], "head_name": head_name, "phone": phone, "notes": notes});
-            let at = now();
-            let row = HouseholdRow {
-                id: id.clone(),
-                grid_id: grid.id.clone(),
-                community_id: grid.community_id.clone(),
-                building: address.building,
-                unit: address.unit,
-                room: address.room,
-                head_name,
-                phone,
-                tag: Tag::Green,
-                tag_reasons: JsonText(vec![]),
-                tag_note: None,
-                tag_set_at: None,
-                tag_set_by: None,
-                tag_review_due_on: None,
-                notes,
-                member_count: 0,
-                version: 1,
-                created_at: at,
-                updated_at: at,
-                removed_at: None,
-                removed_reason: None,
-                removed_note: None,
-            };
-            let origin = Origin { created_by: Some(caller.id.clone()), digest: Some(replay::digest(&content)) };
-            if !households::insert_new(conn, &row, &origin)? {
-                let stored = households::origin(conn, &id)?.ok_or_else(|| ApiError::not_found("household"))?;
-                replay::check_retry(&stored, &caller.id, origin.digest.as_deref().unwrap_or_default())?;
-                // Still the caller's to see (a secretary may have moved or removed it since).
-                let existing =
-                    scope::household(conn, &caller, &id).ok().filter(|h| h.removed_at.is_none()).ok_or_else(|| {
-                        ApiError::conflict(ErrorCode::IdConflict, "the household has been moved or removed since")
-                    })?;
-                return Ok((false, view(conn, existing)?));
-            }
-            audit::record(
-                conn,
-                &actor,
-                Event {
-                    action: "household.created",
-                    entity_type: "household",
-                    entity_id: Some(&row.id),
-                    community_id: Some(&row.community_id),
-                    summary: serde_json::json!({"grid_id": row.grid_id, "address": [row.building, row.unit, row.room]}),
-                },
-            )?;
-            crate::store::tasks::household_changed(conn, &row.id)?;
-            let row = households::find(conn, &id)?.ok_or_else(|| ApiError::not_found("household"))?;
-            Ok((true, view(conn, row)?))
+            let (created, row) = ops::households::register(conn, &caller, input)?;
+            Ok((created, view(conn, row)?))
         })
         .await?;
-    let mut res = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
-    Ok(res.insert_header(etag(out.version)).json(out))
+    Ok(saved(created, out.version, &out))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -281,15 +238,50 @@ pub struct ListHouseholds {
     pub cursor: Option<String>,
 }
 
+/// The filter of a list, narrowed to the caller's reach; `None` when it asks for a community
+/// the caller does not see (an empty page).
+fn within_reach(conn: &mut DbConn, caller: &AuthUser, q: &ListHouseholds) -> ApiResult<Option<ListFilter>> {
+    let mut filter = ListFilter {
+        community_id: q.community_id.clone(),
+        grid_ids: q.grid_id.clone().map(|g| vec![g]),
+        tag: q.tag.map(|t| t.as_str().to_owned()),
+        q: q.q.clone(),
+        updated_since: q.updated_since.map(|t| t.0.naive_utc()),
+        ..Default::default()
+    };
+    let (community_id, grid_ids) = match scope::reach(conn, caller)? {
+        Reach::Everything => (None, None),
+        Reach::Community(c) => (Some(c), None),
+        Reach::Grids { community_id, grid_ids } => (Some(community_id), Some(grid_ids)),
+    };
+    if let Some(c) = community_id {
+        if filter.community_id.as_ref().is_some_and(|f| *f != c) {
+            return Ok(None);
+        }
+        filter.community_id = Some(c);
+    }
+    if let Some(mine) = grid_ids {
+        filter.grid_ids = Some(match &filter.grid_ids {
+            Some(wanted) => wanted.iter().filter(|g| mine.contains(g)).cloned().collect(),
+            None => mine,
+        });
+    }
+    if q.review_due == Some(true) {
+        let tz = match &filter.community_id {
+            Some(c) => communities::find(conn, c)?.map(|c| c.timezone).unwrap_or_default(),
+            None => String::new(),
+        };
+        filter.review_due_by = Some(today_in(&tz));
+    }
+    Ok(Some(filter))
+}
+
 /// Lists the households in the caller's scope (removed ones are left out), by id, or by time
 /// of change with `updated_since`.
 #[utoipa::path(get, path = "/api/v1/households", tag = "households", operation_id = "list_households",
     params(ListHouseholds), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of households", body = Page<HouseholdOut>),
-        (status = 400, description = "Malformed query", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -304,55 +296,19 @@ pub async fn list(
         Some(k) if by_update => Some(After::Updated(parse_time_key(&k[0])?, k[1].clone())),
         Some(mut k) => Some(After::Id(k.remove(0))),
     };
-    let page = state
+    let key =
+        move |h: &HouseholdRow| if by_update { vec![time_key(h.updated_at), h.id.clone()] } else { vec![h.id.clone()] };
+    let out = state
         .db
         .read(move |conn| {
-            let mut filter = ListFilter {
-                community_id: q.community_id.clone(),
-                grid_ids: q.grid_id.clone().map(|g| vec![g]),
-                tag: q.tag.map(|t| t.as_str().to_owned()),
-                q: q.q.clone(),
-                updated_since: q.updated_since.map(|t| t.0.naive_utc()),
-                ..Default::default()
+            let Some(filter) = within_reach(conn, &caller, &q)? else {
+                return Ok(Page { items: vec![], next_cursor: None });
             };
-            let empty = || Ok(Page { items: vec![], next_cursor: None });
-            match scope::reach(conn, &caller)? {
-                Reach::Everything => {}
-                Reach::Community(c) => {
-                    if filter.community_id.as_ref().is_some_and(|f| *f != c) {
-                        return empty();
-                    }
-                    filter.community_id = Some(c);
-                }
-                Reach::Grids { community_id, grid_ids } => {
-                    if filter.community_id.as_ref().is_some_and(|f| *f != community_id) {
-                        return empty();
-                    }
-                    let grids: Vec<String> = match &filter.grid_ids {
-                        Some(wanted) => wanted.iter().filter(|g| grid_ids.contains(g)).cloned().collect(),
-                        None => grid_ids,
-                    };
-                    filter.community_id = Some(community_id);
-                    filter.grid_ids = Some(grids);
-                }
-            }
-            if q.review_due == Some(true) {
-                let tz = match &filter.community_id {
-                    Some(c) => communities::find(conn, c)?.map(|c| c.timezone).unwrap_or_default(),
-                    None => String::new(),
-                };
-                filter.review_due_by = Some(today_in(&tz));
-            }
-            let rows = households::list(conn, &filter, after.as_ref(), fetch)?;
-            let keys: Vec<Vec<String>> = rows
-                .iter()
-                .map(|h| if by_update { vec![time_key(h.updated_at), h.id.clone()] } else { vec![h.id.clone()] })
-                .collect();
-            let paged = page(rows.into_iter().zip(keys).collect(), fetch, |(_, k)| k.clone(), |(h, _)| h);
+            let paged = page(households::list(conn, &filter, after.as_ref(), fetch)?, fetch, key, |h| h);
             Ok(Page { items: views(conn, paged.items)?, next_cursor: paged.next_cursor })
         })
         .await?;
-    Ok(web::Json(page))
+    Ok(web::Json(out))
 }
 
 /// One household; removed households stay readable here for secretaries and administrators.
@@ -360,8 +316,6 @@ pub async fn list(
     params(("id" = String, Path, description = "Household id")), security(("bearer" = [])),
     responses(
         (status = 200, description = "The household", body = HouseholdOut, headers(("ETag" = String, description = "Version"))),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
-        (status = 404, description = "No such household in the caller's scope", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
@@ -375,25 +329,30 @@ pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<S
     Ok(HttpResponse::Ok().insert_header(etag(out.version)).json(out))
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct PatchAddress {
     #[schema(example = "3号楼", min_length = 1, max_length = 32)]
+    #[validate(length(max = 32, code = "too_long"), custom(function = "required_line"))]
     pub building: Option<String>,
     #[schema(example = "2单元", min_length = 1, max_length = 32)]
+    #[validate(length(max = 32, code = "too_long"), custom(function = "required_line"))]
     pub unit: Option<String>,
     #[schema(example = "301", min_length = 1, max_length = 32)]
+    #[validate(length(max = 32, code = "too_long"), custom(function = "required_line"))]
     pub room: Option<String>,
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct PatchHousehold {
     /// Move to another grid of the same community (secretaries and administrators).
     #[schema(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub grid_id: Option<String>,
+    #[validate(nested)]
     pub address: Option<PatchAddress>,
     #[schema(example = "张桂兰", min_length = 1, max_length = 32)]
+    #[validate(length(max = 32, code = "too_long"), custom(function = "required_line"))]
     pub head_name: Option<String>,
     /// A new phone number, or `null` (or empty) to remove it.
     #[serde(default, deserialize_with = "crate::api::double_option")]
@@ -403,7 +362,28 @@ pub struct PatchHousehold {
     /// New notes, or `null` to clear them.
     #[serde(default, deserialize_with = "crate::api::double_option")]
     #[schema(value_type = Option<String>, example = "已搬至 5 号楼", max_length = 2000)]
+    #[validate(length(max = 2000, code = "too_long"), custom(function = "optional_lines"))]
     pub notes: Option<Option<String>>,
+}
+
+impl PatchHousehold {
+    fn checked(self) -> ApiResult<HouseholdEdit> {
+        let mut errors = declared(&self);
+        let phone = self.phone.map(|p| phone("phone", p.as_deref(), &mut errors));
+        done(errors)?;
+        let address = self.address.map(|a| AddressEdit {
+            building: a.building.as_deref().map(clean),
+            unit: a.unit.as_deref().map(clean),
+            room: a.room.as_deref().map(clean),
+        });
+        Ok(HouseholdEdit {
+            grid_id: self.grid_id,
+            address,
+            head_name: self.head_name.as_deref().map(clean),
+            phone,
+            notes: self.notes.map(|n| clean_optional(n.as_deref())),
+        })
+    }
 }
 
 /// Changes a household's details. With `If-Match`, a change based on an old version is refused
@@ -414,115 +394,60 @@ pub struct PatchHousehold {
     request_body = PatchHousehold, security(("bearer" = [])),
     responses(
         (status = 200, description = "The changed household", body = HouseholdOut, headers(("ETag" = String, description = "Version"))),
-        (status = 400, description = "Malformed request", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Grid workers do not move households between grids", body = Problem, content_type = PROBLEM),
-        (status = 404, description = "No such household in the caller's scope", body = Problem, content_type = PROBLEM),
-        (status = 409, description = "The household has been removed", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "The household was removed: it takes no more changes (`household_removed`)", body = Problem, content_type = PROBLEM),
         (status = 412, description = "If-Match names an old version", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Invalid fields, or a `grid_id` that is no grid of the household's community in the caller's scope", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
     state: web::Data<AppState>,
     caller: AuthUser,
-    req: HttpRequest,
+    if_match: IfMatch,
     path: web::Path<String>,
     body: Body<PatchHousehold>,
 ) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    let expected = if_match(&req)?;
-    let input = body.into_inner();
-    let mut errors = Vec::new();
-    let building = input
-        .address
-        .as_ref()
-        .and_then(|a| a.building.as_deref())
-        .map(|v| text("address.building", v, 32, &mut errors));
-    let unit = input.address.as_ref().and_then(|a| a.unit.as_deref()).map(|v| text("address.unit", v, 32, &mut errors));
-    let room = input.address.as_ref().and_then(|a| a.room.as_deref()).map(|v| text("address.room", v, 32, &mut errors));
-    let head_name = input.head_name.as_deref().map(|v| text("head_name", v, 32, &mut errors));
-    let phone = input.phone.as_ref().map(|p| check_phone("phone", p.as_deref(), &mut errors));
-    let notes = input.notes.as_ref().map(|n| notes("notes", n.as_deref(), 2000, &mut errors));
-    done(errors)?;
-    let actor = caller.actor();
+    let (id, edit) = (path.into_inner(), body.into_inner().checked()?);
     let out = state
         .db
         .write(move |conn| {
-            let current = scope::household_for_update(conn, &caller, &id)?;
-            check_version(expected, current.version)?;
-            let mut grid_id = None;
-            if let Some(g) = input.grid_id.as_ref().filter(|g| **g != current.grid_id) {
-                caller.require(&[Role::Admin, Role::Secretary])?;
-                let grid = scope::grid(conn, &caller, g)
-                    .ok()
-                    .filter(|grid| grid.community_id == current.community_id)
-                    .ok_or_else(|| ApiError::invalid("grid_id", "unknown", "no such grid in this community"))?;
-                grid_id = Some(grid.id);
-            }
-            let changes = HouseholdChanges {
-                grid_id: grid_id.clone(),
-                building,
-                unit,
-                room,
-                head_name,
-                phone,
-                notes,
-                version: Some(current.version + 1),
-                updated_at: Some(now()),
-                ..Default::default()
-            };
-            if !households::update(conn, &id, current.version, &changes)? {
-                return Err(ApiError::PreconditionFailed("the household changed meanwhile; fetch it again".into()));
-            }
-            let fields = audit::fields_set([
-                ("grid_id", grid_id.is_some()),
-                ("address", input.address.is_some()),
-                ("head_name", input.head_name.is_some()),
-                ("phone", input.phone.is_some()),
-                ("notes", input.notes.is_some()),
-            ]);
-            audit::record(
-                conn,
-                &actor,
-                Event {
-                    action: "household.updated",
-                    entity_type: "household",
-                    entity_id: Some(&id),
-                    community_id: Some(&current.community_id),
-                    summary: serde_json::json!({"fields": fields, "version": current.version + 1}),
-                },
-            )?;
-            if let Some(g) = &grid_id {
-                crate::store::tasks::household_moved(conn, &id, g)?;
-            }
-            let row = households::find(conn, &id)?.ok_or_else(|| ApiError::not_found("household"))?;
+            let row = ops::households::edit(conn, &caller, &id, if_match.version(), edit)?;
             view(conn, row)
         })
         .await?;
-    Ok(HttpResponse::Ok().insert_header(etag(out.version)).json(out))
+    Ok(saved(false, out.version, &out))
 }
 
-#[derive(Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams, Validate)]
 #[into_params(parameter_in = Query)]
 pub struct RemoveQuery {
     /// Why the household leaves.
     #[param(value_type = RemovalReason, required = true)]
     pub reason: Option<String>,
     #[param(example = "搬至外区", max_length = 500)]
+    #[validate(length(max = 500, code = "too_long"), custom(function = "optional_lines"))]
     pub note: Option<String>,
 }
 
-/// Removes a household softly (secretaries and administrators): it leaves lists and its open
-/// tasks are cancelled, but it stays readable by id for secretaries.
+impl RemoveQuery {
+    fn checked(self) -> ApiResult<Removal> {
+        let reason = match self.reason.as_deref() {
+            None => Err(FieldError::new("reason", "required", "say why: moved_out, deceased, merged or other")),
+            Some(r) => RemovalReason::parse(r).map_err(|e| FieldError::new("reason", "invalid", e.to_string())),
+        };
+        let reason = done_with(declared(&self), reason)?;
+        Ok(Removal { reason, note: clean_optional(self.note.as_deref()) })
+    }
+}
+
+/// Removes a household softly (secretaries and administrators): it leaves lists, its open
+/// tasks are cancelled and its pending tag proposal with them, but it stays readable by id for
+/// secretaries. Removing it again answers the removed household and changes nothing.
 #[utoipa::path(delete, path = "/api/v1/households/{id}", tag = "households", operation_id = "remove_household",
     params(("id" = String, Path, description = "Household id"), RemoveQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "The removed household", body = HouseholdOut),
-        (status = 400, description = "Malformed query", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Grid workers do not remove households", body = Problem, content_type = PROBLEM),
-        (status = 404, description = "No such household in the caller's scope", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "Missing or unknown reason", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "No reason or an unknown one, or a note that breaks the text rule", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn remove(
     state: web::Data<AppState>,
@@ -530,65 +455,11 @@ pub async fn remove(
     path: web::Path<String>,
     query: Params<RemoveQuery>,
 ) -> ApiResult<web::Json<HouseholdOut>> {
-    let id = path.into_inner();
-    let q = query.into_inner();
-    let reason = match q.reason.as_deref() {
-        None => return Err(ApiError::invalid("reason", "required", "say why: moved_out, deceased, merged or other")),
-        Some(r) => RemovalReason::parse(r).map_err(|e| ApiError::invalid("reason", "invalid", e.to_string()))?,
-    };
-    let mut errors = Vec::new();
-    let note = notes("note", q.note.as_deref(), 500, &mut errors);
-    done(errors)?;
-    let actor = caller.actor();
+    let (id, removal) = (path.into_inner(), query.into_inner().checked()?);
     let out = state
         .db
         .write(move |conn| {
-            scope::household(conn, &caller, &id)?;
-            caller.require(&[Role::Admin, Role::Secretary])?;
-            let current = households::find_for_update(conn, &id)?.ok_or_else(|| ApiError::not_found("household"))?;
-            if current.removed_at.is_some() {
-                return view(conn, current);
-            }
-            let at = now();
-            let changes = HouseholdChanges {
-                removed_at: Some(Some(at)),
-                removed_reason: Some(Some(reason.as_str().to_owned())),
-                removed_note: Some(note.clone()),
-                version: Some(current.version + 1),
-                updated_at: Some(at),
-                ..Default::default()
-            };
-            if !households::update(conn, &id, current.version, &changes)? {
-                return Err(ApiError::PreconditionFailed("the household changed meanwhile; try again".into()));
-            }
-            let why = format!("household removed: {}", reason.as_str());
-            let cancelled = households::cancel_open_tasks(conn, &id, &why, at)?;
-            // Its pending proposal leaves the review queue: there is nothing left to decide.
-            if let Some(change) = crate::store::tags::cancel_pending(conn, &id, &caller.id, at, &why)? {
-                audit::record(
-                    conn,
-                    &actor,
-                    Event {
-                        action: "tag_change.cancelled",
-                        entity_type: "tag_change",
-                        entity_id: Some(&change),
-                        community_id: Some(&current.community_id),
-                        summary: serde_json::json!({"household_id": id, "reason": why}),
-                    },
-                )?;
-            }
-            audit::record(
-                conn,
-                &actor,
-                Event {
-                    action: "household.removed",
-                    entity_type: "household",
-                    entity_id: Some(&id),
-                    community_id: Some(&current.community_id),
-                    summary: serde_json::json!({"reason": reason.as_str(), "note": note, "tasks_cancelled": cancelled}),
-                },
-            )?;
-            let row = households::find(conn, &id)?.ok_or_else(|| ApiError::not_found("household"))?;
+            let row = ops::households::remove(conn, &caller, &id, removal)?;
             view(conn, row)
         })
         .await?;

@@ -2,30 +2,42 @@
 //!
 //! Every other answer shows ID numbers and phones masked (see [`crate::domain::mask`]). The full
 //! values go to the community's secretary and the grid's workers only, for a stated reason; each
-//! call writes an audit event with it, and the answer is never cached.
+//! call writes an audit event with it ([`crate::ops::pii`]), and the answer is never cached.
 
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpResponse, web};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
 
 use crate::AppState;
 use crate::api::input::Params;
-use crate::api::validate::{done, text};
-use crate::auth::{AuthUser, scope};
-use crate::db::DbConn;
-use crate::domain::Role;
-use crate::error::{ApiError, ApiResult, PROBLEM_JSON as PROBLEM, Problem};
-use crate::store::audit::{self, Event};
-use crate::store::households::HouseholdRow;
+use crate::api::validate::{clean, declared, done};
+use crate::auth::AuthUser;
+use crate::domain::text::required_line;
+use crate::error::{ApiResult, PROBLEM_JSON as PROBLEM, Problem};
+use crate::ops;
 
-#[derive(Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams, Validate)]
 #[into_params(parameter_in = Query)]
 pub struct PiiQuery {
     /// Why the full values are needed; recorded in the audit log.
     #[param(required = true, min_length = 1, max_length = 200, example = "联系家属办理低保复核")]
+    #[validate(
+        required(message = "say why the full values are needed"),
+        length(max = 200, code = "too_long"),
+        custom(function = "required_line")
+    )]
     pub reason: Option<String>,
+}
+
+impl PiiQuery {
+    /// The reason as recorded.
+    fn checked(self) -> ApiResult<String> {
+        done(declared(&self))?;
+        Ok(clean(self.reason.as_deref().unwrap_or_default()))
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -46,35 +58,6 @@ pub struct HouseholdPii {
     pub phone: Option<String>,
 }
 
-/// The checks and the audit event every reveal shares: the caller's role, a visible reason.
-fn audit_reveal(
-    conn: &mut DbConn,
-    caller: &AuthUser,
-    household: &HouseholdRow,
-    reason: Option<String>,
-    action: &str,
-    entity_type: &str,
-    entity_id: &str,
-) -> ApiResult<()> {
-    caller.require(&[Role::Secretary, Role::GridWorker])?;
-    let raw = reason.ok_or_else(|| ApiError::invalid("reason", "required", "say why the full values are needed"))?;
-    let mut errors = Vec::new();
-    let reason = text("reason", &raw, 200, &mut errors);
-    done(errors)?;
-    audit::record(
-        conn,
-        &caller.actor(),
-        Event {
-            action,
-            entity_type,
-            entity_id: Some(entity_id),
-            community_id: Some(&household.community_id),
-            summary: serde_json::json!({"reason": reason, "household_id": household.id}),
-        },
-    )?;
-    Ok(())
-}
-
 fn no_store<T: Serialize>(body: T) -> HttpResponse {
     HttpResponse::Ok().insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store"))).json(body)
 }
@@ -85,11 +68,8 @@ fn no_store<T: Serialize>(body: T) -> HttpResponse {
     params(("id" = String, Path, description = "Member id"), PiiQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "The full values (Cache-Control: no-store)", body = MemberPii),
-        (status = 400, description = "Malformed query", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Only the community's secretary and the grid's workers see personal data", body = Problem, content_type = PROBLEM),
-        (status = 404, description = "No such member in the caller's scope", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "No reason given, or one with nothing visible in it", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "No reason given, or one with nothing visible in it or longer than 200 characters", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn member(
     state: web::Data<AppState>,
@@ -97,17 +77,9 @@ pub async fn member(
     path: web::Path<String>,
     query: Params<PiiQuery>,
 ) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    let reason = query.into_inner().reason;
-    let out = state
-        .db
-        .write(move |conn| {
-            let (m, household) = scope::member(conn, &caller, &id)?;
-            audit_reveal(conn, &caller, &household, reason, "member.pii_revealed", "member", &m.id)?;
-            Ok(MemberPii { id: m.id, id_number: m.id_number, birth_date: m.birth_date, phone: m.phone })
-        })
-        .await?;
-    Ok(no_store(out))
+    let (id, reason) = (path.into_inner(), query.into_inner().checked()?);
+    let m = state.db.write(move |conn| ops::pii::reveal_member(conn, &caller, &id, &reason)).await?;
+    Ok(no_store(MemberPii { id: m.id, id_number: m.id_number, birth_date: m.birth_date, phone: m.phone }))
 }
 
 /// Reveals a household's full phone number, to the community's secretary or a worker of the
@@ -116,11 +88,8 @@ pub async fn member(
     params(("id" = String, Path, description = "Household id"), PiiQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "The full values (Cache-Control: no-store)", body = HouseholdPii),
-        (status = 400, description = "Malformed query", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Only the community's secretary and the grid's workers see personal data", body = Problem, content_type = PROBLEM),
-        (status = 404, description = "No such household in the caller's scope", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "No reason given, or one with nothing visible in it", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "No reason given, or one with nothing visible in it or longer than 200 characters", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn household(
     state: web::Data<AppState>,
@@ -128,17 +97,9 @@ pub async fn household(
     path: web::Path<String>,
     query: Params<PiiQuery>,
 ) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    let reason = query.into_inner().reason;
-    let out = state
-        .db
-        .write(move |conn| {
-            let h = scope::household(conn, &caller, &id)?;
-            audit_reveal(conn, &caller, &h, reason, "household.pii_revealed", "household", &h.id)?;
-            Ok(HouseholdPii { id: h.id, phone: h.phone })
-        })
-        .await?;
-    Ok(no_store(out))
+    let (id, reason) = (path.into_inner(), query.into_inner().checked()?);
+    let h = state.db.write(move |conn| ops::pii::reveal_household(conn, &caller, &id, &reason)).await?;
+    Ok(no_store(HouseholdPii { id: h.id, phone: h.phone }))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

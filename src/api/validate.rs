@@ -135,6 +135,19 @@ pub fn done(errors: Vec<FieldError>) -> ApiResult<()> {
     if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
 }
 
+/// [`done`] for a request whose last check yields a value (a parse that needs several fields):
+/// the value when nothing failed, or 422 with its error added to the others.
+pub fn done_with<T>(mut errors: Vec<FieldError>, parsed: Result<T, FieldError>) -> ApiResult<T> {
+    match parsed {
+        Ok(value) if errors.is_empty() => Ok(value),
+        Ok(_) => Err(ApiError::Validation(errors)),
+        Err(e) => {
+            errors.push(e);
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
 /// A phone number as stored (normalised), or the field error.
 pub fn parse_phone(field: &str, phone: &str) -> Result<String, FieldError> {
     Phone::parse(phone)

@@ -9,6 +9,9 @@
 //!
 //! Operations return stored rows; rendering them is the caller's business.
 
+pub mod households;
+pub mod members;
+pub mod pii;
 pub mod plans;
 pub mod tags;
 pub mod tasks;

@@ -264,6 +264,26 @@ pub fn member_origin(conn: &mut DbConn, id: &str) -> QueryResult<Option<Origin>>
     members::table.find(id).select((members::created_by, members::create_digest)).first(conn).optional()
 }
 
+/// A page of a household's current members, in id order, after the cursor id.
+pub fn list_members(
+    conn: &mut DbConn,
+    household_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<MemberRow>> {
+    let mut q = members::table
+        .filter(members::household_id.eq(household_id))
+        .filter(members::removed_at.is_null())
+        .order(members::id.asc())
+        .limit(limit)
+        .select(MemberRow::as_select())
+        .into_boxed();
+    if let Some(a) = after {
+        q = q.filter(members::id.gt(a.to_owned()));
+    }
+    q.load(conn)
+}
+
 /// What the tag suggestion reads of a member: the fact columns, without contact data or
 /// timestamps (a households page reads these for every member of every household on it).
 #[derive(Debug, Clone, Queryable, Selectable, PartialEq)]

@@ -47,6 +47,19 @@ pub struct Origin {
     pub digest: Option<String>,
 }
 
+impl Origin {
+    /// The origin of a create request: the account that sends it and the digest of its content.
+    pub fn of(caller: &str, content: &serde_json::Value) -> Origin {
+        Origin { created_by: Some(caller.to_owned()), digest: Some(digest(content)) }
+    }
+
+    /// Whether this request, whose id is taken by a row of origin `stored`, is a retry of the
+    /// one that created it (see [`check_retry`]).
+    pub fn retries(&self, stored: &Origin) -> ApiResult<()> {
+        check_retry(stored, self.created_by.as_deref().unwrap_or_default(), self.digest.as_deref().unwrap_or_default())
+    }
+}
+
 /// A create whose id is taken is a retry only when the same account sends the same request
 /// again; anything else is the same 409, whatever the stored row holds.
 pub fn check_retry(origin: &Origin, caller: &str, digest: &str) -> ApiResult<()> {
@@ -74,5 +87,7 @@ mod tests {
         assert!(check_retry(&origin, "u1", &digest(&serde_json::json!({"a": 2}))).is_err());
         let unknown = Origin { created_by: None, digest: None };
         assert!(check_retry(&unknown, "u1", &same).is_err());
+        assert!(Origin::of("u1", &serde_json::json!({"a": 1})).retries(&origin).is_ok());
+        assert!(Origin::of("u2", &serde_json::json!({"a": 1})).retries(&origin).is_err());
     }
 }

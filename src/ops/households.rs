@@ -1,0 +1,252 @@
+//! Households: registering one (retried safely with a client id), editing it (a move between
+//! grids takes its open tasks along) and removing it softly.
+
+use crate::auth::{AuthUser, scope};
+use crate::db::DbConn;
+use crate::domain::{RemovalReason, Role, Tag};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::ops::check_version;
+use crate::store::audit::{self, Event};
+use crate::store::communities::GridRow;
+use crate::store::households::{self as store, HouseholdChanges, HouseholdRow};
+use crate::store::replay::Origin;
+use crate::store::{JsonText, now, tags, tasks};
+
+/// Where a household lives; checked, trimmed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Address {
+    pub building: String,
+    pub unit: String,
+    pub room: String,
+}
+
+/// A household to register; checked.
+#[derive(Debug, Clone)]
+pub struct NewHousehold {
+    /// The client's id, or a new one.
+    pub id: String,
+    /// A grid in the caller's scope (422 `grid_id` otherwise).
+    pub grid_id: String,
+    pub address: Address,
+    pub head_name: String,
+    /// Normalised (`Phone::as_str`).
+    pub phone: Option<String>,
+    pub notes: Option<String>,
+}
+
+/// Registers a household; new households start green, and the plan of their tag schedules their
+/// first tasks. Workers register households in their own grids. The same request again from its
+/// author is answered with the stored household (`false`: nothing new) while they still see it;
+/// anything else with its id is a 409 `id_conflict`.
+pub fn register(conn: &mut DbConn, caller: &AuthUser, h: NewHousehold) -> ApiResult<(bool, HouseholdRow)> {
+    let grid = target_grid(conn, caller, &h.grid_id, None)?;
+    let Address { building, unit, room } = h.address;
+    let content = serde_json::json!({"grid_id": grid.id, "address": [building, unit, room],
+        "head_name": h.head_name, "phone": h.phone, "notes": h.notes});
+    let at = now();
+    let row = HouseholdRow {
+        id: h.id,
+        grid_id: grid.id,
+        community_id: grid.community_id,
+        building,
+        unit,
+        room,
+        head_name: h.head_name,
+        phone: h.phone,
+        tag: Tag::Green,
+        tag_reasons: JsonText(vec![]),
+        tag_note: None,
+        tag_set_at: None,
+        tag_set_by: None,
+        tag_review_due_on: None,
+        notes: h.notes,
+        member_count: 0,
+        version: 1,
+        created_at: at,
+        updated_at: at,
+        removed_at: None,
+        removed_reason: None,
+        removed_note: None,
+    };
+    let origin = Origin::of(&caller.id, &content);
+    if !store::insert_new(conn, &row, &origin)? {
+        let stored = store::origin(conn, &row.id)?.ok_or_else(|| ApiError::not_found("household"))?;
+        origin.retries(&stored)?;
+        // Still the caller's to see (a secretary may have moved or removed it since).
+        return match scope::household(conn, caller, &row.id) {
+            Ok(existing) if existing.removed_at.is_none() => Ok((false, existing)),
+            Ok(_) | Err(ApiError::NotFound(_)) => {
+                Err(ApiError::conflict(ErrorCode::IdConflict, "the household has been moved or removed since"))
+            }
+            Err(e) => Err(e),
+        };
+    }
+    audit::record(
+        conn,
+        &caller.actor(),
+        Event {
+            action: "household.created",
+            entity_type: "household",
+            entity_id: Some(&row.id),
+            community_id: Some(&row.community_id),
+            summary: serde_json::json!({"grid_id": row.grid_id, "address": [row.building, row.unit, row.room]}),
+        },
+    )?;
+    tasks::household_changed(conn, &row.id)?;
+    found(conn, &row.id).map(|row| (true, row))
+}
+
+/// An address change: each part present replaces the stored one.
+#[derive(Debug, Clone, Default)]
+pub struct AddressEdit {
+    pub building: Option<String>,
+    pub unit: Option<String>,
+    pub room: Option<String>,
+}
+
+/// An edit: each field present replaces the stored one (`Some(None)` clears); checked.
+#[derive(Debug, Clone, Default)]
+pub struct HouseholdEdit {
+    /// Another grid of the same community (secretaries and administrators only).
+    pub grid_id: Option<String>,
+    pub address: Option<AddressEdit>,
+    pub head_name: Option<String>,
+    /// Normalised (`Phone::as_str`).
+    pub phone: Option<Option<String>>,
+    pub notes: Option<Option<String>>,
+}
+
+/// Edits a household. A move to another grid of its community is for secretaries and
+/// administrators (403), and its open tasks follow it. Concurrent edits queue on the
+/// household's lock: without `expected` both apply, with it the second is 412.
+pub fn edit(
+    conn: &mut DbConn,
+    caller: &AuthUser,
+    id: &str,
+    expected: Option<&str>,
+    e: HouseholdEdit,
+) -> ApiResult<HouseholdRow> {
+    let current = scope::household_for_update(conn, caller, id)?;
+    let moved_to = match e.grid_id.as_ref().filter(|g| **g != current.grid_id) {
+        None => None,
+        Some(g) => {
+            caller.require(&[Role::Admin, Role::Secretary])?;
+            Some(target_grid(conn, caller, g, Some(&current.community_id))?.id)
+        }
+    };
+    check_version(expected, current.version)?;
+    let fields = audit::fields_set([
+        ("grid_id", moved_to.is_some()),
+        ("address", e.address.is_some()),
+        ("head_name", e.head_name.is_some()),
+        ("phone", e.phone.is_some()),
+        ("notes", e.notes.is_some()),
+    ]);
+    let address = e.address.unwrap_or_default();
+    let changes = HouseholdChanges {
+        grid_id: moved_to.clone(),
+        building: address.building,
+        unit: address.unit,
+        room: address.room,
+        head_name: e.head_name,
+        phone: e.phone,
+        notes: e.notes,
+        version: Some(current.version + 1),
+        updated_at: Some(now()),
+        ..Default::default()
+    };
+    if !store::update(conn, id, current.version, &changes)? {
+        return Err(ApiError::PreconditionFailed("the household changed meanwhile; fetch it again".into()));
+    }
+    audit::record(
+        conn,
+        &caller.actor(),
+        Event {
+            action: "household.updated",
+            entity_type: "household",
+            entity_id: Some(id),
+            community_id: Some(&current.community_id),
+            summary: serde_json::json!({"fields": fields, "version": current.version + 1}),
+        },
+    )?;
+    if let Some(grid_id) = &moved_to {
+        tasks::household_moved(conn, id, grid_id)?;
+    }
+    found(conn, id)
+}
+
+/// Why a household leaves; checked.
+#[derive(Debug, Clone)]
+pub struct Removal {
+    pub reason: RemovalReason,
+    pub note: Option<String>,
+}
+
+/// Removes a household softly (secretaries and administrators): it leaves lists, its open tasks
+/// are cancelled and its pending tag proposal leaves the review queue, but it stays readable by
+/// id for secretaries. Removing it again changes nothing and answers the removed household.
+pub fn remove(conn: &mut DbConn, caller: &AuthUser, id: &str, r: Removal) -> ApiResult<HouseholdRow> {
+    scope::household(conn, caller, id)?;
+    caller.require(&[Role::Admin, Role::Secretary])?;
+    let current = store::find_for_update(conn, id)?.ok_or_else(|| ApiError::not_found("household"))?;
+    if current.removed_at.is_some() {
+        return Ok(current);
+    }
+    let at = now();
+    let changes = HouseholdChanges {
+        removed_at: Some(Some(at)),
+        removed_reason: Some(Some(r.reason.as_str().to_owned())),
+        removed_note: Some(r.note.clone()),
+        version: Some(current.version + 1),
+        updated_at: Some(at),
+        ..Default::default()
+    };
+    if !store::update(conn, id, current.version, &changes)? {
+        return Err(ApiError::PreconditionFailed("the household changed meanwhile; try again".into()));
+    }
+    let why = format!("household removed: {}", r.reason.as_str());
+    let cancelled = store::cancel_open_tasks(conn, id, &why, at)?;
+    // Its pending proposal leaves the review queue: there is nothing left to decide.
+    if let Some(change) = tags::cancel_pending(conn, id, &caller.id, at, &why)? {
+        audit::record(
+            conn,
+            &caller.actor(),
+            Event {
+                action: "tag_change.cancelled",
+                entity_type: "tag_change",
+                entity_id: Some(&change),
+                community_id: Some(&current.community_id),
+                summary: serde_json::json!({"household_id": id, "reason": why}),
+            },
+        )?;
+    }
+    audit::record(
+        conn,
+        &caller.actor(),
+        Event {
+            action: "household.removed",
+            entity_type: "household",
+            entity_id: Some(id),
+            community_id: Some(&current.community_id),
+            summary: serde_json::json!({"reason": r.reason.as_str(), "note": r.note, "tasks_cancelled": cancelled}),
+        },
+    )?;
+    found(conn, id)
+}
+
+/// A grid in the caller's scope to put a household in, of `community` when given; 422
+/// `grid_id` otherwise. A failure to look (the database) stays what it is.
+fn target_grid(conn: &mut DbConn, caller: &AuthUser, id: &str, community: Option<&str>) -> ApiResult<GridRow> {
+    let unknown = |where_: &str| ApiError::invalid("grid_id", "unknown", format!("no such grid in {where_}"));
+    match scope::grid(conn, caller, id) {
+        Ok(grid) if community.is_none_or(|c| c == grid.community_id) => Ok(grid),
+        Ok(_) => Err(unknown("this community")),
+        Err(ApiError::NotFound(_)) => Err(unknown(if community.is_some() { "this community" } else { "your scope" })),
+        Err(e) => Err(e),
+    }
+}
+
+/// The household as stored now.
+fn found(conn: &mut DbConn, id: &str) -> ApiResult<HouseholdRow> {
+    store::find(conn, id)?.ok_or_else(|| ApiError::not_found("household"))
+}

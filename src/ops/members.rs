@@ -1,0 +1,272 @@
+//! Members of households: adding one (retried safely with a client id), editing and removing
+//! one. Each change locks the household first, refreshes its member count and keeps the ID
+//! number in agreement with the birth date and gender.
+
+use chrono::{NaiveDate, Utc};
+
+use crate::auth::{AuthUser, scope};
+use crate::db::DbConn;
+use crate::domain::text::date_in_range;
+use crate::domain::{Gender, IdNumber, IdNumberError, Relation};
+use crate::error::{ApiError, ApiResult, ErrorCode, FieldError};
+use crate::ops::check_version;
+use crate::store::audit::{self, Event};
+use crate::store::households::{self as store, HouseholdRow, MemberChanges, MemberRow};
+use crate::store::now;
+use crate::store::replay::Origin;
+
+fn id_number_error(e: IdNumberError) -> FieldError {
+    FieldError::new("id_number", e.code(), e.to_string())
+}
+
+/// An ID number as the `id_number` field.
+pub fn parse_id_number(raw: &str) -> Result<IdNumber, FieldError> {
+    IdNumber::parse(raw).map_err(id_number_error)
+}
+
+/// A birth date: a past date after 1900.
+pub fn check_birth_date(d: NaiveDate) -> Result<(), FieldError> {
+    if d > Utc::now().date_naive() || !date_in_range(d) {
+        return Err(FieldError::new("birth_date", "out_of_range", "must be a past date after 1900"));
+    }
+    Ok(())
+}
+
+/// A member's gender, birth date and ID number, agreeing with each other: the one constructor
+/// checks them, and takes the birth date from the ID number when none is given.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    gender: Gender,
+    birth_date: Option<NaiveDate>,
+    id_number: Option<IdNumber>,
+}
+
+impl Identity {
+    pub fn new(gender: Gender, birth_date: Option<NaiveDate>, id_number: Option<IdNumber>) -> Result<Self, FieldError> {
+        if let Some(d) = birth_date {
+            check_birth_date(d)?;
+        }
+        if let Some(n) = &id_number {
+            n.agrees_with(birth_date, Some(gender)).map_err(id_number_error)?;
+        }
+        let birth_date = birth_date.or(id_number.as_ref().map(IdNumber::birth_date));
+        Ok(Identity { gender, birth_date, id_number })
+    }
+
+    fn id_number(&self) -> Option<String> {
+        self.id_number.as_ref().map(|n| n.as_str().to_owned())
+    }
+}
+
+/// A member to add; checked.
+#[derive(Debug, Clone)]
+pub struct NewMember {
+    /// The client's id, or a new one.
+    pub id: String,
+    pub name: String,
+    pub identity: Identity,
+    /// Normalised (`Phone::as_str`).
+    pub phone: Option<String>,
+    pub relation: Relation,
+    pub living_alone: bool,
+    /// 1 (most severe) to 4.
+    pub disability_grade: Option<i32>,
+    pub chronic_illness: bool,
+    pub serious_illness: bool,
+    pub low_income: bool,
+    pub extreme_poverty: bool,
+    pub notes: Option<String>,
+}
+
+/// Adds a member to a household that was not removed (409 `household_removed`). The same
+/// request again from its author is answered with the stored member (`false`: nothing new)
+/// while it is current; anything else with its id is a 409 `id_conflict`.
+pub fn add(conn: &mut DbConn, caller: &AuthUser, household_id: &str, m: NewMember) -> ApiResult<(bool, MemberRow)> {
+    let household = scope::household_for_update(conn, caller, household_id)?;
+    let at = now();
+    let row = MemberRow {
+        id: m.id,
+        household_id: household.id.clone(),
+        name: m.name,
+        gender: m.identity.gender,
+        birth_date: m.identity.birth_date,
+        id_number: m.identity.id_number(),
+        phone: m.phone,
+        relation: m.relation,
+        living_alone: m.living_alone,
+        disability_grade: m.disability_grade,
+        chronic_illness: m.chronic_illness,
+        serious_illness: m.serious_illness,
+        low_income: m.low_income,
+        extreme_poverty: m.extreme_poverty,
+        notes: m.notes,
+        version: 1,
+        created_at: at,
+        updated_at: at,
+        removed_at: None,
+    };
+    let content = serde_json::json!({"household_id": row.household_id, "name": row.name,
+        "gender": row.gender, "birth_date": row.birth_date, "id_number": row.id_number, "phone": row.phone,
+        "relation": row.relation, "living_alone": row.living_alone, "disability_grade": row.disability_grade,
+        "chronic_illness": row.chronic_illness, "serious_illness": row.serious_illness,
+        "low_income": row.low_income, "extreme_poverty": row.extreme_poverty, "notes": row.notes});
+    let origin = Origin::of(&caller.id, &content);
+    if !store::insert_new_member(conn, &row, &origin)? {
+        let stored = store::member_origin(conn, &row.id)?.ok_or_else(|| ApiError::not_found("member"))?;
+        origin.retries(&stored)?;
+        let existing = store::find_member(conn, &row.id)?.filter(|m| m.removed_at.is_none());
+        let existing =
+            existing.ok_or_else(|| ApiError::conflict(ErrorCode::IdConflict, "the member has been removed since"))?;
+        return Ok((false, existing));
+    }
+    let summary = serde_json::json!({"household_id": household.id, "relation": row.relation});
+    changed(conn, caller, &household, "member.created", &row.id, summary)?;
+    Ok((true, row))
+}
+
+/// An edit: each field present replaces the stored one (`Some(None)` clears); checked.
+#[derive(Debug, Clone, Default)]
+pub struct MemberEdit {
+    pub name: Option<String>,
+    pub gender: Option<Gender>,
+    pub birth_date: Option<Option<NaiveDate>>,
+    pub id_number: Option<Option<IdNumber>>,
+    /// Normalised (`Phone::as_str`).
+    pub phone: Option<Option<String>>,
+    pub relation: Option<Relation>,
+    pub living_alone: Option<bool>,
+    /// 1 (most severe) to 4.
+    pub disability_grade: Option<Option<i32>>,
+    pub chronic_illness: Option<bool>,
+    pub serious_illness: Option<bool>,
+    pub low_income: Option<bool>,
+    pub extreme_poverty: Option<bool>,
+    pub notes: Option<Option<String>>,
+}
+
+/// Edits a member of a household that was not removed (409 `household_removed`). The ID number
+/// must still agree with the birth date and gender afterwards (422 `id_number`).
+pub fn edit(
+    conn: &mut DbConn,
+    caller: &AuthUser,
+    id: &str,
+    expected: Option<&str>,
+    e: MemberEdit,
+) -> ApiResult<MemberRow> {
+    let (current, household) = scope::member_for_update(conn, caller, id)?;
+    let fields = audit::fields_set([
+        ("name", e.name.is_some()),
+        ("gender", e.gender.is_some()),
+        ("birth_date", e.birth_date.is_some()),
+        ("id_number", e.id_number.is_some()),
+        ("phone", e.phone.is_some()),
+        ("relation", e.relation.is_some()),
+        ("living_alone", e.living_alone.is_some()),
+        ("disability_grade", e.disability_grade.is_some()),
+        ("chronic_illness", e.chronic_illness.is_some()),
+        ("serious_illness", e.serious_illness.is_some()),
+        ("low_income", e.low_income.is_some()),
+        ("extreme_poverty", e.extreme_poverty.is_some()),
+        ("notes", e.notes.is_some()),
+    ]);
+    let invalid = |f: FieldError| ApiError::Validation(vec![f]);
+    let id_number = match e.id_number {
+        Some(n) => n,
+        None => current.id_number.as_deref().map(parse_id_number).transpose().map_err(invalid)?,
+    };
+    let gender = e.gender.unwrap_or(current.gender);
+    let identity = Identity::new(gender, e.birth_date.unwrap_or(current.birth_date), id_number).map_err(invalid)?;
+    check_version(expected, current.version)?;
+    let changes = MemberChanges {
+        name: e.name,
+        gender: e.gender.map(|g| g.as_str().to_owned()),
+        birth_date: Some(identity.birth_date),
+        id_number: Some(identity.id_number()),
+        phone: e.phone,
+        relation: e.relation.map(|r| r.as_str().to_owned()),
+        living_alone: e.living_alone,
+        disability_grade: e.disability_grade,
+        chronic_illness: e.chronic_illness,
+        serious_illness: e.serious_illness,
+        low_income: e.low_income,
+        extreme_poverty: e.extreme_poverty,
+        notes: e.notes,
+        version: Some(current.version + 1),
+        updated_at: Some(now()),
+        removed_at: None,
+    };
+    if !store::update_member(conn, id, current.version, &changes)? {
+        return Err(ApiError::PreconditionFailed("the member changed meanwhile; fetch it again".into()));
+    }
+    let summary = serde_json::json!({"household_id": household.id, "fields": fields});
+    changed(conn, caller, &household, "member.updated", id, summary)?;
+    store::find_member(conn, id)?.ok_or_else(|| ApiError::not_found("member"))
+}
+
+/// Removes a member from a household that was not removed (moved out, deceased, registered in
+/// error; 409 `household_removed` otherwise).
+pub fn remove(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<()> {
+    let (current, household) = scope::member_for_update(conn, caller, id)?;
+    let at = now();
+    let changes = MemberChanges {
+        removed_at: Some(Some(at)),
+        version: Some(current.version + 1),
+        updated_at: Some(at),
+        ..Default::default()
+    };
+    if !store::update_member(conn, id, current.version, &changes)? {
+        return Err(ApiError::internal(anyhow::anyhow!("a locked member changed")));
+    }
+    changed(conn, caller, &household, "member.removed", id, serde_json::json!({"household_id": household.id}))
+}
+
+/// What every member change does after its write: the household's member count (and its
+/// `updated_at`, which syncing clients follow), and the audit event.
+fn changed(
+    conn: &mut DbConn,
+    caller: &AuthUser,
+    household: &HouseholdRow,
+    action: &str,
+    member_id: &str,
+    summary: serde_json::Value,
+) -> ApiResult<()> {
+    store::refresh_member_count(conn, &household.id, now())?;
+    audit::record(
+        conn,
+        &caller.actor(),
+        Event {
+            action,
+            entity_type: "member",
+            entity_id: Some(member_id),
+            community_id: Some(&household.community_id),
+            summary,
+        },
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::check_char;
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn an_identity_agrees_with_itself_and_dates_the_member() {
+        let first17 = "11010519491231002"; // born 1949-12-31, an even sequence: female
+        let n = IdNumber::parse(&format!("{first17}{}", check_char(first17))).unwrap();
+        let i = Identity::new(Gender::Female, None, Some(n.clone())).unwrap();
+        assert_eq!(i.birth_date, Some(day("1949-12-31")));
+        let e = Identity::new(Gender::Male, None, Some(n.clone())).unwrap_err();
+        assert_eq!((e.field.as_str(), e.code.as_str()), ("id_number", "gender_mismatch"));
+        let e = Identity::new(Gender::Female, Some(day("1950-01-01")), Some(n)).unwrap_err();
+        assert_eq!((e.field.as_str(), e.code.as_str()), ("id_number", "birth_date_mismatch"));
+        let tomorrow = Utc::now().date_naive() + chrono::Days::new(1);
+        let e = Identity::new(Gender::Male, Some(tomorrow), None).unwrap_err();
+        assert_eq!((e.field.as_str(), e.code.as_str()), ("birth_date", "out_of_range"));
+        assert!(Identity::new(Gender::Male, None, None).is_ok_and(|i| i.birth_date.is_none()));
+    }
+}

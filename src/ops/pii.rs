@@ -1,0 +1,48 @@
+//! The audited reveal of personal data. Every other answer masks ID numbers, birth dates and
+//! phones (see [`crate::domain::mask`]); the full values go to the community's secretary and the
+//! grid's workers only, for a stated reason, and each reveal is an audit event with that reason.
+
+use crate::auth::{AuthUser, scope};
+use crate::db::DbConn;
+use crate::domain::Role;
+use crate::error::ApiResult;
+use crate::store::audit::{self, Event};
+use crate::store::households::{HouseholdRow, MemberRow};
+
+/// A member with their full values, for `reason` (checked: visible text, trimmed).
+pub fn reveal_member(conn: &mut DbConn, caller: &AuthUser, id: &str, reason: &str) -> ApiResult<MemberRow> {
+    let (member, household) = scope::member(conn, caller, id)?;
+    revealed(conn, caller, &household, reason, ("member.pii_revealed", "member", &member.id))?;
+    Ok(member)
+}
+
+/// A household with its full phone, for `reason` (checked: visible text, trimmed).
+pub fn reveal_household(conn: &mut DbConn, caller: &AuthUser, id: &str, reason: &str) -> ApiResult<HouseholdRow> {
+    let household = scope::household(conn, caller, id)?;
+    revealed(conn, caller, &household, reason, ("household.pii_revealed", "household", &household.id))?;
+    Ok(household)
+}
+
+/// The role check and the audit event every reveal shares. Administrators oversee communities
+/// but are no one's secretary: they see masked values only (403).
+fn revealed(
+    conn: &mut DbConn,
+    caller: &AuthUser,
+    household: &HouseholdRow,
+    reason: &str,
+    (action, entity_type, entity_id): (&str, &str, &str),
+) -> ApiResult<()> {
+    caller.require(&[Role::Secretary, Role::GridWorker])?;
+    audit::record(
+        conn,
+        &caller.actor(),
+        Event {
+            action,
+            entity_type,
+            entity_id: Some(entity_id),
+            community_id: Some(&household.community_id),
+            summary: serde_json::json!({"reason": reason, "household_id": household.id}),
+        },
+    )?;
+    Ok(())
+}
