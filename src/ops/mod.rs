@@ -9,6 +9,7 @@
 //!
 //! Operations return stored rows; rendering them is the caller's business.
 
+pub mod users;
 pub mod visits;
 
 use crate::error::{ApiError, ApiResult};
