@@ -9,6 +9,8 @@
 //!
 //! Operations return stored rows; rendering them is the caller's business.
 
+pub mod communities;
+pub mod grids;
 pub mod users;
 pub mod visits;
 
