@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use gridlight::config::{Config, DbConfig, LogConfig, ServerConfig};
+use gridlight::ops::users::Acting;
 
 /// mimalloc instead of glibc's malloc: answering a page allocates many small strings (rows,
 /// JSON), and glibc's allocator took about a fifth of the CPU time of a households page.
@@ -188,14 +189,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let row = actix_web::web::block(move || -> anyhow::Result<_> {
                 let db = gridlight::db::Db::connect(&db_config)?;
                 db.migrate()?;
-                let created = (|| {
-                    let (username, phone) = gridlight::api::users::validate_new_user(&input)?;
-                    let hash = gridlight::auth::password::hash(&input.password)?;
-                    db.write_blocking(|conn| {
-                        let actor = gridlight::store::audit::Actor::default();
-                        gridlight::api::users::create_user(conn, &actor, &input, &username, phone.as_deref(), &hash)
-                    })
-                })();
+                let created = input.checked().and_then(|account| {
+                    db.write_blocking(|conn| gridlight::ops::users::create(conn, Acting::Operator, account))
+                });
                 created.map_err(describe)
             })
             .await??;

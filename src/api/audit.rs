@@ -2,7 +2,6 @@
 
 use actix_web::web;
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -10,11 +9,11 @@ use crate::AppState;
 use crate::api::input::{Instant, Params};
 use crate::api::pagination::{Page, decode_cursor, fetch_limit, page};
 use crate::auth::AuthUser;
-use crate::db::schema::audit_events;
 use crate::domain::Role;
 use crate::error::{ApiResult, PROBLEM_JSON as PROBLEM, Problem};
+use crate::store::audit::{self as store, EventRow, ListFilter};
 
-#[derive(Serialize, ToSchema, Queryable)]
+#[derive(Serialize, ToSchema)]
 pub struct AuditEventOut {
     pub id: String,
     pub at: DateTime<Utc>,
@@ -29,6 +28,22 @@ pub struct AuditEventOut {
     #[schema(value_type = Object)]
     pub summary: serde_json::Value,
     pub request_id: Option<String>,
+}
+
+impl From<EventRow> for AuditEventOut {
+    fn from(e: EventRow) -> Self {
+        AuditEventOut {
+            id: e.id,
+            at: e.at.and_utc(),
+            actor_id: e.actor_id,
+            action: e.action,
+            entity_type: e.entity_type,
+            entity_id: e.entity_id,
+            community_id: e.community_id,
+            summary: e.summary.0,
+            request_id: e.request_id,
+        }
+    }
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -51,28 +66,13 @@ pub struct ListAudit {
     pub cursor: Option<String>,
 }
 
-type Row = (
-    String,
-    chrono::NaiveDateTime,
-    Option<String>,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<String>,
-);
-
 /// The audit log, newest first: everything for administrators, their community's events for
 /// secretaries.
 #[utoipa::path(get, path = "/api/v1/audit-events", tag = "audit", operation_id = "list_audit_events",
     params(ListAudit), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of events", body = Page<AuditEventOut>),
-        (status = 400, description = "Malformed query", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Grid workers do not read the audit log", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -82,66 +82,17 @@ pub async fn list(
     caller.require(&[Role::Admin, Role::Secretary])?;
     let q = query.into_inner();
     let fetch = fetch_limit(q.limit)?;
-    let before = decode_cursor(q.cursor.as_deref(), 1)?.map(|mut k| k.remove(0));
-    let community = if caller.is_admin() { None } else { caller.community_id.clone() };
-    let rows: Vec<Row> = state
-        .db
-        .read(move |conn| {
-            let mut query = audit_events::table
-                .select((
-                    audit_events::id,
-                    audit_events::at,
-                    audit_events::actor_id,
-                    audit_events::action,
-                    audit_events::entity_type,
-                    audit_events::entity_id,
-                    audit_events::community_id,
-                    audit_events::summary,
-                    audit_events::request_id,
-                ))
-                .order(audit_events::id.desc())
-                .limit(fetch)
-                .into_boxed();
-            if let Some(c) = community {
-                query = query.filter(audit_events::community_id.eq(c));
-            }
-            if let Some(t) = q.entity_type {
-                query = query.filter(audit_events::entity_type.eq(t));
-            }
-            if let Some(e) = q.entity_id {
-                query = query.filter(audit_events::entity_id.eq(e));
-            }
-            if let Some(a) = q.actor_id {
-                query = query.filter(audit_events::actor_id.eq(a));
-            }
-            if let Some(f) = q.from {
-                query = query.filter(audit_events::at.ge(f.0.naive_utc()));
-            }
-            if let Some(t) = q.to {
-                query = query.filter(audit_events::at.lt(t.0.naive_utc()));
-            }
-            if let Some(b) = before {
-                query = query.filter(audit_events::id.lt(b));
-            }
-            Ok(query.load(conn)?)
-        })
-        .await?;
-    Ok(web::Json(page(
-        rows,
-        fetch,
-        |r| vec![r.0.clone()],
-        |r| AuditEventOut {
-            id: r.0,
-            at: r.1.and_utc(),
-            actor_id: r.2,
-            action: r.3,
-            entity_type: r.4,
-            entity_id: r.5,
-            community_id: r.6,
-            summary: serde_json::from_str(&r.7).unwrap_or(serde_json::Value::Null),
-            request_id: r.8,
-        },
-    )))
+    let filter = ListFilter {
+        community_id: if caller.is_admin() { None } else { caller.community_id.clone() },
+        entity_type: q.entity_type,
+        entity_id: q.entity_id,
+        actor_id: q.actor_id,
+        from: q.from.map(|f| f.0.naive_utc()),
+        to: q.to.map(|t| t.0.naive_utc()),
+        before: decode_cursor(q.cursor.as_deref(), 1)?.map(|mut k| k.remove(0)),
+    };
+    let rows = state.db.read(move |conn| Ok(store::list(conn, &filter, fetch)?)).await?;
+    Ok(web::Json(page(rows, fetch, |e| vec![e.id.clone()], AuditEventOut::from)))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -1,29 +1,35 @@
-//! Sessions: login, refresh, logout, and the caller's own account (`/me`).
+//! Sessions: login, refresh, logout, and the caller's own account (`/me`). The writes are in
+//! [`crate::ops::users`]; every password check goes through the throttle of
+//! [`crate::auth::throttle`].
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use validator::Validate;
 
 use crate::AppState;
 use crate::api::input::Body;
 use crate::api::users::UserOut;
+use crate::api::validate::{declared, done};
 use crate::auth::extractor::request_id;
 use crate::auth::throttle::{self, Refusals, Throttle};
 use crate::auth::token::issue_access;
 use crate::auth::{AuthUser, password};
-use crate::error::{ApiError, ApiResult, ErrorCode, FieldError, PROBLEM_JSON as PROBLEM, Problem};
-use crate::store::audit::{self, Actor, Event};
-use crate::store::now;
-use crate::store::sessions::{self, Rotation};
-use crate::store::users::{self, UserChanges, UserRow};
+use crate::error::{ApiError, ApiResult, PROBLEM_JSON as PROBLEM, Problem};
+use crate::ops;
+use crate::ops::users::{account_event, sign_in_event};
+use crate::store::audit::Actor;
+use crate::store::users::{self, UserRow};
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// Case does not matter.
     #[schema(example = "wang.fang", min_length = 1, max_length = 64)]
+    #[validate(length(min = 1, max = 64, code = "invalid_length", message = "must be 1–64 characters"))]
     pub username: String,
     #[schema(example = "a long passphrase", min_length = 1, max_length = 1024)]
+    #[validate(length(min = 1, max = 1024, code = "invalid_length", message = "must be 1–1024 characters"))]
     pub password: String,
 }
 
@@ -65,26 +71,13 @@ fn bad_credentials() -> ApiError {
     ApiError::Unauthorized("invalid username or password".into())
 }
 
-fn login_event<'a>(action: &'a str, user: Option<&'a UserRow>, username: &str) -> Event<'a> {
-    Event {
-        action,
-        entity_type: "user",
-        entity_id: user.map(|u| u.id.as_str()),
-        community_id: user.and_then(|u| u.community_id.as_deref()),
-        summary: serde_json::json!({"username": username}),
-    }
-}
-
 /// Logs in. Unknown users and wrong passwords get the same answer in similar time; too many
 /// failures on one account lock it for a while (429 with `Retry-After`).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login",
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
-        (status = 400, description = "Malformed request", body = Problem, content_type = PROBLEM),
         (status = 401, description = "Wrong username or password", body = Problem, content_type = PROBLEM),
-        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "Missing fields", body = Problem, content_type = PROBLEM),
         (status = 429, description = "Too many failed attempts on this account", body = Problem, content_type = PROBLEM,
             headers(("Retry-After" = u64, description = "Seconds until the account may try again"))),
     ))]
@@ -93,52 +86,38 @@ pub async fn login(
     req: HttpRequest,
     body: Body<LoginRequest>,
 ) -> ApiResult<web::Json<TokenResponse>> {
-    let LoginRequest { username, password: pw } = body.into_inner();
-    let bad_username = username.is_empty() || username.chars().count() > 64;
-    let bad_password = pw.is_empty() || pw.chars().count() > 1024;
-    if bad_username || bad_password {
-        let mut errors = Vec::new();
-        if bad_username {
-            errors.push(FieldError::new("username", "invalid_length", "must be 1–64 characters"));
-        }
-        if bad_password {
-            errors.push(FieldError::new("password", "invalid_length", "must be 1–1024 characters"));
-        }
-        return Err(ApiError::Validation(errors));
-    }
-    let username = username.trim().to_lowercase();
-    let actor = Actor { user_id: None, request_id: request_id(&req) };
-    let rule = Throttle::of(&state.config.server);
+    let input = body.into_inner();
+    done(declared(&input))?;
+    let username = input.username.trim().to_lowercase();
+    let request_id = request_id(&req);
     let st = state.clone();
-    web::block(move || -> ApiResult<TokenResponse> {
-        let db = &st.db;
-        let user = db.read_blocking(|c| Ok(users::find_by_username(c, &username)?))?;
-        let refusals = Refusals {
-            actor: &actor,
-            throttled: login_event("auth.login_throttled", user.as_ref(), &username),
-            failed: login_event("auth.login_failed", user.as_ref(), &username),
-        };
-        // Unknown users pay for a hash too, and are counted the same way.
-        let matched = throttle::check_password(db, rule, &username, refusals, || match &user {
-            Some(u) => password::verify(&pw, &u.password_hash) && u.active,
-            None => {
-                password::verify_dummy(&pw);
-                false
-            }
-        })?;
-        let Some(user) = user.filter(|_| matched) else {
-            return Err(bad_credentials());
-        };
-        let refresh_token = db.write_blocking(|c| {
-            throttle::succeeded(c, &username)?;
-            let actor = Actor { user_id: Some(user.id.clone()), request_id: actor.request_id.clone() };
-            audit::record(c, &actor, login_event("auth.login_succeeded", Some(&user), &username))?;
-            Ok(sessions::start_family(c, &user.id, st.config.server.refresh_token_ttl)?)
-        })?;
-        Ok(tokens(&st, user, refresh_token))
-    })
-    .await?
-    .map(web::Json)
+    web::block(move || sign_in(&st, &username, &input.password, request_id)).await?.map(web::Json)
+}
+
+/// Checks the password under the account's throttle, then starts a session. Blocking.
+fn sign_in(st: &AppState, username: &str, pw: &str, request_id: Option<String>) -> ApiResult<TokenResponse> {
+    let db = &st.db;
+    let user = db.read_blocking(|c| Ok(users::find_by_username(c, username)?))?;
+    let actor = Actor { user_id: None, request_id: request_id.clone() };
+    let refusals = Refusals {
+        actor: &actor,
+        throttled: sign_in_event("auth.login_throttled", user.as_ref(), username),
+        failed: sign_in_event("auth.login_failed", user.as_ref(), username),
+    };
+    // Unknown users pay for a hash too, and are counted the same way.
+    let matched = throttle::check_password(db, Throttle::of(&st.config.server), username, refusals, || match &user {
+        Some(u) => password::verify(pw, &u.password_hash) && u.active,
+        None => {
+            password::verify_dummy(pw);
+            false
+        }
+    })?;
+    let Some(user) = user.filter(|_| matched) else {
+        return Err(bad_credentials());
+    };
+    let lifetime = st.config.server.refresh_token_ttl;
+    let refresh_token = db.write_blocking(|c| ops::users::start_session(c, &user, username, request_id, lifetime))?;
+    Ok(tokens(st, user, refresh_token))
 }
 
 /// Exchanges a refresh token for a new access token and a new refresh token.
@@ -146,9 +125,7 @@ pub async fn login(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens", body = TokenResponse),
-        (status = 400, description = "Malformed request", body = Problem, content_type = PROBLEM),
         (status = 401, description = "Unknown, expired, revoked or reused refresh token", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "Missing fields", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn refresh(
     state: web::Data<AppState>,
@@ -157,40 +134,10 @@ pub async fn refresh(
 ) -> ApiResult<web::Json<TokenResponse>> {
     let token = body.into_inner().refresh_token;
     let request_id = request_id(&req);
-    let st = state.clone();
-    let outcome = state
-        .db
-        .write(move |c| {
-            let rotation = sessions::rotate(c, &token)?;
-            let user = match &rotation {
-                Rotation::Rotated { user_id, .. } => users::find(c, user_id)?,
-                _ => None,
-            };
-            match (rotation, user) {
-                (Rotation::Rotated { refresh_token, .. }, Some(user)) if user.active => {
-                    Ok(Some(tokens(&st, user, refresh_token)))
-                }
-                (Rotation::Reused { user_id, family_id }, _) => {
-                    let actor = Actor { user_id: Some(user_id.clone()), request_id };
-                    audit::record(
-                        c,
-                        &actor,
-                        Event {
-                            action: "auth.refresh_reused",
-                            entity_type: "user",
-                            entity_id: Some(&user_id),
-                            community_id: None,
-                            summary: serde_json::json!({"family_revoked": family_id}),
-                        },
-                    )?;
-                    tracing::warn!("a spent refresh token was presented again; its session family is revoked");
-                    Ok(None)
-                }
-                _ => Ok(None),
-            }
-        })
-        .await?;
-    outcome.map(web::Json).ok_or_else(|| ApiError::Unauthorized("the refresh token is not valid".into()))
+    let rotated = state.db.write(move |c| ops::users::refresh_session(c, &token, request_id)).await?;
+    let (user, refresh_token) =
+        rotated.ok_or_else(|| ApiError::Unauthorized("the refresh token is not valid".into()))?;
+    Ok(web::Json(tokens(&state, user, refresh_token)))
 }
 
 /// Ends the session the refresh token belongs to (every token of its family).
@@ -198,8 +145,6 @@ pub async fn refresh(
     request_body = RefreshRequest,
     responses(
         (status = 204, description = "Logged out (also when the token was already invalid)"),
-        (status = 400, description = "Malformed request", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "Missing fields", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn logout(
     state: web::Data<AppState>,
@@ -208,26 +153,7 @@ pub async fn logout(
 ) -> ApiResult<HttpResponse> {
     let token = body.into_inner().refresh_token;
     let request_id = request_id(&req);
-    state
-        .db
-        .write(move |c| {
-            if let Some(user_id) = sessions::revoke_family_of(c, &token)? {
-                let actor = Actor { user_id: Some(user_id.clone()), request_id };
-                audit::record(
-                    c,
-                    &actor,
-                    Event {
-                        action: "auth.logout",
-                        entity_type: "user",
-                        entity_id: Some(&user_id),
-                        community_id: None,
-                        summary: serde_json::json!({}),
-                    },
-                )?;
-            }
-            Ok(())
-        })
-        .await?;
+    state.db.write(move |c| ops::users::end_session(c, &token, request_id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -235,7 +161,6 @@ pub async fn logout(
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth", operation_id = "me", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's account", body = UserOut),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn me(caller: AuthUser) -> web::Json<UserOut> {
     web::Json(UserOut::from(caller.row))
@@ -251,6 +176,13 @@ pub struct ChangePassword {
     pub new_password: String,
 }
 
+impl ChangePassword {
+    fn checked(self) -> ApiResult<Self> {
+        password::check_policy("new_password", &self.new_password).map_err(|e| ApiError::Validation(vec![e]))?;
+        Ok(self)
+    }
+}
+
 /// Changes the caller's password. Every session of the account ends, this one included: log in
 /// again with the new password.
 ///
@@ -260,8 +192,6 @@ pub struct ChangePassword {
     request_body = ChangePassword, security(("bearer" = [])),
     responses(
         (status = 204, description = "Changed; all sessions ended"),
-        (status = 400, description = "Malformed request", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Wrong current password or too weak a new one", body = Problem, content_type = PROBLEM),
         (status = 429, description = "Too many failed password attempts on this account (logins included)", body = Problem, content_type = PROBLEM,
             headers(("Retry-After" = u64, description = "Seconds until the account may try again"))),
@@ -271,65 +201,30 @@ pub async fn change_password(
     caller: AuthUser,
     body: Body<ChangePassword>,
 ) -> ApiResult<HttpResponse> {
-    let input = body.into_inner();
-    password::check_policy("new_password", &input.new_password).map_err(|e| ApiError::Validation(vec![e]))?;
-    let actor = caller.actor();
-    let rule = Throttle::of(&state.config.server);
-    let (st, who, checker) = (state.clone(), caller.clone(), actor.clone());
-    let new_hash = web::block(move || {
-        let event = |action| Event {
-            action,
-            entity_type: "user",
-            entity_id: Some(&who.id),
-            community_id: who.community_id.as_deref(),
-            summary: serde_json::json!({}),
-        };
-        let refusals = Refusals {
-            actor: &checker,
-            throttled: event("auth.password_change_throttled"),
-            failed: event("auth.password_change_failed"),
-        };
-        let matched = throttle::check_password(&st.db, rule, &who.row.username, refusals, || {
+    let input = body.into_inner().checked()?;
+    let (st, who) = (state.clone(), caller.clone());
+    let hash = web::block(move || new_password_hash(&st, &who, input))
+        .await??
+        .ok_or_else(|| ApiError::invalid("current_password", "incorrect", "is not the account's password"))?;
+    state.db.write(move |c| ops::users::change_own_password(c, &caller, hash)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Checks the current password under the account's throttle; the new one's hash when it
+/// matched. Blocking.
+fn new_password_hash(st: &AppState, who: &AuthUser, input: ChangePassword) -> ApiResult<Option<String>> {
+    let actor = who.actor();
+    let event = |action| account_event(action, &who.id, who.community_id.as_deref(), serde_json::json!({}));
+    let refusals = Refusals {
+        actor: &actor,
+        throttled: event("auth.password_change_throttled"),
+        failed: event("auth.password_change_failed"),
+    };
+    let matched =
+        throttle::check_password(&st.db, Throttle::of(&st.config.server), &who.row.username, refusals, || {
             password::verify(&input.current_password, &who.row.password_hash)
         })?;
-        if matched { password::hash(&input.new_password).map(Some) } else { Ok(None) }
-    })
-    .await??
-    .ok_or_else(|| ApiError::invalid("current_password", "incorrect", "is not the account's password"))?;
-    state
-        .db
-        .write(move |c| {
-            let at = now();
-            let changes = UserChanges {
-                password_hash: Some(new_hash),
-                credentials_changed_at: Some(at),
-                version: Some(caller.row.version + 1),
-                updated_at: Some(at),
-                ..Default::default()
-            };
-            if !users::update(c, &caller.id, caller.row.version, &changes)? {
-                return Err(ApiError::conflict(
-                    ErrorCode::ConcurrentChange,
-                    "the account changed meanwhile; try again",
-                ));
-            }
-            throttle::succeeded(c, &caller.row.username)?;
-            sessions::revoke_all_for_user(c, &caller.id)?;
-            audit::record(
-                c,
-                &actor,
-                Event {
-                    action: "user.password_changed",
-                    entity_type: "user",
-                    entity_id: Some(&caller.id),
-                    community_id: caller.community_id.as_deref(),
-                    summary: serde_json::json!({}),
-                },
-            )?;
-            Ok(())
-        })
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+    if matched { password::hash(&input.new_password).map(Some) } else { Ok(None) }
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

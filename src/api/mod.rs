@@ -7,6 +7,7 @@ pub mod communities;
 pub mod conditional;
 pub mod contract;
 pub mod docs;
+pub mod grids;
 pub mod health;
 pub mod households;
 pub mod input;
@@ -47,8 +48,7 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         auth::login, auth::refresh, auth::logout, auth::me, auth::change_password,
         users::list, users::create, users::get, users::patch,
         communities::list, communities::create, communities::get, communities::patch,
-        communities::list_grids, communities::create_grid, communities::get_grid, communities::patch_grid,
-        communities::put_workers,
+        grids::list, grids::create, grids::get, grids::patch, grids::put_workers,
         households::list, households::create, households::get, households::patch, households::remove,
         members::list, members::create, members::get, members::patch, members::remove,
         pii::member, pii::household,
@@ -115,6 +115,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(auth::routes)
                 .configure(users::routes)
                 .configure(communities::routes)
+                .configure(grids::routes)
                 .configure(households::routes)
                 .configure(members::routes)
                 .configure(pii::routes)

@@ -35,6 +35,19 @@ impl GridCode {
     /// Parses a grid code of the community with `community_division_code`; surrounding
     /// whitespace is ignored.
     pub fn parse(code: &str, community_division_code: &str) -> Result<GridCode, GridCodeError> {
+        let code = Self::check_form(code)?;
+        if &code[..6] != community_division_code {
+            return Err(GridCodeError::DivisionMismatch {
+                expected: community_division_code.to_owned(),
+                found: code[..6].to_owned(),
+            });
+        }
+        Ok(GridCode(code.to_owned()))
+    }
+
+    /// The checks that need no community (14 digits, sequence not `00`), for a request that is
+    /// checked before its community is read; returns the code without surrounding whitespace.
+    pub fn check_form(code: &str) -> Result<&str, GridCodeError> {
         let code = code.trim();
         let len = code.chars().count();
         if len != 14 {
@@ -46,13 +59,7 @@ impl GridCode {
         if &code[12..] == "00" {
             return Err(GridCodeError::ZeroSequence);
         }
-        if &code[..6] != community_division_code {
-            return Err(GridCodeError::DivisionMismatch {
-                expected: community_division_code.to_owned(),
-                found: code[..6].to_owned(),
-            });
-        }
-        Ok(GridCode(code.to_owned()))
+        Ok(code)
     }
 
     pub fn as_str(&self) -> &str {
@@ -113,6 +120,13 @@ mod tests {
     #[test]
     fn rejects_sequence_zero() {
         assert_eq!(GridCode::parse("37010300200100", "370103"), Err(GridCodeError::ZeroSequence));
+    }
+
+    #[test]
+    fn the_form_is_checked_without_a_community() {
+        assert_eq!(GridCode::check_form(" 37010200200103 "), Ok("37010200200103"));
+        assert_eq!(GridCode::check_form("3701030020010"), Err(GridCodeError::Length(13)));
+        assert_eq!(GridCode::check_form("37010300200100"), Err(GridCodeError::ZeroSequence));
     }
 
     #[test]

@@ -9,12 +9,15 @@
 //!
 //! Operations return stored rows; rendering them is the caller's business.
 
+pub mod communities;
+pub mod grids;
 pub mod households;
 pub mod members;
 pub mod pii;
 pub mod plans;
 pub mod tags;
 pub mod tasks;
+pub mod users;
 pub mod visits;
 
 use crate::error::{ApiError, ApiResult};

@@ -1,9 +1,10 @@
 //! Audit events: written in the same transaction as the change they describe.
 
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde_json::Value;
 
-use super::{new_id, now};
+use super::{JsonText, new_id, now};
 use crate::db::DbConn;
 use crate::db::schema::audit_events;
 
@@ -43,4 +44,63 @@ pub fn record(conn: &mut DbConn, actor: &Actor, event: Event<'_>) -> QueryResult
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_events)]
+pub struct EventRow {
+    pub id: String,
+    pub at: NaiveDateTime,
+    pub actor_id: Option<String>,
+    pub action: String,
+    pub entity_type: String,
+    pub entity_id: Option<String>,
+    pub community_id: Option<String>,
+    pub summary: JsonText<Value>,
+    pub request_id: Option<String>,
+}
+
+/// Which events a list shows; `None` leaves a criterion out.
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    /// Only the events of this community (what a secretary reads).
+    pub community_id: Option<String>,
+    pub entity_type: Option<String>,
+    pub entity_id: Option<String>,
+    pub actor_id: Option<String>,
+    /// At or after.
+    pub from: Option<NaiveDateTime>,
+    /// Before.
+    pub to: Option<NaiveDateTime>,
+    /// Only ids before this one (keyset pagination, newest first).
+    pub before: Option<String>,
+}
+
+/// Events newest first (ids are UUIDv7, so by id).
+pub fn list(conn: &mut DbConn, filter: &ListFilter, limit: i64) -> QueryResult<Vec<EventRow>> {
+    let mut query =
+        audit_events::table.select(EventRow::as_select()).order(audit_events::id.desc()).limit(limit).into_boxed();
+    if let Some(c) = &filter.community_id {
+        query = query.filter(audit_events::community_id.eq(c));
+    }
+    if let Some(t) = &filter.entity_type {
+        query = query.filter(audit_events::entity_type.eq(t));
+    }
+    if let Some(e) = &filter.entity_id {
+        query = query.filter(audit_events::entity_id.eq(e));
+    }
+    if let Some(a) = &filter.actor_id {
+        query = query.filter(audit_events::actor_id.eq(a));
+    }
+    if let Some(f) = filter.from {
+        query = query.filter(audit_events::at.ge(f));
+    }
+    if let Some(t) = filter.to {
+        query = query.filter(audit_events::at.lt(t));
+    }
+    if let Some(b) = &filter.before {
+        query = query.filter(audit_events::id.lt(b));
+    }
+    query.load(conn)
 }

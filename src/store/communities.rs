@@ -2,9 +2,27 @@
 
 use chrono::{NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::db::DbConn;
 use crate::db::schema::{communities, grid_assignments, grids, users};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+
+/// Is this the violation of the unique index `index` (PostgreSQL names it; SQLite lists its
+/// `columns`)? The two this module expects become 409 `already_exists` with what is taken.
+fn violates(e: &DieselError, index: &str, columns: &str) -> bool {
+    matches!(e, DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
+        if info.constraint_name() == Some(index) || info.message().ends_with(columns))
+}
+
+/// A grid write whose code another grid has: 409 `already_exists`; other errors as they are.
+fn code_taken(e: DieselError, code: &str) -> ApiError {
+    if violates(&e, "grids_code_key", "grids.code") {
+        ApiError::conflict(ErrorCode::AlreadyExists, format!("the grid code {code} is taken"))
+    } else {
+        e.into()
+    }
+}
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = communities)]
@@ -46,8 +64,21 @@ pub fn find_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<Commun
     crate::locked_first!(conn, communities::table.find(id).select(CommunityRow::as_select()))
 }
 
-pub fn insert(conn: &mut DbConn, row: &CommunityRow) -> QueryResult<()> {
-    diesel::insert_into(communities::table).values(row).execute(conn).map(|_| ())
+/// Inserts a community; one of the same name in the same street and division is 409
+/// `already_exists`.
+pub fn insert(conn: &mut DbConn, row: &CommunityRow) -> ApiResult<()> {
+    diesel::insert_into(communities::table).values(row).execute(conn).map_err(name_taken)?;
+    Ok(())
+}
+
+/// A community write whose name another community of its street has: 409 `already_exists`.
+fn name_taken(e: DieselError) -> ApiError {
+    let columns = "communities.division_code, communities.street, communities.name";
+    if violates(&e, "communities_division_street_name_key", columns) {
+        ApiError::conflict(ErrorCode::AlreadyExists, "a community of that name exists in that street")
+    } else {
+        e.into()
+    }
 }
 
 /// Communities by id, optionally only one, after a cursor.
@@ -74,11 +105,14 @@ pub struct CommunityChanges {
     pub updated_at: Option<NaiveDateTime>,
 }
 
-pub fn update(conn: &mut DbConn, id: &str, version: i32, changes: &CommunityChanges) -> QueryResult<bool> {
+/// Applies `changes` if the community is still at `version`; returns whether it was. A name
+/// another community of the street has is 409 `already_exists`.
+pub fn update(conn: &mut DbConn, id: &str, version: i32, changes: &CommunityChanges) -> ApiResult<bool> {
     diesel::update(communities::table.filter(communities::id.eq(id)).filter(communities::version.eq(version)))
         .set(changes)
         .execute(conn)
         .map(|n| n == 1)
+        .map_err(name_taken)
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -105,8 +139,10 @@ pub fn find_grid_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<G
     crate::locked_first!(conn, grids::table.find(id).select(GridRow::as_select()))
 }
 
-pub fn insert_grid(conn: &mut DbConn, row: &GridRow) -> QueryResult<()> {
-    diesel::insert_into(grids::table).values(row).execute(conn).map(|_| ())
+/// Inserts a grid; a code another grid has is 409 `already_exists`.
+pub fn insert_grid(conn: &mut DbConn, row: &GridRow) -> ApiResult<()> {
+    diesel::insert_into(grids::table).values(row).execute(conn).map_err(|e| code_taken(e, &row.code))?;
+    Ok(())
 }
 
 /// A community's grids by code, optionally only those in `only`.
@@ -144,11 +180,14 @@ pub struct GridChanges {
     pub updated_at: Option<NaiveDateTime>,
 }
 
-pub fn update_grid(conn: &mut DbConn, id: &str, version: i32, changes: &GridChanges) -> QueryResult<bool> {
+/// Applies `changes` if the grid is still at `version`; returns whether it was. A new code
+/// another grid has is 409 `already_exists`.
+pub fn update_grid(conn: &mut DbConn, id: &str, version: i32, changes: &GridChanges) -> ApiResult<bool> {
     diesel::update(grids::table.filter(grids::id.eq(id)).filter(grids::version.eq(version)))
         .set(changes)
         .execute(conn)
         .map(|n| n == 1)
+        .map_err(|e| code_taken(e, changes.code.as_deref().unwrap_or_default()))
 }
 
 /// A worker of a grid, as listed on the grid.

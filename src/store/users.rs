@@ -2,10 +2,12 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::db::DbConn;
 use crate::db::schema::users;
 use crate::domain::Role;
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
@@ -61,8 +63,17 @@ pub fn find_by_username(conn: &mut DbConn, username: &str) -> QueryResult<Option
     users::table.filter(users::username.eq(username)).select(UserRow::as_select()).first(conn).optional()
 }
 
-pub fn insert(conn: &mut DbConn, user: &NewUser<'_>) -> QueryResult<()> {
-    diesel::insert_into(users::table).values(user).execute(conn).map(|_| ())
+/// Inserts an account; a taken username is 409 `already_exists`.
+pub fn insert(conn: &mut DbConn, user: &NewUser<'_>) -> ApiResult<()> {
+    diesel::insert_into(users::table).values(user).execute(conn).map_err(|e| match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
+            if info.constraint_name() == Some("users_username_key") || info.message().ends_with("users.username") =>
+        {
+            ApiError::conflict(ErrorCode::AlreadyExists, format!("the username `{}` is taken", user.username))
+        }
+        other => other.into(),
+    })?;
+    Ok(())
 }
 
 #[derive(Default)]

@@ -223,7 +223,7 @@ fn snapshot_page(
             let rows = keep(conn, rows, "grid", at, |g| &g.id)?;
             let mut sent = Vec::with_capacity(rows.len());
             for g in rows {
-                sent.push(grid(conn, &g.id)?);
+                sent.push(grid(conn, g)?);
             }
             (sent, next)
         }
@@ -292,8 +292,8 @@ fn plans(conn: &mut DbConn, community_id: &str) -> ApiResult<Vec<ChangeOut>> {
         .collect())
 }
 
-fn grid(conn: &mut DbConn, id: &str) -> ApiResult<ChangeOut> {
-    let g = crate::api::communities::load_grid_out(conn, id)?;
+fn grid(conn: &mut DbConn, row: crate::store::communities::GridRow) -> ApiResult<ChangeOut> {
+    let g = crate::api::grids::view(conn, row)?;
     let (id, version) = (g.id.clone(), g.version);
     Ok(upsert(Entity::Grid, &id, Some(version), g))
 }
@@ -490,12 +490,14 @@ fn current(
             Place::Elsewhere => put(gone(Entity::TagChange, Op::Leave, &id)),
         }
     }
-    for g in ids("grid") {
-        if visible.contains(g.as_str()) {
-            put(grid(conn, &g)?);
-        } else {
-            put(gone(Entity::Grid, Op::Leave, &g));
+    let grid_ids = ids("grid");
+    for g in store::grids_by_ids(conn, &grid_ids)? {
+        if visible.contains(g.id.as_str()) {
+            put(grid(conn, g)?);
         }
+    }
+    for g in grid_ids.iter().filter(|g| !visible.contains(g.as_str())) {
+        put(gone(Entity::Grid, Op::Leave, g));
     }
     for u in store::users_by_ids(conn, &ids("user"))? {
         if u.id == ctx.caller.id {

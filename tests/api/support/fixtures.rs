@@ -4,10 +4,10 @@ use actix_web::test::TestRequest;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
-use gridlight::api::users::{CreateUser, create_user, validate_new_user};
+use gridlight::api::users::CreateUser;
 use gridlight::db::schema::communities;
 use gridlight::domain::Role;
-use gridlight::store::audit::Actor;
+use gridlight::ops::users::{Acting, create};
 
 use super::{TestApp, TestResponse};
 
@@ -50,14 +50,8 @@ impl TestApp {
             community_id: community.map(str::to_owned),
             phone: Some("13800138000".to_owned()),
         };
-        let (name, phone) = validate_new_user(&input).expect("valid test user");
-        let hash = gridlight::auth::password::hash(PASSWORD).unwrap();
-        self.state
-            .db
-            .write(move |conn| create_user(conn, &Actor::default(), &input, &name, phone.as_deref(), &hash))
-            .await
-            .expect("create test user")
-            .id
+        let account = input.checked().expect("valid test user");
+        self.state.db.write(move |conn| create(conn, Acting::Operator, account)).await.expect("create test user").id
     }
 
     pub async fn login_as(&self, username: &str, password: &str) -> TestResponse {

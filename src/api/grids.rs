@@ -1,0 +1,322 @@
+//! Grids: `/communities/{id}/grids`, `/grids/{id}`, `/grids/{id}/workers`. The rules are in
+//! [`crate::ops::grids`].
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::Validate;
+
+use crate::AppState;
+use crate::api::conditional::{IfMatch, etag, saved};
+use crate::api::input::{Body, Params};
+use crate::api::pagination::{Page, PageQuery, decode_cursor, fetch_limit, page};
+use crate::api::validate::{clean, clean_optional, declared, done};
+use crate::auth::AuthUser;
+use crate::auth::scope::{self, Reach};
+use crate::db::DbConn;
+use crate::domain::GridCode;
+use crate::domain::text::{optional_line, optional_lines, required_line};
+use crate::error::{ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
+use crate::ops;
+use crate::ops::grids::{Assignment, GridEdit, NewGrid};
+use crate::store::communities::{self, GridRow};
+
+#[derive(Serialize, Deserialize, ToSchema, Validate, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Station {
+    /// 网格驿站 name.
+    #[schema(example = "建新网格驿站", min_length = 1, max_length = 64)]
+    #[validate(length(max = 64, code = "too_long"), custom(function = "required_line"))]
+    pub name: String,
+    #[schema(example = "建新社区 3 号楼一层", max_length = 128)]
+    #[validate(length(max = 128, code = "too_long"), custom(function = "optional_line"))]
+    pub address: Option<String>,
+}
+
+impl Station {
+    /// As stored: its text trimmed; a blank address is none.
+    fn cleaned(self) -> ops::grids::Station {
+        ops::grids::Station { name: clean(&self.name), address: clean_optional(self.address.as_deref()) }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GridWorkerOut {
+    pub user_id: String,
+    pub username: String,
+    pub display_name: String,
+    pub primary: bool,
+    pub active: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GridOut {
+    pub id: String,
+    pub community_id: String,
+    /// CJ/T 349-2010: division (6) + street (3) + community (3) + grid (2).
+    #[schema(example = "37010300100101")]
+    pub code: String,
+    #[schema(example = "建新社区第一网格")]
+    pub name: String,
+    pub description: Option<String>,
+    pub station: Option<Station>,
+    pub workers: Vec<GridWorkerOut>,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A grid with its workers.
+pub fn view(conn: &mut DbConn, g: GridRow) -> ApiResult<GridOut> {
+    let workers = communities::grid_workers(conn, &g.id)?;
+    Ok(GridOut {
+        station: g.station_name.map(|name| Station { name, address: g.station_address }),
+        workers: workers
+            .into_iter()
+            .map(|w| GridWorkerOut {
+                user_id: w.user_id,
+                username: w.username,
+                display_name: w.display_name,
+                primary: w.is_primary,
+                active: w.active,
+            })
+            .collect(),
+        id: g.id,
+        community_id: g.community_id,
+        code: g.code,
+        name: g.name,
+        description: g.description,
+        version: g.version,
+        created_at: g.created_at.and_utc(),
+        updated_at: g.updated_at.and_utc(),
+    })
+}
+
+/// Runs a grid operation in a write transaction; the grid as it then is, with its workers.
+async fn write(
+    state: &AppState,
+    op: impl FnOnce(&mut DbConn) -> ApiResult<GridRow> + Send + 'static,
+) -> ApiResult<GridOut> {
+    state
+        .db
+        .write(move |conn| {
+            let row = op(conn)?;
+            view(conn, row)
+        })
+        .await
+}
+
+/// The form of a grid code (the division part is checked against the community by the
+/// operation); the code without surrounding whitespace.
+fn code(code: &str, errors: &mut Vec<FieldError>) -> String {
+    GridCode::check_form(code).map(str::to_owned).unwrap_or_else(|e| {
+        errors.push(FieldError::new("code", e.code(), e.to_string()));
+        String::new()
+    })
+}
+
+#[derive(Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGrid {
+    /// CJ/T 349-2010: the community's division code (6), street (3), community (3), grid
+    /// sequence (2, not `00`).
+    #[schema(example = "37010300100101", pattern = "^[0-9]{12}(0[1-9]|[1-9][0-9])$")]
+    pub code: String,
+    #[schema(example = "建新社区第一网格", min_length = 1, max_length = 64)]
+    #[validate(length(max = 64, code = "too_long"), custom(function = "required_line"))]
+    pub name: String,
+    #[schema(example = "建新路以东、七里山路以北的 6 栋楼", max_length = 500)]
+    #[validate(length(max = 500, code = "too_long"), custom(function = "optional_lines"))]
+    pub description: Option<String>,
+    #[validate(nested)]
+    pub station: Option<Station>,
+}
+
+impl CreateGrid {
+    fn checked(self) -> ApiResult<NewGrid> {
+        let mut errors = declared(&self);
+        let code = code(&self.code, &mut errors);
+        done(errors)?;
+        Ok(NewGrid {
+            code,
+            name: clean(&self.name),
+            description: clean_optional(self.description.as_deref()),
+            station: self.station.map(Station::cleaned),
+        })
+    }
+}
+
+/// Creates a grid in a community (its secretary, or an administrator).
+#[utoipa::path(post, path = "/api/v1/communities/{id}/grids", tag = "grids", operation_id = "create_grid",
+    params(("id" = String, Path, description = "Community id")),
+    request_body = CreateGrid, security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = GridOut, headers(("ETag" = String, description = "Version"))),
+        (status = 403, description = "Grid workers do not manage grids", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "The grid code is taken (`already_exists`)", body = Problem, content_type = PROBLEM),
+    ))]
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    path: web::Path<String>,
+    body: Body<CreateGrid>,
+) -> ApiResult<HttpResponse> {
+    let (community_id, input) = (path.into_inner(), body.into_inner().checked()?);
+    let out = write(&state, move |conn| ops::grids::create(conn, &caller, &community_id, input)).await?;
+    Ok(saved(true, out.version, &out))
+}
+
+/// Lists a community's grids by code; grid workers see the grids they are assigned to.
+#[utoipa::path(get, path = "/api/v1/communities/{id}/grids", tag = "grids", operation_id = "list_grids",
+    params(("id" = String, Path, description = "Community id"), PageQuery), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of grids", body = Page<GridOut>),
+    ))]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    path: web::Path<String>,
+    query: Params<PageQuery>,
+) -> ApiResult<web::Json<Page<GridOut>>> {
+    let community_id = path.into_inner();
+    let fetch = fetch_limit(query.limit)?;
+    let after = decode_cursor(query.cursor.as_deref(), 1)?.map(|mut k| k.remove(0));
+    let out = state
+        .db
+        .read(move |conn| {
+            scope::community(conn, &caller, &community_id)?;
+            let only = match scope::reach(conn, &caller)? {
+                Reach::Grids { grid_ids, .. } => Some(grid_ids),
+                _ => None,
+            };
+            let rows = communities::list_grids(conn, &community_id, only.as_deref(), after.as_deref(), fetch)?;
+            let keyed = page(rows, fetch, |g| vec![g.code.clone()], |g| g);
+            let items = keyed.items.into_iter().map(|g| view(conn, g)).collect::<ApiResult<_>>()?;
+            Ok(Page { items, next_cursor: keyed.next_cursor })
+        })
+        .await?;
+    Ok(web::Json(out))
+}
+
+/// One grid, with its workers.
+#[utoipa::path(get, path = "/api/v1/grids/{id}", tag = "grids", operation_id = "get_grid",
+    params(("id" = String, Path, description = "Grid id")), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The grid", body = GridOut, headers(("ETag" = String, description = "Version"))),
+    ))]
+pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let out = state
+        .db
+        .read(move |conn| {
+            let row = scope::grid(conn, &caller, &id)?;
+            view(conn, row)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().insert_header(etag(out.version)).json(out))
+}
+
+#[derive(Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct PatchGrid {
+    /// CJ/T 349-2010, starting with the community's division code.
+    #[schema(example = "37010300100101", pattern = "^[0-9]{12}(0[1-9]|[1-9][0-9])$")]
+    pub code: Option<String>,
+    #[schema(example = "建新社区第一网格", min_length = 1, max_length = 64)]
+    #[validate(length(max = 64, code = "too_long"), custom(function = "required_line"))]
+    pub name: Option<String>,
+    /// A new description, or `null` to clear it.
+    #[serde(default, deserialize_with = "crate::api::double_option")]
+    #[schema(value_type = Option<String>, example = "建新路以东的 6 栋楼", max_length = 500)]
+    #[validate(length(max = 500, code = "too_long"), custom(function = "optional_lines"))]
+    pub description: Option<Option<String>>,
+    /// A new station, or `null` to clear it.
+    #[serde(default, deserialize_with = "crate::api::double_option")]
+    #[schema(value_type = Option<Station>)]
+    #[validate(nested)]
+    pub station: Option<Option<Station>>,
+}
+
+impl PatchGrid {
+    fn checked(self) -> ApiResult<GridEdit> {
+        let mut errors = declared(&self);
+        let code = self.code.map(|c| code(&c, &mut errors));
+        done(errors)?;
+        Ok(GridEdit {
+            code,
+            name: self.name.as_deref().map(clean),
+            description: self.description.map(|d| clean_optional(d.as_deref())),
+            station: self.station.map(|s| s.map(Station::cleaned)),
+        })
+    }
+}
+
+/// Changes a grid (its community's secretary, or an administrator).
+#[utoipa::path(patch, path = "/api/v1/grids/{id}", tag = "grids", operation_id = "update_grid",
+    params(("id" = String, Path, description = "Grid id"),
+           ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    request_body = PatchGrid, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The changed grid", body = GridOut, headers(("ETag" = String, description = "Version"))),
+        (status = 403, description = "Grid workers do not manage grids", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "The grid code is taken (`already_exists`)", body = Problem, content_type = PROBLEM),
+        (status = 412, description = "If-Match names an old version", body = Problem, content_type = PROBLEM),
+    ))]
+pub async fn patch(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    if_match: IfMatch,
+    path: web::Path<String>,
+    body: Body<PatchGrid>,
+) -> ApiResult<HttpResponse> {
+    let (id, edit) = (path.into_inner(), body.into_inner().checked()?);
+    let out = write(&state, move |conn| ops::grids::edit(conn, &caller, &id, if_match.version(), edit)).await?;
+    Ok(saved(false, out.version, &out))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerAssignment {
+    /// A grid worker of the grid's community.
+    #[schema(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
+    pub user_id: String,
+    /// The grid's primary worker gets its new tasks; at most one per grid.
+    #[serde(default)]
+    pub primary: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutWorkers {
+    pub workers: Vec<WorkerAssignment>,
+}
+
+/// Replaces a grid's worker assignments (its community's secretary, or an administrator).
+/// When the primary worker changes, the grid's open tasks move to the new one.
+#[utoipa::path(put, path = "/api/v1/grids/{id}/workers", tag = "grids", operation_id = "put_grid_workers",
+    params(("id" = String, Path, description = "Grid id")),
+    request_body = PutWorkers, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The grid with its new workers", body = GridOut, headers(("ETag" = String, description = "Version"))),
+        (status = 403, description = "Grid workers do not manage assignments", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Unknown users, users of another community or role, two primaries", body = Problem, content_type = PROBLEM),
+    ))]
+pub async fn put_workers(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    path: web::Path<String>,
+    body: Body<PutWorkers>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let workers: Vec<Assignment> =
+        body.into_inner().workers.into_iter().map(|w| Assignment { user_id: w.user_id, primary: w.primary }).collect();
+    let out = write(&state, move |conn| ops::grids::set_workers(conn, &caller, &id, workers)).await?;
+    Ok(saved(false, out.version, &out))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/communities/{id}/grids").route(web::get().to(list)).route(web::post().to(create)))
+        .service(web::resource("/grids/{id}").route(web::get().to(get)).route(web::patch().to(patch)))
+        .service(web::resource("/grids/{id}/workers").route(web::put().to(put_workers)));
+}
