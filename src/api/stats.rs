@@ -31,7 +31,6 @@
 //! - a worker's tasks are the tasks assigned to them; their visits the visits they recorded;
 //!   their red coverage that of the grids they are assigned to now.
 
-use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
 
 use actix_web::http::header::{self, Header};
@@ -46,7 +45,8 @@ use crate::api::input::Params;
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
-use crate::domain::{Role, ServiceKind, Tag};
+use crate::domain::ranking::{self, Fraction, Standing};
+use crate::domain::{Period, Role, ServiceKind, Tag};
 use crate::error::{ApiError, ApiResult, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::communities::{self, CommunityRow};
 use crate::store::stats::{self as store, GridInfo, Slice, start_of_day, zone};
@@ -128,13 +128,13 @@ impl Coverage {
     fn add(&mut self, planned: i64, covered: i64) {
         self.planned += planned;
         self.covered += covered;
-        self.rate = ratio(self.covered, self.planned);
+        self.rate = self.fraction().rate();
     }
-}
 
-fn ratio(part: i64, whole: i64) -> Option<f64> {
-    // Counts stay far below 2^53, where i64 → f64 is exact.
-    (whole > 0).then(|| part as f64 / whole as f64)
+    /// covered of planned, as the ranking compares it.
+    fn fraction(&self) -> Fraction {
+        Fraction::new(self.covered, self.planned)
+    }
 }
 
 /// Coverage per tag.
@@ -430,70 +430,6 @@ pub async fn overview(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Periods
-
-/// How long a reporting period is.
-#[derive(Serialize, ToSchema, Debug, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum PeriodKind {
-    /// `2026-11`: the monthly meeting (每月例会).
-    Month,
-    /// `2026-Q4`: the quarterly contest (季度擂台).
-    Quarter,
-    /// `2026-H2`: the half-year assessment (半年评估).
-    HalfYear,
-    /// `2026`: the year-end review (年底观摩).
-    Year,
-}
-
-/// A reporting period: whole local dates, first and last included.
-#[derive(Serialize, ToSchema, Debug, Clone, PartialEq, Eq)]
-pub struct Period {
-    #[schema(example = "2026-Q4")]
-    pub label: String,
-    pub kind: PeriodKind,
-    pub first_day: NaiveDate,
-    pub last_day: NaiveDate,
-}
-
-impl Period {
-    /// Parses `YYYY`, `YYYY-MM`, `YYYY-Qn` or `YYYY-Hn` (years 1970–9999).
-    pub fn parse(text: &str) -> Option<Period> {
-        let (year, rest) = match text.split_once('-') {
-            Some((y, r)) => (y, Some(r)),
-            None => (text, None),
-        };
-        if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let y: i32 = year.parse().ok()?;
-        if y < 1970 {
-            return None;
-        }
-        let digit = |s: &str| (s.len() == 1).then(|| s.parse::<u32>().ok()).flatten();
-        let (kind, first_month, months, label) = match rest {
-            None => (PeriodKind::Year, 1, 12, format!("{y:04}")),
-            Some(r) if r.starts_with(['Q', 'q']) => {
-                let q = digit(&r[1..]).filter(|q| (1..=4).contains(q))?;
-                (PeriodKind::Quarter, 3 * q - 2, 3, format!("{y:04}-Q{q}"))
-            }
-            Some(r) if r.starts_with(['H', 'h']) => {
-                let h = digit(&r[1..]).filter(|h| (1..=2).contains(h))?;
-                (PeriodKind::HalfYear, 6 * h - 5, 6, format!("{y:04}-H{h}"))
-            }
-            Some(r) if r.len() == 2 && r.bytes().all(|b| b.is_ascii_digit()) => {
-                let m: u32 = r.parse().ok().filter(|m| (1..=12).contains(m))?;
-                (PeriodKind::Month, m, 1, format!("{y:04}-{m:02}"))
-            }
-            Some(_) => return None,
-        };
-        let first_day = NaiveDate::from_ymd_opt(y, first_month, 1)?;
-        let after = first_day.checked_add_months(chrono::Months::new(months))?;
-        Some(Period { label, kind, first_day, last_day: after.pred_opt()? })
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Evaluation
 
 /// The evaluation figures of a grid, a worker, a community or a whole scope for a period.
@@ -532,7 +468,7 @@ impl Evaluation {
             self.overdue += r.open_past_due;
             self.not_yet_due += r.open_not_due;
         }
-        self.on_time_rate = ratio(self.completed_on_time, self.tasks_due - self.not_yet_due);
+        self.on_time_rate = self.on_time().rate();
     }
 
     fn absorb(&mut self, o: &Evaluation) {
@@ -542,9 +478,18 @@ impl Evaluation {
         self.missed += o.missed;
         self.overdue += o.overdue;
         self.not_yet_due += o.not_yet_due;
-        self.on_time_rate = ratio(self.completed_on_time, self.tasks_due - self.not_yet_due);
+        self.on_time_rate = self.on_time().rate();
         self.red_coverage.add(o.red_coverage.planned, o.red_coverage.covered);
         self.visits.absorb(&o.visits);
+    }
+
+    /// Done on time, of the tasks decided so far.
+    fn on_time(&self) -> Fraction {
+        Fraction::new(self.completed_on_time, self.tasks_due - self.not_yet_due)
+    }
+
+    fn standing(&self) -> Standing {
+        Standing { on_time: self.on_time(), red_coverage: self.red_coverage.fraction() }
     }
 }
 
@@ -602,34 +547,11 @@ pub struct EvaluationReport {
     pub workers: Vec<WorkerEvaluation>,
 }
 
-/// Orders rates high to low, `null` last; exact (compares the fractions, not floats).
-fn by_rate(a: (i64, i64), b: (i64, i64)) -> Ordering {
-    match (a.1 > 0, b.1 > 0) {
-        (true, true) => (i128::from(b.0) * i128::from(a.1)).cmp(&(i128::from(a.0) * i128::from(b.1))),
-        (true, false) => Ordering::Less,
-        (false, true) => Ordering::Greater,
-        (false, false) => Ordering::Equal,
-    }
-}
-
-fn rank_key(e: &Evaluation) -> [(i64, i64); 2] {
-    [(e.completed_on_time, e.tasks_due - e.not_yet_due), (e.red_coverage.covered, e.red_coverage.planned)]
-}
-
-fn compare_rank(a: &Evaluation, b: &Evaluation) -> Ordering {
-    let (ka, kb) = (rank_key(a), rank_key(b));
-    by_rate(ka[0], kb[0]).then_with(|| by_rate(ka[1], kb[1]))
-}
-
-/// Sorts grids best first and numbers them; equal grids share a rank.
+/// Sorts grids best first, by code among equals, and numbers them; equal grids share a rank.
 fn rank(grids: &mut [GridEvaluation]) {
-    grids.sort_by(|a, b| compare_rank(&a.figures, &b.figures).then_with(|| a.code.cmp(&b.code)));
-    for i in 0..grids.len() {
-        grids[i].rank = if i > 0 && compare_rank(&grids[i - 1].figures, &grids[i].figures) == Ordering::Equal {
-            grids[i - 1].rank
-        } else {
-            u32::try_from(i + 1).unwrap_or(u32::MAX)
-        };
+    let ranks = ranking::rank(grids, |g| g.figures.standing(), |a, b| a.code.cmp(&b.code));
+    for (g, r) in grids.iter_mut().zip(ranks) {
+        g.rank = r;
     }
 }
 
@@ -645,7 +567,7 @@ fn evaluation_of(conn: &mut DbConn, t: Target, period: Period, now: DateTime<Utc
     }
     for s in t.slices() {
         let today = today_in(s.timezone, now);
-        let over = today > period.last_day;
+        let over = period.is_over(today);
         for r in store::task_outcomes(conn, &s, period.first_day, period.last_day, today)? {
             if let Some(e) = per_grid.get_mut(&r.grid_id) {
                 e.add_tasks(&r, over);
@@ -662,7 +584,7 @@ fn evaluation_of(conn: &mut DbConn, t: Target, period: Period, now: DateTime<Utc
                 per_worker.entry(r.worker_id.clone()).or_default().visits.add(&r.kind, r.visits);
             }
         }
-        for r in store::red_coverage_at(conn, &s, period.last_day.min(today))? {
+        for r in store::red_coverage_at(conn, &s, period.as_of(today))? {
             if let Some(e) = per_grid.get_mut(&r.grid_id) {
                 e.red_coverage.add(r.planned, r.covered);
             }
@@ -701,8 +623,8 @@ fn evaluation_of(conn: &mut DbConn, t: Target, period: Period, now: DateTime<Utc
                 community_id: c.id.clone(),
                 name: c.name.clone(),
                 timezone: c.timezone.clone(),
-                as_of: period.last_day.min(today),
-                period_over: today > period.last_day,
+                as_of: period.as_of(today),
+                period_over: period.is_over(today),
                 figures: Evaluation::default(),
             }
         })
@@ -972,46 +894,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 mod tests {
     use super::*;
 
-    fn period(s: &str) -> Option<(String, String, String)> {
-        Period::parse(s).map(|p| (p.label, p.first_day.to_string(), p.last_day.to_string()))
-    }
-
-    fn some(label: &str, first: &str, last: &str) -> Option<(String, String, String)> {
-        Some((label.to_owned(), first.to_owned(), last.to_owned()))
-    }
-
-    #[test]
-    fn periods_cover_whole_local_dates() {
-        assert_eq!(period("2026-11"), some("2026-11", "2026-11-01", "2026-11-30"));
-        assert_eq!(period("2028-02"), some("2028-02", "2028-02-01", "2028-02-29"));
-        assert_eq!(period("2026-Q4"), some("2026-Q4", "2026-10-01", "2026-12-31"));
-        assert_eq!(period("2026-q1"), some("2026-Q1", "2026-01-01", "2026-03-31"));
-        assert_eq!(period("2026-H1"), some("2026-H1", "2026-01-01", "2026-06-30"));
-        assert_eq!(period("2026-H2"), some("2026-H2", "2026-07-01", "2026-12-31"));
-        assert_eq!(period("2026"), some("2026", "2026-01-01", "2026-12-31"));
-        assert_eq!(Period::parse("2026-Q3").unwrap().kind, PeriodKind::Quarter);
-        assert_eq!(Period::parse("2026-H2").unwrap().kind, PeriodKind::HalfYear);
-        for bad in [
-            "",
-            "26",
-            "20266",
-            "2026-13",
-            "2026-00",
-            "2026-1",
-            "2026-Q5",
-            "2026-Q0",
-            "2026-H3",
-            "2026-Q",
-            "2026-W4",
-            "1969",
-            "２０２６",
-            "2026-11-01",
-            "+026",
-        ] {
-            assert_eq!(Period::parse(bad), None, "{bad}");
-        }
-    }
-
     #[test]
     fn csv_fields_are_quoted_and_defused() {
         let mut out = String::new();
@@ -1023,13 +905,5 @@ mod tests {
         let mut out = String::new();
         csv_field(&mut out, "建新一网格");
         assert_eq!(out, "建新一网格");
-    }
-
-    #[test]
-    fn rates_order_exactly_with_null_last() {
-        assert_eq!(by_rate((2, 3), (1, 2)), Ordering::Less);
-        assert_eq!(by_rate((1, 2), (2, 4)), Ordering::Equal);
-        assert_eq!(by_rate((0, 1), (0, 0)), Ordering::Less);
-        assert_eq!(by_rate((0, 0), (0, 0)), Ordering::Equal);
     }
 }
