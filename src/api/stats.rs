@@ -36,7 +36,6 @@ use std::collections::{BTreeSet, HashMap};
 use actix_web::http::header::{self, Header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -49,7 +48,7 @@ use crate::domain::ranking::{self, Fraction, Standing};
 use crate::domain::{Period, Role, ServiceKind, Tag};
 use crate::error::{ApiError, ApiResult, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::communities::{self, CommunityRow};
-use crate::store::stats::{self as store, GridInfo, Slice, start_of_day, zone};
+use crate::store::stats::{self as store, GridInfo, Slice, snapshot, start_of_day, zone};
 
 const CSV: &str = "text/csv; charset=utf-8";
 
@@ -309,17 +308,6 @@ fn target(conn: &mut DbConn, caller: &AuthUser, q: &ScopeQuery) -> ApiResult<Tar
         _ => None,
     };
     Ok(Target { communities, grids: worker_grids, scope: ScopeOut { community_id: single, grid_id: None } })
-}
-
-/// Runs `f` on one consistent snapshot of the database (a read-only repeatable-read
-/// transaction on PostgreSQL; SQLite's read transactions are snapshots already).
-fn snapshot<T>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> ApiResult<T>) -> ApiResult<T> {
-    conn.transaction(|c| {
-        if matches!(c, DbConn::Postgres(_)) {
-            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(c)?;
-        }
-        f(c)
-    })
 }
 
 fn today_in(tz: chrono_tz::Tz, now: DateTime<Utc>) -> NaiveDate {
