@@ -1,7 +1,10 @@
 //! The evaluation report as one CSV table, for the spreadsheets the report meetings use.
 //!
 //! RFC 4180 with CRLF line ends, a header row, and a `level` column telling the rows apart
-//! (`grid`, `worker`, `community`, `total`). Text that a spreadsheet would run as a formula
+//! (`grid`, `worker`, `community`, `total`). Two things are for spreadsheet programs: the file
+//! starts with a UTF-8 byte order mark, without which Excel reads UTF-8 as the local code page
+//! and shows the Chinese names as mojibake; and no cell begins with a character that makes a
+//! spreadsheet run it as a formula (`=`, `+`, `-`, `@`, tab, carriage return) — such a cell
 //! gets a leading apostrophe, since names are typed by users (CSV injection).
 
 use actix_web::HttpRequest;
@@ -11,6 +14,9 @@ use crate::api::stats::evaluation::{Evaluation, EvaluationReport};
 
 /// The media type of the CSV answer.
 pub(super) const CONTENT_TYPE: &str = "text/csv; charset=utf-8";
+
+/// The UTF-8 byte order mark the table starts with.
+pub const BOM: char = '\u{feff}';
 
 const HEADER: [&str; 25] = [
     "level",
@@ -80,7 +86,8 @@ fn rate(rate: Option<f64>) -> String {
     rate.map(|r| format!("{r:.4}")).unwrap_or_default()
 }
 
-/// One row: the 11 text columns, then the figures.
+/// One row: the 11 text columns, then the figures. Every cell goes through [`field`], the
+/// numbers too, so that no cell escapes the formula guard.
 fn row(out: &mut String, text: [&str; 11], e: &Evaluation) {
     let numbers = [
         e.tasks_due.to_string(),
@@ -98,22 +105,21 @@ fn row(out: &mut String, text: [&str; 11], e: &Evaluation) {
         e.visits.service.to_string(),
         e.visits.total.to_string(),
     ];
-    for (i, cell) in text.iter().enumerate() {
+    let cells = text.into_iter().chain(numbers.iter().map(String::as_str));
+    for (i, cell) in cells.enumerate() {
         if i > 0 {
             out.push(',');
         }
         field(out, cell);
-    }
-    for n in &numbers {
-        out.push(',');
-        out.push_str(n);
     }
     out.push_str("\r\n");
 }
 
 /// The report as one table: the grids (ranked), the workers, the communities, then the total.
 pub fn to_csv(r: &EvaluationReport) -> String {
-    let mut out = HEADER.join(",");
+    let mut out = String::new();
+    out.push(BOM);
+    out.push_str(&HEADER.join(","));
     out.push_str("\r\n");
     let name_of = |id: &str| r.communities.iter().find(|c| c.community_id == id).map(|c| c.name.as_str()).unwrap_or("");
     let p = r.period.label.as_str();
@@ -161,7 +167,12 @@ pub fn to_csv(r: &EvaluationReport) -> String {
 
 #[cfg(test)]
 mod tests {
+    use chrono::{NaiveDate, TimeZone, Utc};
+
     use super::*;
+    use crate::api::stats::evaluation::{CommunityEvaluation, GridEvaluation, WorkerEvaluation};
+    use crate::api::stats::types::ScopeOut;
+    use crate::domain::{Period, Role};
 
     fn one(value: &str) -> String {
         let mut out = String::new();
@@ -184,5 +195,61 @@ mod tests {
         assert_eq!(one("a=b"), "a=b");
         assert_eq!(one("1-2"), "1-2");
         assert_eq!(one(""), "");
+    }
+
+    fn report() -> EvaluationReport {
+        let period = Period::parse("2026-Q4").unwrap();
+        let figures = Evaluation { tasks_due: 2, completed_on_time: 1, on_time_rate: Some(0.5), ..Default::default() };
+        EvaluationReport {
+            period,
+            scope: ScopeOut { community_id: Some("c1".into()), grid_id: None },
+            generated_at: Utc.with_ymd_and_hms(2026, 11, 15, 2, 0, 0).unwrap(),
+            totals: figures.clone(),
+            communities: vec![CommunityEvaluation {
+                community_id: "c1".into(),
+                name: "建新社区".into(),
+                timezone: "Asia/Shanghai".into(),
+                as_of: NaiveDate::from_ymd_opt(2026, 11, 15).unwrap(),
+                period_over: false,
+                figures: figures.clone(),
+            }],
+            grids: vec![GridEvaluation {
+                rank: 1,
+                grid_id: "g1".into(),
+                community_id: "c1".into(),
+                code: "37010300100101".into(),
+                name: "=cmd|' /C calc'!A0".into(),
+                figures: figures.clone(),
+            }],
+            workers: vec![WorkerEvaluation {
+                worker_id: "u1".into(),
+                username: "@w01".into(),
+                display_name: "-薛慧敏".into(),
+                role: Role::GridWorker,
+                community_id: Some("c1".into()),
+                grid_ids: vec!["g1".into()],
+                figures,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_table_starts_with_a_bom_and_no_cell_is_a_formula() {
+        let text = to_csv(&report());
+        assert!(text.starts_with("\u{feff}level,rank,period,"), "{text:?}");
+        assert_eq!(text.as_bytes()[..3], [0xEF, 0xBB, 0xBF]);
+        assert_eq!(text.matches(BOM).count(), 1);
+        let lines: Vec<&str> = text.trim_start_matches(BOM).trim_end_matches("\r\n").split("\r\n").collect();
+        assert_eq!(lines.len(), 1 + 4);
+        assert_eq!(
+            lines[1],
+            "grid,1,2026-Q4,c1,建新社区,g1,37010300100101,'=cmd|' /C calc'!A0,,,,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0"
+        );
+        assert_eq!(lines[2], "worker,,2026-Q4,c1,建新社区,,,,u1,'@w01,'-薛慧敏,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0");
+        assert_eq!(lines[3], "community,,2026-Q4,c1,建新社区,,,,,,,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0");
+        assert_eq!(lines[4], "total,,2026-Q4,,,,,,,,,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0");
+        for cell in lines.iter().flat_map(|l| l.split(',')) {
+            assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']), "{cell:?} in {text}");
+        }
     }
 }
