@@ -2,7 +2,7 @@
 """Generates the Gridlight demo data set (SPEC section 8).
 
     python3 seeds/generate_demo.py                  # rewrite seeds/demo/*.json, print statistics
-    python3 seeds/generate_demo.py --check          # fail if seeds/demo/*.json are not up to date
+    python3 seeds/generate_demo.py --check          # fail if seeds/demo/*.json or the README statistics are stale
     python3 seeds/generate_demo.py --update-readme  # also refresh the statistics in seeds/README.md
 
 Python 3 standard library only. The output is deterministic: a fixed random seed, no clock, no
@@ -1342,9 +1342,17 @@ def render(doc):
     return text
 
 
+def with_statistics(readme, stats):
+    """The README with its statistics block replaced by `stats`."""
+    start, end = readme.index(STATS_BEGIN) + len(STATS_BEGIN), readme.index(STATS_END)
+    return readme[:start] + "\n```text\n" + stats + "\n```\n" + readme[end:]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="fail if seeds/demo/*.json differ from the generated data")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; fail if seeds/demo/*.json or the statistics in seeds/README.md "
+                             "differ from what the generator makes")
     parser.add_argument("--update-readme", action="store_true", help="refresh the statistics block in seeds/README.md")
     parser.add_argument("--quiet", action="store_true", help="do not print statistics")
     args = parser.parse_args()
@@ -1357,19 +1365,20 @@ def main():
 
     if args.check:
         stale = [p.name for p, text in files.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
+        if README.read_text(encoding="utf-8") != with_statistics(README.read_text(encoding="utf-8"), stats):
+            stale.append("the statistics in seeds/README.md")
         if stale:
-            print(f"out of date: {', '.join(stale)}; run python3 seeds/generate_demo.py", file=sys.stderr)
+            print(f"out of date: {', '.join(stale)}; run python3 seeds/generate_demo.py --update-readme",
+                  file=sys.stderr)
             return 1
-        print("seeds/demo is up to date")
+        print("seeds/demo and the statistics in seeds/README.md are up to date")
         return 0
 
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     for path, text in files.items():
         path.write_text(text, encoding="utf-8", newline="\n")
     if args.update_readme:
-        readme = README.read_text(encoding="utf-8")
-        start, end = readme.index(STATS_BEGIN) + len(STATS_BEGIN), readme.index(STATS_END)
-        readme = readme[:start] + "\n```text\n" + stats + "\n```\n" + readme[end:]
+        readme = with_statistics(README.read_text(encoding="utf-8"), stats)
         README.write_text(readme, encoding="utf-8", newline="\n")
     if not args.quiet:
         print(stats)

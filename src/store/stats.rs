@@ -44,6 +44,21 @@ pub struct Slice {
     pub timezone: Tz,
 }
 
+/// Runs `f` on one consistent snapshot of the database (a read-only repeatable-read
+/// transaction on PostgreSQL; SQLite's read transactions are snapshots already), so that the
+/// figures of one dashboard or report, read by several queries, all see the same data.
+pub fn snapshot<T, E>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    conn.transaction(|c| {
+        if matches!(c, DbConn::Postgres(_)) {
+            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(c)?;
+        }
+        f(c)
+    })
+}
+
 /// A community's timezone (`Asia/Shanghai` when the stored name is unknown, as `today_in`).
 pub fn zone(name: &str) -> Tz {
     name.parse().unwrap_or(chrono_tz::Asia::Shanghai)

@@ -709,8 +709,12 @@ async fn report_as_csv(app: TestApp) {
         Some(format!("attachment; filename=\"evaluation-{}.csv\"", r.label).as_str())
     );
     let text = String::from_utf8(res.body.to_vec()).unwrap();
-    assert!(text.ends_with("\r\n"));
-    let lines: Vec<&str> = text.trim_end_matches("\r\n").split("\r\n").collect();
+    // A UTF-8 byte order mark first, or Excel shows the Chinese names as mojibake.
+    assert!(res.body.starts_with(&[0xEF, 0xBB, 0xBF]), "{text}");
+    let table = text.strip_prefix('\u{feff}').unwrap();
+    assert!(!table.starts_with('\u{feff}'));
+    assert!(table.ends_with("\r\n"));
+    let lines: Vec<&str> = table.trim_end_matches("\r\n").split("\r\n").collect();
     assert_eq!(
         lines[0],
         "level,rank,period,community_id,community_name,grid_id,grid_code,grid_name,worker_id,worker_username,worker_name,\
@@ -760,15 +764,21 @@ async fn report_as_csv(app: TestApp) {
     let res = app.get_as(&format!("{path}&format=json"), &w.sec_a).await;
     assert_eq!(res.json()["totals"], community_a_report());
     // Names that a spreadsheet would run as formulas are defused, and commas quoted.
-    let a5 = r.a5.clone();
+    let (a5, worker) = (r.a5.clone(), w.user_w_a1.clone());
     app.state
         .db
-        .write(move |c| Ok(diesel::update(grids::table.find(a5)).set(grids::name.eq("=1+1,\"x\"")).execute(c)?))
+        .write(move |c| {
+            diesel::update(grids::table.find(a5)).set(grids::name.eq("=1+1,\"x\"")).execute(c)?;
+            Ok(diesel::update(users::table.find(worker)).set(users::display_name.eq("@SUM(A1)")).execute(c)?)
+        })
         .await
         .unwrap();
     let res = app.call(csv("text/csv")).await;
     let text = String::from_utf8(res.body.to_vec()).unwrap();
     assert!(text.contains(",37010300100105,\"'=1+1,\"\"x\"\"\",,,,0,"), "{text}");
+    assert!(text.contains(",w-a1,'@SUM(A1),7,"), "{text}");
+    let mut cells = text.trim_start_matches('\u{feff}').split("\r\n").flat_map(|l| l.split(','));
+    assert!(cells.all(|c| !c.starts_with(['=', '+', '-', '@'])), "{text}");
 }
 
 async fn report_of_the_running_period(app: TestApp) {

@@ -1,0 +1,153 @@
+//! The counts both the dashboard and the reports are made of, and how they add up.
+//!
+//! Every count is filled per grid from the store's rows (`add`) and then folded into its
+//! community and the totals (`absorb`), so the rows of an answer always sum to its totals. A
+//! rate is recomputed from the summed counts, never averaged.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::ranking::Fraction;
+use crate::domain::{ServiceKind, Tag};
+
+/// Counts by traffic-light tag.
+#[derive(Serialize, ToSchema, Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TagCounts {
+    pub red: i64,
+    pub yellow: i64,
+    pub green: i64,
+    pub total: i64,
+}
+
+impl TagCounts {
+    pub(super) fn add(&mut self, tag: &str, n: i64) {
+        match Tag::parse(tag) {
+            Ok(Tag::Red) => self.red += n,
+            Ok(Tag::Yellow) => self.yellow += n,
+            Ok(Tag::Green) => self.green += n,
+            Err(_) => {}
+        }
+        self.total += n;
+    }
+
+    pub(super) fn absorb(&mut self, o: &TagCounts) {
+        self.red += o.red;
+        self.yellow += o.yellow;
+        self.green += o.green;
+        self.total += o.total;
+    }
+}
+
+/// Counts by kind of visit.
+#[derive(Serialize, ToSchema, Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KindCounts {
+    pub home_visit: i64,
+    pub phone_call: i64,
+    pub service: i64,
+    pub total: i64,
+}
+
+impl KindCounts {
+    pub(super) fn add(&mut self, kind: &str, n: i64) {
+        match ServiceKind::parse(kind) {
+            Ok(ServiceKind::HomeVisit) => self.home_visit += n,
+            Ok(ServiceKind::PhoneCall) => self.phone_call += n,
+            Ok(ServiceKind::Service) => self.service += n,
+            Err(_) => {}
+        }
+        self.total += n;
+    }
+
+    pub(super) fn absorb(&mut self, o: &KindCounts) {
+        self.home_visit += o.home_visit;
+        self.phone_call += o.phone_call;
+        self.service += o.service;
+        self.total += o.total;
+    }
+}
+
+/// Home-visit coverage of a set of households.
+#[derive(Serialize, ToSchema, Debug, Default, Clone, Copy, PartialEq)]
+pub struct Coverage {
+    /// Households whose plan has an active home-visit template.
+    pub planned: i64,
+    /// Of those, households whose latest home visit lies within the template's interval.
+    pub covered: i64,
+    /// covered / planned; `null` when no household is planned.
+    #[schema(example = 0.75)]
+    pub rate: Option<f64>,
+}
+
+impl Coverage {
+    pub(super) fn add(&mut self, planned: i64, covered: i64) {
+        self.planned += planned;
+        self.covered += covered;
+        self.rate = self.fraction().rate();
+    }
+
+    /// covered of planned, as the ranking compares it.
+    pub(super) fn fraction(&self) -> Fraction {
+        Fraction::new(self.covered, self.planned)
+    }
+}
+
+/// Coverage per tag.
+#[derive(Serialize, ToSchema, Debug, Default, Clone, Copy, PartialEq)]
+pub struct CoverageByTag {
+    pub red: Coverage,
+    pub yellow: Coverage,
+    pub green: Coverage,
+}
+
+impl CoverageByTag {
+    pub(super) fn add(&mut self, tag: &str, planned: i64, covered: i64) {
+        match Tag::parse(tag) {
+            Ok(Tag::Red) => self.red.add(planned, covered),
+            Ok(Tag::Yellow) => self.yellow.add(planned, covered),
+            Ok(Tag::Green) => self.green.add(planned, covered),
+            Err(_) => {}
+        }
+    }
+
+    pub(super) fn absorb(&mut self, o: &CoverageByTag) {
+        self.red.add(o.red.planned, o.red.covered);
+        self.yellow.add(o.yellow.planned, o.yellow.covered);
+        self.green.add(o.green.planned, o.green.covered);
+    }
+}
+
+/// What a dashboard or report covers.
+#[derive(Serialize, ToSchema, Debug, Clone, PartialEq, Eq)]
+pub struct ScopeOut {
+    /// The one community covered, if it is one.
+    pub community_id: Option<String>,
+    /// The one grid asked for, if any.
+    pub grid_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_add_up_and_rates_follow_the_sums() {
+        let mut a = TagCounts::default();
+        a.add("red", 2);
+        a.add("green", 3);
+        let mut total = TagCounts::default();
+        total.absorb(&a);
+        total.absorb(&a);
+        assert_eq!(total, TagCounts { red: 4, yellow: 0, green: 6, total: 10 });
+
+        let mut grid_1 = Coverage::default();
+        grid_1.add(3, 1);
+        let mut grid_2 = Coverage::default();
+        grid_2.add(1, 1);
+        let mut both = CoverageByTag::default();
+        both.absorb(&CoverageByTag { red: grid_1, ..Default::default() });
+        both.absorb(&CoverageByTag { red: grid_2, ..Default::default() });
+        // 2 of 4, not the mean of 1/3 and 1/1.
+        assert_eq!(both.red, Coverage { planned: 4, covered: 2, rate: Some(0.5) });
+        assert_eq!(both.yellow.rate, None);
+    }
+}
