@@ -36,16 +36,6 @@ pub fn if_match(req: &HttpRequest) -> ApiResult<Option<String>> {
     Ok(Some(if digits.is_empty() { "0".to_owned() } else { digits.to_owned() }))
 }
 
-/// 412 when the client's `If-Match` names another version than the stored one.
-pub fn check_version(expected: Option<String>, current: i32) -> ApiResult<()> {
-    match expected {
-        Some(v) if v != current.to_string() => {
-            Err(ApiError::PreconditionFailed(format!("the resource is at version {current}, not {v}; fetch it again")))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// The `If-Match` of a request, as the digits of the version it names (`None`: no header, or
 /// `*`); a malformed one is 400.
 pub struct IfMatch(pub Option<String>);

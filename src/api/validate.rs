@@ -1,12 +1,7 @@
-//! Field checks shared by every request type: text, phones, client ids. Each pushes its
-//! [`FieldError`] onto the request's list, so one 422 names every invalid field at once
-//! ([`done`]).
-//!
-//! Text follows [`crate::domain::text`]: no control characters (line breaks and tabs only in
-//! notes), no bidi overrides, not blank — where blank includes invisible characters only. The
-//! request extractors ([`crate::api::input`]) refuse controls and overrides in every string
-//! before a handler runs; these checks repeat the rule for values that come another way and add
-//! the per-field limits.
+//! Field checks shared by every request type: the declared rules of `#[derive(Validate)]`
+//! (lengths, ranges, the text rule of [`crate::domain::text`]) as field errors with paths,
+//! phones, client ids, and the cleaning of checked text. Every invalid field of a request is
+//! reported in one 422 ([`done`]).
 
 use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
@@ -17,67 +12,6 @@ use crate::store::new_id;
 
 fn trimmed(value: &str) -> &str {
     value.trim_matches(|c: char| c.is_whitespace() || text::is_invisible(c))
-}
-
-/// The common checks; true when the value may be stored.
-fn check(field: &str, value: &str, max: usize, multiline: bool, errors: &mut Vec<FieldError>) -> bool {
-    if value.chars().count() > max {
-        errors.push(FieldError::new(field, "too_long", format!("must be at most {max} characters")));
-    } else if let Err(e) = text::check(value, multiline) {
-        errors.push(FieldError::new(field, e.code(), e.to_string()));
-    } else {
-        return true;
-    }
-    false
-}
-
-fn required(field: &str, value: &str, max: usize, multiline: bool, errors: &mut Vec<FieldError>) -> String {
-    if value.is_empty() {
-        errors.push(FieldError::new(field, "required", "must not be empty"));
-    } else if check(field, value, max, multiline, errors) && text::is_blank(value) {
-        errors.push(FieldError::new(field, "blank", "must not be only whitespace or invisible characters"));
-    }
-    trimmed(value).to_owned()
-}
-
-fn optional(
-    field: &str,
-    value: Option<&str>,
-    max: usize,
-    multiline: bool,
-    errors: &mut Vec<FieldError>,
-) -> Option<String> {
-    let value = value?;
-    if !check(field, value, max, multiline, errors) {
-        return None;
-    }
-    // Whitespace alone means "none"; invisible characters alone are a mistake to report.
-    if text::is_blank(value) && !value.chars().all(char::is_whitespace) {
-        errors.push(FieldError::new(field, "blank", "must not be only invisible characters"));
-    }
-    Some(trimmed(value)).filter(|v| !v.is_empty()).map(str::to_owned)
-}
-
-/// A required one-line text field, stored trimmed: 1..=max characters as sent (the OpenAPI
-/// `minLength`/`maxLength`), visible (code `blank` otherwise, a rule the schema leaves out
-/// because JSON Schema engines disagree on what whitespace is).
-pub fn text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
-    required(field, value, max, false, errors)
-}
-
-/// An optional one-line text field of at most `max` characters as sent; blank means absent.
-pub fn optional_text(field: &str, value: Option<&str>, max: usize, errors: &mut Vec<FieldError>) -> Option<String> {
-    optional(field, value, max, false, errors)
-}
-
-/// Optional notes: several lines allowed; blank means absent.
-pub fn notes(field: &str, value: Option<&str>, max: usize, errors: &mut Vec<FieldError>) -> Option<String> {
-    optional(field, value, max, true, errors)
-}
-
-/// Required notes (a rejection's reason): several lines allowed.
-pub fn required_notes(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
-    required(field, value, max, true, errors)
 }
 
 /// The declarative rules of a request type (`#[derive(Validate)]`: lengths, ranges, the text
@@ -161,11 +95,6 @@ pub fn phone(field: &str, phone: Option<&str>, errors: &mut Vec<FieldError>) -> 
     parse_phone(field, p).map_err(|e| errors.push(e)).ok()
 }
 
-/// Is this the canonical form of a UUID (8-4-4-4-12 hex digits)? Ids of every kind are.
-pub fn is_uuid(raw: &str) -> bool {
-    raw.len() == 36 && uuid::Uuid::try_parse(raw).is_ok()
-}
-
 /// A client-supplied id: a UUID, stored in its canonical lowercase form; a new one when none.
 pub fn client_id(id: Option<&str>) -> ApiResult<String> {
     match id {
@@ -181,31 +110,50 @@ pub fn client_id(id: Option<&str>) -> ApiResult<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Finding;
+    use crate::domain::text::{optional_lines, required_line};
 
-    fn one(f: impl FnOnce(&mut Vec<FieldError>)) -> Option<String> {
-        let mut errors = Vec::new();
-        f(&mut errors);
-        errors.pop().map(|e| e.code)
+    #[derive(Validate)]
+    struct Sample {
+        #[validate(length(max = 5, code = "too_long"), custom(function = "required_line"))]
+        name: String,
+        #[validate(length(max = 5, code = "too_long"), custom(function = "optional_lines"))]
+        notes: Option<String>,
+        #[validate(nested)]
+        findings: Vec<Finding>,
+    }
+
+    fn codes(name: &str, notes: Option<&str>, findings: Vec<Finding>) -> Vec<(String, String)> {
+        let s = Sample { name: name.into(), notes: notes.map(Into::into), findings };
+        declared(&s).into_iter().map(|e| (e.field, e.code)).collect()
+    }
+
+    fn pair(field: &str, code: &str) -> Vec<(String, String)> {
+        vec![(field.to_owned(), code.to_owned())]
     }
 
     #[test]
-    fn text_is_visible_printable_and_bounded() {
-        assert_eq!(one(|e| assert_eq!(text("f", " 张三 ", 5, e), "张三")), None);
-        assert_eq!(one(|e| drop(text("f", "", 5, e))).as_deref(), Some("required"));
-        assert_eq!(one(|e| drop(text("f", "   ", 5, e))).as_deref(), Some("blank"));
-        assert_eq!(one(|e| drop(text("f", "\u{200b}\u{feff}", 5, e))).as_deref(), Some("blank"));
-        assert_eq!(one(|e| drop(text("f", "a\u{0}", 5, e))).as_deref(), Some("control_character"));
-        assert_eq!(one(|e| drop(text("f", "a\u{202e}", 5, e))).as_deref(), Some("bidi_override"));
-        assert_eq!(one(|e| drop(text("f", "abcdef", 5, e))).as_deref(), Some("too_long"));
-        assert_eq!(one(|e| drop(required_notes("f", "a\nb", 5, e))), None);
+    fn declared_rules_name_their_fields_and_codes() {
+        assert!(codes(" 张三 ", None, vec![]).is_empty());
+        assert_eq!(codes("", None, vec![]), pair("name", "required"));
+        assert_eq!(codes("   ", None, vec![]), pair("name", "blank"));
+        assert_eq!(codes("\u{200b}\u{feff}", None, vec![]), pair("name", "blank"));
+        assert_eq!(codes("a\u{0}", None, vec![]), pair("name", "control_character"));
+        assert_eq!(codes("a\u{202e}", None, vec![]), pair("name", "bidi_override"));
+        assert_eq!(codes("abcdef", None, vec![]), pair("name", "too_long"));
+        // Optional notes: lines allowed, whitespace alone is none, invisible alone an error.
+        assert!(codes("x", Some("1\n2"), vec![]).is_empty());
+        assert!(codes("x", Some("  "), vec![]).is_empty());
+        assert_eq!(codes("x", Some("\u{200b}"), vec![]), pair("notes", "blank"));
+        let finding = Finding { category: "".into(), detail: "ok".into() };
+        assert_eq!(codes("x", None, vec![finding]), pair("findings[0].category", "required"));
     }
 
     #[test]
-    fn optional_text_treats_whitespace_as_absent_and_invisible_as_an_error() {
-        assert_eq!(one(|e| assert_eq!(optional_text("f", Some("  "), 5, e), None)), None);
-        assert_eq!(one(|e| assert_eq!(optional_text("f", None, 5, e), None)), None);
-        assert_eq!(one(|e| drop(optional_text("f", Some("\u{200b}"), 5, e))).as_deref(), Some("blank"));
-        assert_eq!(one(|e| assert_eq!(notes("f", Some("1\n2"), 5, e).as_deref(), Some("1\n2"))), None);
-        assert_eq!(one(|e| drop(optional_text("f", Some("1\n2"), 5, e))).as_deref(), Some("control_character"));
+    fn cleaning_trims_whitespace_and_invisible_characters() {
+        assert_eq!(clean(" \u{200b}张三\u{feff} "), "张三");
+        assert_eq!(clean_optional(Some("  ")), None);
+        assert_eq!(clean_optional(Some(" 1\n2 ")).as_deref(), Some("1\n2"));
+        assert_eq!(clean_optional(None), None);
     }
 }

@@ -24,6 +24,21 @@ use crate::error::{ApiError, ApiResult};
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
+/// Runs one diesel expression on the concrete connection of either backend, for what
+/// `MultiConnection` cannot express itself (row locks, multi-row inserts): the expression is
+/// written once and compiled for each (vaultwarden's `db_run!`).
+///
+/// `db_run!(conn, |c| query.execute(c))`
+#[macro_export]
+macro_rules! db_run {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Postgres($c) => $body,
+            $crate::db::DbConn::Sqlite($c) => $body,
+        }
+    };
+}
+
 /// A connection to either backend; queries are written once against it.
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {

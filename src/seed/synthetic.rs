@@ -11,15 +11,14 @@
 use std::collections::HashMap;
 
 use chrono::{Days, Duration, NaiveDate, NaiveDateTime};
-use diesel::prelude::*;
 
 use super::{Progress, SplitMix, seeded_id};
-use crate::db::schema::{households, members, tasks, visits};
 use crate::db::{Db, DbConn};
 use crate::domain::{Gender, Relation, ServiceKind, TaskStatus};
 use crate::domain::{IdNumber, Tag, check_char, schedule};
 use crate::error::{ApiError, ApiResult};
 use crate::store::JsonText;
+use crate::store::bulk;
 use crate::store::communities::{self, CommunityRow, GridRow};
 use crate::store::households::{HouseholdRow, MemberRow};
 use crate::store::tasks::{TaskRow, local_date};
@@ -56,19 +55,6 @@ const GIVEN: [&str; 24] = [
 const RED_REASONS: [&str; 4] = ["elderly_living_alone", "severe_disability", "serious_illness", "extreme_poverty"];
 const YELLOW_REASONS: [&str; 5] =
     ["aged_80_plus", "elderly_couple_only", "chronic_illness", "low_income", "unemployed"];
-
-/// Runs the same batch insert on the concrete connection of either backend (`MultiConnection`
-/// has no multi-row insert), in slices that stay under both backends' bind-parameter limits.
-macro_rules! insert_rows {
-    ($conn:expr, $table:expr, $rows:expr) => {
-        for slice in $rows.chunks(1000) {
-            match &mut *$conn {
-                DbConn::Postgres(c) => diesel::insert_into($table).values(slice).execute(c)?,
-                DbConn::Sqlite(c) => diesel::insert_into($table).values(slice).execute(c)?,
-            };
-        }
-    };
-}
 
 fn ns(seed: u64) -> String {
     format!("gridlight-synthetic-{seed}")
@@ -215,10 +201,10 @@ pub fn load(db: &Db, n: u64, seed: u64) -> ApiResult<String> {
         let end = (start + CHUNK).min(n);
         let rows = generate(&ns, seed, &s, &templates, start..end, today, at);
         db.write_blocking(|conn| {
-            insert_rows!(conn, households::table, &rows.households);
-            insert_rows!(conn, members::table, &rows.members);
-            insert_rows!(conn, visits::table, &rows.visits);
-            insert_rows!(conn, tasks::table, &rows.tasks);
+            bulk::households(conn, &rows.households)?;
+            bulk::members(conn, &rows.members)?;
+            bulk::visits(conn, &rows.visits)?;
+            bulk::tasks(conn, &rows.tasks)?;
             Ok(())
         })?;
         let (m, v, t) = counts.get();

@@ -2,6 +2,7 @@
 //! transaction the caller holds (see `Db::write`).
 
 pub mod audit;
+pub mod bulk;
 pub mod communities;
 pub mod households;
 pub mod plans;
@@ -25,6 +26,7 @@ macro_rules! locked_first {
     ($conn:expr, $query:expr) => {
         match $conn {
             $crate::db::DbConn::Postgres(c) => $query.for_no_key_update().first(c).optional(),
+            // One writer at a time: the write transaction holds the database.
             $crate::db::DbConn::Sqlite(c) => $query.first(c).optional(),
         }
     };

@@ -1,0 +1,32 @@
+//! Multi-row inserts for loading large data sets (`gridlight seed synthetic`): a slice of rows
+//! at a time, staying under both backends' bind-parameter limits.
+
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::schema::{households, members, tasks, visits};
+use crate::store::households::{HouseholdRow, MemberRow};
+use crate::store::tasks::TaskRow;
+use crate::store::visits::VisitRow;
+
+/// Rows a statement carries at most (the widest row has 24 columns: 24 × 1000 binds is under
+/// PostgreSQL's 65,535 and SQLite's 32,766 per statement).
+const SLICE: usize = 1000;
+
+macro_rules! bulk_insert {
+    ($name:ident, $table:ident, $row:ty) => {
+        /// Inserts the rows in slices; returns how many.
+        pub fn $name(conn: &mut DbConn, rows: &[$row]) -> QueryResult<usize> {
+            let mut n = 0;
+            for slice in rows.chunks(SLICE) {
+                n += crate::db_run!(&mut *conn, |c| diesel::insert_into($table::table).values(slice).execute(c))?;
+            }
+            Ok(n)
+        }
+    };
+}
+
+bulk_insert!(households, households, HouseholdRow);
+bulk_insert!(members, members, MemberRow);
+bulk_insert!(visits, visits, VisitRow);
+bulk_insert!(tasks, tasks, TaskRow);
