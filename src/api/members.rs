@@ -15,6 +15,7 @@ use crate::auth::AuthUser;
 use crate::auth::scope;
 use crate::db::DbConn;
 use crate::db::schema::members;
+use crate::domain::id_number::identity_change;
 use crate::domain::{Gender, IdNumber, Relation, mask};
 use crate::error::{ApiError, ApiResult, ErrorCode, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self, Event};
@@ -317,6 +318,7 @@ pub struct PatchMember {
     #[schema(example = "张桂兰", min_length = 1, max_length = 32)]
     pub name: Option<String>,
     pub gender: Option<Gender>,
+    /// Only with `id_number` while the member has one (the number holds the birth date).
     #[serde(default, deserialize_with = "crate::api::double_option")]
     #[schema(value_type = Option<NaiveDate>)]
     pub birth_date: Option<Option<Day>>,
@@ -344,7 +346,10 @@ pub struct PatchMember {
 }
 
 /// Changes a member; `null` clears an optional field. The ID number must still agree with the
-/// birth date and gender afterwards.
+/// birth date and gender afterwards. Nothing is checked against the stored ID number or birth
+/// date, which answers show masked: a new ID number brings its own birth date unless one is
+/// sent with it, and a birth date alone is refused (422 `id_number_required`) while the member
+/// has an ID number.
 #[utoipa::path(patch, path = "/api/v1/members/{id}", tag = "members", operation_id = "update_member",
     params(("id" = String, Path, description = "Member id"),
            ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
@@ -376,12 +381,15 @@ pub async fn patch(
             let mut errors = Vec::new();
             let name = input.name.as_deref().map(|n| text("name", n, 32, &mut errors));
             let gender = input.gender.unwrap_or(current.gender);
-            let birth = input.birth_date.map(|b| b.map(|d| d.0)).unwrap_or(current.birth_date);
+            // Never judged against the stored number or birth date, which the caller sees masked.
+            let sent_id = input.id_number.as_ref().map(Option::as_deref);
+            let sent_birth = input.birth_date.map(|b| b.map(|d| d.0));
+            let stored = (current.id_number.as_deref(), current.birth_date);
+            let (id_number, birth) = identity_change(stored, sent_id, sent_birth).unwrap_or_else(|e| {
+                errors.push(FieldError::new("birth_date", e.code(), e.to_string()));
+                (current.id_number.clone(), current.birth_date)
+            });
             check_birth(birth, &mut errors);
-            let id_number = match &input.id_number {
-                Some(v) => v.clone(),
-                None => current.id_number.clone(),
-            };
             let checked = check_identity(id_number.as_deref(), birth, gender, &mut errors);
             let phone = input.phone.as_ref().map(|p| check_phone("phone", p.as_deref(), &mut errors));
             if let Some(g) = input.disability_grade {

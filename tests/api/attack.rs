@@ -1,0 +1,90 @@
+//! What still broke when the hardened service was attacked again: a validation that compared a
+//! sent value with a hidden one (and quoted it), invisible characters the text rule did not
+//! know, lock orders that let a plan change deadlock with visits and a reassignment outlive
+//! the worker's assignment, and a lockout nobody could lift. Each test failed on the code
+//! before its fix, on the backend named in it or on both.
+
+use diesel::prelude::*;
+use serde_json::{Value, json};
+
+use gridlight::db::schema::{audit_events, members};
+
+use crate::on_both_backends;
+use crate::support::world::{id_number, ok};
+use crate::support::{TestApp, TestResponse};
+
+on_both_backends!(member_changes_never_check_against_the_hidden_birth_date);
+
+/// Status, problem code and field error codes: what a caller learns from a refusal, without
+/// the per-request `instance`.
+fn answer(res: &TestResponse) -> Value {
+    let body: Value = serde_json::from_slice(&res.body).unwrap_or(Value::Null);
+    let errors: Vec<Value> = body["errors"]
+        .as_array()
+        .map(|e| e.iter().map(|e| json!([e["field"], e["code"], e["message"]])).collect())
+        .unwrap_or_default();
+    json!({"status": res.status.as_u16(), "code": body["code"], "errors": errors})
+}
+
+async fn written(app: &TestApp) -> (i64, i64) {
+    app.state
+        .db
+        .read(|c| {
+            Ok((
+                audit_events::table.count().get_result(c)?,
+                members::table.select(diesel::dsl::sum(members::version)).first::<Option<i64>>(c)?.unwrap_or(0),
+            ))
+        })
+        .await
+        .unwrap()
+}
+
+async fn member_changes_never_check_against_the_hidden_birth_date(app: TestApp) {
+    let w = app.world().await;
+    // Member a1 was born 1941-03-02 (her ID number says so); the worker sees 1941 and the last
+    // 4 characters of the number only.
+    let path = format!("/api/v1/members/{}", w.member_a1);
+    let before = written(&app).await;
+    for if_match in [Some("\"99\""), None] {
+        // A birth date alone would have to agree with the stored ID number: guessing it told
+        // right from wrong (412 or 200 against 422), and the 422 quoted the number's date.
+        let right = app.patch(&path, &w.w_a1, json!({"birth_date": "1941-03-02"}), if_match).await;
+        let wrong = app.patch(&path, &w.w_a1, json!({"birth_date": "1941-03-03"}), if_match).await;
+        for res in [&right, &wrong] {
+            let text = String::from_utf8_lossy(&res.body);
+            assert!(!text.contains("1941-03-02") && !text.contains("19410302"), "{text}");
+        }
+        assert_eq!(answer(&right), answer(&wrong), "a guessed birth date is judged against the hidden one");
+        assert_eq!(right.assert_problem(422)["errors"][0]["field"], "birth_date");
+    }
+    // A new ID number alone: judged on its own (its birth date replaces the stored one), never
+    // against the hidden birth date.
+    let same_day = id_number("1941-03-02", 4);
+    let other_day = id_number("1941-03-05", 4);
+    let stale = Some("\"99\"");
+    let a = app.patch(&path, &w.w_a1, json!({"id_number": same_day}), stale).await;
+    let b = app.patch(&path, &w.w_a1, json!({"id_number": other_day}), stale).await;
+    assert_eq!(answer(&a), answer(&b), "a new ID number is judged against the hidden birth date");
+    a.assert_problem(412);
+    assert_eq!(written(&app).await, before, "refusals write nothing");
+    // Sent together they are checked against each other, and the message quotes nothing.
+    let both = app.patch(&path, &w.w_a1, json!({"id_number": other_day, "birth_date": "1941-03-06"}), None).await;
+    let p = both.assert_problem(422);
+    assert_eq!(
+        (p["errors"][0]["field"].as_str(), p["errors"][0]["code"].as_str()),
+        (Some("id_number"), Some("birth_date_mismatch"))
+    );
+    assert!(!p.to_string().contains("1941-03-0"), "{p}");
+    // The legitimate corrections still work: a new number brings its birth date.
+    let changed = ok(&app.patch(&path, &w.w_a1, json!({"id_number": other_day}), None).await);
+    assert_eq!(changed["birth_year"], 1941);
+    let pii = ok(&app.get_as(&format!("{path}/pii?reason=%E6%A0%B8%E5%AF%B9"), &w.sec_a).await);
+    assert_eq!((pii["id_number"].as_str(), pii["birth_date"].as_str()), (Some(other_day.as_str()), Some("1941-03-05")));
+    let both = json!({"id_number": id_number("1941-04-01", 4), "birth_date": "1941-04-01"});
+    assert_eq!(ok(&app.patch(&path, &w.sec_a, both, None).await)["birth_year"], 1941);
+    // A member without an ID number takes a birth date alone.
+    let plain = app
+        .create_member(&w.sec_a, &w.household_a1, json!({"name": "无证", "gender": "male", "relation": "other"}))
+        .await;
+    ok(&app.patch(&format!("/api/v1/members/{plain}"), &w.w_a1, json!({"birth_date": "1950-05-05"}), None).await);
+}
