@@ -13,7 +13,10 @@ use crate::on_both_backends;
 use crate::support::world::{id_number, ok};
 use crate::support::{TestApp, TestResponse};
 
-on_both_backends!(member_changes_never_check_against_the_hidden_birth_date);
+on_both_backends!(
+    member_changes_never_check_against_the_hidden_birth_date,
+    invisible_format_characters_are_blank_and_line_separators_break_lines,
+);
 
 /// Status, problem code and field error codes: what a caller learns from a refusal, without
 /// the per-request `instance`.
@@ -87,4 +90,53 @@ async fn member_changes_never_check_against_the_hidden_birth_date(app: TestApp) 
         .create_member(&w.sec_a, &w.household_a1, json!({"name": "无证", "gender": "male", "relation": "other"}))
         .await;
     ok(&app.patch(&format!("/api/v1/members/{plain}"), &w.w_a1, json!({"birth_date": "1950-05-05"}), None).await);
+}
+
+async fn invisible_format_characters_are_blank_and_line_separators_break_lines(app: TestApp) {
+    let w = app.world().await;
+    let audited =
+        || async { app.state.db.read(|c| Ok(audit_events::table.count().get_result::<i64>(c)?)).await.unwrap() };
+    let before = audited().await;
+    // Tag characters, a musical-notation format character, interlinear annotation marks, the
+    // braille blank, a variation selector of the supplement: nothing a person can see.
+    let invisible = ["\u{e0041}\u{e0042}", "\u{1d173}", "\u{fff9}\u{fffb}", "\u{2800}", "\u{e0100}", " \u{e0020} "];
+    for reason in invisible {
+        let q = url_encode(reason);
+        for path in
+            [format!("/api/v1/members/{}/pii", w.member_a1), format!("/api/v1/households/{}/pii", w.household_a1)]
+        {
+            let res = app.get_as(&format!("{path}?reason={q}"), &w.w_a1).await;
+            let p = res.assert_problem(422);
+            assert_eq!(
+                (p["errors"][0]["field"].as_str(), p["errors"][0]["code"].as_str()),
+                (Some("reason"), Some("blank"))
+            );
+        }
+    }
+    assert_eq!(audited().await, before, "no reveal was audited with an invisible reason");
+    let household = |head: &str, notes: &str| {
+        json!({"grid_id": w.grid_a1, "address": {"building": "1号楼", "unit": "1单元", "room": "101"},
+               "head_name": head, "notes": notes})
+    };
+    for head in invisible {
+        let res = app.post("/api/v1/households", Some(&w.w_a1), household(head, "")).await;
+        assert_eq!(res.assert_problem(422)["errors"][0]["field"], "head_name", "{head:?}");
+    }
+    // Line and paragraph separators break lines: refused in one-line fields, fine in notes.
+    for head in ["张\u{2028}三", "张\u{2029}三"] {
+        let res = app.post("/api/v1/households", Some(&w.w_a1), household(head, "")).await;
+        let p = res.assert_problem(422);
+        assert_eq!(
+            (p["errors"][0]["field"].as_str(), p["errors"][0]["code"].as_str()),
+            (Some("head_name"), Some("control_character"))
+        );
+    }
+    assert_eq!(audited().await, before, "nothing was written");
+    ok(&app.post("/api/v1/households", Some(&w.w_a1), household("张三", "第一段\u{2029}第二段")).await);
+    // Visible text with such characters inside is still text.
+    ok(&app.post("/api/v1/households", Some(&w.w_a1), household("王\u{200d}五", "")).await);
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
 }
