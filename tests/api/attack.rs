@@ -5,6 +5,7 @@
 //! before its fix, on the backend named in it or on both.
 
 use diesel::prelude::*;
+use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use gridlight::db::schema::{audit_events, members};
@@ -16,6 +17,7 @@ use crate::support::{TestApp, TestResponse};
 on_both_backends!(
     member_changes_never_check_against_the_hidden_birth_date,
     invisible_format_characters_are_blank_and_line_separators_break_lines,
+    replacing_a_plan_while_visits_arrive_does_not_deadlock,
 );
 
 /// Status, problem code and field error codes: what a caller learns from a refusal, without
@@ -139,4 +141,31 @@ async fn invisible_format_characters_are_blank_and_line_separators_break_lines(a
 
 fn url_encode(s: &str) -> String {
     s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+async fn replacing_a_plan_while_visits_arrive_does_not_deadlock(app: TestApp) {
+    let w = app.world().await;
+    let mut hh = Vec::new();
+    for i in 0..10 {
+        hh.push(
+            app.create_household(&w.sec_a, if i % 2 == 0 { &w.grid_a1 } else { &w.grid_a2 }, &format!("户{i}")).await,
+        );
+    }
+    let plan = format!("/api/v1/communities/{}/service-plans/green", w.community_a);
+    let mut statuses = Vec::new();
+    for round in 0..12 {
+        // A changed interval moves the due dates of the plan's open tasks while each visit
+        // completes one of them and schedules the next.
+        let interval = if round % 2 == 0 { 60 } else { 90 };
+        let body = json!({"templates": [{"name": "入户走访", "kind": "home_visit", "interval_days": interval, "active": true}]});
+        let at = chrono::Utc::now().to_rfc3339();
+        let visits = hh.iter().map(|h| {
+            let token = if hh.iter().position(|x| x == h).unwrap() % 2 == 0 { &w.w_a1 } else { &w.w_a2 };
+            app.post("/api/v1/visits", Some(token), json!({"household_id": h, "kind": "home_visit", "visited_at": at}))
+        });
+        let (replaced, recorded) = futures_util::join!(app.put(&plan, &w.sec_a, body), join_all(visits));
+        statuses.push(replaced.status.as_u16());
+        statuses.extend(recorded.iter().map(|r| r.status.as_u16()));
+    }
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 201), "{statuses:?}");
 }
