@@ -619,6 +619,7 @@ pub async fn put_workers(
         .write(move |conn| {
             scope::grid(conn, &caller, &id)?;
             caller.require(&[Role::Admin, Role::Secretary])?;
+            communities::lock_for_worker_change(conn, &id)?;
             let grid = scope::grid_for_update(conn, &caller, &id)?;
             let mut errors = Vec::new();
             if input.workers.iter().filter(|w| w.primary).count() > 1 {

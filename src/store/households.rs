@@ -61,6 +61,8 @@ pub fn insert(conn: &mut DbConn, row: &HouseholdRow) -> QueryResult<()> {
 /// Inserts a household created through the API, with who created it and the request's digest;
 /// `Ok(false)` when the id is taken (see [`replay`]).
 pub fn insert_new(conn: &mut DbConn, row: &HouseholdRow, origin: &Origin) -> QueryResult<bool> {
+    // Its tasks go to the grid's workers: they stay who they are until this commits.
+    crate::store::communities::hold_workers(conn, &row.grid_id)?;
     replay::insert_new(conn, "households", |c| {
         diesel::insert_into(households::table)
             .values((row, households::created_by.eq(&origin.created_by), households::create_digest.eq(&origin.digest)))

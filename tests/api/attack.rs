@@ -8,7 +8,8 @@ use diesel::prelude::*;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use gridlight::db::schema::{audit_events, members};
+use gridlight::db::schema::{audit_events, members, tasks};
+use gridlight::domain::Role;
 
 use crate::on_both_backends;
 use crate::support::world::{id_number, ok};
@@ -18,6 +19,7 @@ on_both_backends!(
     member_changes_never_check_against_the_hidden_birth_date,
     invisible_format_characters_are_blank_and_line_separators_break_lines,
     replacing_a_plan_while_visits_arrive_does_not_deadlock,
+    reassigning_tasks_while_workers_leave_leaves_none_with_them,
 );
 
 /// Status, problem code and field error codes: what a caller learns from a refusal, without
@@ -168,4 +170,67 @@ async fn replacing_a_plan_while_visits_arrive_does_not_deadlock(app: TestApp) {
         statuses.extend(recorded.iter().map(|r| r.status.as_u16()));
     }
     assert!(statuses.iter().all(|s| *s == 200 || *s == 201), "{statuses:?}");
+}
+
+async fn stray_tasks(app: &TestApp, grid: &str, holder: &str) -> usize {
+    let (grid, holder) = (grid.to_owned(), holder.to_owned());
+    app.state
+        .db
+        .read(move |c| {
+            Ok(tasks::table
+                .filter(tasks::grid_id.eq(&grid))
+                .filter(tasks::status.eq("open"))
+                .filter(tasks::assignee_id.eq(&holder))
+                .count()
+                .get_result::<i64>(c)?)
+        })
+        .await
+        .unwrap() as usize
+}
+
+async fn open_tasks_of(app: &TestApp, grid: &str) -> Vec<String> {
+    let grid = grid.to_owned();
+    app.state
+        .db
+        .read(move |c| {
+            Ok(tasks::table
+                .filter(tasks::grid_id.eq(&grid))
+                .filter(tasks::status.eq("open"))
+                .select(tasks::id)
+                .load(c)?)
+        })
+        .await
+        .unwrap()
+}
+
+async fn reassigning_tasks_while_workers_leave_leaves_none_with_them(app: TestApp) {
+    let w = app.world().await;
+    for i in 0..8 {
+        app.create_household(&w.sec_a, &w.grid_a2, &format!("住户{i}")).await;
+    }
+    let helper = app.user("w-help", Role::GridWorker, Some(&w.community_a)).await;
+    let workers = format!("/api/v1/grids/{}/workers", w.grid_a2);
+    let with_helper =
+        json!({"workers": [{"user_id": w.user_w_a2, "primary": true}, {"user_id": helper, "primary": false}]});
+    let without = json!({"workers": [{"user_id": w.user_w_a2, "primary": true}]});
+    let user = format!("/api/v1/users/{helper}");
+    for round in 0..8 {
+        ok(&app.patch(&user, &w.sec_a, json!({"active": true}), None).await);
+        ok(&app.put(&workers, &w.sec_a, with_helper.clone()).await);
+        let ids = open_tasks_of(&app, &w.grid_a2).await;
+        let paths: Vec<String> = ids.iter().map(|t| format!("/api/v1/tasks/{t}")).collect();
+        let patches = paths.iter().map(|p| app.patch(p, &w.sec_a, json!({"assignee_id": helper}), None));
+        // Half the rounds take the helper off the grid, the others deactivate the account.
+        let leave = async {
+            if round % 2 == 0 {
+                app.put(&workers, &w.sec_a, without.clone()).await
+            } else {
+                app.patch(&user, &w.sec_a, json!({"active": false}), None).await
+            }
+        };
+        let (left, results) = futures_util::join!(leave, join_all(patches));
+        ok(&left);
+        assert!(results.iter().all(|r| r.status == 200 || r.status == 422), "round {round}");
+        assert_eq!(stray_tasks(&app, &w.grid_a2, &helper).await, 0, "round {round}: open tasks left with the helper");
+    }
 }
