@@ -367,7 +367,8 @@ pub async fn patch(
             }
             check_version(expected, target.version)?;
             let at = now();
-            let ends_sessions = hash.is_some() || input.active == Some(false);
+            let resets_password = hash.is_some();
+            let ends_sessions = resets_password || input.active == Some(false);
             let changes = UserChanges {
                 display_name: input.display_name.as_ref().map(|n| n.trim().to_owned()),
                 phone,
@@ -382,6 +383,10 @@ pub async fn patch(
             }
             if ends_sessions {
                 sessions::revoke_all_for_user(conn, &target.id)?;
+            }
+            // A new password set by a manager ends the lock that guesses at the old one caused.
+            if resets_password {
+                crate::auth::throttle::succeeded(conn, &target.username)?;
             }
             // A deactivated account serves no grid: its assignments end and its open tasks go
             // to each grid's primary worker, or to the secretary's queue.

@@ -12,6 +12,7 @@ use gridlight::db::schema::{audit_events, members, tasks};
 use gridlight::domain::Role;
 
 use crate::on_both_backends;
+use crate::support::fixtures::PASSWORD;
 use crate::support::world::{id_number, ok};
 use crate::support::{TestApp, TestResponse};
 
@@ -20,6 +21,7 @@ on_both_backends!(
     invisible_format_characters_are_blank_and_line_separators_break_lines,
     replacing_a_plan_while_visits_arrive_does_not_deadlock,
     reassigning_tasks_while_workers_leave_leaves_none_with_them,
+    a_password_reset_lifts_the_lockout,
 );
 
 /// Status, problem code and field error codes: what a caller learns from a refusal, without
@@ -233,4 +235,26 @@ async fn reassigning_tasks_while_workers_leave_leaves_none_with_them(app: TestAp
         assert!(results.iter().all(|r| r.status == 200 || r.status == 422), "round {round}");
         assert_eq!(stray_tasks(&app, &w.grid_a2, &helper).await, 0, "round {round}: open tasks left with the helper");
     }
+}
+
+async fn a_password_reset_lifts_the_lockout(app: TestApp) {
+    let w = app.world().await;
+    app.user("w-locked", Role::GridWorker, Some(&w.community_a)).await;
+    let id = ok(&app.get_as("/api/v1/users?limit=500", &w.sec_a).await)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "w-locked")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for i in 0..5 {
+        assert_eq!(app.login_as("w-locked", &format!("wrong-password-{i}")).await.status, 401);
+    }
+    app.login_as("w-locked", PASSWORD).await.assert_problem(429);
+    // The secretary gives the worker a new password: the lock on the old one ends with it.
+    ok(&app.patch(&format!("/api/v1/users/{id}"), &w.sec_a, json!({"password": "a-brand-new-secret"}), None).await);
+    let res = app.login_as("w-locked", "a-brand-new-secret").await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
 }
