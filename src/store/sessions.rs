@@ -148,8 +148,11 @@ pub enum Attempt {
 /// write lock), so that concurrent attempts, in this process or in another instance, are
 /// counted one after another.
 pub fn reserve_attempt(conn: &mut DbConn, account: &str, rule: Throttle) -> QueryResult<Attempt> {
+    let (failures, window_start, locked_until) = locked_count(conn, account, now())?;
+    // The clock is read once the row is locked: an attempt that waited for the lock must not
+    // judge the lock or the window by a time from before the attempt that set them (its
+    // Retry-After came out a second longer than the window).
     let now = now();
-    let (failures, window_start, locked_until) = locked_count(conn, account, now)?;
     if let Some(until) = locked_until.filter(|until| *until > now) {
         let secs = (until - now).num_milliseconds().max(0) as u64;
         return Ok(Attempt::Locked { retry_after_secs: secs.div_ceil(1000).max(1) });
