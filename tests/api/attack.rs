@@ -21,6 +21,7 @@ on_both_backends!(
     invisible_format_characters_are_blank_and_line_separators_break_lines,
     replacing_a_plan_while_visits_arrive_does_not_deadlock,
     reassigning_tasks_while_workers_leave_leaves_none_with_them,
+    households_registered_while_the_primary_changes_go_to_the_new_one,
     a_password_reset_lifts_the_lockout,
 );
 
@@ -174,7 +175,7 @@ async fn replacing_a_plan_while_visits_arrive_does_not_deadlock(app: TestApp) {
     assert!(statuses.iter().all(|s| *s == 200 || *s == 201), "{statuses:?}");
 }
 
-async fn stray_tasks(app: &TestApp, grid: &str, holder: &str) -> usize {
+async fn open_tasks_held_by(app: &TestApp, grid: &str, holder: &str) -> usize {
     let (grid, holder) = (grid.to_owned(), holder.to_owned());
     app.state
         .db
@@ -233,7 +234,11 @@ async fn reassigning_tasks_while_workers_leave_leaves_none_with_them(app: TestAp
         let (left, results) = futures_util::join!(leave, join_all(patches));
         ok(&left);
         assert!(results.iter().all(|r| r.status == 200 || r.status == 422), "round {round}");
-        assert_eq!(stray_tasks(&app, &w.grid_a2, &helper).await, 0, "round {round}: open tasks left with the helper");
+        assert_eq!(
+            open_tasks_held_by(&app, &w.grid_a2, &helper).await,
+            0,
+            "round {round}: open tasks left with the helper"
+        );
     }
 }
 
@@ -257,4 +262,32 @@ async fn a_password_reset_lifts_the_lockout(app: TestApp) {
     ok(&app.patch(&format!("/api/v1/users/{id}"), &w.sec_a, json!({"password": "a-brand-new-secret"}), None).await);
     let res = app.login_as("w-locked", "a-brand-new-secret").await;
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+}
+
+async fn households_registered_while_the_primary_changes_go_to_the_new_one(app: TestApp) {
+    let w = app.world().await;
+    let other = app.user("w-next", Role::GridWorker, Some(&w.community_a)).await;
+    let workers = format!("/api/v1/grids/{}/workers", w.grid_a1);
+    for round in 0..6 {
+        let (from, to) = if round % 2 == 0 { (&w.user_w_a1, &other) } else { (&other, &w.user_w_a1) };
+        let both = json!({"workers": [{"user_id": from, "primary": true}, {"user_id": to, "primary": false}]});
+        ok(&app.put(&workers, &w.sec_a, both).await);
+        let bodies: Vec<Value> = (0..8)
+            .map(|i| {
+                json!({"grid_id": w.grid_a1, "address": {"building": format!("{round}号楼"), "unit": "1单元", "room": format!("{i}")},
+                       "head_name": "新住户"})
+            })
+            .collect();
+        let creates = bodies.iter().map(|b| app.post("/api/v1/households", Some(&w.sec_a), b.clone()));
+        let change = app.put(&workers, &w.sec_a, json!({"workers": [{"user_id": to, "primary": true}]}));
+        let (changed, created) = futures_util::join!(change, join_all(creates));
+        ok(&changed);
+        assert!(created.iter().all(|r| r.status == 201));
+        let open = open_tasks_of(&app, &w.grid_a1).await.len();
+        assert_eq!(
+            open_tasks_held_by(&app, &w.grid_a1, to).await,
+            open,
+            "round {round}: tasks of new households went to the old primary"
+        );
+    }
 }
