@@ -27,6 +27,9 @@ RULES_BEYOND_THE_SCHEMA = [
     # Relative to today, or outside the years the service accepts (1900-2100): a date-time
     # format cannot bound its range.
     (r"birth_date", "out_of_range"),
+    # A member's stored ID number holds the birth date: a birth date alone is refused while it
+    # has one, whatever its value (the stored one is masked, so it is never compared).
+    (r"birth_date", "id_number_required"),
     (r"visited_at|from|to|updated_since|due_before", "out_of_range"),
     (r"visited_at", "in_future|too_old"),
     # References to records that must exist in the caller's scope, with the right role.

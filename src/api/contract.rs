@@ -124,8 +124,9 @@ fn add_links(openapi: &mut utoipa::openapi::OpenApi) {
 }
 
 /// The text rule of [`crate::domain::text`] as JSON Schema patterns: one line, or several (line
-/// feed, carriage return and tab let through) for the fields [`crate::api::input`] reads so.
-pub const ONE_LINE_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]*$";
+/// feed, carriage return, tab and the Unicode line and paragraph separators let through) for
+/// the fields [`crate::api::input`] reads so.
+pub const ONE_LINE_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F\u2028\u2029\u202A-\u202E\u2066-\u2069]*$";
 pub const LINES_PATTERN: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]*$";
 
 fn is_string(schema: &Value) -> bool {

@@ -216,6 +216,7 @@ pub struct PatchMember {
     #[validate(length(max = 32, code = "too_long"), custom(function = "required_line"))]
     pub name: Option<String>,
     pub gender: Option<Gender>,
+    /// Only with `id_number` while the member has one (the number holds the birth date).
     #[serde(default, deserialize_with = "crate::api::double_option")]
     #[schema(value_type = Option<NaiveDate>)]
     pub birth_date: Option<Option<Day>>,
@@ -273,7 +274,10 @@ impl PatchMember {
 }
 
 /// Changes a member; `null` clears an optional field. The ID number must still agree with the
-/// birth date and gender afterwards.
+/// birth date and gender afterwards. Nothing is checked against the stored ID number or birth
+/// date, which answers show masked: a new ID number brings its own birth date unless one is
+/// sent with it, and a birth date alone is refused (422 `id_number_required`) while the member
+/// has an ID number.
 #[utoipa::path(patch, path = "/api/v1/members/{id}", tag = "members", operation_id = "update_member",
     params(("id" = String, Path, description = "Member id"),
            ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),

@@ -23,10 +23,14 @@ pub enum IdNumberError {
     BirthDate,
     #[error("the ID number's check character is wrong (expected {expected})")]
     Checksum { expected: char },
-    #[error("the ID number gives birth date {in_id}, but the birth date is {given}")]
+    /// The message names neither date: one of them may be a stored value the caller sees
+    /// masked (see [`identity_change`]).
+    #[error("the birth date in the ID number is not the birth date given")]
     BirthDateMismatch { in_id: NaiveDate, given: NaiveDate },
     #[error("the ID number is a {in_id} person's, but the gender is {given}")]
     GenderMismatch { in_id: Gender, given: Gender },
+    #[error("the member has an ID number, which holds the birth date: send id_number with birth_date")]
+    BirthDateWithoutNumber,
 }
 
 impl IdNumberError {
@@ -39,6 +43,7 @@ impl IdNumberError {
             IdNumberError::Checksum { .. } => "checksum",
             IdNumberError::BirthDateMismatch { .. } => "birth_date_mismatch",
             IdNumberError::GenderMismatch { .. } => "gender_mismatch",
+            IdNumberError::BirthDateWithoutNumber => "id_number_required",
         }
     }
 }
@@ -144,6 +149,36 @@ impl IdNumber {
 impl fmt::Debug for IdNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("IdNumber").field(&self.masked()).finish()
+    }
+}
+
+/// Which ID number and birth date a change to a member leaves to be checked (with
+/// [`IdNumber::agrees_with`]) and stored. `stored` is what the member has; `sent_id` and
+/// `sent_birth` are the request's fields: `None` when absent, `Some(None)` (or an empty number)
+/// to clear.
+///
+/// A change is never judged against the stored ID number or birth date: both are masked in
+/// every answer (the year and the last 4 characters show), so a refusal that depended on them
+/// would give them away one guess at a time — a birth date "disagreeing with the ID number"
+/// names the number's date. So:
+/// - a new ID number brings its own birth date, unless one is sent with it (then the two sent
+///   values must agree);
+/// - a birth date alone is refused while the member has an ID number
+///   ([`IdNumberError::BirthDateWithoutNumber`], whatever the date): send the number with it;
+/// - clearing the ID number keeps the birth date, unless another is sent.
+///
+/// The gender may still be checked against a stored number: its digit is one of the 4 shown.
+pub fn identity_change(
+    stored: (Option<&str>, Option<NaiveDate>),
+    sent_id: Option<Option<&str>>,
+    sent_birth: Option<Option<NaiveDate>>,
+) -> Result<(Option<String>, Option<NaiveDate>), IdNumberError> {
+    let (stored_id, stored_birth) = stored;
+    match (sent_id, sent_birth) {
+        (Some(Some(id)), birth) if !id.trim().is_empty() => Ok((Some(id.to_owned()), birth.flatten())),
+        (Some(_), birth) => Ok((None, birth.unwrap_or(stored_birth))),
+        (None, Some(Some(_))) if stored_id.is_some() => Err(IdNumberError::BirthDateWithoutNumber),
+        (None, birth) => Ok((stored_id.map(str::to_owned), birth.unwrap_or(stored_birth))),
     }
 }
 
@@ -288,6 +323,33 @@ mod tests {
             id.agrees_with(None, Some(Gender::Female)),
             Err(IdNumberError::GenderMismatch { in_id: Gender::Male, given: Gender::Female })
         );
+    }
+
+    #[test]
+    fn identity_changes_never_depend_on_the_stored_values() {
+        let stored_id = valid("37010319850612123");
+        let stored = (Some(stored_id.as_str()), Some(date(1985, 6, 12)));
+        let other = valid("37010319900101123");
+        // A birth date alone is refused whatever it is, right or wrong.
+        for guess in [date(1985, 6, 12), date(1985, 6, 13)] {
+            assert_eq!(identity_change(stored, None, Some(Some(guess))), Err(IdNumberError::BirthDateWithoutNumber));
+        }
+        // A new number alone brings its birth date; sent together they are checked together.
+        assert_eq!(identity_change(stored, Some(Some(&other)), None), Ok((Some(other.clone()), None)));
+        let both = identity_change(stored, Some(Some(&other)), Some(Some(date(1990, 1, 2))));
+        assert_eq!(both, Ok((Some(other.clone()), Some(date(1990, 1, 2)))));
+        // Clearing the number keeps the birth date; nothing sent keeps both.
+        assert_eq!(identity_change(stored, Some(None), None), Ok((None, Some(date(1985, 6, 12)))));
+        assert_eq!(identity_change(stored, Some(Some("")), None), Ok((None, Some(date(1985, 6, 12)))));
+        assert_eq!(identity_change(stored, None, None), Ok((Some(stored_id.clone()), Some(date(1985, 6, 12)))));
+        // Without a number a birth date is the member's own business.
+        assert_eq!(
+            identity_change((None, None), None, Some(Some(date(1950, 5, 5)))),
+            Ok((None, Some(date(1950, 5, 5))))
+        );
+        // The mismatch message quotes neither date.
+        let e = IdNumberError::BirthDateMismatch { in_id: date(1985, 6, 12), given: date(1985, 6, 13) };
+        assert!(!e.to_string().contains("1985"), "{e}");
     }
 
     #[test]

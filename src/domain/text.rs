@@ -7,10 +7,15 @@
 //! characters (a name nobody can see) is never what a user meant. One rule for every field:
 //!
 //! - C0 controls (U+0000–U+001F), DEL and C1 controls (U+007F–U+009F) are refused; a field
-//!   that documents several lines (notes) takes line feed, carriage return and tab;
+//!   that documents several lines (notes) takes line feed, carriage return and tab, and the
+//!   Unicode line and paragraph separators (U+2028, U+2029), which one-line fields refuse as the
+//!   line breaks they are;
 //! - bidi embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069) are refused;
-//! - a value of only whitespace and invisible characters (zero-width spaces and joiners, word
-//!   joiner, byte-order mark, …) counts as blank.
+//! - a value of only whitespace and invisible characters counts as blank: every default
+//!   ignorable code point of Unicode (zero-width spaces and joiners, word joiner, byte-order
+//!   mark, variation selectors, tag characters, …), the other format characters that show
+//!   nothing (interlinear annotation marks, Egyptian hieroglyph format controls) and the
+//!   braille blank (U+2800), a popular "invisible name".
 //!
 //! Dates and times are accepted between 1900-01-01 and 2100-12-31 (UTC): nothing the service
 //! records lies outside, and both databases store that range exactly.
@@ -41,7 +46,7 @@ impl TextError {
 /// tabs through.
 pub fn check(value: &str, multiline: bool) -> Result<(), TextError> {
     for c in value.chars() {
-        if is_control(c) && !(multiline && matches!(c, '\n' | '\r' | '\t')) {
+        if (is_control(c) || is_line_separator(c)) && !(multiline && is_line_break(c)) {
             return Err(TextError::Control);
         }
         if is_bidi_override(c) {
@@ -56,12 +61,24 @@ pub fn is_control(c: char) -> bool {
     matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}')
 }
 
+/// The Unicode line and paragraph separators: line breaks outside the C0 range.
+pub fn is_line_separator(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// What a field of several lines may hold besides visible text.
+fn is_line_break(c: char) -> bool {
+    matches!(c, '\n' | '\r' | '\t') || is_line_separator(c)
+}
+
 /// Embeddings, overrides and isolates: they reorder what follows them.
 pub fn is_bidi_override(c: char) -> bool {
     matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Characters that take no space and show nothing.
+/// Characters that show nothing: Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties,
+/// less the bidi controls, which are refused outright), the format characters outside it that
+/// render as nothing, and the braille blank.
 pub fn is_invisible(c: char) -> bool {
     matches!(
         c,
@@ -72,14 +89,20 @@ pub fn is_invisible(c: char) -> bool {
             | '\u{1160}'
             | '\u{17b4}'
             | '\u{17b5}'
-            | '\u{180b}'..='\u{180e}'
+            | '\u{180b}'..='\u{180f}'
             | '\u{200b}'..='\u{200f}'
-            | '\u{2060}'..='\u{2064}'
+            | '\u{2060}'..='\u{2065}'
             | '\u{206a}'..='\u{206f}'
+            | '\u{2800}'
             | '\u{3164}'
             | '\u{fe00}'..='\u{fe0f}'
             | '\u{feff}'
             | '\u{ffa0}'
+            | '\u{fff0}'..='\u{fffb}'
+            | '\u{13430}'..='\u{1343f}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e0fff}'
     )
 }
 
@@ -171,6 +194,21 @@ mod tests {
         assert_eq!(check("a\u{7f}", false), Err(TextError::Control));
         assert_eq!(check("line 1\nline 2\r\n\tindented", true), Ok(()));
         assert_eq!(check("line 1\nline 2", false), Err(TextError::Control));
+        // The Unicode line and paragraph separators are line breaks too.
+        assert_eq!(check("张\u{2028}三", false), Err(TextError::Control));
+        assert_eq!(check("张\u{2029}三", false), Err(TextError::Control));
+        assert_eq!(check("第一段\u{2029}第二段", true), Ok(()));
+    }
+
+    #[test]
+    fn format_characters_that_show_nothing_are_blank() {
+        for s in
+            ["\u{e0041}\u{e0042}", "\u{1d173}", "\u{fff9}\u{fffb}", "\u{2800}", "\u{e0100}", "\u{13430}", "\u{1bca0}"]
+        {
+            assert!(is_blank(s), "{s:?}");
+        }
+        assert!(is_blank(" \u{e0020}\u{2800} "));
+        assert!(!is_blank("王\u{e0041}"));
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub struct Assignment {
 /// tasks; otherwise the tasks of workers who left the grid go to the primary, or to nobody (the
 /// secretary's queue).
 pub fn set_workers(conn: &mut DbConn, caller: &AuthUser, id: &str, workers: Vec<Assignment>) -> ApiResult<GridRow> {
-    let grid = managed_grid(conn, caller, id)?;
+    let grid = grid_for_worker_change(conn, caller, id)?;
     check_workers(conn, &grid.community_id, &workers)?;
     let before = store::primary_worker(conn, id)?;
     let workers: Vec<(String, bool)> = workers.into_iter().map(|w| (w.user_id, w.primary)).collect();
@@ -128,6 +128,15 @@ pub fn set_workers(conn: &mut DbConn, caller: &AuthUser, id: &str, workers: Vec<
 fn managed_grid(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<GridRow> {
     scope::grid(conn, caller, id)?;
     caller.require(&[Role::Admin, Role::Secretary])?;
+    scope::grid_for_update(conn, caller, id)
+}
+
+/// [`managed_grid`] for a change of its workers: its households are locked first, so that no
+/// task is given meanwhile to a worker about to leave (see `lock_for_worker_change`).
+fn grid_for_worker_change(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<GridRow> {
+    scope::grid(conn, caller, id)?;
+    caller.require(&[Role::Admin, Role::Secretary])?;
+    store::lock_for_worker_change(conn, id)?;
     scope::grid_for_update(conn, caller, id)
 }
 

@@ -4,6 +4,7 @@
 
 use chrono::{NaiveDate, Utc};
 
+use crate::domain::id_number::identity_change;
 use crate::auth::{AuthUser, scope};
 use crate::db::DbConn;
 use crate::domain::text::date_in_range;
@@ -145,7 +146,10 @@ pub struct MemberEdit {
 }
 
 /// Edits a member of a household that was not removed (409 `household_removed`). The ID number
-/// must still agree with the birth date and gender afterwards (422 `id_number`).
+/// must still agree with the birth date and gender afterwards (422 `id_number`); nothing is
+/// checked against the stored number or birth date: a new ID number brings its own birth date
+/// unless one is sent with it, and a birth date alone is refused (422 `id_number_required`)
+/// while the member has an ID number.
 pub fn edit(
     conn: &mut DbConn,
     caller: &AuthUser,
@@ -170,12 +174,14 @@ pub fn edit(
         ("notes", e.notes.is_some()),
     ]);
     let invalid = |f: FieldError| ApiError::Validation(vec![f]);
-    let id_number = match e.id_number {
-        Some(n) => n,
-        None => current.id_number.as_deref().map(parse_id_number).transpose().map_err(invalid)?,
-    };
+    // Never judged against the stored ID number or birth date, which answers show masked: a
+    // refusal that depended on them would give them away (see `identity_change`).
+    let sent_id = e.id_number.as_ref().map(|n| n.as_ref().map(IdNumber::as_str));
+    let (id_number, birth_date) = identity_change((current.id_number.as_deref(), current.birth_date), sent_id, e.birth_date)
+        .map_err(|err| invalid(FieldError::new("birth_date", err.code(), err.to_string())))?;
+    let id_number = id_number.as_deref().map(parse_id_number).transpose().map_err(invalid)?;
     let gender = e.gender.unwrap_or(current.gender);
-    let identity = Identity::new(gender, e.birth_date.unwrap_or(current.birth_date), id_number).map_err(invalid)?;
+    let identity = Identity::new(gender, birth_date, id_number).map_err(invalid)?;
     check_version(expected, current.version)?;
     let changes = MemberChanges {
         name: e.name,

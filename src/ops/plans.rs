@@ -37,13 +37,15 @@ pub fn replace(
         .into_iter()
         .find(|(p, _)| p.tag == tag)
         .ok_or_else(|| ApiError::not_found("service plan"))?;
+    // The plan's households before their tasks, as every writer locks them.
+    let household_ids = households::lock_with_tag(conn, community_id, tag.as_str())?;
     let changed = store::replace_templates(conn, &stored, &plan.templates, plan.review_interval_days)?;
     let mut rescheduled = 0;
     for template_id in &changed {
         rescheduled += tasks::reschedule_template(conn, template_id)?;
     }
     let mut reconciled = tasks::Reconciled::default();
-    for household_id in households::ids_with_tag(conn, community_id, tag.as_str())? {
+    for household_id in household_ids {
         reconciled += tasks::household_changed(conn, &household_id)?;
     }
     let templates: Vec<_> = plan

@@ -170,6 +170,10 @@ pub fn edit(
     if ends_sessions {
         sessions::revoke_all_for_user(conn, &target.id)?;
     }
+    // A new password set by a manager ends the lock that guesses at the old one caused.
+    if changes.password_hash.is_some() {
+        throttle::succeeded(conn, &target.username)?;
+    }
     let grids_left = if e.active == Some(false) && target.active { leave_grids(conn, &target.id, at)? } else { vec![] };
     let summary = json!({"fields": fields, "active": e.active, "grids_left": grids_left});
     audit::record(

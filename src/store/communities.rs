@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::db::DbConn;
-use crate::db::schema::{communities, grid_assignments, grids, users};
+use crate::db::schema::{communities, grid_assignments, grids, households, users};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// Is this the violation of the unique index `index` (PostgreSQL names it; SQLite lists its
@@ -265,10 +265,48 @@ pub fn touch_grid(conn: &mut DbConn, grid_id: &str, at: NaiveDateTime) -> QueryR
         .execute(conn)
 }
 
+/// Locks what a change of a grid's workers must hold before it reads or changes the
+/// assignments and hands tasks on: the grid's households (in id order, as every writer locks
+/// households), then the grid (PostgreSQL; SQLite's writer is exclusive already).
+///
+/// Whoever gives one of the grid's tasks to a worker either holds one of those households
+/// (a reassignment, a visit, a tag decision: it locked the task's household first) or the
+/// grid, shared ([`hold_workers`]: a new household, one moving in). So a change of workers waits
+/// until such a writer has committed, and its hand-over then sees the task; or the writer waits
+/// and reads the new workers. Without these locks a task given to a worker while that worker
+/// left the grid (or was deactivated) stayed with them, in nobody's list.
+pub fn lock_for_worker_change(conn: &mut DbConn, grid_id: &str) -> QueryResult<()> {
+    if let DbConn::Postgres(c) = conn {
+        households::table
+            .filter(households::grid_id.eq(grid_id))
+            .filter(households::removed_at.is_null())
+            .order(households::id.asc())
+            .select(households::id)
+            .for_no_key_update()
+            .load::<String>(c)?;
+        grids::table.find(grid_id).select(grids::id).for_no_key_update().first::<String>(c).optional()?;
+    }
+    Ok(())
+}
+
+/// Keeps a grid's workers as they are until the transaction ends (PostgreSQL: the grid row
+/// `FOR SHARE`): for a writer that gives tasks of a household no change of workers has locked
+/// yet, a new one or one moving into the grid (see [`lock_for_worker_change`]).
+pub fn hold_workers(conn: &mut DbConn, grid_id: &str) -> QueryResult<()> {
+    if let DbConn::Postgres(c) = conn {
+        grids::table.find(grid_id).select(grids::id).for_share().first::<String>(c).optional()?;
+    }
+    Ok(())
+}
+
 /// Ends every assignment of a worker (a deactivated account serves no grid); returns the grids
-/// it served.
+/// it served. Each grid is locked for the change first ([`lock_for_worker_change`]), in id
+/// order.
 pub fn unassign_everywhere(conn: &mut DbConn, user_id: &str) -> QueryResult<Vec<String>> {
     let grids = grids_of_worker(conn, user_id)?;
+    for grid_id in &grids {
+        lock_for_worker_change(conn, grid_id)?;
+    }
     diesel::delete(grid_assignments::table.filter(grid_assignments::user_id.eq(user_id))).execute(conn)?;
     Ok(grids)
 }

@@ -61,6 +61,8 @@ pub fn insert(conn: &mut DbConn, row: &HouseholdRow) -> QueryResult<()> {
 /// Inserts a household created through the API, with who created it and the request's digest;
 /// `Ok(false)` when the id is taken (see [`replay`]).
 pub fn insert_new(conn: &mut DbConn, row: &HouseholdRow, origin: &Origin) -> QueryResult<bool> {
+    // Its tasks go to the grid's workers: they stay who they are until this commits.
+    crate::store::communities::hold_workers(conn, &row.grid_id)?;
     replay::insert_new(conn, "households", |c| {
         diesel::insert_into(households::table)
             .values((row, households::created_by.eq(&origin.created_by), households::create_digest.eq(&origin.digest)))
@@ -340,13 +342,20 @@ pub fn update_member(conn: &mut DbConn, id: &str, version: i32, changes: &Member
         .map(|n| n == 1)
 }
 
-/// The current households of a community with a tag (for reconciling after a plan change).
-pub fn ids_with_tag(conn: &mut DbConn, community_id: &str, tag: &str) -> QueryResult<Vec<String>> {
-    households::table
+/// The current households of a community with a tag, locked for a plan change: in id order
+/// (PostgreSQL: `FOR NO KEY UPDATE`), before any of their tasks is touched, the order every
+/// writer takes (see `tasks::reconcile_batch`). A plan change that moved due dates first and
+/// locked the households afterwards deadlocked with visits, which lock a household and then
+/// its tasks.
+pub fn lock_with_tag(conn: &mut DbConn, community_id: &str, tag: &str) -> QueryResult<Vec<String>> {
+    let q = households::table
         .filter(households::community_id.eq(community_id))
         .filter(households::tag.eq(tag))
         .filter(households::removed_at.is_null())
         .select(households::id)
-        .order(households::id.asc())
-        .load(conn)
+        .order(households::id.asc());
+    match conn {
+        DbConn::Postgres(c) => q.for_no_key_update().load(c),
+        DbConn::Sqlite(c) => q.load(c),
+    }
 }

@@ -183,6 +183,7 @@ pub fn hand_on(conn: &mut DbConn, grid_id: &str, at: NaiveDateTime) -> QueryResu
 /// A household moved to another grid: its open tasks follow it (to the new grid's primary
 /// worker, or to nobody).
 pub fn household_moved(conn: &mut DbConn, household_id: &str, grid_id: &str) -> QueryResult<usize> {
+    communities::hold_workers(conn, grid_id)?;
     let primary = communities::primary_worker(conn, grid_id)?;
     diesel::update(tasks::table.filter(tasks::household_id.eq(household_id)).filter(tasks::status.eq("open")))
         .set((

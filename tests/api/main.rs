@@ -3,6 +3,7 @@
 
 mod support;
 
+mod attack;
 mod auth;
 mod communities;
 mod contract;
