@@ -4,9 +4,9 @@
 
 use chrono::{NaiveDate, Utc};
 
-use crate::domain::id_number::identity_change;
 use crate::auth::{AuthUser, scope};
 use crate::db::DbConn;
+use crate::domain::id_number::identity_change;
 use crate::domain::text::date_in_range;
 use crate::domain::{Gender, IdNumber, IdNumberError, Relation};
 use crate::error::{ApiError, ApiResult, ErrorCode, FieldError};
@@ -177,8 +177,9 @@ pub fn edit(
     // Never judged against the stored ID number or birth date, which answers show masked: a
     // refusal that depended on them would give them away (see `identity_change`).
     let sent_id = e.id_number.as_ref().map(|n| n.as_ref().map(IdNumber::as_str));
-    let (id_number, birth_date) = identity_change((current.id_number.as_deref(), current.birth_date), sent_id, e.birth_date)
-        .map_err(|err| invalid(FieldError::new("birth_date", err.code(), err.to_string())))?;
+    let (id_number, birth_date) =
+        identity_change((current.id_number.as_deref(), current.birth_date), sent_id, e.birth_date)
+            .map_err(|err| invalid(FieldError::new("birth_date", err.code(), err.to_string())))?;
     let id_number = id_number.as_deref().map(parse_id_number).transpose().map_err(invalid)?;
     let gender = e.gender.unwrap_or(current.gender);
     let identity = Identity::new(gender, birth_date, id_number).map_err(invalid)?;
