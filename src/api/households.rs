@@ -167,7 +167,7 @@ pub struct CreateHousehold {
 }
 
 impl CreateHousehold {
-    fn checked(self) -> ApiResult<NewHousehold> {
+    pub(crate) fn checked(self) -> ApiResult<NewHousehold> {
         let id = client_id(self.id.as_deref())?;
         let mut errors = declared(&self);
         let phone = phone("phone", self.phone.as_deref(), &mut errors);
@@ -367,7 +367,7 @@ pub struct PatchHousehold {
 }
 
 impl PatchHousehold {
-    fn checked(self) -> ApiResult<HouseholdEdit> {
+    pub(crate) fn checked(self) -> ApiResult<HouseholdEdit> {
         let mut errors = declared(&self);
         let phone = self.phone.map(|p| phone("phone", p.as_deref(), &mut errors));
         done(errors)?;
@@ -429,7 +429,7 @@ pub struct RemoveQuery {
 }
 
 impl RemoveQuery {
-    fn checked(self) -> ApiResult<Removal> {
+    pub(crate) fn checked(self) -> ApiResult<Removal> {
         let reason = match self.reason.as_deref() {
             None => Err(FieldError::new("reason", "required", "say why: moved_out, deceased, merged or other")),
             Some(r) => RemovalReason::parse(r).map_err(|e| FieldError::new("reason", "invalid", e.to_string())),

@@ -128,7 +128,7 @@ fn id_number(raw: Option<&str>, errors: &mut Vec<FieldError>) -> Option<IdNumber
 }
 
 impl CreateMember {
-    fn checked(self) -> ApiResult<NewMember> {
+    pub(crate) fn checked(self) -> ApiResult<NewMember> {
         let id = client_id(self.id.as_deref())?;
         let mut errors = declared(&self);
         let phone = phone("phone", self.phone.as_deref(), &mut errors);
@@ -248,7 +248,7 @@ pub struct PatchMember {
 impl PatchMember {
     /// The fields on their own; whether the ID number agrees with the birth date and gender
     /// depends on what is stored, and is the operation's to check.
-    fn checked(self) -> ApiResult<MemberEdit> {
+    pub(crate) fn checked(self) -> ApiResult<MemberEdit> {
         let mut errors = declared(&self);
         let birth_date = self.birth_date.map(|b| b.map(|d| d.0));
         errors.extend(birth_date.flatten().and_then(|d| check_birth_date(d).err()));

@@ -58,7 +58,7 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         tasks::list, tasks::patch,
         visits::list, visits::create, visits::get, visits::patch,
         stats::overview, stats::evaluation,
-        sync::sync,
+        sync::sync, sync::push,
     ),
     components(schemas(Problem, FieldError)),
     modifiers(&BearerAuth, &CommonResponses),

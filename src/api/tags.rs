@@ -142,7 +142,7 @@ fn catalogued(codes: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
 }
 
 impl ProposeTagChange {
-    fn checked(self) -> ApiResult<Proposal> {
+    pub(crate) fn checked(self) -> ApiResult<Proposal> {
         let mut errors = Vec::new();
         let to_tag =
             Tag::parse(&self.to_tag).map_err(|e| errors.push(FieldError::new("to_tag", "invalid", e.to_string()))).ok();
@@ -295,7 +295,7 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn checked(self) -> ApiResult<ops::tags::Decision> {
+    pub(crate) fn checked(self) -> ApiResult<ops::tags::Decision> {
         done(declared(&self))?;
         Ok(ops::tags::Decision::Approve { note: clean_optional(self.note.as_deref()) })
     }

@@ -194,7 +194,7 @@ pub enum Cancelled {
 }
 
 impl PatchTask {
-    fn checked(self) -> ApiResult<ops::tasks::Change> {
+    pub(crate) fn checked(self) -> ApiResult<ops::tasks::Change> {
         let mut errors = Vec::new();
         let cancelling = match self.status {
             None => false,
@@ -219,7 +219,7 @@ impl PatchTask {
 }
 
 /// A task as answered: `overdue` by today in its community.
-fn view(conn: &mut DbConn, t: TaskRow) -> ApiResult<TaskOut> {
+pub fn view(conn: &mut DbConn, t: TaskRow) -> ApiResult<TaskOut> {
     let today = today_of(conn, Some(&t.community_id))?;
     Ok(task_out(t, today))
 }

@@ -83,7 +83,7 @@ pub fn views(conn: &mut DbConn, rows: Vec<VisitRow>) -> ApiResult<Vec<VisitOut>>
         .collect())
 }
 
-fn view(conn: &mut DbConn, row: VisitRow) -> ApiResult<VisitOut> {
+pub fn view(conn: &mut DbConn, row: VisitRow) -> ApiResult<VisitOut> {
     views(conn, vec![row])?.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("empty view")))
 }
 
@@ -118,7 +118,7 @@ fn clean_findings(findings: Vec<Finding>) -> Vec<Finding> {
 }
 
 impl CreateVisit {
-    fn checked(self) -> ApiResult<NewVisit> {
+    pub(crate) fn checked(self) -> ApiResult<NewVisit> {
         let id = client_id(self.id.as_deref())?;
         done(declared(&self))?;
         // Stored to the microsecond, like every time.
@@ -269,7 +269,7 @@ pub struct PatchVisit {
 }
 
 impl PatchVisit {
-    fn checked(self) -> ApiResult<Correction> {
+    pub(crate) fn checked(self) -> ApiResult<Correction> {
         done(declared(&self))?;
         Ok(Correction {
             notes: self.notes.map(|n| clean_optional(n.as_deref())),

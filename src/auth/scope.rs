@@ -195,3 +195,17 @@ fn not_found_as(what: &'static str) -> impl Fn(ApiError) -> ApiError {
         other => other,
     }
 }
+
+/// A visit in the caller's scope (that of its household now).
+pub fn visit(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<VisitRow> {
+    let v = visits::find(conn, id)?.ok_or_else(|| ApiError::not_found("visit"))?;
+    household(conn, caller, &v.household_id).map_err(not_found_as("visit"))?;
+    Ok(v)
+}
+
+/// A task in the caller's scope (that of its household now).
+pub fn task(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<TaskRow> {
+    let t = tasks::find(conn, id)?.ok_or_else(|| ApiError::not_found("task"))?;
+    household(conn, caller, &t.household_id).map_err(not_found_as("task"))?;
+    Ok(t)
+}

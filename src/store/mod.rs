@@ -17,6 +17,9 @@ pub mod visits;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};
 
+use crate::db::DbConn;
+use crate::error::ApiResult;
+
 /// Reads one row to change it: on PostgreSQL the row stays locked (`FOR NO KEY UPDATE`) until
 /// the transaction ends, so concurrent changes queue and each sees the one before it; on SQLite
 /// the write transaction is exclusive already. `locked_first!(conn, query)` answers
@@ -48,6 +51,14 @@ impl<T> std::ops::Deref for JsonText<T> {
     fn deref(&self) -> &T {
         &self.0
     }
+}
+
+/// Runs `f` in a savepoint of the caller's transaction: when it fails, its writes alone are
+/// rolled back and the transaction goes on (on PostgreSQL a failed statement would otherwise
+/// end it).
+pub fn savepoint<T>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> ApiResult<T>) -> ApiResult<T> {
+    use diesel::Connection;
+    conn.transaction(f)
 }
 
 /// The current time as stored: UTC, truncated to microseconds so that both backends keep

@@ -431,3 +431,35 @@ pub fn tag_changes_of(
         .select(TagChangeRow::as_select())
         .load(conn)
 }
+
+/// A pushed operation already applied: what it touched.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct Applied {
+    pub kind: String,
+    pub entity: Option<String>,
+    pub entity_id: Option<String>,
+}
+
+/// The operation of this account with this id, if it was applied.
+pub fn applied(conn: &mut DbConn, user_id: &str, op_id: &str) -> QueryResult<Option<Applied>> {
+    sync_operations::table
+        .find((user_id, op_id))
+        .select((sync_operations::kind, sync_operations::entity, sync_operations::entity_id))
+        .first(conn)
+        .optional()
+}
+
+/// Remembers an applied operation, so that its replay is answered `duplicate`.
+pub fn remember(conn: &mut DbConn, user_id: &str, op_id: &str, a: &Applied, at: NaiveDateTime) -> QueryResult<()> {
+    diesel::insert_into(sync_operations::table)
+        .values((
+            sync_operations::user_id.eq(user_id),
+            sync_operations::op_id.eq(op_id),
+            sync_operations::kind.eq(&a.kind),
+            sync_operations::entity.eq(&a.entity),
+            sync_operations::entity_id.eq(&a.entity_id),
+            sync_operations::at.eq(at),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}

@@ -15,6 +15,9 @@ on_both_backends!(
     scope_changes_reach_the_device,
     tokens_are_bound_and_expire,
     a_device_replica_equals_the_server_after_every_sync,
+    a_push_applies_each_operation_on_its_own,
+    a_stale_edit_is_a_conflict_with_the_server_record,
+    a_change_committed_after_a_later_one_is_not_skipped,
 );
 
 /// A device: a replica of records by (entity, id), and where it is in the feed.
@@ -416,4 +419,125 @@ async fn a_device_replica_equals_the_server_after_every_sync(app: TestApp) {
     }
     // The run exercised every kind of change.
     assert!(ops.values().all(|n| *n > 0) && ops.len() == 3, "{ops:?}");
+}
+
+async fn push(app: &TestApp, token: &str, operations: Value) -> crate::support::TestResponse {
+    app.post("/api/v1/sync/push", Some(token), json!({"operations": operations})).await
+}
+
+async fn a_push_applies_each_operation_on_its_own(app: TestApp) {
+    let w = app.world().await;
+    let household = uuid::Uuid::now_v7().to_string();
+    let member = uuid::Uuid::now_v7().to_string();
+    let visit = uuid::Uuid::now_v7().to_string();
+    let at = chrono::Utc::now().to_rfc3339();
+    let ops = json!([
+        {"op_id": "d1-1", "kind": "household.register", "body": {"id": household, "grid_id": w.grid_a1,
+            "address": {"building": "9号楼", "unit": "1单元", "room": "101"}, "head_name": "离线登记"}},
+        {"op_id": "d1-2", "kind": "member.add", "body": {"household_id": household, "id": member, "name": "离线成员",
+            "gender": "female", "relation": "head"}},
+        {"op_id": "d1-3", "kind": "visit.record", "body": {"id": visit, "household_id": household,
+            "kind": "home_visit", "visited_at": at, "notes": "离线走访"}},
+        // Out of the worker's scope: rejected alone.
+        {"op_id": "d1-4", "kind": "visit.record", "body": {"household_id": w.household_a2, "kind": "phone_call", "visited_at": at}},
+        // Malformed: rejected alone, naming the field.
+        {"op_id": "d1-5", "kind": "member.add", "body": {"household_id": household, "name": "", "gender": "male", "relation": "child"}},
+        {"op_id": "d1-6", "kind": "tag_change.propose", "body": {"household_id": household, "to_tag": "yellow", "reasons": ["low_income"]}},
+    ]);
+    let res = ok(&push(&app, &w.w_a1, ops.clone()).await);
+    let statuses: Vec<&str> =
+        res["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["applied", "applied", "applied", "rejected", "rejected", "applied"], "{res}");
+    let results = res["results"].as_array().unwrap();
+    assert_eq!(results[0]["record"]["id"], household.as_str());
+    assert_eq!(results[2]["record"]["completed_task_ids"].as_array().unwrap().len(), 1);
+    assert_eq!(results[3]["code"], "not_found");
+    assert_eq!(results[4]["code"], "validation");
+    assert_eq!(results[4]["problem"]["errors"][0]["field"], "name");
+    assert!(results[0]["problem"].is_null() && results[0]["code"].is_null());
+    // The same push again: every applied operation is a duplicate with what is stored now.
+    let again = ok(&push(&app, &w.w_a1, ops).await);
+    let statuses: Vec<&str> =
+        again["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["duplicate", "duplicate", "duplicate", "rejected", "rejected", "duplicate"], "{again}");
+    assert_eq!(again["results"][1]["record"]["name"], "离线成员");
+    // A create retried under a new op_id by its author is a duplicate too.
+    let retry = json!([{"op_id": "d1-7", "kind": "visit.record", "body": {"id": visit, "household_id": household,
+        "kind": "home_visit", "visited_at": at, "notes": "离线走访"}}]);
+    assert_eq!(ok(&push(&app, &w.w_a1, retry).await)["results"][0]["status"], "duplicate");
+    // Nothing was written twice.
+    let visits = ok(&app.get_as(&format!("/api/v1/visits?household_id={household}"), &w.w_a1).await);
+    assert_eq!(visits["items"].as_array().unwrap().len(), 1);
+}
+
+async fn a_stale_edit_is_a_conflict_with_the_server_record(app: TestApp) {
+    let w = app.world().await;
+    let member = ok(&app.get_as(&format!("/api/v1/members/{}", w.member_a1), &w.w_a1).await);
+    let base = member["version"].as_i64().unwrap();
+    // Someone else edits it first.
+    ok(&app.patch(&format!("/api/v1/members/{}", w.member_a1), &w.sec_a, json!({"notes": "秘书改的"}), None).await);
+    let ops = json!([
+        {"op_id": "d2-1", "kind": "member.edit", "base_version": base, "body": {"id": w.member_a1, "notes": "网格员离线改的"}},
+        {"op_id": "d2-2", "kind": "household.edit", "body": {"id": w.household_a1, "notes": "没有 base_version：后写为准"}},
+    ]);
+    let res = ok(&push(&app, &w.w_a1, ops).await);
+    let conflict = &res["results"][0];
+    assert_eq!((conflict["status"].as_str(), conflict["code"].as_str()), (Some("conflict"), Some("stale_version")));
+    assert_eq!(conflict["record"]["notes"], "秘书改的");
+    assert_eq!(res["results"][1]["status"], "applied");
+    // Limits: at most 500 operations, op_ids once each.
+    let many: Vec<Value> =
+        (0..501).map(|i| json!({"op_id": format!("x{i}"), "kind": "task.change", "body": {}})).collect();
+    push(&app, &w.w_a1, json!(many)).await.assert_problem(413);
+    let twice = json!([{"op_id": "same", "kind": "task.change", "body": {}}, {"op_id": "same", "kind": "task.change", "body": {}}]);
+    assert_eq!(push(&app, &w.w_a1, twice).await.assert_problem(422)["errors"][0]["field"], "operations[1].op_id");
+    let unknown = json!([{"op_id": "k", "kind": "household.explode", "body": {}}]);
+    assert_eq!(push(&app, &w.w_a1, unknown).await.assert_problem(422)["errors"][0]["field"], "operations[0].kind");
+}
+
+/// The outbox visibility problem: on PostgreSQL a change numbered before another can commit
+/// after it. A write transaction is held open while a later one commits and a device syncs:
+/// the held change must come in the next delta. (SQLite has one writer: the later write waits,
+/// so there the held one simply commits first.)
+async fn a_change_committed_after_a_later_one_is_not_skipped(app: TestApp) {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    let w = app.world().await;
+    let mut device = Device::default();
+    device.sync(&app, &w.sec_a, 500).await;
+    let url = app.state.config.db.database_url.clone();
+    let held_id = w.household_a1.clone();
+    let hold = move |commit_first: bool| -> Box<dyn FnOnce() + Send> {
+        let sql = format!("UPDATE households SET notes = 'held', version = version + 1 WHERE id = '{held_id}'");
+        if url.starts_with("postgres") {
+            let mut c = diesel::PgConnection::establish(&url).unwrap();
+            c.batch_execute(&format!("BEGIN; {sql};")).unwrap();
+            Box::new(move || c.batch_execute("COMMIT").unwrap())
+        } else {
+            let mut c = diesel::SqliteConnection::establish(&url).unwrap();
+            c.batch_execute(&format!("BEGIN IMMEDIATE; {sql};")).unwrap();
+            assert!(commit_first);
+            c.batch_execute("COMMIT").unwrap();
+            Box::new(|| {})
+        }
+    };
+    let postgres = app.backend == crate::support::Backend::Postgres;
+    let commit = web_block(move || hold(!postgres)).await;
+    // A later change commits while the first is still open, and the device syncs.
+    let hh2 = format!("/api/v1/households/{}", w.household_a2);
+    ok(&app.patch(&hh2, &w.sec_a, json!({"notes": "later"}), None).await);
+    let first = device.sync(&app, &w.sec_a, 500).await;
+    assert!(first.iter().any(|c| c["id"] == w.household_a2.as_str()), "{first:?}");
+    if postgres {
+        assert!(!first.iter().any(|c| c["id"] == w.household_a1.as_str()), "not committed yet");
+    }
+    web_block(commit).await;
+    let next = device.sync(&app, &w.sec_a, 500).await;
+    let seen = first.iter().chain(&next).find(|c| c["id"] == w.household_a1.as_str() && c["data"]["notes"] == "held");
+    assert!(seen.is_some(), "the held change was skipped: {next:?}");
+    assert_same(&device, server_view(&app, &w.sec_a).await, "after the held change");
+}
+
+async fn web_block<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    actix_web::web::block(f).await.unwrap()
 }

@@ -2,6 +2,7 @@
 //! batch upload). The protocol is described for app developers in `docs/sync.md`.
 
 pub mod feed;
+pub mod push;
 pub mod token;
 
 use actix_web::web;
@@ -10,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use self::feed::{ChangeOut, Ctx, FIRST_GRID_KIND};
+use self::push::{PushRequest, PushResponse};
 use self::token::{Progress, Token};
 use crate::AppState;
-use crate::api::input::Params;
+use crate::api::input::{Body, Params};
 use crate::auth::{AuthUser, scope};
 use crate::db::DbConn;
 use crate::domain::Role;
@@ -227,6 +229,27 @@ pub async fn sync(
     Ok(web::Json(out))
 }
 
+/// Applies what a device did offline, in order, each operation through the same rules as its
+/// single endpoint, each with its own result (`applied`, `duplicate`, `conflict`, `rejected`):
+/// one bad operation never fails the others. At most 500 operations a request (413).
+#[utoipa::path(post, path = "/api/v1/sync/push", tag = "sync", operation_id = "sync_push",
+    request_body = PushRequest, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One result per operation", body = PushResponse),
+    ))]
+pub async fn push(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    body: Body<PushRequest>,
+) -> ApiResult<web::Json<PushResponse>> {
+    let req = body.into_inner();
+    push::check(&req)?;
+    let policy = crate::ops::visits::Policy { max_age_days: state.config.server.visit_max_age_days };
+    let out = state.db.write(move |c| push::push(c, &caller, &req, policy)).await?;
+    Ok(web::Json(out))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/sync").route(web::get().to(sync)));
+    cfg.service(web::resource("/sync").route(web::get().to(sync)))
+        .service(web::resource("/sync/push").route(web::post().to(push)));
 }

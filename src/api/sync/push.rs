@@ -1,0 +1,318 @@
+//! The batch push: what a device did offline, applied in order through the same operations as
+//! the single endpoints, each with its own result — never all or nothing.
+//!
+//! All operations of a request run in one transaction, each in a savepoint of its own: one that
+//! fails is rolled back alone and answered `rejected` (or `conflict`), the others stay; the
+//! request commits once (one flush of the log, where single requests take one each). A lost
+//! database connection aborts the request (503): the device sends it again, and what was
+//! applied is recognised by `op_id`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::api::input::from_json;
+use crate::api::members::MemberOut;
+use crate::api::tags::TagChangeOut;
+use crate::api::{households, members, tags, tasks, visits};
+use crate::auth::{AuthUser, scope};
+use crate::db::DbConn;
+use crate::error::{ApiError, ApiResult, ErrorCode, Problem};
+use crate::ops;
+use crate::store::now;
+use crate::store::sync::{self as store, Applied};
+
+/// At most this many operations a request (more: 413).
+pub const MAX_OPERATIONS: usize = 500;
+
+/// What an operation does; its `body` is what the single endpoint takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum OpKind {
+    /// `POST /households` (the body's `id` is the client's).
+    #[serde(rename = "household.register")]
+    HouseholdRegister,
+    /// `PATCH /households/{id}`: the body holds `id` and the fields; `base_version` applies.
+    #[serde(rename = "household.edit")]
+    HouseholdEdit,
+    /// `POST /households/{household_id}/members`: the body holds `household_id` and the member.
+    #[serde(rename = "member.add")]
+    MemberAdd,
+    /// `PATCH /members/{id}`: the body holds `id` and the fields; `base_version` applies.
+    #[serde(rename = "member.edit")]
+    MemberEdit,
+    /// `POST /visits` (the body's `id` is the client's).
+    #[serde(rename = "visit.record")]
+    VisitRecord,
+    /// `PATCH /visits/{id}`: the body holds `id` and the fields; `base_version` applies.
+    #[serde(rename = "visit.correct")]
+    VisitCorrect,
+    /// `POST /households/{household_id}/tag-changes`: the body holds `household_id` and the
+    /// proposal; `base_version` is the household's.
+    #[serde(rename = "tag_change.propose")]
+    TagChangePropose,
+    /// `PATCH /tasks/{id}` (reassign or cancel, as the caller's role allows): the body holds
+    /// `id` and the change.
+    #[serde(rename = "task.change")]
+    TaskChange,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushOperation {
+    /// The device's id for this operation, unique for the account (1–64 characters): the same
+    /// operation sent again is answered `duplicate`.
+    #[schema(min_length = 1, max_length = 64, example = "dev7-000123")]
+    pub op_id: String,
+    pub kind: OpKind,
+    /// What the single endpoint takes (with `id` or `household_id` as the kind says).
+    #[schema(value_type = Object)]
+    pub body: Value,
+    /// For edits: the version (ETag) the change was made on. A stale one is `conflict`, with
+    /// the server's record to merge with.
+    pub base_version: Option<i32>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushRequest {
+    /// In the order the device did them; at most 500.
+    #[schema(max_items = 500)]
+    pub operations: Vec<PushOperation>,
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PushStatus {
+    /// Done now; `record` is what is stored.
+    Applied,
+    /// Done before (the same `op_id`, or the same client id from the same account); `record`
+    /// is what is stored now.
+    Duplicate,
+    /// Not done: `base_version` is stale. `record` is the server's current record.
+    Conflict,
+    /// Not done: `problem` says why (the same problem the single endpoint answers).
+    Rejected,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PushResult {
+    pub op_id: String,
+    pub status: PushStatus,
+    /// The problem's code for `conflict` and `rejected`.
+    pub code: Option<ErrorCode>,
+    pub problem: Option<Problem>,
+    /// The record as the single endpoint renders it.
+    #[schema(value_type = Option<Object>)]
+    pub record: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PushResponse {
+    /// One per operation, in order.
+    pub results: Vec<PushResult>,
+}
+
+/// What an operation touched: the entity and id a replay renders again.
+struct Done {
+    /// False when a create found the same request from the same account already done.
+    applied: bool,
+    entity: &'static str,
+    id: String,
+    record: Value,
+}
+
+fn json(v: impl Serialize) -> Value {
+    serde_json::to_value(v).expect("responses serialise")
+}
+
+/// Takes a string field out of an operation's body.
+fn take(body: &mut Value, field: &str) -> ApiResult<String> {
+    match body.as_object_mut().and_then(|o| o.remove(field)) {
+        Some(Value::String(s)) => Ok(s),
+        _ => Err(ApiError::invalid(field, "required", "the operation's body needs it")),
+    }
+}
+
+fn version(base: Option<i32>) -> Option<String> {
+    base.map(|v| v.to_string())
+}
+
+/// Applies one operation (inside its savepoint).
+fn run(conn: &mut DbConn, caller: &AuthUser, op: &PushOperation, policy: ops::visits::Policy) -> ApiResult<Done> {
+    let mut body = op.body.clone();
+    let expected = version(op.base_version);
+    let expected = expected.as_deref();
+    Ok(match op.kind {
+        OpKind::HouseholdRegister => {
+            let input = from_json::<households::CreateHousehold>(body)?.checked()?;
+            let (created, row) = ops::households::register(conn, caller, input)?;
+            Done {
+                applied: created,
+                entity: "household",
+                id: row.id.clone(),
+                record: json(households::view(conn, row)?),
+            }
+        }
+        OpKind::HouseholdEdit => {
+            let id = take(&mut body, "id")?;
+            let edit = from_json::<households::PatchHousehold>(body)?.checked()?;
+            let row = ops::households::edit(conn, caller, &id, expected, edit)?;
+            Done { applied: true, entity: "household", id, record: json(households::view(conn, row)?) }
+        }
+        OpKind::MemberAdd => {
+            let household_id = take(&mut body, "household_id")?;
+            let input = from_json::<members::CreateMember>(body)?.checked()?;
+            let (created, row) = ops::members::add(conn, caller, &household_id, input)?;
+            Done { applied: created, entity: "member", id: row.id.clone(), record: json(MemberOut::from(row)) }
+        }
+        OpKind::MemberEdit => {
+            let id = take(&mut body, "id")?;
+            let edit = from_json::<members::PatchMember>(body)?.checked()?;
+            let row = ops::members::edit(conn, caller, &id, expected, edit)?;
+            Done { applied: true, entity: "member", id, record: json(MemberOut::from(row)) }
+        }
+        OpKind::VisitRecord => {
+            let input = from_json::<visits::CreateVisit>(body)?.checked()?;
+            let (created, row) = ops::visits::record(conn, caller, input, policy)?;
+            Done { applied: created, entity: "visit", id: row.id.clone(), record: json(visits::view(conn, row)?) }
+        }
+        OpKind::VisitCorrect => {
+            let id = take(&mut body, "id")?;
+            let correction = from_json::<visits::PatchVisit>(body)?.checked()?;
+            let row = ops::visits::correct(conn, caller, &id, expected, correction)?;
+            Done { applied: true, entity: "visit", id, record: json(visits::view(conn, row)?) }
+        }
+        OpKind::TagChangePropose => {
+            let household_id = take(&mut body, "household_id")?;
+            let proposal = from_json::<tags::ProposeTagChange>(body)?.checked()?;
+            let row = ops::tags::propose(conn, caller, &household_id, expected, proposal)?;
+            Done { applied: true, entity: "tag_change", id: row.id.clone(), record: json(TagChangeOut::from(row)) }
+        }
+        OpKind::TaskChange => {
+            let id = take(&mut body, "id")?;
+            let change = from_json::<tasks::PatchTask>(body)?.checked()?;
+            let row = ops::tasks::change(conn, caller, &id, change)?;
+            Done { applied: true, entity: "task", id, record: json(tasks::view(conn, row)?) }
+        }
+    })
+}
+
+/// The record an operation names, as the caller may read it now (for a replay or a conflict).
+fn current(conn: &mut DbConn, caller: &AuthUser, entity: &str, id: &str) -> ApiResult<Option<Value>> {
+    Ok(Some(match entity {
+        "household" => {
+            let row = scope::household(conn, caller, id)?;
+            json(households::view(conn, row)?)
+        }
+        "member" => json(MemberOut::from(scope::member(conn, caller, id)?.0)),
+        "visit" => {
+            let row = scope::visit(conn, caller, id)?;
+            json(visits::view(conn, row)?)
+        }
+        "tag_change" => json(TagChangeOut::from(scope::tag_change(conn, caller, id)?)),
+        "task" => {
+            let row = scope::task(conn, caller, id)?;
+            json(tasks::view(conn, row)?)
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// What a stale edit is about: its record, for the device to merge with.
+fn edited(op: &PushOperation) -> Option<(&'static str, String)> {
+    let field = |f: &str| op.body.get(f).and_then(Value::as_str).map(str::to_owned);
+    match op.kind {
+        OpKind::HouseholdEdit => Some(("household", field("id")?)),
+        OpKind::MemberEdit => Some(("member", field("id")?)),
+        OpKind::VisitCorrect => Some(("visit", field("id")?)),
+        OpKind::TagChangePropose => Some(("household", field("household_id")?)),
+        _ => None,
+    }
+}
+
+fn result(op: &PushOperation, status: PushStatus, record: Option<Value>) -> PushResult {
+    PushResult { op_id: op.op_id.clone(), status, code: None, problem: None, record }
+}
+
+/// Applies one operation and says how it ended. Errors are the operation's, except a lost
+/// database, which ends the request.
+fn apply(
+    conn: &mut DbConn,
+    caller: &AuthUser,
+    op: &PushOperation,
+    policy: ops::visits::Policy,
+) -> ApiResult<PushResult> {
+    if let Some(done) = store::applied(conn, &caller.id, &op.op_id)? {
+        let record = match (done.entity.as_deref(), done.entity_id.as_deref()) {
+            (Some(e), Some(id)) => current(conn, caller, e, id).ok().flatten(),
+            _ => None,
+        };
+        return Ok(result(op, PushStatus::Duplicate, record));
+    }
+    let outcome = crate::store::savepoint(conn, |c| {
+        let done = run(c, caller, op, policy)?;
+        let applied = Applied {
+            kind: serde_json::to_value(op.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            entity: Some(done.entity.to_owned()),
+            entity_id: Some(done.id.clone()),
+        };
+        store::remember(c, &caller.id, &op.op_id, &applied, now())?;
+        Ok(done)
+    });
+    match outcome {
+        Ok(done) => {
+            let status = if done.applied { PushStatus::Applied } else { PushStatus::Duplicate };
+            Ok(result(op, status, Some(done.record)))
+        }
+        Err(e @ ApiError::Unavailable(_)) => Err(e),
+        Err(e) => {
+            if matches!(e, ApiError::Internal(_)) {
+                tracing::error!(error = %e, kind = ?op.kind, "a pushed operation failed");
+            }
+            let status =
+                if matches!(e, ApiError::PreconditionFailed(_)) { PushStatus::Conflict } else { PushStatus::Rejected };
+            let record = match (status, edited(op)) {
+                (PushStatus::Conflict, Some((entity, id))) => current(conn, caller, entity, &id).ok().flatten(),
+                _ => None,
+            };
+            Ok(PushResult { op_id: op.op_id.clone(), status, code: Some(e.code()), problem: Some(e.problem()), record })
+        }
+    }
+}
+
+/// Checks a request's shape before anything runs.
+pub fn check(req: &PushRequest) -> ApiResult<()> {
+    if req.operations.len() > MAX_OPERATIONS {
+        return Err(ApiError::PayloadTooLarge(format!("at most {MAX_OPERATIONS} operations a request")));
+    }
+    let mut errors = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, op) in req.operations.iter().enumerate() {
+        let printable = crate::domain::text::check(&op.op_id, false).is_ok() && !op.op_id.trim().is_empty();
+        if op.op_id.chars().count() > 64 || !printable {
+            errors.push(crate::error::FieldError::new(
+                format!("operations[{i}].op_id"),
+                "invalid",
+                "1–64 visible characters",
+            ));
+        } else if !seen.insert(op.op_id.as_str()) {
+            errors.push(crate::error::FieldError::new(format!("operations[{i}].op_id"), "duplicate", "listed twice"));
+        }
+    }
+    crate::api::validate::done(errors)
+}
+
+/// Applies every operation of a request, in order, in the caller's transaction.
+pub fn push(
+    conn: &mut DbConn,
+    caller: &AuthUser,
+    req: &PushRequest,
+    policy: ops::visits::Policy,
+) -> ApiResult<PushResponse> {
+    let mut results = Vec::with_capacity(req.operations.len());
+    for op in &req.operations {
+        results.push(apply(conn, caller, op, policy)?);
+    }
+    Ok(PushResponse { results })
+}
