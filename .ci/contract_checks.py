@@ -16,8 +16,8 @@ import schemathesis
 # (field, code) of every 422 that a schema-valid request can still get, and why the document
 # cannot state the rule. Fields are regular expressions over the `field` of the error.
 RULES_BEYOND_THE_SCHEMA = [
-    # Opaque: only cursors the server issued mean anything.
-    (r"cursor", "invalid"),
+    # Opaque: only cursors and sync tokens the server issued mean anything.
+    (r"cursor|since", "invalid"),
     # "Not only whitespace or invisible characters": JSON Schema engines disagree on what
     # whitespace is (ECMA-262 \s, Unicode White_Space, Python's str.isspace), so no pattern
     # states it the same for all.

@@ -95,6 +95,12 @@ fn page(conn: &mut DbConn, caller: &AuthUser, q: &SyncQuery, secret: &[u8], s: S
             progress: Some(Progress::Initial { kind: 0, after: String::new() }),
         },
         Some(text) => {
+            // Not even the shape of a token: a malformed request. The shape of one that this
+            // server cannot serve: start over.
+            let shaped = !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+            if !shaped {
+                return Err(ApiError::invalid("since", "invalid", "is not a sync token (the `next` of a page)"));
+            }
             let t = Token::open(text, secret).ok_or_else(|| resync("this is not a sync token of this server"))?;
             if t.user != caller.id || t.community != current.community_id {
                 return Err(resync("the token belongs to another account or community"));
