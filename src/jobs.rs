@@ -25,11 +25,26 @@ pub fn reconcile_all(db: &Db) -> ApiResult<Reconciled> {
     }
 }
 
-/// Runs [`reconcile_all`] now and then every `interval`, on the blocking pool, until the
-/// server stops. Failures (say, the database is away) are logged and retried next time.
-pub fn spawn_reconciler(db: Db, interval: Duration) {
+/// Deletes the sync change log older than the retention, in batches (a device whose token is
+/// older starts over: 410 `resync_required`); returns how many rows went.
+pub fn prune_sync_log(db: &Db, retention_days: u32) -> ApiResult<usize> {
+    let before = crate::store::now() - chrono::Duration::days(i64::from(retention_days));
+    db.write_blocking(|conn| Ok(crate::store::sync::prune(conn, before)?))
+}
+
+/// Runs [`reconcile_all`] and [`prune_sync_log`] now and then every `interval`, on the
+/// blocking pool, until the server stops. Failures (say, the database is away) are logged and
+/// retried next time.
+pub fn spawn_reconciler(db: Db, interval: Duration, sync_retention_days: u32) {
     actix_web::rt::spawn(async move {
         loop {
+            let handle = db.clone();
+            match actix_web::web::block(move || prune_sync_log(&handle, sync_retention_days)).await {
+                Ok(Ok(n)) if n > 0 => tracing::info!(rows = n, "sync change log pruned"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "sync change log pruning failed; will retry"),
+                Err(e) => tracing::warn!(error = %e, "sync change log pruning was interrupted"),
+            }
             let handle = db.clone();
             match actix_web::web::block(move || reconcile_all(&handle)).await {
                 Ok(Ok(r)) => tracing::info!(

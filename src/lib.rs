@@ -112,6 +112,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let workers = config.server.workers;
     let shutdown = config.server.shutdown_timeout;
     let reconcile_every = config.server.reconcile_interval_secs;
+    let sync_retention = config.server.sync_retention_days;
     let state = AppState::new(db.clone(), config, jwt_secret);
     let mut server = HttpServer::new(move || app(state.clone()))
         .bind(&bind)
@@ -125,7 +126,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         server = server.workers(n.max(1));
     }
     if reconcile_every > 0 {
-        jobs::spawn_reconciler(db.clone(), Duration::from_secs(reconcile_every));
+        jobs::spawn_reconciler(db.clone(), Duration::from_secs(reconcile_every), sync_retention);
     }
     tracing::info!(bind = %bind, backend = db.backend().name(), "serving");
     server.run().await?;

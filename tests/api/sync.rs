@@ -18,6 +18,7 @@ on_both_backends!(
     a_push_applies_each_operation_on_its_own,
     a_stale_edit_is_a_conflict_with_the_server_record,
     a_change_committed_after_a_later_one_is_not_skipped,
+    the_change_log_is_pruned_after_the_retention,
 );
 
 /// A device: a replica of records by (entity, id), and where it is in the feed.
@@ -540,4 +541,35 @@ async fn a_change_committed_after_a_later_one_is_not_skipped(app: TestApp) {
 
 async fn web_block<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     actix_web::web::block(f).await.unwrap()
+}
+
+/// The server's job keeps the change log for the retention and no longer.
+async fn the_change_log_is_pruned_after_the_retention(app: TestApp) {
+    use diesel::prelude::*;
+    use gridlight::db::schema::sync_log;
+    let w = app.world().await;
+    let count = |app: &TestApp| {
+        let db = app.state.db.clone();
+        async move { db.read(|c| Ok(sync_log::table.count().get_result::<i64>(c)?)).await.unwrap() }
+    };
+    let before = count(&app).await;
+    assert!(before > 0, "the world's writes are logged");
+    // Half the log is 40 days old.
+    let old = gridlight::store::now() - chrono::Duration::days(40);
+    app.state
+        .db
+        .write(move |c| {
+            let half: Vec<i64> =
+                sync_log::table.select(sync_log::seq).order(sync_log::seq.asc()).limit(before / 2).load(c)?;
+            Ok(diesel::update(sync_log::table.filter(sync_log::seq.eq_any(half)))
+                .set(sync_log::at.eq(old))
+                .execute(c)?)
+        })
+        .await
+        .unwrap();
+    let db = app.state.db.clone();
+    let pruned = web_block(move || gridlight::jobs::prune_sync_log(&db, 30)).await.unwrap();
+    assert_eq!(pruned as i64, before / 2);
+    assert_eq!(count(&app).await, before - before / 2);
+    let _ = w;
 }
