@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::on_both_backends;
 use crate::support::TestApp;
+use crate::support::replica::{self, Replica, View, differences};
 use crate::support::world::{World, id_number, ok};
 
 on_both_backends!(
@@ -21,43 +22,15 @@ on_both_backends!(
     the_change_log_is_pruned_after_the_retention,
 );
 
-/// A device: a replica of records by (entity, id), and where it is in the feed.
+/// A device: a replica, and where it is in the feed.
 #[derive(Default)]
 pub struct Device {
     pub token: Option<String>,
-    pub records: BTreeMap<(String, String), Value>,
+    pub replica: Replica,
     pub pages: usize,
 }
 
 impl Device {
-    fn apply(&mut self, change: &Value) {
-        let entity = change["entity"].as_str().unwrap().to_owned();
-        let id = change["id"].as_str().unwrap().to_owned();
-        match change["op"].as_str().unwrap() {
-            "upsert" => {
-                self.records.insert((entity, id), change["data"].clone());
-            }
-            "delete" | "leave" => {
-                self.records.remove(&(entity.clone(), id.clone()));
-                // A household takes what belongs to it along; a grid its households.
-                let households: Vec<String> = match entity.as_str() {
-                    "household" => vec![id],
-                    "grid" => self
-                        .records
-                        .iter()
-                        .filter(|((e, _), v)| e == "household" && v["grid_id"] == id.as_str())
-                        .map(|((_, h), _)| h.clone())
-                        .collect(),
-                    _ => vec![],
-                };
-                for h in households {
-                    self.records.retain(|(e, k), v| !(e == "household" && *k == h) && v["household_id"] != h.as_str());
-                }
-            }
-            other => panic!("unknown op {other}"),
-        }
-    }
-
     /// Syncs until the feed says there is no more; returns the changes received.
     pub async fn sync(&mut self, app: &TestApp, token: &str, limit: usize) -> Vec<Value> {
         let mut all = Vec::new();
@@ -68,7 +41,7 @@ impl Device {
             }
             let page = ok(&app.get_as(&url, token).await);
             for c in page["changes"].as_array().unwrap() {
-                self.apply(c);
+                self.replica.apply(c);
                 all.push(c.clone());
             }
             self.token = Some(page["next"].as_str().unwrap().to_owned());
@@ -80,7 +53,7 @@ impl Device {
     }
 
     pub fn of(&self, entity: &str) -> BTreeMap<String, Value> {
-        self.records.iter().filter(|((e, _), _)| e == entity).map(|((_, id), v)| (id.clone(), v.clone())).collect()
+        self.replica.of(entity)
     }
 }
 
@@ -102,81 +75,27 @@ async fn all_pages(app: &TestApp, token: &str, path: &str) -> Vec<Value> {
     }
 }
 
-fn by_id(items: Vec<Value>) -> BTreeMap<String, Value> {
-    items.into_iter().map(|v| (v["id"].as_str().unwrap().to_owned(), v)).collect()
-}
-
-/// What the server says the caller may see now, in the replica's shape: households, members,
-/// open tasks, recent visits, pending tag changes.
-pub async fn server_view(app: &TestApp, token: &str) -> BTreeMap<&'static str, BTreeMap<String, Value>> {
-    let households = by_id(all_pages(app, token, "/api/v1/households").await);
-    let mut members = BTreeMap::new();
-    for id in households.keys() {
-        members.extend(by_id(all_pages(app, token, &format!("/api/v1/households/{id}/members")).await));
+/// What the server's lists say the caller may see now.
+pub async fn server_view(app: &TestApp, token: &str) -> View {
+    let households = all_pages(app, token, "/api/v1/households").await;
+    let mut members = Vec::new();
+    for h in &households {
+        members
+            .extend(all_pages(app, token, &format!("/api/v1/households/{}/members", h["id"].as_str().unwrap())).await);
     }
-    // A device holds nothing of a removed household (a secretary still reads it by id).
-    let current = |items: Vec<Value>| -> BTreeMap<String, Value> {
-        by_id(items.into_iter().filter(|v| households.contains_key(v["household_id"].as_str().unwrap())).collect())
-    };
-    let tasks = current(all_pages(app, token, "/api/v1/tasks?status=open").await);
-    let visits = current(all_pages(app, token, "/api/v1/visits").await);
-    let pending = current(all_pages(app, token, "/api/v1/tag-changes?status=pending").await);
-    BTreeMap::from([
-        ("household", households),
-        ("member", members),
-        ("task", tasks),
-        ("visit", visits),
-        ("tag_change", pending),
-    ])
-}
-
-/// The device's replica in the same shape (open tasks and pending tag changes only: closed
-/// ones stay on a device as history).
-pub fn replica_view(d: &Device) -> BTreeMap<&'static str, BTreeMap<String, Value>> {
-    let only = |entity: &str, keep: &dyn Fn(&Value) -> bool| -> BTreeMap<String, Value> {
-        d.of(entity).into_iter().filter(|(_, v)| keep(v)).collect()
-    };
-    BTreeMap::from([
-        ("household", only("household", &|_| true)),
-        ("member", only("member", &|_| true)),
-        ("task", only("task", &|v| v["status"] == "open")),
-        ("visit", only("visit", &|_| true)),
-        ("tag_change", only("tag_change", &|v| v["status"] == "pending")),
-    ])
-}
-
-/// Records compared without what the clock changes between two reads (a task's `overdue`).
-fn comparable(
-    view: BTreeMap<&'static str, BTreeMap<String, Value>>,
-) -> BTreeMap<&'static str, BTreeMap<String, Value>> {
-    view.into_iter()
-        .map(|(k, records)| {
-            let records = records
-                .into_iter()
-                .map(|(id, mut v)| {
-                    if let Some(o) = v.as_object_mut() {
-                        o.remove("overdue");
-                    }
-                    (id, v)
-                })
-                .collect();
-            (k, records)
-        })
-        .collect()
+    replica::server_view(
+        households,
+        members,
+        all_pages(app, token, "/api/v1/tasks?status=open").await,
+        all_pages(app, token, "/api/v1/visits").await,
+        all_pages(app, token, "/api/v1/tag-changes?status=pending").await,
+    )
 }
 
 #[track_caller]
-fn assert_same(device: &Device, server: BTreeMap<&'static str, BTreeMap<String, Value>>, context: &str) {
-    let replica = comparable(replica_view(device));
-    let server = comparable(server);
-    for (kind, expected) in &server {
-        let got = &replica[kind];
-        let missing: Vec<&String> = expected.keys().filter(|k| !got.contains_key(*k)).collect();
-        let extra: Vec<&String> = got.keys().filter(|k| !expected.contains_key(*k)).collect();
-        assert!(missing.is_empty() && extra.is_empty(), "{context}: {kind}: missing {missing:?}, extra {extra:?}");
-        for (id, v) in expected {
-            assert_eq!(&got[id], v, "{context}: {kind} {id} differs");
-        }
+fn assert_same(device: &Device, server: View, context: &str) {
+    if let Some(d) = differences(device.replica.view(), server) {
+        panic!("{context}: {d}");
     }
 }
 
@@ -201,7 +120,7 @@ async fn initial_sync_is_the_scope_paged_as_of_one_point(app: TestApp) {
     let mut paged = Device::default();
     paged.sync(&app, &w.w_a1, 3).await;
     assert!(paged.pages > 3);
-    assert_eq!(paged.records, whole.records);
+    assert_eq!(paged.replica, whole.replica);
     // Nothing changed: an empty delta.
     let delta = whole.sync(&app, &w.w_a1, 500).await;
     assert!(delta.is_empty(), "{delta:?}");

@@ -12,6 +12,9 @@
 #[path = "../api/support/postgres.rs"]
 mod postgres;
 
+#[path = "../api/support/replica.rs"]
+mod replica;
+
 mod http;
 mod load;
 mod server;
@@ -25,3 +28,4 @@ mod lockout;
 mod outage;
 mod request_ids;
 mod retry_storm;
+mod sync_devices;

@@ -3,6 +3,7 @@
 
 pub mod fixtures;
 pub mod postgres;
+pub mod replica;
 pub mod world;
 
 use actix_http::Request;
