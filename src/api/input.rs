@@ -36,14 +36,18 @@ fn text_error(field: String, e: TextError) -> FieldError {
     FieldError::new(field, e.code(), e.to_string())
 }
 
-/// Every string of a JSON value (keys too) against the text rule; the first offender.
-fn check_json(value: &Value, path: &mut String) -> Option<FieldError> {
+/// Every string of a JSON value (keys too) against the text rule; the first offender. Parts
+/// whose path `deferred` names are left to be checked on their own.
+fn check_json(value: &Value, path: &mut String, deferred: fn(&str) -> bool) -> Option<FieldError> {
+    if deferred(path) {
+        return None;
+    }
     match value {
         Value::String(s) => text::check(s, is_multiline(path)).err().map(|e| text_error(field_name(path), e)),
         Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
             let len = path.len();
             path.push_str(&format!("[{i}]"));
-            let found = check_json(v, path);
+            let found = check_json(v, path, deferred);
             path.truncate(len);
             found
         }),
@@ -60,7 +64,7 @@ fn check_json(value: &Value, path: &mut String) -> Option<FieldError> {
                 return Some(found);
             }
             path.push_str(k);
-            let found = check_json(v, path);
+            let found = check_json(v, path, deferred);
             path.truncate(len);
             found
         }),
@@ -120,7 +124,11 @@ impl<T> Body<T> {
 
 /// Turns a parsed JSON value into `T` under the input rules; for bodies read by hand.
 pub fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
-    if let Some(e) = check_json(&value, &mut String::new()) {
+    checked_json(value, |_| false)
+}
+
+fn checked_json<T: DeserializeOwned>(value: Value, deferred: fn(&str) -> bool) -> Result<T, ApiError> {
+    if let Some(e) = check_json(&value, &mut String::new(), deferred) {
         return Err(ApiError::Validation(vec![e]));
     }
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
@@ -129,16 +137,53 @@ pub fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     })
 }
 
+type Reading<T> = Pin<Box<dyn Future<Output = Result<T, actix_web::Error>>>>;
+
+/// Reads a JSON body as `T` under the input rules, `deferred` parts aside.
+fn read<T: DeserializeOwned + 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    deferred: fn(&str) -> bool,
+) -> Reading<T> {
+    let json = web::Json::<Value>::from_request(req, payload);
+    Box::pin(async move { Ok(checked_json(json.await?.into_inner(), deferred)?) })
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
     type Error = actix_web::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+    type Future = Reading<Self>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let json = web::Json::<Value>::from_request(req, payload);
-        Box::pin(async move {
-            let value = json.await?.into_inner();
-            Ok(Body(from_json(value)?))
-        })
+        let body = read(req, payload, |_| false);
+        Box::pin(async move { body.await.map(Body) })
+    }
+}
+
+/// A batch of operations (`{"operations": [{…, "body": {…}}]}`) as `T`: like [`Body`], except
+/// that each operation's `body` is left to [`from_json`] when that operation runs, so that its
+/// problems are that operation's result and not the whole request's.
+pub struct Batch<T>(pub T);
+
+impl<T> Batch<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+/// `operations[N].body`
+fn operation_body(path: &str) -> bool {
+    path.strip_prefix("operations[")
+        .and_then(|rest| rest.strip_suffix("].body"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Batch<T> {
+    type Error = actix_web::Error;
+    type Future = Reading<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read(req, payload, operation_body);
+        Box::pin(async move { body.await.map(Batch) })
     }
 }
 

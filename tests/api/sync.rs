@@ -413,6 +413,24 @@ async fn a_stale_edit_is_a_conflict_with_the_server_record(app: TestApp) {
     assert_eq!(push(&app, &w.w_a1, twice).await.assert_problem(422)["errors"][0]["field"], "operations[1].op_id");
     let unknown = json!([{"op_id": "k", "kind": "household.explode", "body": {}}]);
     assert_eq!(push(&app, &w.w_a1, unknown).await.assert_problem(422)["errors"][0]["field"], "operations[0].kind");
+    // A body that is not an object is the request's problem: nothing runs.
+    let array = json!([{"op_id": "a", "kind": "member.add", "body": [null, null]}]);
+    assert_eq!(push(&app, &w.w_a1, array).await.assert_problem(422)["errors"][0]["field"], "operations[0].body");
+    // The text rule inside a body (key or value) is that operation's problem, as the single
+    // endpoint would answer it; the others still run.
+    let texts = json!([
+        {"op_id": "t1", "kind": "household.edit", "body": {"id": w.household_a1, "notes\u{1}": "x"}},
+        {"op_id": "t2", "kind": "household.edit", "body": {"id": w.household_a1, "head_name": "张\u{0}三"}},
+        {"op_id": "t3", "kind": "household.edit", "body": {"id": w.household_a1, "notes": "第一行\n第二行"}},
+    ]);
+    let res = ok(&push(&app, &w.w_a1, texts).await);
+    let results = res["results"].as_array().unwrap();
+    for (r, field) in results[..2].iter().zip(["notes", "head_name"]) {
+        assert_eq!((r["status"].as_str(), r["code"].as_str()), (Some("rejected"), Some("validation")), "{r}");
+        assert_eq!(r["problem"]["errors"][0]["field"], field, "{r}");
+        assert_eq!(r["problem"]["errors"][0]["code"], "control_character", "{r}");
+    }
+    assert_eq!(results[2]["status"], "applied", "{res}");
 }
 
 /// The outbox visibility problem: on PostgreSQL a change numbered before another can commit

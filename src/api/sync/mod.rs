@@ -14,7 +14,7 @@ use self::feed::{ChangeOut, Ctx, FIRST_GRID_KIND};
 use self::push::{PushRequest, PushResponse};
 use self::token::{Progress, Token};
 use crate::AppState;
-use crate::api::input::{Body, Params};
+use crate::api::input::{Batch, Params};
 use crate::auth::{AuthUser, scope};
 use crate::db::DbConn;
 use crate::domain::Role;
@@ -246,7 +246,7 @@ pub async fn sync(
 pub async fn push(
     state: web::Data<AppState>,
     caller: AuthUser,
-    body: Body<PushRequest>,
+    body: Batch<PushRequest>,
 ) -> ApiResult<web::Json<PushResponse>> {
     let req = body.into_inner();
     push::check(&req)?;

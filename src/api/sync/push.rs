@@ -66,7 +66,7 @@ pub struct PushOperation {
     pub kind: OpKind,
     /// What the single endpoint takes (with `id` or `household_id` as the kind says).
     #[schema(value_type = Object)]
-    pub body: Value,
+    pub body: serde_json::Map<String, Value>,
     /// For edits: the version (ETag) the change was made on. A stale one is `conflict`, with
     /// the server's record to merge with.
     pub base_version: Option<i32>,
@@ -127,8 +127,8 @@ fn json(v: impl Serialize) -> Value {
 }
 
 /// Takes a string field out of an operation's body.
-fn take(body: &mut Value, field: &str) -> ApiResult<String> {
-    match body.as_object_mut().and_then(|o| o.remove(field)) {
+fn take(body: &mut serde_json::Map<String, Value>, field: &str) -> ApiResult<String> {
+    match body.remove(field) {
         Some(Value::String(s)) => Ok(s),
         _ => Err(ApiError::invalid(field, "required", "the operation's body needs it")),
     }
@@ -145,7 +145,7 @@ fn run(conn: &mut DbConn, caller: &AuthUser, op: &PushOperation, policy: ops::vi
     let expected = expected.as_deref();
     Ok(match op.kind {
         OpKind::HouseholdRegister => {
-            let input = from_json::<households::CreateHousehold>(body)?.checked()?;
+            let input = from_json::<households::CreateHousehold>(body.into())?.checked()?;
             let (created, row) = ops::households::register(conn, caller, input)?;
             Done {
                 applied: created,
@@ -156,42 +156,42 @@ fn run(conn: &mut DbConn, caller: &AuthUser, op: &PushOperation, policy: ops::vi
         }
         OpKind::HouseholdEdit => {
             let id = take(&mut body, "id")?;
-            let edit = from_json::<households::PatchHousehold>(body)?.checked()?;
+            let edit = from_json::<households::PatchHousehold>(body.into())?.checked()?;
             let row = ops::households::edit(conn, caller, &id, expected, edit)?;
             Done { applied: true, entity: "household", id, record: json(households::view(conn, row)?) }
         }
         OpKind::MemberAdd => {
             let household_id = take(&mut body, "household_id")?;
-            let input = from_json::<members::CreateMember>(body)?.checked()?;
+            let input = from_json::<members::CreateMember>(body.into())?.checked()?;
             let (created, row) = ops::members::add(conn, caller, &household_id, input)?;
             Done { applied: created, entity: "member", id: row.id.clone(), record: json(MemberOut::from(row)) }
         }
         OpKind::MemberEdit => {
             let id = take(&mut body, "id")?;
-            let edit = from_json::<members::PatchMember>(body)?.checked()?;
+            let edit = from_json::<members::PatchMember>(body.into())?.checked()?;
             let row = ops::members::edit(conn, caller, &id, expected, edit)?;
             Done { applied: true, entity: "member", id, record: json(MemberOut::from(row)) }
         }
         OpKind::VisitRecord => {
-            let input = from_json::<visits::CreateVisit>(body)?.checked()?;
+            let input = from_json::<visits::CreateVisit>(body.into())?.checked()?;
             let (created, row) = ops::visits::record(conn, caller, input, policy)?;
             Done { applied: created, entity: "visit", id: row.id.clone(), record: json(visits::view(conn, row)?) }
         }
         OpKind::VisitCorrect => {
             let id = take(&mut body, "id")?;
-            let correction = from_json::<visits::PatchVisit>(body)?.checked()?;
+            let correction = from_json::<visits::PatchVisit>(body.into())?.checked()?;
             let row = ops::visits::correct(conn, caller, &id, expected, correction)?;
             Done { applied: true, entity: "visit", id, record: json(visits::view(conn, row)?) }
         }
         OpKind::TagChangePropose => {
             let household_id = take(&mut body, "household_id")?;
-            let proposal = from_json::<tags::ProposeTagChange>(body)?.checked()?;
+            let proposal = from_json::<tags::ProposeTagChange>(body.into())?.checked()?;
             let row = ops::tags::propose(conn, caller, &household_id, expected, proposal)?;
             Done { applied: true, entity: "tag_change", id: row.id.clone(), record: json(TagChangeOut::from(row)) }
         }
         OpKind::TaskChange => {
             let id = take(&mut body, "id")?;
-            let change = from_json::<tasks::PatchTask>(body)?.checked()?;
+            let change = from_json::<tasks::PatchTask>(body.into())?.checked()?;
             let row = ops::tasks::change(conn, caller, &id, change)?;
             Done { applied: true, entity: "task", id, record: json(tasks::view(conn, row)?) }
         }
