@@ -39,6 +39,8 @@ RULES_BEYOND_THE_SCHEMA = [
     (r"assignee_id", "not_a_grid_worker"),
     # Rules across fields or items.
     (r"workers", "two_primaries"),
+    # A device's operation ids, each once a push (JSON Schema's uniqueItems is over whole items).
+    (r"operations\[\d+\]\.op_id", "duplicate"),
     (r"reasons", "required"),
     (r"cancel_reason", "required"),
     (r"body", "empty"),

@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "gridlight")
@@ -137,6 +139,21 @@ class Server:
     def get(self, path, token):
         req = urllib.request.Request(self.base + path, headers={"authorization": f"Bearer {token}"})
         return json.loads(urllib.request.urlopen(req, timeout=60).read())
+
+    def post(self, path, token, body):
+        req = urllib.request.Request(self.base + path, data=json.dumps(body).encode(),
+                                     headers={"authorization": f"Bearer {token}", "content-type": "application/json"})
+        return json.loads(urllib.request.urlopen(req, timeout=120).read())
+
+    def latency_sum(self, method, route):
+        """Seconds the server spent answering `method route` so far (the latency histogram's
+        sum in /metrics): server time, without the client's or the network's."""
+        text = urllib.request.urlopen(self.base + "/metrics", timeout=30).read().decode()
+        key = f'gridlight_http_request_duration_seconds_sum{{method="{method}",route="{route}"}}'
+        for line in text.splitlines():
+            if line.startswith(key):
+                return float(line.split()[-1])
+        return 0.0
 
     def stop(self):
         self.proc.terminate()
@@ -377,6 +394,9 @@ def bench_backend(backend, sizes, args, work, pg):
             pg.psql("postgres", f'CREATE DATABASE "{name}"')
         res["seed_seconds"][n] = build_dataset(url_for(name), n, f"{backend} {n}")
 
+    if args.only == "sync":
+        res["sync"] = sync_bench(url_for(names[sizes[-1]]), args)
+        return res
     d = args.seconds
     small, mid = sizes[0], sizes[min(1, len(sizes) - 1)]
     # 1–2: throughput ratios on the middle data set.
@@ -454,6 +474,168 @@ def bench_backend(backend, sizes, args, work, pg):
     # 7: reconcile vs INSERT … SELECT on the middle data set.
     log(f"{backend}: reconcile vs INSERT … SELECT on {mid}")
     res["reconcile"] = reconcile_vs_sql(backend, db_for, url_for, pg, names[mid])
+    # 8: offline sync on the largest data set.
+    log(f"{backend}: sync on {sizes[-1]}")
+    res["sync"] = sync_bench(url_for(names[sizes[-1]]), args)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# Offline sync (docs/sync.md): a grid worker's phone.
+
+SYNC_ROUTE = "/api/v1/sync"
+BENCH_NS = uuid.UUID("6f1d2c3a-9b7e-4e1f-8a42-5d0c1b2a3f4e")
+
+
+def initial_sync(srv, token, limit=500):
+    """A device's initial sync, page by page, as a phone asks for it (gzip accepted). Returns
+    the server's time for it (from /metrics), the bytes on the wire, the changes by entity and
+    the `next` to ask for deltas with."""
+    before = srv.latency_sum("GET", SYNC_ROUTE)
+    started = time.perf_counter()
+    wire, pages, entities, since, more = 0, 0, {}, None, True
+    changes = []
+    while more:
+        path = f"{SYNC_ROUTE}?limit={limit}" + (f"&since={since}" if since else "")
+        req = urllib.request.Request(srv.base + path, headers={"authorization": f"Bearer {token}", "accept-encoding": "gzip"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            raw = r.read()
+            gz = r.headers.get("content-encoding") == "gzip"
+        wire += len(raw)
+        page = json.loads(zlib.decompress(raw, 16 + zlib.MAX_WBITS) if gz else raw)
+        pages += 1
+        for c in page["changes"]:
+            entities[c["entity"]] = entities.get(c["entity"], 0) + 1
+        changes.extend(page["changes"])
+        since, more = page["next"], page["more"]
+    wall = time.perf_counter() - started
+    server = srv.latency_sum("GET", SYNC_ROUTE) - before
+    return {"server_s": server, "wall_s": wall, "wire_bytes": wire, "pages": pages, "entities": entities, "next": since, "changes": changes}
+
+
+def visit_history_ops(changes, days=(29, 90)):
+    """Visits for the days the synthetic set has no history for (it holds four weeks), in the
+    synthetic set's pattern, so that the grid holds a full 90-day sync window: red households a
+    call most days and a home visit a week, yellow a call a week and a visit a month, green a
+    visit now and then. Ids are derived from the household and day: pushing them again is a
+    duplicate, so a cached data set is topped up once."""
+    import random
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ops = []
+    for c in changes:
+        if c["entity"] != "household" or c["op"] != "upsert":
+            continue
+        h = c["data"]
+        rng = random.Random(h["id"])
+        plan = []
+        for d in range(days[0], days[1]):
+            if h["tag"] == "red":
+                if rng.random() < 0.8:
+                    plan.append((d, "phone_call"))
+                if d % 7 == 3 and rng.random() < 0.9:
+                    plan.append((d, "home_visit"))
+            elif h["tag"] == "yellow":
+                if d % 7 == 3 and rng.random() < 0.85:
+                    plan.append((d, "phone_call"))
+                if d % 30 == 10 and rng.random() < 0.8:
+                    plan.append((d, "home_visit"))
+            elif d % 30 == 10 and rng.random() < 0.1:
+                plan.append((d, "home_visit"))
+        for d, kind in plan:
+            at = (now - datetime.timedelta(days=d)).replace(hour=4, minute=rng.randrange(60), second=0, microsecond=0)
+            vid = str(uuid.uuid5(BENCH_NS, f"{h['id']}-{d}-{kind}"))
+            ops.append({"op_id": f"bench-{vid}", "kind": "visit.record",
+                        "body": {"id": vid, "household_id": h["id"], "kind": kind, "visited_at": at.isoformat(), "notes": "例行服务，情况正常。"}})
+    return ops
+
+
+def push_ops(srv, token, ops):
+    statuses = {}
+    for i in range(0, len(ops), 500):
+        res = srv.post("/api/v1/sync/push", token, {"operations": ops[i:i + 500]})
+        for r in res["results"]:
+            statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    return statuses
+
+
+def hundred_visits(households, tag):
+    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=1)
+    return [{"id": str(uuid.uuid4()), "household_id": households[i % len(households)], "kind": "phone_call",
+             "visited_at": now.isoformat(), "notes": f"bench {tag} {i}"} for i in range(100)]
+
+
+def push_vs_single(srv, token, households, rounds):
+    """100 visits in one push against the same 100 as single POST /visits one after the other,
+    on one kept-alive connection each (a phone's), alternating; medians of wall time."""
+    import http.client
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+
+    def one_push():
+        ops = [{"op_id": f"bench-{v['id']}", "kind": "visit.record", "body": v} for v in hundred_visits(households, "push")]
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=120)
+        started = time.perf_counter()
+        conn.request("POST", "/api/v1/sync/push", body=json.dumps({"operations": ops}), headers=headers)
+        r = conn.getresponse()
+        body = json.loads(r.read())
+        took = time.perf_counter() - started
+        conn.close()
+        assert r.status == 200 and all(x["status"] == "applied" for x in body["results"]), body
+        return {"seconds": took}
+
+    def singles():
+        visits = hundred_visits(households, "single")
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=120)
+        started = time.perf_counter()
+        for v in visits:
+            conn.request("POST", "/api/v1/visits", body=json.dumps(v), headers=headers)
+            r = conn.getresponse()
+            r.read()
+            assert r.status == 201, r.status
+        took = time.perf_counter() - started
+        conn.close()
+        return {"seconds": took}
+
+    one_push()
+    singles()
+    push, single = alternate(one_push, singles, rounds)
+    return {"push_s": push["seconds"], "single_s": single["seconds"], "speedup": single["seconds"] / max(push["seconds"], 1e-9)}
+
+
+def sync_bench(url, args):
+    """On the largest data set: a grid worker's initial sync of one 300-household grid, the
+    empty delta against /me, and a push of 100 visits against 100 single POST /visits."""
+    # The top-up records visits up to 90 days old as the grid's worker.
+    srv = Server(url, {"GRIDLIGHT_VISIT_MAX_AGE_DAYS": "100"})
+    res = {}
+    try:
+        token = srv.login(WORKER)
+        first = initial_sync(srv, token)
+        res["topped_up"] = push_ops(srv, token, visit_history_ops(first["changes"]))
+        log(f"sync: 90-day visit history of the grid: {res['topped_up']}")
+        initial_sync(srv, token)  # warm-up
+        runs = [initial_sync(srv, token) for _ in range(args.rounds)]
+        res["initial"] = {
+            "server_s": statistics.median(r["server_s"] for r in runs),
+            "wall_s": statistics.median(r["wall_s"] for r in runs),
+            "wire_bytes": statistics.median(r["wire_bytes"] for r in runs),
+            "pages": runs[0]["pages"],
+            "entities": runs[0]["entities"],
+        }
+        households = [c["id"] for c in runs[0]["changes"] if c["entity"] == "household" and c["op"] == "upsert"]
+        res["initial"]["households"] = len(households)
+        delta_url = f"{srv.base}{SYNC_ROUTE}?since={runs[-1]['next']}"
+        me_url = srv.base + "/api/v1/me"
+        d = args.seconds
+        oha(delta_url, 2, 16, token=token)
+        oha(me_url, 2, 16, token=token)
+        log("sync: empty delta vs /me")
+        delta, me = alternate(lambda: oha(delta_url, d, 16, token=token), lambda: oha(me_url, d, 16, token=token), args.rounds)
+        res["empty_delta"], res["me"] = delta, me
+        res["delta_vs_me"] = delta["rps"] / max(me["rps"], 1e-9)
+        log("sync: push 100 visits vs 100 single POST /visits")
+        res["push"] = push_vs_single(srv, token, households, max(args.rounds, 5))
+    finally:
+        srv.stop()
     return res
 
 
@@ -485,7 +667,7 @@ def markdown(results, meta):
 
     row("households page rps / healthz rps", lambda r: f"{r['households_page']['rps']:.0f} / {r['healthz']['rps']:.0f} = {ok(r['page_vs_healthz'], lambda v: v >= 0.15)}", "≥ 0.15")
     row("/me rps / healthz rps", lambda r: f"{r['me']['rps']:.0f} / {r['healthz']['rps']:.0f} = {ok(r['me_vs_healthz'], lambda v: v >= 0.4)}", "≥ 0.4")
-    sizes = sorted(next(iter(results.values()))["scale"].keys())
+    sizes = meta["sizes"]
     for n in sizes:
         last = n == sizes[-1]
         row(f"page p50 / p99 at {n:,} households (ms)", lambda r, n=n, last=last: f"{r['scale'][n]['p50_ms']:.2f} / {r['scale'][n]['p99_ms']:.2f} (p50 ×" + (ok(r['scale'][n]['p50_vs_smallest'], lambda v: v <= 1.5) if last else f"{r['scale'][n]['p50_vs_smallest']:.2f}") + ")", "p50 ≤ 1.5× smallest" if last else "")
@@ -494,6 +676,12 @@ def markdown(results, meta):
     row("page p99 alone → under writes (ms)", lambda r: f"{r['page_alone_p99_ms']:.2f} → {r['page_under_writes_p99_ms']:.2f} = ×{ok(r['reads_under_writes_p99_ratio'], lambda v: v <= 2)}", "≤ 2×")
     row("overview dashboard p50 (ms)", lambda r: f"{r['overview']['p50_ms']:.1f}" + (f" vs SQL {r['overview_sql_ms']:.1f} = ×{ok(r['overview_vs_sql'], lambda v: v <= 1.5)}" if 'overview_vs_sql' in r else ""), "≤ 1.5× SQL")
     row("reconcile / INSERT … SELECT (s)", lambda r: f"{r['reconcile']['reconcile_s']:.1f} / {r['reconcile']['sql_s']:.1f} = ×{ok(r['reconcile']['ratio'], lambda v: v <= 2)}", "≤ 2×")
+    row(f"initial sync of one grid ({sizes[-1]:,} set): server s, KB gzip, changes",
+        lambda r: f"{r['sync']['initial']['server_s']:.2f} s {'✅' if r['sync']['initial']['server_s'] <= 1 else '❌'}, "
+        f"{r['sync']['initial']['wire_bytes'] / 1000:.0f} KB {'✅' if r['sync']['initial']['wire_bytes'] <= 500_000 else '❌'}, "
+        f"{sum(r['sync']['initial']['entities'].values()):,} ({r['sync']['initial']['households']} households)", "≤ 1 s, ≤ 500 KB")
+    row("empty delta rps / /me rps", lambda r: f"{r['sync']['empty_delta']['rps']:.0f} / {r['sync']['me']['rps']:.0f} = {ok(r['sync']['delta_vs_me'], lambda v: v >= 0.5)}", "≥ 0.5")
+    row("100 visits: 100 × POST /visits / one push (ms)", lambda r: f"{r['sync']['push']['single_s'] * 1000:.0f} / {r['sync']['push']['push_s'] * 1000:.0f} = ×{ok(r['sync']['push']['speedup'], lambda v: v >= 5)}", "≥ 5×")
     for n in sizes:
         row(f"seed synthetic {n:,} households (s)", lambda r, n=n: f"{r['seed_seconds'][n]:.1f}" if n in r["seed_seconds"] else "(cached)", "")
     return "\n".join(lines) + "\n"
@@ -503,6 +691,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small data sets (2k, 20k, 60k) and short runs")
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    ap.add_argument("--only", choices=["all", "sync"], default="all", help="run every measure, or only the sync ones")
     ap.add_argument("--fresh", action="store_true", help="rebuild the data sets even if they exist")
     ap.add_argument("--seconds", type=int, default=None, help="length of one measurement run")
     ap.add_argument("--rounds", type=int, default=None, help="alternating rounds per comparison")

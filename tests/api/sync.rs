@@ -408,7 +408,17 @@ async fn a_stale_edit_is_a_conflict_with_the_server_record(app: TestApp) {
     // Limits: at most 500 operations, op_ids once each.
     let many: Vec<Value> =
         (0..501).map(|i| json!({"op_id": format!("x{i}"), "kind": "task.change", "body": {}})).collect();
-    push(&app, &w.w_a1, json!(many)).await.assert_problem(413);
+    let too_many = push(&app, &w.w_a1, json!(many)).await.assert_problem(422);
+    assert_eq!(
+        (too_many["errors"][0]["field"].as_str(), too_many["errors"][0]["code"].as_str()),
+        (Some("operations"), Some("too_many"))
+    );
+    // A base version written as a float is read like the single endpoints read it.
+    let float =
+        json!([{"op_id": "f", "kind": "member.edit", "base_version": 1.0, "body": {"id": w.member_a1, "notes": "x"}}]);
+    assert_eq!(ok(&push(&app, &w.w_a1, float).await)["results"][0]["code"], "stale_version");
+    let zero = json!([{"op_id": "z", "kind": "member.edit", "base_version": 0, "body": {"id": w.member_a1}}]);
+    assert_eq!(push(&app, &w.w_a1, zero).await.assert_problem(422)["errors"][0]["field"], "operations[0].base_version");
     let twice = json!([{"op_id": "same", "kind": "task.change", "body": {}}, {"op_id": "same", "kind": "task.change", "body": {}}]);
     assert_eq!(push(&app, &w.w_a1, twice).await.assert_problem(422)["errors"][0]["field"], "operations[1].op_id");
     let unknown = json!([{"op_id": "k", "kind": "household.explode", "body": {}}]);

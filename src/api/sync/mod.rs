@@ -237,7 +237,7 @@ pub async fn sync(
 
 /// Applies what a device did offline, in order, each operation through the same rules as its
 /// single endpoint, each with its own result (`applied`, `duplicate`, `conflict`, `rejected`):
-/// one bad operation never fails the others. At most 500 operations a request (413).
+/// one bad operation never fails the others. At most 500 operations a request (422 `too_many`).
 #[utoipa::path(post, path = "/api/v1/sync/push", tag = "sync", operation_id = "sync_push",
     request_body = PushRequest, security(("bearer" = [])),
     responses(

@@ -22,7 +22,7 @@ use crate::ops;
 use crate::store::now;
 use crate::store::sync::{self as store, Applied};
 
-/// At most this many operations a request (more: 413).
+/// At most this many operations a request (more: 422 `too_many`).
 pub const MAX_OPERATIONS: usize = 500;
 
 /// What an operation does; its `body` is what the single endpoint takes.
@@ -69,6 +69,8 @@ pub struct PushOperation {
     pub body: serde_json::Map<String, Value>,
     /// For edits: the version (ETag) the change was made on. A stale one is `conflict`, with
     /// the server's record to merge with.
+    #[serde(default, deserialize_with = "crate::api::optional_integral")]
+    #[schema(minimum = 1)]
     pub base_version: Option<i32>,
 }
 
@@ -284,7 +286,8 @@ fn apply(
 /// Checks a request's shape before anything runs.
 pub fn check(req: &PushRequest) -> ApiResult<()> {
     if req.operations.len() > MAX_OPERATIONS {
-        return Err(ApiError::PayloadTooLarge(format!("at most {MAX_OPERATIONS} operations a request")));
+        let message = format!("at most {MAX_OPERATIONS} operations a request; split the push");
+        return Err(ApiError::invalid("operations", "too_many", message));
     }
     let mut errors = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -298,6 +301,10 @@ pub fn check(req: &PushRequest) -> ApiResult<()> {
             ));
         } else if !seen.insert(op.op_id.as_str()) {
             errors.push(crate::error::FieldError::new(format!("operations[{i}].op_id"), "duplicate", "listed twice"));
+        }
+        if op.base_version.is_some_and(|v| v < 1) {
+            let field = format!("operations[{i}].base_version");
+            errors.push(crate::error::FieldError::new(field, "out_of_range", "versions start at 1"));
         }
     }
     crate::api::validate::done(errors)
