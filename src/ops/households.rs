@@ -195,7 +195,7 @@ pub fn remove(conn: &mut DbConn, caller: &AuthUser, id: &str, r: Removal) -> Api
     let at = now();
     let changes = HouseholdChanges {
         removed_at: Some(Some(at)),
-        removed_reason: Some(Some(r.reason.as_str().to_owned())),
+        removed_reason: Some(Some(r.reason)),
         removed_note: Some(r.note.clone()),
         version: Some(current.version + 1),
         updated_at: Some(at),

@@ -186,11 +186,11 @@ pub fn edit(
     check_version(expected, current.version)?;
     let changes = MemberChanges {
         name: e.name,
-        gender: e.gender.map(|g| g.as_str().to_owned()),
+        gender: e.gender,
         birth_date: Some(identity.birth_date),
         id_number: Some(identity.id_number()),
         phone: e.phone,
-        relation: e.relation.map(|r| r.as_str().to_owned()),
+        relation: e.relation,
         living_alone: e.living_alone,
         disability_grade: e.disability_grade,
         chronic_illness: e.chronic_illness,

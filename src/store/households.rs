@@ -181,7 +181,7 @@ pub struct HouseholdChanges {
     pub version: Option<i32>,
     pub updated_at: Option<NaiveDateTime>,
     pub removed_at: Option<Option<NaiveDateTime>>,
-    pub removed_reason: Option<Option<String>>,
+    pub removed_reason: Option<Option<RemovalReason>>,
     pub removed_note: Option<Option<String>>,
 }
 
@@ -318,11 +318,11 @@ pub fn members_of(conn: &mut DbConn, household_ids: &[String]) -> QueryResult<Ve
 #[diesel(table_name = members)]
 pub struct MemberChanges {
     pub name: Option<String>,
-    pub gender: Option<String>,
+    pub gender: Option<Gender>,
     pub birth_date: Option<Option<NaiveDate>>,
     pub id_number: Option<Option<String>>,
     pub phone: Option<Option<String>>,
-    pub relation: Option<String>,
+    pub relation: Option<Relation>,
     pub living_alone: Option<bool>,
     pub disability_grade: Option<Option<i32>>,
     pub chronic_illness: Option<bool>,
