@@ -21,7 +21,7 @@ use crate::domain::{IdNumber, MemberFacts, RemovalReason, Suggestion, Tag, mask,
 use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::ops;
 use crate::ops::households::{AddressEdit, HouseholdEdit, NewHousehold, Removal};
-use crate::store::communities::{self, today_in};
+use crate::store::communities;
 use crate::store::households::{self, After, HouseholdRow, ListFilter, MemberFactsRow};
 
 #[derive(Serialize, Deserialize, ToSchema, Validate, Clone, PartialEq, Debug)]
@@ -103,8 +103,7 @@ pub fn views(conn: &mut DbConn, rows: Vec<HouseholdRow>) -> ApiResult<Vec<Househ
         let day = match today.get(&h.community_id) {
             Some(d) => *d,
             None => {
-                let tz = communities::find(conn, &h.community_id)?.map(|c| c.timezone).unwrap_or_default();
-                let d = today_in(&tz);
+                let d = communities::today(conn, &h.community_id)?;
                 today.insert(h.community_id.clone(), d);
                 d
             }
@@ -267,11 +266,7 @@ fn within_reach(conn: &mut DbConn, caller: &AuthUser, q: &ListHouseholds) -> Api
         });
     }
     if q.review_due == Some(true) {
-        let tz = match &filter.community_id {
-            Some(c) => communities::find(conn, c)?.map(|c| c.timezone).unwrap_or_default(),
-            None => String::new(),
-        };
-        filter.review_due_by = Some(today_in(&tz));
+        filter.review_due_by = Some(communities::today_of_list(conn, filter.community_id.as_deref())?);
     }
     Ok(Some(filter))
 }

@@ -19,7 +19,7 @@ use crate::domain::text::required_line;
 use crate::domain::{ServiceKind, Tag, TaskStatus};
 use crate::error::{ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::ops;
-use crate::store::communities::{self, today_in};
+use crate::store::communities;
 use crate::store::tasks::{self as store, Assignee, ListFilter, TaskRow};
 
 #[derive(Serialize, ToSchema)]
@@ -69,15 +69,6 @@ pub fn task_out(t: TaskRow, today: NaiveDate) -> TaskOut {
         cancel_reason: t.cancel_reason,
         version: t.version,
     }
-}
-
-/// Today in the timezone of the community a set of tasks belongs to.
-fn today_of(conn: &mut DbConn, community_id: Option<&str>) -> ApiResult<NaiveDate> {
-    let tz = match community_id {
-        Some(c) => communities::find(conn, c)?.map(|c| c.timezone).unwrap_or_default(),
-        None => String::new(),
-    };
-    Ok(today_in(&tz))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -160,7 +151,7 @@ pub async fn list(
                 Reach::Everything => None,
                 Reach::Community(c) | Reach::Grids { community_id: c, .. } => Some(c.clone()),
             };
-            let today = today_of(conn, community.as_deref())?;
+            let today = communities::today_of_list(conn, community.as_deref())?;
             let rows = store::list(conn, &q.filter(&caller, reach, today), after, fetch)?;
             Ok(page(rows, fetch, |t| vec![date_key(t.due_on), t.id.clone()], |t| task_out(t, today)))
         })
@@ -220,7 +211,7 @@ impl PatchTask {
 
 /// A task as answered: `overdue` by today in its community.
 fn view(conn: &mut DbConn, t: TaskRow) -> ApiResult<TaskOut> {
-    let today = today_of(conn, Some(&t.community_id))?;
+    let today = communities::today(conn, &t.community_id)?;
     Ok(task_out(t, today))
 }
 

@@ -210,9 +210,8 @@ pub fn apply_tag(
         ));
     }
     let from = current.tag;
-    let tz = communities::find(conn, &current.community_id)?.map(|c| c.timezone).unwrap_or_default();
     let days = plans::review_interval_days(conn, &current.community_id, a.to_tag)?;
-    let review_due_on = communities::today_in(&tz)
+    let review_due_on = communities::today(conn, &current.community_id)?
         .checked_add_days(Days::new(u64::from(days)))
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("review date out of range")))?;
     let reasons = serde_json::to_string(a.reasons).map_err(ApiError::internal)?;

@@ -83,9 +83,9 @@ fn schedule_next(conn: &mut DbConn, skipped: &TaskRow) -> ApiResult<Option<Strin
         .into_iter()
         .find(|t| t.id == skipped.template_id);
     let Some(t) = template else { return Ok(None) };
-    let tz = communities::find(conn, &household.community_id)?.map(|c| c.timezone).unwrap_or_default();
+    let tz = communities::timezone(conn, &household.community_id)?;
     let floor = skipped.due_on + Duration::days(i64::from(t.interval_days));
-    let row = store::new_task(conn, &household, &t, &tz, Some(floor))?;
+    let row = store::new_task(conn, &household, &t, tz, Some(floor))?;
     store::insert(conn, &row)?;
     Ok(Some(row.id))
 }

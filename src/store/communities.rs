@@ -1,6 +1,7 @@
 //! Communities and their grids and worker assignments.
 
 use chrono::{NaiveDate, NaiveDateTime, Utc};
+use chrono_tz::Tz;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
@@ -38,17 +39,51 @@ pub struct CommunityRow {
     pub updated_at: NaiveDateTime,
 }
 
+/// The timezone of a community created without one, and the calendar of lists that span every
+/// community (an administrator's).
+pub const DEFAULT_TIMEZONE: Tz = chrono_tz::Asia::Shanghai;
+
 impl CommunityRow {
-    /// "Today" in the community's timezone (dates such as `due_on` are local dates).
-    pub fn today(&self) -> NaiveDate {
-        today_in(&self.timezone)
+    /// The community's timezone. It is checked when written, so a stored name that does not
+    /// parse is a corrupt row: an error (logged, 500), never a default.
+    pub fn zone(&self) -> ApiResult<Tz> {
+        self.timezone.parse().map_err(|_| {
+            ApiError::internal(anyhow::anyhow!("community {} has an unknown timezone {:?}", self.id, self.timezone))
+        })
     }
 }
 
-/// Today's date in a timezone (`Asia/Shanghai` when the name is unknown).
-pub fn today_in(timezone: &str) -> NaiveDate {
-    let tz: chrono_tz::Tz = timezone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+/// The timezone of a community that a stored row refers to: a missing community is as much an
+/// error (logged, 500) as a corrupt timezone ([`CommunityRow::zone`]).
+pub fn timezone(conn: &mut DbConn, id: &str) -> ApiResult<Tz> {
+    find(conn, id)?.ok_or_else(|| ApiError::internal(anyhow::anyhow!("community {id} is missing")))?.zone()
+}
+
+/// "Today" in a community that a stored row refers to (dates such as `due_on` are local dates).
+pub fn today(conn: &mut DbConn, id: &str) -> ApiResult<NaiveDate> {
+    Ok(today_in_zone(timezone(conn, id)?))
+}
+
+/// "Today" for a list narrowed to a community, if it is: lists that span communities (an
+/// administrator's) go by [`DEFAULT_TIMEZONE`], and a community that does not exist lists
+/// nothing whatever the date.
+pub fn today_of_list(conn: &mut DbConn, community_id: Option<&str>) -> ApiResult<NaiveDate> {
+    let zone = match community_id {
+        Some(id) => find(conn, id)?.map(|c| c.zone()).transpose()?,
+        None => None,
+    };
+    Ok(today_in_zone(zone.unwrap_or(DEFAULT_TIMEZONE)))
+}
+
+/// Today's date in a timezone.
+pub fn today_in_zone(tz: Tz) -> NaiveDate {
     Utc::now().with_timezone(&tz).date_naive()
+}
+
+/// Today's date in a timezone named by a caller that knows the name to be valid (tests, the
+/// demo data); [`DEFAULT_TIMEZONE`] when it is not. Stored names go through [`timezone`].
+pub fn today_in(timezone: &str) -> NaiveDate {
+    today_in_zone(timezone.parse().unwrap_or(DEFAULT_TIMEZONE))
 }
 
 pub fn exists(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
