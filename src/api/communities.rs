@@ -111,7 +111,7 @@ impl CreateCommunity {
 #[utoipa::path(post, path = "/api/v1/communities", tag = "communities", operation_id = "create_community",
     request_body = CreateCommunity, security(("bearer" = [])),
     responses(
-        (status = 201, description = "Created", body = CommunityOut, headers(("ETag" = String, description = "Version"))),
+        (status = 201, description = "Created", body = CommunityOut),
         (status = 403, description = "Only administrators create communities", body = Problem, content_type = PROBLEM),
         (status = 409, description = "A community of that name exists in that street (`already_exists`)", body = Problem, content_type = PROBLEM),
     ))]
@@ -146,9 +146,9 @@ pub async fn list(
 
 /// One community.
 #[utoipa::path(get, path = "/api/v1/communities/{id}", tag = "communities", operation_id = "get_community",
-    params(("id" = String, Path, description = "Community id")), security(("bearer" = [])),
+    security(("bearer" = [])),
     responses(
-        (status = 200, description = "The community", body = CommunityOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The community", body = CommunityOut),
     ))]
 pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
@@ -192,14 +192,12 @@ impl PatchCommunity {
 
 /// Changes a community (administrators). The division code is fixed: grid codes derive from it.
 #[utoipa::path(patch, path = "/api/v1/communities/{id}", tag = "communities", operation_id = "update_community",
-    params(("id" = String, Path, description = "Community id"),
-           ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    params(IfMatch),
     request_body = PatchCommunity, security(("bearer" = [])),
     responses(
-        (status = 200, description = "The changed community", body = CommunityOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The changed community", body = CommunityOut),
         (status = 403, description = "Only administrators change communities", body = Problem, content_type = PROBLEM),
         (status = 409, description = "A community of that name exists in that street (`already_exists`)", body = Problem, content_type = PROBLEM),
-        (status = 412, description = "If-Match names an old version", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
     state: web::Data<AppState>,

@@ -3,6 +3,10 @@
 
 use actix_web::HttpRequest;
 use actix_web::http::header::{ETAG, IF_MATCH};
+use utoipa::IntoParams;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -43,6 +47,23 @@ pub struct IfMatch(pub Option<String>);
 impl IfMatch {
     pub fn version(&self) -> Option<&str> {
         self.0.as_deref()
+    }
+}
+
+/// Documents the header (its syntax stated once, here) for `params(IfMatch)`.
+impl IntoParams for IfMatch {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(IF_MATCH_PATTERN))
+            .examples([serde_json::json!("\"3\"")]);
+        let header = ParameterBuilder::new()
+            .name("If-Match")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some("The ETag the change is based on"))
+            .schema(Some(schema));
+        vec![header.build()]
     }
 }
 

@@ -149,10 +149,9 @@ impl CreateGrid {
 
 /// Creates a grid in a community (its secretary, or an administrator).
 #[utoipa::path(post, path = "/api/v1/communities/{id}/grids", tag = "grids", operation_id = "create_grid",
-    params(("id" = String, Path, description = "Community id")),
     request_body = CreateGrid, security(("bearer" = [])),
     responses(
-        (status = 201, description = "Created", body = GridOut, headers(("ETag" = String, description = "Version"))),
+        (status = 201, description = "Created", body = GridOut),
         (status = 403, description = "Grid workers do not manage grids", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The grid code is taken (`already_exists`)", body = Problem, content_type = PROBLEM),
     ))]
@@ -169,7 +168,7 @@ pub async fn create(
 
 /// Lists a community's grids by code; grid workers see the grids they are assigned to.
 #[utoipa::path(get, path = "/api/v1/communities/{id}/grids", tag = "grids", operation_id = "list_grids",
-    params(("id" = String, Path, description = "Community id"), PageQuery), security(("bearer" = [])),
+    params(PageQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of grids", body = Page<GridOut>),
     ))]
@@ -201,9 +200,9 @@ pub async fn list(
 
 /// One grid, with its workers.
 #[utoipa::path(get, path = "/api/v1/grids/{id}", tag = "grids", operation_id = "get_grid",
-    params(("id" = String, Path, description = "Grid id")), security(("bearer" = [])),
+    security(("bearer" = [])),
     responses(
-        (status = 200, description = "The grid", body = GridOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The grid", body = GridOut),
     ))]
 pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
@@ -254,14 +253,12 @@ impl PatchGrid {
 
 /// Changes a grid (its community's secretary, or an administrator).
 #[utoipa::path(patch, path = "/api/v1/grids/{id}", tag = "grids", operation_id = "update_grid",
-    params(("id" = String, Path, description = "Grid id"),
-           ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    params(IfMatch),
     request_body = PatchGrid, security(("bearer" = [])),
     responses(
-        (status = 200, description = "The changed grid", body = GridOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The changed grid", body = GridOut),
         (status = 403, description = "Grid workers do not manage grids", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The grid code is taken (`already_exists`)", body = Problem, content_type = PROBLEM),
-        (status = 412, description = "If-Match names an old version", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
     state: web::Data<AppState>,
@@ -295,10 +292,9 @@ pub struct PutWorkers {
 /// Replaces a grid's worker assignments (its community's secretary, or an administrator).
 /// When the primary worker changes, the grid's open tasks move to the new one.
 #[utoipa::path(put, path = "/api/v1/grids/{id}/workers", tag = "grids", operation_id = "put_grid_workers",
-    params(("id" = String, Path, description = "Grid id")),
     request_body = PutWorkers, security(("bearer" = [])),
     responses(
-        (status = 200, description = "The grid with its new workers", body = GridOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The grid with its new workers", body = GridOut),
         (status = 403, description = "Grid workers do not manage assignments", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Unknown users, users of another community or role, two primaries", body = Problem, content_type = PROBLEM),
     ))]

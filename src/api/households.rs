@@ -192,7 +192,7 @@ impl CreateHousehold {
 #[utoipa::path(post, path = "/api/v1/households", tag = "households", operation_id = "create_household",
     request_body = CreateHousehold, security(("bearer" = [])),
     responses(
-        (status = 201, description = "Registered", body = HouseholdOut, headers(("ETag" = String, description = "Version"))),
+        (status = 201, description = "Registered", body = HouseholdOut),
         (status = 200, description = "The caller registered this household with this id before: the stored household", body = HouseholdOut),
         (status = 409, description = "The id belongs to another record or another request, or the household it names has since left the caller's scope or been removed (`id_conflict`)", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid fields, or a grid outside the caller's scope (`grid_id`)", body = Problem, content_type = PROBLEM),
@@ -308,9 +308,9 @@ pub async fn list(
 
 /// One household; removed households stay readable here for secretaries and administrators.
 #[utoipa::path(get, path = "/api/v1/households/{id}", tag = "households", operation_id = "get_household",
-    params(("id" = String, Path, description = "Household id")), security(("bearer" = [])),
+    security(("bearer" = [])),
     responses(
-        (status = 200, description = "The household", body = HouseholdOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The household", body = HouseholdOut),
     ))]
 pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
@@ -384,14 +384,12 @@ impl PatchHousehold {
 /// Changes a household's details. With `If-Match`, a change based on an old version is refused
 /// (412); two concurrent changes are applied one after the other, never lost.
 #[utoipa::path(patch, path = "/api/v1/households/{id}", tag = "households", operation_id = "update_household",
-    params(("id" = String, Path, description = "Household id"),
-           ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    params(IfMatch),
     request_body = PatchHousehold, security(("bearer" = [])),
     responses(
-        (status = 200, description = "The changed household", body = HouseholdOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The changed household", body = HouseholdOut),
         (status = 403, description = "Grid workers do not move households between grids", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The household was removed: it takes no more changes (`household_removed`)", body = Problem, content_type = PROBLEM),
-        (status = 412, description = "If-Match names an old version", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid fields, or a `grid_id` that is no grid of the household's community in the caller's scope", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
@@ -438,7 +436,7 @@ impl RemoveQuery {
 /// tasks are cancelled and its pending tag proposal with them, but it stays readable by id for
 /// secretaries. Removing it again answers the removed household and changes nothing.
 #[utoipa::path(delete, path = "/api/v1/households/{id}", tag = "households", operation_id = "remove_household",
-    params(("id" = String, Path, description = "Household id"), RemoveQuery), security(("bearer" = [])),
+    params(RemoveQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "The removed household", body = HouseholdOut),
         (status = 403, description = "Grid workers do not remove households", body = Problem, content_type = PROBLEM),

@@ -153,10 +153,9 @@ impl CreateMember {
 
 /// Adds a member to a household.
 #[utoipa::path(post, path = "/api/v1/households/{id}/members", tag = "members", operation_id = "create_member",
-    params(("id" = String, Path, description = "Household id")),
     request_body = CreateMember, security(("bearer" = [])),
     responses(
-        (status = 201, description = "Added", body = MemberOut, headers(("ETag" = String, description = "Version"))),
+        (status = 201, description = "Added", body = MemberOut),
         (status = 200, description = "The caller added this member with this id before: the stored member", body = MemberOut),
         (status = 409, description = "The id belongs to another record or another request, or to a member removed since (`id_conflict`); or the household was removed (`household_removed`)", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid fields, or an ID number that disagrees with the birth date or gender (`id_number`)", body = Problem, content_type = PROBLEM),
@@ -174,7 +173,7 @@ pub async fn create(
 
 /// The current members of a household.
 #[utoipa::path(get, path = "/api/v1/households/{id}/members", tag = "members", operation_id = "list_members",
-    params(("id" = String, Path, description = "Household id"), PageQuery), security(("bearer" = [])),
+    params(PageQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of members", body = Page<MemberOut>),
     ))]
@@ -199,9 +198,9 @@ pub async fn list(
 
 /// One member.
 #[utoipa::path(get, path = "/api/v1/members/{id}", tag = "members", operation_id = "get_member",
-    params(("id" = String, Path, description = "Member id")), security(("bearer" = [])),
+    security(("bearer" = [])),
     responses(
-        (status = 200, description = "The member", body = MemberOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The member", body = MemberOut),
     ))]
 pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
@@ -279,13 +278,11 @@ impl PatchMember {
 /// sent with it, and a birth date alone is refused (422 `id_number_required`) while the member
 /// has an ID number.
 #[utoipa::path(patch, path = "/api/v1/members/{id}", tag = "members", operation_id = "update_member",
-    params(("id" = String, Path, description = "Member id"),
-           ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    params(IfMatch),
     request_body = PatchMember, security(("bearer" = [])),
     responses(
-        (status = 200, description = "The changed member", body = MemberOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The changed member", body = MemberOut),
         (status = 409, description = "The household was removed: it takes no more changes (`household_removed`)", body = Problem, content_type = PROBLEM),
-        (status = 412, description = "If-Match names an old version", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid fields, or an ID number that would disagree with the birth date or gender (`id_number`)", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
@@ -302,7 +299,7 @@ pub async fn patch(
 
 /// Removes a member from a household (moved out, deceased, registered in error).
 #[utoipa::path(delete, path = "/api/v1/members/{id}", tag = "members", operation_id = "remove_member",
-    params(("id" = String, Path, description = "Member id")), security(("bearer" = [])),
+    security(("bearer" = [])),
     responses(
         (status = 204, description = "Removed"),
         (status = 409, description = "The household was removed: it takes no more changes (`household_removed`)", body = Problem, content_type = PROBLEM),

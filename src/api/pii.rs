@@ -65,7 +65,7 @@ fn no_store<T: Serialize>(body: T) -> HttpResponse {
 /// Reveals a member's full ID number, birth date and phone, to the community's secretary or a
 /// worker of the grid. Every call is audited with its reason; the answer is never cached.
 #[utoipa::path(get, path = "/api/v1/members/{id}/pii", tag = "members", operation_id = "reveal_member_pii",
-    params(("id" = String, Path, description = "Member id"), PiiQuery), security(("bearer" = [])),
+    params(PiiQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "The full values (Cache-Control: no-store)", body = MemberPii),
         (status = 403, description = "Only the community's secretary and the grid's workers see personal data", body = Problem, content_type = PROBLEM),
@@ -85,7 +85,7 @@ pub async fn member(
 /// Reveals a household's full phone number, to the community's secretary or a worker of the
 /// grid. Every call is audited with its reason; the answer is never cached.
 #[utoipa::path(get, path = "/api/v1/households/{id}/pii", tag = "households", operation_id = "reveal_household_pii",
-    params(("id" = String, Path, description = "Household id"), PiiQuery), security(("bearer" = [])),
+    params(PiiQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "The full values (Cache-Control: no-store)", body = HouseholdPii),
         (status = 403, description = "Only the community's secretary and the grid's workers see personal data", body = Problem, content_type = PROBLEM),

@@ -66,7 +66,7 @@ pub fn views(plans: Vec<(PlanRow, Vec<TemplateRow>)>) -> Vec<PlanOut> {
 
 /// The community's three plans (red, yellow, green) with their service templates.
 #[utoipa::path(get, path = "/api/v1/communities/{id}/service-plans", tag = "plans", operation_id = "list_service_plans",
-    params(("id" = String, Path, description = "Community id")), security(("bearer" = [])),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "The plans, red first", body = Vec<PlanOut>),
     ))]
@@ -153,7 +153,7 @@ impl PutPlan {
 /// brought in line at once: new templates get tasks, dropped ones lose theirs, changed
 /// intervals move due dates.
 #[utoipa::path(put, path = "/api/v1/communities/{id}/service-plans/{tag}", tag = "plans", operation_id = "put_service_plan",
-    params(("id" = String, Path, description = "Community id"), ("tag" = Tag, Path, description = "red, yellow or green")),
+    params(("tag" = Tag, Path, description = "red, yellow or green")),
     request_body = PutPlan, security(("bearer" = [])),
     responses(
         (status = 200, description = "All three plans after the change", body = Vec<PlanOut>),

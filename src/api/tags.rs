@@ -165,8 +165,7 @@ impl ProposeTagChange {
 /// has at most one pending proposal. With `If-Match` (the household's ETag), a change based on
 /// an old version of the household is refused (412).
 #[utoipa::path(post, path = "/api/v1/households/{id}/tag-changes", tag = "tags", operation_id = "propose_tag_change",
-    params(("id" = String, Path, description = "Household id"),
-           ("If-Match" = Option<String>, Header, description = "The household ETag the change is based on")),
+    params(IfMatch),
     request_body = ProposeTagChange, security(("bearer" = [])),
     responses(
         (status = 201, description = "Proposed (`pending`, grid workers) or applied (`approved`, secretaries and administrators)", body = TagChangeOut),
@@ -270,7 +269,7 @@ pub async fn list(
 
 /// One tag change.
 #[utoipa::path(get, path = "/api/v1/tag-changes/{id}", tag = "tags", operation_id = "get_tag_change",
-    params(("id" = String, Path, description = "Tag change id")), security(("bearer" = [])),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "The tag change", body = TagChangeOut),
     ))]
@@ -341,7 +340,6 @@ fn optional_body<T: DeserializeOwned>(req: &HttpRequest, body: &web::Bytes) -> A
 /// Approves a pending proposal and applies its tag (secretaries of the community and
 /// administrators). The body may be omitted.
 #[utoipa::path(post, path = "/api/v1/tag-changes/{id}/approve", tag = "tags", operation_id = "approve_tag_change",
-    params(("id" = String, Path, description = "Tag change id")),
     request_body(content = Option<Decision>, description = "An optional note; the body may be omitted"),
     security(("bearer" = [])),
     responses(
@@ -364,7 +362,6 @@ pub async fn approve(
 /// Rejects a pending proposal, saying why; the household keeps its tag (secretaries of the
 /// community and administrators).
 #[utoipa::path(post, path = "/api/v1/tag-changes/{id}/reject", tag = "tags", operation_id = "reject_tag_change",
-    params(("id" = String, Path, description = "Tag change id")),
     request_body(content = Rejection, description = "The note is required"),
     security(("bearer" = [])),
     responses(
@@ -407,7 +404,7 @@ pub struct HistoryQuery {
 /// The household's tag history: the applied (approved) changes, newest first, each with the
 /// tag it replaced, the tag set, the reasons and note, who proposed and who decided it, when.
 #[utoipa::path(get, path = "/api/v1/households/{id}/tag-history", tag = "tags", operation_id = "tag_history",
-    params(("id" = String, Path, description = "Household id"), HistoryQuery), security(("bearer" = [])),
+    params(HistoryQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of applied changes, newest first", body = Page<TagChangeOut>),
     ))]

@@ -217,10 +217,9 @@ fn view(conn: &mut DbConn, t: TaskRow) -> ApiResult<TaskOut> {
 
 /// Reassigns or cancels an open task (the community's secretary, or an administrator).
 #[utoipa::path(patch, path = "/api/v1/tasks/{id}", tag = "tasks", operation_id = "update_task",
-    params(("id" = String, Path, description = "Task id")),
     request_body = PatchTask, security(("bearer" = [])),
     responses(
-        (status = 200, description = "The changed task", body = TaskOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The changed task", body = TaskOut),
         (status = 403, description = "Grid workers do not reassign or cancel tasks", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The task is not open (`task_closed`)", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid change, or an assignee who is not an active worker of the task's grid", body = Problem, content_type = PROBLEM),

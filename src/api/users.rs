@@ -122,7 +122,7 @@ impl CreateUser {
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", operation_id = "create_user",
     request_body = CreateUser, security(("bearer" = [])),
     responses(
-        (status = 201, description = "Created", body = UserOut, headers(("ETag" = String, description = "Version"))),
+        (status = 201, description = "Created", body = UserOut),
         (status = 403, description = "The caller's role may not create this account", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The username is taken (`already_exists`)", body = Problem, content_type = PROBLEM),
     ))]
@@ -188,9 +188,9 @@ pub async fn list(
 
 /// One account.
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", operation_id = "get_user",
-    params(("id" = String, Path, description = "User id")), security(("bearer" = [])),
+    security(("bearer" = [])),
     responses(
-        (status = 200, description = "The account", body = UserOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The account", body = UserOut),
     ))]
 pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
@@ -237,13 +237,11 @@ impl PatchUser {
 /// Changes an account. Anyone may change their own display name and phone; administrators
 /// manage every account, secretaries the grid workers of their community.
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", operation_id = "update_user",
-    params(("id" = String, Path, description = "User id"),
-           ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    params(IfMatch),
     request_body = PatchUser, security(("bearer" = [])),
     responses(
-        (status = 200, description = "The changed account", body = UserOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The changed account", body = UserOut),
         (status = 403, description = "The caller may not manage this account", body = Problem, content_type = PROBLEM),
-        (status = 412, description = "If-Match names an old version", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
     state: web::Data<AppState>,

@@ -137,7 +137,7 @@ impl CreateVisit {
 #[utoipa::path(post, path = "/api/v1/visits", tag = "visits", operation_id = "create_visit",
     request_body = CreateVisit, security(("bearer" = [])),
     responses(
-        (status = 201, description = "Recorded", body = VisitOut, headers(("ETag" = String, description = "Version"))),
+        (status = 201, description = "Recorded", body = VisitOut),
         (status = 200, description = "The same visit was already recorded with this id by the caller", body = VisitOut),
         (status = 404, description = "No such household in the caller's scope", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The id holds another visit (`id_conflict`), or the household was removed (`household_removed`)", body = Problem, content_type = PROBLEM),
@@ -181,9 +181,6 @@ pub struct ListVisits {
     params(ListVisits), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of visits", body = Page<VisitOut>),
-        (status = 400, description = "Malformed query", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -231,11 +228,9 @@ fn visible_visit(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<Vi
 
 /// One visit.
 #[utoipa::path(get, path = "/api/v1/visits/{id}", tag = "visits", operation_id = "get_visit",
-    params(("id" = String, Path, description = "Visit id")), security(("bearer" = [])),
+    security(("bearer" = [])),
     responses(
-        (status = 200, description = "The visit", body = VisitOut, headers(("ETag" = String, description = "Version"))),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
-        (status = 404, description = "No such visit in the caller's scope", body = Problem, content_type = PROBLEM),
+        (status = 200, description = "The visit", body = VisitOut),
     ))]
 pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
@@ -282,14 +277,12 @@ impl PatchVisit {
 /// Corrects a visit's notes, findings or location: its author only, within 24 hours of
 /// receipt; afterwards it is immutable (409 `visit_locked`).
 #[utoipa::path(patch, path = "/api/v1/visits/{id}", tag = "visits", operation_id = "update_visit",
-    params(("id" = String, Path, description = "Visit id"),
-           ("If-Match" = Option<String>, Header, description = "The ETag the correction is based on")),
+    params(IfMatch),
     request_body = PatchVisit, security(("bearer" = [])),
     responses(
-        (status = 200, description = "The corrected visit", body = VisitOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The corrected visit", body = VisitOut),
         (status = 403, description = "Only the author corrects a visit", body = Problem, content_type = PROBLEM),
         (status = 409, description = "More than 24 hours old: immutable (`visit_locked`)", body = Problem, content_type = PROBLEM),
-        (status = 412, description = "If-Match names an old version", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
     state: web::Data<AppState>,

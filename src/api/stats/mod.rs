@@ -70,8 +70,6 @@ use crate::store::stats::snapshot;
     params(ScopeQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "The figures of the scope, its communities and its grids", body = Overview),
-        (status = 400, description = "Malformed query", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such community or grid in the caller's scope", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn overview(
@@ -168,8 +166,6 @@ impl EvaluationQuery {
             (EvaluationReport = "application/json"),
             (String = "text/csv", example = "level,rank,period,…\r\ngrid,1,2026-Q4,…\r\n"),
         ), headers(("Content-Disposition" = String, description = "For CSV: an attachment named after the period"))),
-        (status = 400, description = "Malformed query (e.g. an unknown format)", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such community or grid in the caller's scope", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Missing or invalid period", body = Problem, content_type = PROBLEM),
     ))]
