@@ -8,11 +8,13 @@ use utoipa::ToSchema;
 use validator::Validate;
 
 use crate::AppState;
-use crate::api::conditional::{IfMatch, etag, saved};
-use crate::api::input::{Body, Params};
-use crate::api::pagination::{Page, PageQuery, decode_cursor, fetch_limit, page};
+use crate::api::answer::{self, View};
+use crate::api::conditional::IfMatch;
+use crate::api::input::Body;
+use crate::api::pagination::{Page, PageQuery};
 use crate::api::validate::{clean, declared, done};
 use crate::auth::{AuthUser, scope};
+use crate::db::DbConn;
 use crate::domain::is_division_code;
 use crate::domain::text::required_line;
 use crate::error::{ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
@@ -39,9 +41,16 @@ pub struct CommunityOut {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<CommunityRow> for CommunityOut {
-    fn from(c: CommunityRow) -> Self {
-        CommunityOut {
+impl View for CommunityRow {
+    type Out = CommunityOut;
+
+    fn version(&self) -> Option<i32> {
+        Some(self.version)
+    }
+
+    fn view(self, _: &mut DbConn) -> ApiResult<CommunityOut> {
+        let c = self;
+        Ok(CommunityOut {
             id: c.id,
             name: c.name,
             district: c.district,
@@ -51,7 +60,7 @@ impl From<CommunityRow> for CommunityOut {
             version: c.version,
             created_at: c.created_at.and_utc(),
             updated_at: c.updated_at.and_utc(),
-        }
+        })
     }
 }
 
@@ -121,8 +130,7 @@ pub async fn create(
     body: Body<CreateCommunity>,
 ) -> ApiResult<HttpResponse> {
     let input = body.into_inner().checked()?;
-    let row = state.db.write(move |conn| ops::communities::create(conn, &caller, input)).await?;
-    Ok(saved(true, row.version, &CommunityOut::from(row)))
+    answer::created(&state, move |c| ops::communities::create(c, &caller, input)).await
 }
 
 /// Lists communities: all for administrators, their own for everyone else.
@@ -134,14 +142,15 @@ pub async fn create(
 pub async fn list(
     state: web::Data<AppState>,
     caller: AuthUser,
-    query: Params<PageQuery>,
+    page: PageQuery,
 ) -> ApiResult<web::Json<Page<CommunityOut>>> {
-    let fetch = fetch_limit(query.limit)?;
-    let after = decode_cursor(query.cursor.as_deref(), 1)?.map(|mut k| k.remove(0));
+    let (fetch, after) = (page.fetch()?, page.after_id()?);
     let only = if caller.is_admin() { None } else { caller.community_id.clone() };
-    let rows =
-        state.db.read(move |conn| Ok(communities::list(conn, only.as_deref(), after.as_deref(), fetch)?)).await?;
-    Ok(web::Json(page(rows, fetch, |c| vec![c.id.clone()], CommunityOut::from)))
+    answer::listed(&state, move |c| {
+        let rows = communities::list(c, only.as_deref(), after.as_deref(), fetch)?;
+        Ok(Page::of(rows, fetch, |c| vec![c.id.clone()]))
+    })
+    .await
 }
 
 /// One community.
@@ -150,10 +159,8 @@ pub async fn list(
     responses(
         (status = 200, description = "The community", body = CommunityOut),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    let row = state.db.read(move |conn| scope::community(conn, &caller, &id)).await?;
-    Ok(HttpResponse::Ok().insert_header(etag(row.version)).json(CommunityOut::from(row)))
+pub async fn get(state: web::Data<AppState>, caller: AuthUser, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    answer::current(&state, move |c| scope::community(c, &caller, &id)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate)]
@@ -203,12 +210,11 @@ pub async fn patch(
     state: web::Data<AppState>,
     caller: AuthUser,
     if_match: IfMatch,
-    path: web::Path<String>,
+    id: web::Path<String>,
     body: Body<PatchCommunity>,
 ) -> ApiResult<HttpResponse> {
-    let (id, edit) = (path.into_inner(), body.into_inner().checked()?);
-    let row = state.db.write(move |conn| ops::communities::edit(conn, &caller, &id, if_match.version(), edit)).await?;
-    Ok(saved(false, row.version, &CommunityOut::from(row)))
+    let edit = body.into_inner().checked()?;
+    answer::updated(&state, move |c| ops::communities::edit(c, &caller, &id, if_match.version(), edit)).await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -75,10 +75,3 @@ impl actix_web::FromRequest for IfMatch {
         std::future::ready(if_match(req).map(IfMatch))
     }
 }
-
-/// The answer to a write of a versioned resource: 201 when it was created, 200 otherwise
-/// (updated, or a retry answered with what is stored), with its `ETag`.
-pub fn saved<T: serde::Serialize>(created: bool, version: i32, body: &T) -> actix_web::HttpResponse {
-    let mut res = if created { actix_web::HttpResponse::Created() } else { actix_web::HttpResponse::Ok() };
-    res.insert_header(etag(version)).json(body)
-}

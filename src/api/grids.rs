@@ -8,9 +8,10 @@ use utoipa::ToSchema;
 use validator::Validate;
 
 use crate::AppState;
-use crate::api::conditional::{IfMatch, etag, saved};
-use crate::api::input::{Body, Params};
-use crate::api::pagination::{Page, PageQuery, decode_cursor, fetch_limit, page};
+use crate::api::answer::{self, View};
+use crate::api::conditional::IfMatch;
+use crate::api::input::Body;
+use crate::api::pagination::{Page, PageQuery};
 use crate::api::validate::{clean, clean_optional, declared, done};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
@@ -93,18 +94,16 @@ pub fn view(conn: &mut DbConn, g: GridRow) -> ApiResult<GridOut> {
     })
 }
 
-/// Runs a grid operation in a write transaction; the grid as it then is, with its workers.
-async fn write(
-    state: &AppState,
-    op: impl FnOnce(&mut DbConn) -> ApiResult<GridRow> + Send + 'static,
-) -> ApiResult<GridOut> {
-    state
-        .db
-        .write(move |conn| {
-            let row = op(conn)?;
-            view(conn, row)
-        })
-        .await
+impl View for GridRow {
+    type Out = GridOut;
+
+    fn version(&self) -> Option<i32> {
+        Some(self.version)
+    }
+
+    fn view(self, conn: &mut DbConn) -> ApiResult<GridOut> {
+        view(conn, self)
+    }
 }
 
 /// The form of a grid code (the division part is checked against the community by the
@@ -158,12 +157,11 @@ impl CreateGrid {
 pub async fn create(
     state: web::Data<AppState>,
     caller: AuthUser,
-    path: web::Path<String>,
+    community_id: web::Path<String>,
     body: Body<CreateGrid>,
 ) -> ApiResult<HttpResponse> {
-    let (community_id, input) = (path.into_inner(), body.into_inner().checked()?);
-    let out = write(&state, move |conn| ops::grids::create(conn, &caller, &community_id, input)).await?;
-    Ok(saved(true, out.version, &out))
+    let input = body.into_inner().checked()?;
+    answer::created(&state, move |c| ops::grids::create(c, &caller, &community_id, input)).await
 }
 
 /// Lists a community's grids by code; grid workers see the grids they are assigned to.
@@ -175,27 +173,20 @@ pub async fn create(
 pub async fn list(
     state: web::Data<AppState>,
     caller: AuthUser,
-    path: web::Path<String>,
-    query: Params<PageQuery>,
+    community_id: web::Path<String>,
+    page: PageQuery,
 ) -> ApiResult<web::Json<Page<GridOut>>> {
-    let community_id = path.into_inner();
-    let fetch = fetch_limit(query.limit)?;
-    let after = decode_cursor(query.cursor.as_deref(), 1)?.map(|mut k| k.remove(0));
-    let out = state
-        .db
-        .read(move |conn| {
-            scope::community(conn, &caller, &community_id)?;
-            let only = match scope::reach(conn, &caller)? {
-                Reach::Grids { grid_ids, .. } => Some(grid_ids),
-                _ => None,
-            };
-            let rows = communities::list_grids(conn, &community_id, only.as_deref(), after.as_deref(), fetch)?;
-            let keyed = page(rows, fetch, |g| vec![g.code.clone()], |g| g);
-            let items = keyed.items.into_iter().map(|g| view(conn, g)).collect::<ApiResult<_>>()?;
-            Ok(Page { items, next_cursor: keyed.next_cursor })
-        })
-        .await?;
-    Ok(web::Json(out))
+    let (fetch, after) = (page.fetch()?, page.after_id()?);
+    answer::listed(&state, move |c| {
+        scope::community(c, &caller, &community_id)?;
+        let only = match scope::reach(c, &caller)? {
+            Reach::Grids { grid_ids, .. } => Some(grid_ids),
+            _ => None,
+        };
+        let rows = communities::list_grids(c, &community_id, only.as_deref(), after.as_deref(), fetch)?;
+        Ok(Page::of(rows, fetch, |g| vec![g.code.clone()]))
+    })
+    .await
 }
 
 /// One grid, with its workers.
@@ -204,16 +195,8 @@ pub async fn list(
     responses(
         (status = 200, description = "The grid", body = GridOut),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    let out = state
-        .db
-        .read(move |conn| {
-            let row = scope::grid(conn, &caller, &id)?;
-            view(conn, row)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().insert_header(etag(out.version)).json(out))
+pub async fn get(state: web::Data<AppState>, caller: AuthUser, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    answer::current(&state, move |c| scope::grid(c, &caller, &id)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate)]
@@ -264,12 +247,11 @@ pub async fn patch(
     state: web::Data<AppState>,
     caller: AuthUser,
     if_match: IfMatch,
-    path: web::Path<String>,
+    id: web::Path<String>,
     body: Body<PatchGrid>,
 ) -> ApiResult<HttpResponse> {
-    let (id, edit) = (path.into_inner(), body.into_inner().checked()?);
-    let out = write(&state, move |conn| ops::grids::edit(conn, &caller, &id, if_match.version(), edit)).await?;
-    Ok(saved(false, out.version, &out))
+    let edit = body.into_inner().checked()?;
+    answer::updated(&state, move |c| ops::grids::edit(c, &caller, &id, if_match.version(), edit)).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -301,14 +283,12 @@ pub struct PutWorkers {
 pub async fn put_workers(
     state: web::Data<AppState>,
     caller: AuthUser,
-    path: web::Path<String>,
+    id: web::Path<String>,
     body: Body<PutWorkers>,
 ) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
     let workers: Vec<Assignment> =
         body.into_inner().workers.into_iter().map(|w| Assignment { user_id: w.user_id, primary: w.primary }).collect();
-    let out = write(&state, move |conn| ops::grids::set_workers(conn, &caller, &id, workers)).await?;
-    Ok(saved(false, out.version, &out))
+    answer::updated(&state, move |c| ops::grids::set_workers(c, &caller, &id, workers)).await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

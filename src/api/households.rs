@@ -9,9 +9,10 @@ use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use crate::AppState;
-use crate::api::conditional::{IfMatch, etag, saved};
+use crate::api::answer::{self, View};
+use crate::api::conditional::IfMatch;
 use crate::api::input::{Body, Instant, Params};
-use crate::api::pagination::{Page, decode_cursor, fetch_limit, page, parse_time_key, time_key};
+use crate::api::pagination::{Page, PageQuery, parse_time_key, time_key};
 use crate::api::validate::{clean, clean_optional, client_id, declared, done, done_with, phone};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
@@ -138,8 +139,20 @@ pub fn views(conn: &mut DbConn, rows: Vec<HouseholdRow>) -> ApiResult<Vec<Househ
     Ok(out)
 }
 
-pub fn view(conn: &mut DbConn, row: HouseholdRow) -> ApiResult<HouseholdOut> {
-    views(conn, vec![row])?.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("empty view")))
+impl View for HouseholdRow {
+    type Out = HouseholdOut;
+
+    fn version(&self) -> Option<i32> {
+        Some(self.version)
+    }
+
+    fn view(self, conn: &mut DbConn) -> ApiResult<HouseholdOut> {
+        views(conn, vec![self])?.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("empty view")))
+    }
+
+    fn views(rows: Vec<Self>, conn: &mut DbConn) -> ApiResult<Vec<HouseholdOut>> {
+        views(conn, rows)
+    }
 }
 
 #[derive(Deserialize, ToSchema, Validate)]
@@ -203,14 +216,7 @@ pub async fn create(
     body: Body<CreateHousehold>,
 ) -> ApiResult<HttpResponse> {
     let input = body.into_inner().checked()?;
-    let (created, out) = state
-        .db
-        .write(move |conn| {
-            let (created, row) = ops::households::register(conn, &caller, input)?;
-            Ok((created, view(conn, row)?))
-        })
-        .await?;
-    Ok(saved(created, out.version, &out))
+    answer::saved(&state, move |c| ops::households::register(c, &caller, input)).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -229,12 +235,6 @@ pub struct ListHouseholds {
     /// Only households changed at or after this time (RFC 3339), oldest change first.
     #[param(value_type = Option<DateTime<Utc>>)]
     pub updated_since: Option<Instant>,
-    /// Page size, 1–500 (default 50).
-    #[param(minimum = 1, maximum = 500, example = 50)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]+$")]
-    pub cursor: Option<String>,
 }
 
 /// The filter of a list, narrowed to the caller's reach; `None` when it asks for a community
@@ -274,7 +274,7 @@ fn within_reach(conn: &mut DbConn, caller: &AuthUser, q: &ListHouseholds) -> Api
 /// Lists the households in the caller's scope (removed ones are left out), by id, or by time
 /// of change with `updated_since`.
 #[utoipa::path(get, path = "/api/v1/households", tag = "households", operation_id = "list_households",
-    params(ListHouseholds), security(("bearer" = [])),
+    params(ListHouseholds, PageQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of households", body = Page<HouseholdOut>),
     ))]
@@ -282,28 +282,22 @@ pub async fn list(
     state: web::Data<AppState>,
     caller: AuthUser,
     query: Params<ListHouseholds>,
+    page: PageQuery,
 ) -> ApiResult<web::Json<Page<HouseholdOut>>> {
-    let q = query.into_inner();
-    let fetch = fetch_limit(q.limit)?;
+    let (q, fetch) = (query.into_inner(), page.fetch()?);
     let by_update = q.updated_since.is_some();
-    let after = match decode_cursor(q.cursor.as_deref(), if by_update { 2 } else { 1 })? {
+    let after = match page.key(if by_update { 2 } else { 1 })? {
         None => None,
         Some(k) if by_update => Some(After::Updated(parse_time_key(&k[0])?, k[1].clone())),
         Some(mut k) => Some(After::Id(k.remove(0))),
     };
     let key =
         move |h: &HouseholdRow| if by_update { vec![time_key(h.updated_at), h.id.clone()] } else { vec![h.id.clone()] };
-    let out = state
-        .db
-        .read(move |conn| {
-            let Some(filter) = within_reach(conn, &caller, &q)? else {
-                return Ok(Page { items: vec![], next_cursor: None });
-            };
-            let paged = page(households::list(conn, &filter, after.as_ref(), fetch)?, fetch, key, |h| h);
-            Ok(Page { items: views(conn, paged.items)?, next_cursor: paged.next_cursor })
-        })
-        .await?;
-    Ok(web::Json(out))
+    answer::listed(&state, move |c| match within_reach(c, &caller, &q)? {
+        Some(filter) => Ok(Page::of(households::list(c, &filter, after.as_ref(), fetch)?, fetch, key)),
+        None => Ok(Page::empty()),
+    })
+    .await
 }
 
 /// One household; removed households stay readable here for secretaries and administrators.
@@ -312,16 +306,8 @@ pub async fn list(
     responses(
         (status = 200, description = "The household", body = HouseholdOut),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    let out = state
-        .db
-        .read(move |conn| {
-            let row = scope::household(conn, &caller, &id)?;
-            view(conn, row)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().insert_header(etag(out.version)).json(out))
+pub async fn get(state: web::Data<AppState>, caller: AuthUser, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    answer::current(&state, move |c| scope::household(c, &caller, &id)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate)]
@@ -396,18 +382,11 @@ pub async fn patch(
     state: web::Data<AppState>,
     caller: AuthUser,
     if_match: IfMatch,
-    path: web::Path<String>,
+    id: web::Path<String>,
     body: Body<PatchHousehold>,
 ) -> ApiResult<HttpResponse> {
-    let (id, edit) = (path.into_inner(), body.into_inner().checked()?);
-    let out = state
-        .db
-        .write(move |conn| {
-            let row = ops::households::edit(conn, &caller, &id, if_match.version(), edit)?;
-            view(conn, row)
-        })
-        .await?;
-    Ok(saved(false, out.version, &out))
+    let edit = body.into_inner().checked()?;
+    answer::updated(&state, move |c| ops::households::edit(c, &caller, &id, if_match.version(), edit)).await
 }
 
 #[derive(Deserialize, IntoParams, Validate)]
@@ -445,17 +424,11 @@ impl RemoveQuery {
 pub async fn remove(
     state: web::Data<AppState>,
     caller: AuthUser,
-    path: web::Path<String>,
+    id: web::Path<String>,
     query: Params<RemoveQuery>,
 ) -> ApiResult<web::Json<HouseholdOut>> {
-    let (id, removal) = (path.into_inner(), query.into_inner().checked()?);
-    let out = state
-        .db
-        .write(move |conn| {
-            let row = ops::households::remove(conn, &caller, &id, removal)?;
-            view(conn, row)
-        })
-        .await?;
+    let removal = query.into_inner().checked()?;
+    let out = answer::written(&state, move |c| ops::households::remove(c, &caller, &id, removal)).await?;
     Ok(web::Json(out))
 }
 

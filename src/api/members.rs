@@ -8,12 +8,14 @@ use utoipa::ToSchema;
 use validator::Validate;
 
 use crate::AppState;
-use crate::api::conditional::{IfMatch, etag, saved};
-use crate::api::input::{Body, Day, Params};
-use crate::api::pagination::{Page, PageQuery, decode_cursor, fetch_limit, page};
+use crate::api::answer::{self, View};
+use crate::api::conditional::IfMatch;
+use crate::api::input::{Body, Day};
+use crate::api::pagination::{Page, PageQuery};
 use crate::api::validate::{clean, clean_optional, client_id, declared, done, done_with, phone};
 use crate::auth::AuthUser;
 use crate::auth::scope;
+use crate::db::DbConn;
 use crate::domain::text::{optional_lines, required_line};
 use crate::domain::{Gender, IdNumber, Relation, mask};
 use crate::error::{ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
@@ -77,6 +79,18 @@ impl From<MemberRow> for MemberOut {
             created_at: m.created_at.and_utc(),
             updated_at: m.updated_at.and_utc(),
         }
+    }
+}
+
+impl View for MemberRow {
+    type Out = MemberOut;
+
+    fn version(&self) -> Option<i32> {
+        Some(self.version)
+    }
+
+    fn view(self, _: &mut DbConn) -> ApiResult<MemberOut> {
+        Ok(MemberOut::from(self))
     }
 }
 
@@ -163,12 +177,11 @@ impl CreateMember {
 pub async fn create(
     state: web::Data<AppState>,
     caller: AuthUser,
-    path: web::Path<String>,
+    household_id: web::Path<String>,
     body: Body<CreateMember>,
 ) -> ApiResult<HttpResponse> {
-    let (household_id, input) = (path.into_inner(), body.into_inner().checked()?);
-    let (created, row) = state.db.write(move |conn| ops::members::add(conn, &caller, &household_id, input)).await?;
-    Ok(saved(created, row.version, &MemberOut::from(row)))
+    let input = body.into_inner().checked()?;
+    answer::saved(&state, move |c| ops::members::add(c, &caller, &household_id, input)).await
 }
 
 /// The current members of a household.
@@ -180,20 +193,16 @@ pub async fn create(
 pub async fn list(
     state: web::Data<AppState>,
     caller: AuthUser,
-    path: web::Path<String>,
-    query: Params<PageQuery>,
+    household_id: web::Path<String>,
+    page: PageQuery,
 ) -> ApiResult<web::Json<Page<MemberOut>>> {
-    let household_id = path.into_inner();
-    let fetch = fetch_limit(query.limit)?;
-    let after = decode_cursor(query.cursor.as_deref(), 1)?.map(|mut k| k.remove(0));
-    let rows = state
-        .db
-        .read(move |conn| {
-            scope::household(conn, &caller, &household_id)?;
-            Ok(households::list_members(conn, &household_id, after.as_deref(), fetch)?)
-        })
-        .await?;
-    Ok(web::Json(page(rows, fetch, |m| vec![m.id.clone()], MemberOut::from)))
+    let (fetch, after) = (page.fetch()?, page.after_id()?);
+    answer::listed(&state, move |c| {
+        scope::household(c, &caller, &household_id)?;
+        let rows = households::list_members(c, &household_id, after.as_deref(), fetch)?;
+        Ok(Page::of(rows, fetch, |m| vec![m.id.clone()]))
+    })
+    .await
 }
 
 /// One member.
@@ -202,10 +211,8 @@ pub async fn list(
     responses(
         (status = 200, description = "The member", body = MemberOut),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    let (m, _) = state.db.read(move |conn| scope::member(conn, &caller, &id)).await?;
-    Ok(HttpResponse::Ok().insert_header(etag(m.version)).json(MemberOut::from(m)))
+pub async fn get(state: web::Data<AppState>, caller: AuthUser, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    answer::current(&state, move |c| Ok(scope::member(c, &caller, &id)?.0)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate, Default)]
@@ -289,12 +296,11 @@ pub async fn patch(
     state: web::Data<AppState>,
     caller: AuthUser,
     if_match: IfMatch,
-    path: web::Path<String>,
+    id: web::Path<String>,
     body: Body<PatchMember>,
 ) -> ApiResult<HttpResponse> {
-    let (id, edit) = (path.into_inner(), body.into_inner().checked()?);
-    let row = state.db.write(move |conn| ops::members::edit(conn, &caller, &id, if_match.version(), edit)).await?;
-    Ok(saved(false, row.version, &MemberOut::from(row)))
+    let edit = body.into_inner().checked()?;
+    answer::updated(&state, move |c| ops::members::edit(c, &caller, &id, if_match.version(), edit)).await
 }
 
 /// Removes a member from a household (moved out, deceased, registered in error).
@@ -304,9 +310,8 @@ pub async fn patch(
         (status = 204, description = "Removed"),
         (status = 409, description = "The household was removed: it takes no more changes (`household_removed`)", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn remove(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    state.db.write(move |conn| ops::members::remove(conn, &caller, &id)).await?;
+pub async fn remove(state: web::Data<AppState>, caller: AuthUser, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    state.db.write(move |c| ops::members::remove(c, &caller, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

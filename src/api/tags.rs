@@ -16,12 +16,14 @@ use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use crate::AppState;
+use crate::api::answer::{self, View};
 use crate::api::conditional::IfMatch;
 use crate::api::input::{Body, Params, from_json};
-use crate::api::pagination::{Page, decode_cursor, fetch_limit, page, parse_time_key, time_key};
+use crate::api::pagination::{Page, PageQuery, parse_time_key, time_key};
 use crate::api::validate::{clean, clean_optional, declared, done};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
+use crate::db::DbConn;
 use crate::domain::text::{optional_lines, required_lines};
 use crate::domain::{Tag, TagChangeStatus, TagReason, catalogue, reason};
 use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
@@ -106,6 +108,14 @@ impl From<TagChangeRow> for TagChangeOut {
     }
 }
 
+impl View for TagChangeRow {
+    type Out = TagChangeOut;
+
+    fn view(self, _: &mut DbConn) -> ApiResult<TagChangeOut> {
+        Ok(TagChangeOut::from(self))
+    }
+}
+
 #[derive(Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct ProposeTagChange {
@@ -177,15 +187,11 @@ pub async fn propose(
     state: web::Data<AppState>,
     caller: AuthUser,
     if_match: IfMatch,
-    path: web::Path<String>,
+    household_id: web::Path<String>,
     body: Body<ProposeTagChange>,
 ) -> ApiResult<HttpResponse> {
-    let (household_id, proposal) = (path.into_inner(), body.into_inner().checked()?);
-    let row = state
-        .db
-        .write(move |conn| ops::tags::propose(conn, &caller, &household_id, if_match.version(), proposal))
-        .await?;
-    Ok(HttpResponse::Created().json(TagChangeOut::from(row)))
+    let proposal = body.into_inner().checked()?;
+    answer::created(&state, move |c| ops::tags::propose(c, &caller, &household_id, if_match.version(), proposal)).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -196,12 +202,6 @@ pub struct ListTagChanges {
     /// Changes of the households currently in this grid.
     pub grid_id: Option<String>,
     pub household_id: Option<String>,
-    /// Page size, 1–500 (default 50).
-    #[param(minimum = 1, maximum = 500, example = 50)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]+$")]
-    pub cursor: Option<String>,
 }
 
 /// The filter of a list narrowed to what the caller may see; `None` when that is nothing.
@@ -235,7 +235,7 @@ fn within_reach(mut filter: ListFilter, reach: Reach) -> Option<ListFilter> {
 /// `?status=pending`): all for administrators, their community's for secretaries, those of
 /// the households in their grids for grid workers.
 #[utoipa::path(get, path = "/api/v1/tag-changes", tag = "tags", operation_id = "list_tag_changes",
-    params(ListTagChanges), security(("bearer" = [])),
+    params(ListTagChanges, PageQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of tag changes", body = Page<TagChangeOut>),
     ))]
@@ -243,10 +243,9 @@ pub async fn list(
     state: web::Data<AppState>,
     caller: AuthUser,
     query: Params<ListTagChanges>,
+    page: PageQuery,
 ) -> ApiResult<web::Json<Page<TagChangeOut>>> {
-    let q = query.into_inner();
-    let fetch = fetch_limit(q.limit)?;
-    let after = decode_cursor(q.cursor.as_deref(), 1)?.map(|mut k| k.remove(0));
+    let (q, fetch, after) = (query.into_inner(), page.fetch()?, page.after_id()?);
     let filter = ListFilter {
         status: q.status,
         community_id: q.community_id,
@@ -254,17 +253,11 @@ pub async fn list(
         household_id: q.household_id,
         active_households_only: false,
     };
-    let out = state
-        .db
-        .read(move |conn| {
-            let Some(filter) = within_reach(filter, scope::reach(conn, &caller)?) else {
-                return Ok(Page { items: vec![], next_cursor: None });
-            };
-            let rows = tags::list(conn, &filter, after.as_deref(), fetch)?;
-            Ok(page(rows, fetch, |r| vec![r.id.clone()], TagChangeOut::from))
-        })
-        .await?;
-    Ok(web::Json(out))
+    answer::listed(&state, move |c| match within_reach(filter, scope::reach(c, &caller)?) {
+        Some(filter) => Ok(Page::of(tags::list(c, &filter, after.as_deref(), fetch)?, fetch, |r| vec![r.id.clone()])),
+        None => Ok(Page::empty()),
+    })
+    .await
 }
 
 /// One tag change.
@@ -273,14 +266,8 @@ pub async fn list(
     responses(
         (status = 200, description = "The tag change", body = TagChangeOut),
     ))]
-pub async fn get(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    path: web::Path<String>,
-) -> ApiResult<web::Json<TagChangeOut>> {
-    let id = path.into_inner();
-    let out = state.db.read(move |conn| Ok(TagChangeOut::from(scope::tag_change(conn, &caller, &id)?))).await?;
-    Ok(web::Json(out))
+pub async fn get(state: web::Data<AppState>, caller: AuthUser, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    answer::current(&state, move |c| scope::tag_change(c, &caller, &id)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate, Default)]
@@ -352,11 +339,11 @@ pub async fn approve(
     state: web::Data<AppState>,
     caller: AuthUser,
     req: HttpRequest,
-    path: web::Path<String>,
+    id: web::Path<String>,
     body: web::Bytes,
-) -> ApiResult<web::Json<TagChangeOut>> {
+) -> ApiResult<HttpResponse> {
     let decision = optional_body::<Decision>(&req, &body)?.unwrap_or_default().checked()?;
-    decide(state, caller, path.into_inner(), decision).await
+    answer::updated(&state, move |c| ops::tags::decide(c, &caller, &id, decision)).await
 }
 
 /// Rejects a pending proposal, saying why; the household keeps its tag (secretaries of the
@@ -373,70 +360,37 @@ pub async fn reject(
     state: web::Data<AppState>,
     caller: AuthUser,
     req: HttpRequest,
-    path: web::Path<String>,
+    id: web::Path<String>,
     body: web::Bytes,
-) -> ApiResult<web::Json<TagChangeOut>> {
+) -> ApiResult<HttpResponse> {
     let decision = Rejection::checked(optional_body::<Rejection>(&req, &body)?)?;
-    decide(state, caller, path.into_inner(), decision).await
-}
-
-async fn decide(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    id: String,
-    decision: ops::tags::Decision,
-) -> ApiResult<web::Json<TagChangeOut>> {
-    let row = state.db.write(move |conn| ops::tags::decide(conn, &caller, &id, decision)).await?;
-    Ok(web::Json(TagChangeOut::from(row)))
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct HistoryQuery {
-    /// Page size, 1–500 (default 50).
-    #[param(minimum = 1, maximum = 500, example = 50)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]+$")]
-    pub cursor: Option<String>,
+    answer::updated(&state, move |c| ops::tags::decide(c, &caller, &id, decision)).await
 }
 
 /// The household's tag history: the applied (approved) changes, newest first, each with the
 /// tag it replaced, the tag set, the reasons and note, who proposed and who decided it, when.
 #[utoipa::path(get, path = "/api/v1/households/{id}/tag-history", tag = "tags", operation_id = "tag_history",
-    params(HistoryQuery), security(("bearer" = [])),
+    params(PageQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of applied changes, newest first", body = Page<TagChangeOut>),
     ))]
 pub async fn history(
     state: web::Data<AppState>,
     caller: AuthUser,
-    path: web::Path<String>,
-    query: Params<HistoryQuery>,
+    household_id: web::Path<String>,
+    page: PageQuery,
 ) -> ApiResult<web::Json<Page<TagChangeOut>>> {
-    let household_id = path.into_inner();
-    let q = query.into_inner();
-    let fetch = fetch_limit(q.limit)?;
-    let after = match decode_cursor(q.cursor.as_deref(), 2)? {
+    let fetch = page.fetch()?;
+    let after = match page.key(2)? {
         None => None,
-        Some(mut k) => {
-            let at = parse_time_key(&k[0])?;
-            Some((at, k.remove(1)))
-        }
+        Some(mut k) => Some((parse_time_key(&k[0])?, k.remove(1))),
     };
-    let out = state
-        .db
-        .read(move |conn| {
-            scope::household(conn, &caller, &household_id)?;
-            let rows = tags::history(conn, &household_id, after, fetch)?;
-            let key = |r: &TagChangeRow| {
-                let at = r.decided_at.unwrap_or(r.proposed_at);
-                vec![time_key(at), r.id.clone()]
-            };
-            Ok(page(rows, fetch, key, TagChangeOut::from))
-        })
-        .await?;
-    Ok(web::Json(out))
+    answer::listed(&state, move |c| {
+        scope::household(c, &caller, &household_id)?;
+        let rows = tags::history(c, &household_id, after, fetch)?;
+        Ok(Page::of(rows, fetch, |r| vec![time_key(r.decided_at.unwrap_or(r.proposed_at)), r.id.clone()]))
+    })
+    .await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -8,9 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use crate::AppState;
-use crate::api::conditional::saved;
+use crate::api::answer::{self, View};
 use crate::api::input::{Body, Day, Params};
-use crate::api::pagination::{Page, date_key, decode_cursor, fetch_limit, page, parse_date_key};
+use crate::api::pagination::{Page, PageQuery, date_key, parse_date_key};
 use crate::api::validate::{clean, declared, done};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
@@ -87,12 +87,6 @@ pub struct ListTasks {
     pub grid_id: Option<String>,
     #[param(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub household_id: Option<String>,
-    /// Page size, 1–500 (default 50).
-    #[param(minimum = 1, maximum = 500, example = 50)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]+$")]
-    pub cursor: Option<String>,
 }
 
 impl ListTasks {
@@ -128,7 +122,7 @@ impl ListTasks {
 
 /// Lists tasks in the caller's scope, soonest due first (overdue ones flagged).
 #[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", operation_id = "list_tasks",
-    params(ListTasks), security(("bearer" = [])),
+    params(ListTasks, PageQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of tasks", body = Page<TaskOut>),
     ))]
@@ -136,10 +130,10 @@ pub async fn list(
     state: web::Data<AppState>,
     caller: AuthUser,
     query: Params<ListTasks>,
+    page: PageQuery,
 ) -> ApiResult<web::Json<Page<TaskOut>>> {
-    let q = query.into_inner();
-    let fetch = fetch_limit(q.limit)?;
-    let after = match decode_cursor(q.cursor.as_deref(), 2)? {
+    let (q, fetch) = (query.into_inner(), page.fetch()?);
+    let after = match page.key(2)? {
         Some(k) => Some((parse_date_key(&k[0])?, k[1].clone())),
         None => None,
     };
@@ -151,9 +145,11 @@ pub async fn list(
                 Reach::Everything => None,
                 Reach::Community(c) | Reach::Grids { community_id: c, .. } => Some(c.clone()),
             };
+            // One calendar for the page: the community's, or (an administrator's list) the default.
             let today = communities::today_of_list(conn, community.as_deref())?;
             let rows = store::list(conn, &q.filter(&caller, reach, today), after, fetch)?;
-            Ok(page(rows, fetch, |t| vec![date_key(t.due_on), t.id.clone()], |t| task_out(t, today)))
+            let Page { items, next_cursor } = Page::of(rows, fetch, |t| vec![date_key(t.due_on), t.id.clone()]);
+            Ok(Page { items: items.into_iter().map(|t| task_out(t, today)).collect(), next_cursor })
         })
         .await?;
     Ok(web::Json(out))
@@ -210,9 +206,17 @@ impl PatchTask {
 }
 
 /// A task as answered: `overdue` by today in its community.
-fn view(conn: &mut DbConn, t: TaskRow) -> ApiResult<TaskOut> {
-    let today = communities::today(conn, &t.community_id)?;
-    Ok(task_out(t, today))
+impl View for TaskRow {
+    type Out = TaskOut;
+
+    fn version(&self) -> Option<i32> {
+        Some(self.version)
+    }
+
+    fn view(self, conn: &mut DbConn) -> ApiResult<TaskOut> {
+        let today = communities::today(conn, &self.community_id)?;
+        Ok(task_out(self, today))
+    }
 }
 
 /// Reassigns or cancels an open task (the community's secretary, or an administrator).
@@ -227,18 +231,11 @@ fn view(conn: &mut DbConn, t: TaskRow) -> ApiResult<TaskOut> {
 pub async fn patch(
     state: web::Data<AppState>,
     caller: AuthUser,
-    path: web::Path<String>,
+    id: web::Path<String>,
     body: Body<PatchTask>,
 ) -> ApiResult<HttpResponse> {
-    let (id, change) = (path.into_inner(), body.into_inner().checked()?);
-    let out = state
-        .db
-        .write(move |conn| {
-            let row = ops::tasks::change(conn, &caller, &id, change)?;
-            view(conn, row)
-        })
-        .await?;
-    Ok(saved(false, out.version, &out))
+    let change = body.into_inner().checked()?;
+    answer::updated(&state, move |c| ops::tasks::change(c, &caller, &id, change)).await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -82,7 +82,7 @@ pub struct ListFilter {
     pub community_id: Option<String>,
     /// Only this user (what a grid worker can see).
     pub only_id: Option<String>,
-    pub role: Option<String>,
+    pub role: Option<Role>,
     pub active: Option<bool>,
     /// Only ids after this one (keyset pagination).
     pub after: Option<String>,
