@@ -5,11 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::AppState;
-use crate::api::answer::{self, View};
+use crate::api::answer::{Api, View};
 use crate::api::input::{Instant, Params};
 use crate::api::pagination::{Page, PageQuery};
-use crate::auth::AuthUser;
 use crate::db::DbConn;
 use crate::domain::Role;
 use crate::error::{ApiResult, PROBLEM_JSON as PROBLEM, Problem};
@@ -73,16 +71,11 @@ pub struct ListAudit {
         (status = 200, description = "A page of events", body = Page<AuditEventOut>),
         (status = 403, description = "Grid workers do not read the audit log", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    query: Params<ListAudit>,
-    page: PageQuery,
-) -> ApiResult<web::Json<Page<AuditEventOut>>> {
-    caller.require(&[Role::Admin, Role::Secretary])?;
+pub async fn list(api: Api, query: Params<ListAudit>, page: PageQuery) -> ApiResult<web::Json<Page<AuditEventOut>>> {
+    api.caller.require(&[Role::Admin, Role::Secretary])?;
     let (q, fetch) = (query.into_inner(), page.fetch()?);
     let filter = ListFilter {
-        community_id: if caller.is_admin() { None } else { caller.community_id.clone() },
+        community_id: if api.caller.is_admin() { None } else { api.caller.community_id.clone() },
         entity_type: q.entity_type,
         entity_id: q.entity_id,
         actor_id: q.actor_id,
@@ -90,7 +83,7 @@ pub async fn list(
         to: q.to.map(|t| t.0.naive_utc()),
         before: page.after_id()?,
     };
-    answer::listed(&state, move |c| Ok(Page::of(store::list(c, &filter, fetch)?, fetch, |e| vec![e.id.clone()]))).await
+    api.listed(move |c, _| Ok(Page::of(store::list(c, &filter, fetch)?, fetch, |e| vec![e.id.clone()]))).await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -7,13 +7,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use crate::AppState;
-use crate::api::answer::{self, View};
+use crate::api::answer::{Api, View};
 use crate::api::conditional::IfMatch;
 use crate::api::input::Body;
 use crate::api::pagination::{Page, PageQuery};
 use crate::api::validate::{clean, declared, done};
-use crate::auth::{AuthUser, scope};
+use crate::auth::scope;
 use crate::db::DbConn;
 use crate::domain::is_division_code;
 use crate::domain::text::required_line;
@@ -124,13 +123,9 @@ impl CreateCommunity {
         (status = 403, description = "Only administrators create communities", body = Problem, content_type = PROBLEM),
         (status = 409, description = "A community of that name exists in that street (`already_exists`)", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn create(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    body: Body<CreateCommunity>,
-) -> ApiResult<HttpResponse> {
+pub async fn create(api: Api, body: Body<CreateCommunity>) -> ApiResult<HttpResponse> {
     let input = body.into_inner().checked()?;
-    answer::created(&state, move |c| ops::communities::create(c, &caller, input)).await
+    api.created(move |c, caller| ops::communities::create(c, caller, input)).await
 }
 
 /// Lists communities: all for administrators, their own for everyone else.
@@ -139,14 +134,10 @@ pub async fn create(
     responses(
         (status = 200, description = "A page of communities", body = Page<CommunityOut>),
     ))]
-pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    page: PageQuery,
-) -> ApiResult<web::Json<Page<CommunityOut>>> {
+pub async fn list(api: Api, page: PageQuery) -> ApiResult<web::Json<Page<CommunityOut>>> {
     let (fetch, after) = (page.fetch()?, page.after_id()?);
-    let only = if caller.is_admin() { None } else { caller.community_id.clone() };
-    answer::listed(&state, move |c| {
+    let only = if api.caller.is_admin() { None } else { api.caller.community_id.clone() };
+    api.listed(move |c, _| {
         let rows = communities::list(c, only.as_deref(), after.as_deref(), fetch)?;
         Ok(Page::of(rows, fetch, |c| vec![c.id.clone()]))
     })
@@ -159,8 +150,8 @@ pub async fn list(
     responses(
         (status = 200, description = "The community", body = CommunityOut),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: AuthUser, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    answer::current(&state, move |c| scope::community(c, &caller, &id)).await
+pub async fn get(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    api.current(move |c, caller| scope::community(c, caller, &id)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate)]
@@ -199,22 +190,20 @@ impl PatchCommunity {
 
 /// Changes a community (administrators). The division code is fixed: grid codes derive from it.
 #[utoipa::path(patch, path = "/api/v1/communities/{id}", tag = "communities", operation_id = "update_community",
-    params(IfMatch),
-    request_body = PatchCommunity, security(("bearer" = [])),
+    params(IfMatch), request_body = PatchCommunity, security(("bearer" = [])),
     responses(
         (status = 200, description = "The changed community", body = CommunityOut),
         (status = 403, description = "Only administrators change communities", body = Problem, content_type = PROBLEM),
         (status = 409, description = "A community of that name exists in that street (`already_exists`)", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     if_match: IfMatch,
     id: web::Path<String>,
     body: Body<PatchCommunity>,
 ) -> ApiResult<HttpResponse> {
     let edit = body.into_inner().checked()?;
-    answer::updated(&state, move |c| ops::communities::edit(c, &caller, &id, if_match.version(), edit)).await
+    api.updated(move |c, caller| ops::communities::edit(c, caller, &id, if_match.version(), edit)).await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -7,13 +7,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use crate::AppState;
-use crate::api::answer::{self, View};
+use crate::api::answer::{Api, View};
 use crate::api::conditional::IfMatch;
 use crate::api::input::Body;
 use crate::api::pagination::{Page, PageQuery};
 use crate::api::validate::{clean, clean_optional, declared, done};
-use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
 use crate::domain::GridCode;
@@ -154,14 +152,9 @@ impl CreateGrid {
         (status = 403, description = "Grid workers do not manage grids", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The grid code is taken (`already_exists`)", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn create(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    community_id: web::Path<String>,
-    body: Body<CreateGrid>,
-) -> ApiResult<HttpResponse> {
+pub async fn create(api: Api, community_id: web::Path<String>, body: Body<CreateGrid>) -> ApiResult<HttpResponse> {
     let input = body.into_inner().checked()?;
-    answer::created(&state, move |c| ops::grids::create(c, &caller, &community_id, input)).await
+    api.created(move |c, caller| ops::grids::create(c, caller, &community_id, input)).await
 }
 
 /// Lists a community's grids by code; grid workers see the grids they are assigned to.
@@ -170,16 +163,11 @@ pub async fn create(
     responses(
         (status = 200, description = "A page of grids", body = Page<GridOut>),
     ))]
-pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    community_id: web::Path<String>,
-    page: PageQuery,
-) -> ApiResult<web::Json<Page<GridOut>>> {
+pub async fn list(api: Api, community_id: web::Path<String>, page: PageQuery) -> ApiResult<web::Json<Page<GridOut>>> {
     let (fetch, after) = (page.fetch()?, page.after_id()?);
-    answer::listed(&state, move |c| {
-        scope::community(c, &caller, &community_id)?;
-        let only = match scope::reach(c, &caller)? {
+    api.listed(move |c, caller| {
+        scope::community(c, caller, &community_id)?;
+        let only = match scope::reach(c, caller)? {
             Reach::Grids { grid_ids, .. } => Some(grid_ids),
             _ => None,
         };
@@ -195,8 +183,8 @@ pub async fn list(
     responses(
         (status = 200, description = "The grid", body = GridOut),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: AuthUser, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    answer::current(&state, move |c| scope::grid(c, &caller, &id)).await
+pub async fn get(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    api.current(move |c, caller| scope::grid(c, caller, &id)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate)]
@@ -236,22 +224,20 @@ impl PatchGrid {
 
 /// Changes a grid (its community's secretary, or an administrator).
 #[utoipa::path(patch, path = "/api/v1/grids/{id}", tag = "grids", operation_id = "update_grid",
-    params(IfMatch),
-    request_body = PatchGrid, security(("bearer" = [])),
+    params(IfMatch), request_body = PatchGrid, security(("bearer" = [])),
     responses(
         (status = 200, description = "The changed grid", body = GridOut),
         (status = 403, description = "Grid workers do not manage grids", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The grid code is taken (`already_exists`)", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     if_match: IfMatch,
     id: web::Path<String>,
     body: Body<PatchGrid>,
 ) -> ApiResult<HttpResponse> {
     let edit = body.into_inner().checked()?;
-    answer::updated(&state, move |c| ops::grids::edit(c, &caller, &id, if_match.version(), edit)).await
+    api.updated(move |c, caller| ops::grids::edit(c, caller, &id, if_match.version(), edit)).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -280,15 +266,10 @@ pub struct PutWorkers {
         (status = 403, description = "Grid workers do not manage assignments", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Unknown users, users of another community or role, two primaries", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn put_workers(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    id: web::Path<String>,
-    body: Body<PutWorkers>,
-) -> ApiResult<HttpResponse> {
+pub async fn put_workers(api: Api, id: web::Path<String>, body: Body<PutWorkers>) -> ApiResult<HttpResponse> {
     let workers: Vec<Assignment> =
         body.into_inner().workers.into_iter().map(|w| Assignment { user_id: w.user_id, primary: w.primary }).collect();
-    answer::updated(&state, move |c| ops::grids::set_workers(c, &caller, &id, workers)).await
+    api.updated(move |c, caller| ops::grids::set_workers(c, caller, &id, workers)).await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::AppState;
-use crate::api::answer::{self, View};
+use crate::api::answer::{Api, View};
 use crate::api::conditional::IfMatch;
 use crate::api::input::{Body, Instant, Params};
 use crate::api::pagination::{Page, PageQuery, parse_time_key, time_key};
@@ -210,13 +209,9 @@ impl CreateHousehold {
         (status = 409, description = "The id belongs to another record or another request, or the household it names has since left the caller's scope or been removed (`id_conflict`)", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid fields, or a grid outside the caller's scope (`grid_id`)", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn create(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    body: Body<CreateHousehold>,
-) -> ApiResult<HttpResponse> {
+pub async fn create(api: Api, body: Body<CreateHousehold>) -> ApiResult<HttpResponse> {
     let input = body.into_inner().checked()?;
-    answer::saved(&state, move |c| ops::households::register(c, &caller, input)).await
+    api.saved(move |c, caller| ops::households::register(c, caller, input)).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -279,8 +274,7 @@ fn within_reach(conn: &mut DbConn, caller: &AuthUser, q: &ListHouseholds) -> Api
         (status = 200, description = "A page of households", body = Page<HouseholdOut>),
     ))]
 pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     query: Params<ListHouseholds>,
     page: PageQuery,
 ) -> ApiResult<web::Json<Page<HouseholdOut>>> {
@@ -293,7 +287,7 @@ pub async fn list(
     };
     let key =
         move |h: &HouseholdRow| if by_update { vec![time_key(h.updated_at), h.id.clone()] } else { vec![h.id.clone()] };
-    answer::listed(&state, move |c| match within_reach(c, &caller, &q)? {
+    api.listed(move |c, caller| match within_reach(c, caller, &q)? {
         Some(filter) => Ok(Page::of(households::list(c, &filter, after.as_ref(), fetch)?, fetch, key)),
         None => Ok(Page::empty()),
     })
@@ -306,8 +300,8 @@ pub async fn list(
     responses(
         (status = 200, description = "The household", body = HouseholdOut),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: AuthUser, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    answer::current(&state, move |c| scope::household(c, &caller, &id)).await
+pub async fn get(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    api.current(move |c, caller| scope::household(c, caller, &id)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate)]
@@ -370,8 +364,7 @@ impl PatchHousehold {
 /// Changes a household's details. With `If-Match`, a change based on an old version is refused
 /// (412); two concurrent changes are applied one after the other, never lost.
 #[utoipa::path(patch, path = "/api/v1/households/{id}", tag = "households", operation_id = "update_household",
-    params(IfMatch),
-    request_body = PatchHousehold, security(("bearer" = [])),
+    params(IfMatch), request_body = PatchHousehold, security(("bearer" = [])),
     responses(
         (status = 200, description = "The changed household", body = HouseholdOut),
         (status = 403, description = "Grid workers do not move households between grids", body = Problem, content_type = PROBLEM),
@@ -379,14 +372,13 @@ impl PatchHousehold {
         (status = 422, description = "Invalid fields, or a `grid_id` that is no grid of the household's community in the caller's scope", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     if_match: IfMatch,
     id: web::Path<String>,
     body: Body<PatchHousehold>,
 ) -> ApiResult<HttpResponse> {
     let edit = body.into_inner().checked()?;
-    answer::updated(&state, move |c| ops::households::edit(c, &caller, &id, if_match.version(), edit)).await
+    api.updated(move |c, caller| ops::households::edit(c, caller, &id, if_match.version(), edit)).await
 }
 
 #[derive(Deserialize, IntoParams, Validate)]
@@ -421,14 +413,9 @@ impl RemoveQuery {
         (status = 403, description = "Grid workers do not remove households", body = Problem, content_type = PROBLEM),
         (status = 422, description = "No reason or an unknown one, or a note that breaks the text rule", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn remove(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    id: web::Path<String>,
-    query: Params<RemoveQuery>,
-) -> ApiResult<web::Json<HouseholdOut>> {
+pub async fn remove(api: Api, id: web::Path<String>, query: Params<RemoveQuery>) -> ApiResult<web::Json<HouseholdOut>> {
     let removal = query.into_inner().checked()?;
-    let out = answer::written(&state, move |c| ops::households::remove(c, &caller, &id, removal)).await?;
+    let out = api.written(move |c, caller| ops::households::remove(c, caller, &id, removal)).await?;
     Ok(web::Json(out))
 }
 

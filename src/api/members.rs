@@ -7,13 +7,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use crate::AppState;
-use crate::api::answer::{self, View};
+use crate::api::answer::{Api, View};
 use crate::api::conditional::IfMatch;
 use crate::api::input::{Body, Day};
 use crate::api::pagination::{Page, PageQuery};
 use crate::api::validate::{clean, clean_optional, client_id, declared, done, done_with, phone};
-use crate::auth::AuthUser;
 use crate::auth::scope;
 use crate::db::DbConn;
 use crate::domain::text::{optional_lines, required_line};
@@ -174,14 +172,9 @@ impl CreateMember {
         (status = 409, description = "The id belongs to another record or another request, or to a member removed since (`id_conflict`); or the household was removed (`household_removed`)", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid fields, or an ID number that disagrees with the birth date or gender (`id_number`)", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn create(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    household_id: web::Path<String>,
-    body: Body<CreateMember>,
-) -> ApiResult<HttpResponse> {
+pub async fn create(api: Api, household_id: web::Path<String>, body: Body<CreateMember>) -> ApiResult<HttpResponse> {
     let input = body.into_inner().checked()?;
-    answer::saved(&state, move |c| ops::members::add(c, &caller, &household_id, input)).await
+    api.saved(move |c, caller| ops::members::add(c, caller, &household_id, input)).await
 }
 
 /// The current members of a household.
@@ -190,15 +183,10 @@ pub async fn create(
     responses(
         (status = 200, description = "A page of members", body = Page<MemberOut>),
     ))]
-pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    household_id: web::Path<String>,
-    page: PageQuery,
-) -> ApiResult<web::Json<Page<MemberOut>>> {
+pub async fn list(api: Api, household_id: web::Path<String>, page: PageQuery) -> ApiResult<web::Json<Page<MemberOut>>> {
     let (fetch, after) = (page.fetch()?, page.after_id()?);
-    answer::listed(&state, move |c| {
-        scope::household(c, &caller, &household_id)?;
+    api.listed(move |c, caller| {
+        scope::household(c, caller, &household_id)?;
         let rows = households::list_members(c, &household_id, after.as_deref(), fetch)?;
         Ok(Page::of(rows, fetch, |m| vec![m.id.clone()]))
     })
@@ -211,8 +199,8 @@ pub async fn list(
     responses(
         (status = 200, description = "The member", body = MemberOut),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: AuthUser, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    answer::current(&state, move |c| Ok(scope::member(c, &caller, &id)?.0)).await
+pub async fn get(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    api.current(move |c, caller| Ok(scope::member(c, caller, &id)?.0)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate, Default)]
@@ -285,22 +273,20 @@ impl PatchMember {
 /// sent with it, and a birth date alone is refused (422 `id_number_required`) while the member
 /// has an ID number.
 #[utoipa::path(patch, path = "/api/v1/members/{id}", tag = "members", operation_id = "update_member",
-    params(IfMatch),
-    request_body = PatchMember, security(("bearer" = [])),
+    params(IfMatch), request_body = PatchMember, security(("bearer" = [])),
     responses(
         (status = 200, description = "The changed member", body = MemberOut),
         (status = 409, description = "The household was removed: it takes no more changes (`household_removed`)", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid fields, or an ID number that would disagree with the birth date or gender (`id_number`)", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     if_match: IfMatch,
     id: web::Path<String>,
     body: Body<PatchMember>,
 ) -> ApiResult<HttpResponse> {
     let edit = body.into_inner().checked()?;
-    answer::updated(&state, move |c| ops::members::edit(c, &caller, &id, if_match.version(), edit)).await
+    api.updated(move |c, caller| ops::members::edit(c, caller, &id, if_match.version(), edit)).await
 }
 
 /// Removes a member from a household (moved out, deceased, registered in error).
@@ -310,8 +296,8 @@ pub async fn patch(
         (status = 204, description = "Removed"),
         (status = 409, description = "The household was removed: it takes no more changes (`household_removed`)", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn remove(state: web::Data<AppState>, caller: AuthUser, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    state.db.write(move |c| ops::members::remove(c, &caller, &id)).await?;
+pub async fn remove(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    api.write(move |c, caller| ops::members::remove(c, caller, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

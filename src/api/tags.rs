@@ -15,8 +15,7 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::AppState;
-use crate::api::answer::{self, View};
+use crate::api::answer::{Api, View};
 use crate::api::conditional::IfMatch;
 use crate::api::input::{Body, Params, from_json};
 use crate::api::pagination::{Page, PageQuery, parse_time_key, time_key};
@@ -175,8 +174,7 @@ impl ProposeTagChange {
 /// has at most one pending proposal. With `If-Match` (the household's ETag), a change based on
 /// an old version of the household is refused (412).
 #[utoipa::path(post, path = "/api/v1/households/{id}/tag-changes", tag = "tags", operation_id = "propose_tag_change",
-    params(IfMatch),
-    request_body = ProposeTagChange, security(("bearer" = [])),
+    params(IfMatch), request_body = ProposeTagChange, security(("bearer" = [])),
     responses(
         (status = 201, description = "Proposed (`pending`, grid workers) or applied (`approved`, secretaries and administrators)", body = TagChangeOut),
         (status = 409, description = "The household already has a pending proposal (`proposal_pending`), or has been removed (`household_removed`)", body = Problem, content_type = PROBLEM),
@@ -184,14 +182,13 @@ impl ProposeTagChange {
         (status = 422, description = "Unknown tag or reason, note too long, or no change from the current tag and reasons", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn propose(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     if_match: IfMatch,
     household_id: web::Path<String>,
     body: Body<ProposeTagChange>,
 ) -> ApiResult<HttpResponse> {
     let proposal = body.into_inner().checked()?;
-    answer::created(&state, move |c| ops::tags::propose(c, &caller, &household_id, if_match.version(), proposal)).await
+    api.created(move |c, caller| ops::tags::propose(c, caller, &household_id, if_match.version(), proposal)).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -240,8 +237,7 @@ fn within_reach(mut filter: ListFilter, reach: Reach) -> Option<ListFilter> {
         (status = 200, description = "A page of tag changes", body = Page<TagChangeOut>),
     ))]
 pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     query: Params<ListTagChanges>,
     page: PageQuery,
 ) -> ApiResult<web::Json<Page<TagChangeOut>>> {
@@ -253,7 +249,7 @@ pub async fn list(
         household_id: q.household_id,
         active_households_only: false,
     };
-    answer::listed(&state, move |c| match within_reach(filter, scope::reach(c, &caller)?) {
+    api.listed(move |c, caller| match within_reach(filter, scope::reach(c, caller)?) {
         Some(filter) => Ok(Page::of(tags::list(c, &filter, after.as_deref(), fetch)?, fetch, |r| vec![r.id.clone()])),
         None => Ok(Page::empty()),
     })
@@ -266,8 +262,8 @@ pub async fn list(
     responses(
         (status = 200, description = "The tag change", body = TagChangeOut),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: AuthUser, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    answer::current(&state, move |c| scope::tag_change(c, &caller, &id)).await
+pub async fn get(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    api.current(move |c, caller| scope::tag_change(c, caller, &id)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate, Default)]
@@ -335,15 +331,9 @@ fn optional_body<T: DeserializeOwned>(req: &HttpRequest, body: &web::Bytes) -> A
         (status = 409, description = "The change is no longer pending (`already_decided`), or the household has been removed (`household_removed`)", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Note too long, or the household already has the proposed tag and reasons", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn approve(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    req: HttpRequest,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> ApiResult<HttpResponse> {
+pub async fn approve(api: Api, req: HttpRequest, id: web::Path<String>, body: web::Bytes) -> ApiResult<HttpResponse> {
     let decision = optional_body::<Decision>(&req, &body)?.unwrap_or_default().checked()?;
-    answer::updated(&state, move |c| ops::tags::decide(c, &caller, &id, decision)).await
+    api.updated(move |c, caller| ops::tags::decide(c, caller, &id, decision)).await
 }
 
 /// Rejects a pending proposal, saying why; the household keeps its tag (secretaries of the
@@ -356,15 +346,9 @@ pub async fn approve(
         (status = 403, description = "Grid workers do not decide tag changes", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The change is no longer pending (`already_decided`)", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn reject(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    req: HttpRequest,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> ApiResult<HttpResponse> {
+pub async fn reject(api: Api, req: HttpRequest, id: web::Path<String>, body: web::Bytes) -> ApiResult<HttpResponse> {
     let decision = Rejection::checked(optional_body::<Rejection>(&req, &body)?)?;
-    answer::updated(&state, move |c| ops::tags::decide(c, &caller, &id, decision)).await
+    api.updated(move |c, caller| ops::tags::decide(c, caller, &id, decision)).await
 }
 
 /// The household's tag history: the applied (approved) changes, newest first, each with the
@@ -375,8 +359,7 @@ pub async fn reject(
         (status = 200, description = "A page of applied changes, newest first", body = Page<TagChangeOut>),
     ))]
 pub async fn history(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     household_id: web::Path<String>,
     page: PageQuery,
 ) -> ApiResult<web::Json<Page<TagChangeOut>>> {
@@ -385,8 +368,8 @@ pub async fn history(
         None => None,
         Some(mut k) => Some((parse_time_key(&k[0])?, k.remove(1))),
     };
-    answer::listed(&state, move |c| {
-        scope::household(c, &caller, &household_id)?;
+    api.listed(move |c, caller| {
+        scope::household(c, caller, &household_id)?;
         let rows = tags::history(c, &household_id, after, fetch)?;
         Ok(Page::of(rows, fetch, |r| vec![time_key(r.decided_at.unwrap_or(r.proposed_at)), r.id.clone()]))
     })

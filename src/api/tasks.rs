@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::AppState;
-use crate::api::answer::{self, View};
+use crate::api::answer::{Api, View};
 use crate::api::input::{Body, Day, Params};
 use crate::api::pagination::{Page, PageQuery, date_key, parse_date_key};
 use crate::api::validate::{clean, declared, done};
@@ -126,28 +125,22 @@ impl ListTasks {
     responses(
         (status = 200, description = "A page of tasks", body = Page<TaskOut>),
     ))]
-pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    query: Params<ListTasks>,
-    page: PageQuery,
-) -> ApiResult<web::Json<Page<TaskOut>>> {
+pub async fn list(api: Api, query: Params<ListTasks>, page: PageQuery) -> ApiResult<web::Json<Page<TaskOut>>> {
     let (q, fetch) = (query.into_inner(), page.fetch()?);
     let after = match page.key(2)? {
         Some(k) => Some((parse_date_key(&k[0])?, k[1].clone())),
         None => None,
     };
-    let out = state
-        .db
-        .read(move |conn| {
-            let reach = scope::reach(conn, &caller)?;
+    let out = api
+        .read(move |conn, caller| {
+            let reach = scope::reach(conn, caller)?;
             let community = match &reach {
                 Reach::Everything => None,
                 Reach::Community(c) | Reach::Grids { community_id: c, .. } => Some(c.clone()),
             };
             // One calendar for the page: the community's, or (an administrator's list) the default.
             let today = communities::today_of_list(conn, community.as_deref())?;
-            let rows = store::list(conn, &q.filter(&caller, reach, today), after, fetch)?;
+            let rows = store::list(conn, &q.filter(caller, reach, today), after, fetch)?;
             let Page { items, next_cursor } = Page::of(rows, fetch, |t| vec![date_key(t.due_on), t.id.clone()]);
             Ok(Page { items: items.into_iter().map(|t| task_out(t, today)).collect(), next_cursor })
         })
@@ -228,14 +221,9 @@ impl View for TaskRow {
         (status = 409, description = "The task is not open (`task_closed`)", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid change, or an assignee who is not an active worker of the task's grid", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn patch(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    id: web::Path<String>,
-    body: Body<PatchTask>,
-) -> ApiResult<HttpResponse> {
+pub async fn patch(api: Api, id: web::Path<String>, body: Body<PatchTask>) -> ApiResult<HttpResponse> {
     let change = body.into_inner().checked()?;
-    answer::updated(&state, move |c| ops::tasks::change(c, &caller, &id, change)).await
+    api.updated(move |c, caller| ops::tasks::change(c, caller, &id, change)).await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -6,8 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::AppState;
-use crate::api::answer::{self, View};
+use crate::api::answer::{Api, View};
 use crate::api::conditional::IfMatch;
 use crate::api::input::{Body, Params};
 use crate::api::pagination::{Page, PageQuery};
@@ -140,11 +139,11 @@ impl CreateUser {
         (status = 403, description = "The caller's role may not create this account", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The username is taken (`already_exists`)", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn create(state: web::Data<AppState>, caller: AuthUser, body: Body<CreateUser>) -> ApiResult<HttpResponse> {
+pub async fn create(api: Api, body: Body<CreateUser>) -> ApiResult<HttpResponse> {
     let mut input = body.into_inner();
-    input.community_id = ops::users::placement(&caller, input.role, input.community_id)?;
+    input.community_id = ops::users::placement(&api.caller, input.role, input.community_id)?;
     let account = web::block(move || input.checked()).await??;
-    answer::created(&state, move |c| ops::users::create(c, Acting::User(&caller), account)).await
+    api.created(move |c, caller| ops::users::create(c, Acting::User(caller), account)).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -189,17 +188,12 @@ impl ListUsers {
     responses(
         (status = 200, description = "A page of accounts", body = Page<UserOut>),
     ))]
-pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    query: Params<ListUsers>,
-    page: PageQuery,
-) -> ApiResult<web::Json<Page<UserOut>>> {
+pub async fn list(api: Api, query: Params<ListUsers>, page: PageQuery) -> ApiResult<web::Json<Page<UserOut>>> {
     let fetch = page.fetch()?;
-    let Some(filter) = query.into_inner().within_reach(&caller, page.after_id()?) else {
+    let Some(filter) = query.into_inner().within_reach(&api.caller, page.after_id()?) else {
         return Ok(web::Json(Page::empty()));
     };
-    answer::listed(&state, move |c| Ok(Page::of(users::list(c, &filter, fetch)?, fetch, |u| vec![u.id.clone()]))).await
+    api.listed(move |c, _| Ok(Page::of(users::list(c, &filter, fetch)?, fetch, |u| vec![u.id.clone()]))).await
 }
 
 /// One account.
@@ -208,8 +202,8 @@ pub async fn list(
     responses(
         (status = 200, description = "The account", body = UserOut),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: AuthUser, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    answer::current(&state, move |c| scope::user(c, &caller, &id)).await
+pub async fn get(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    api.current(move |c, caller| scope::user(c, caller, &id)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate)]
@@ -251,22 +245,20 @@ impl PatchUser {
 /// Changes an account. Anyone may change their own display name and phone; administrators
 /// manage every account, secretaries the grid workers of their community.
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", operation_id = "update_user",
-    params(IfMatch),
-    request_body = PatchUser, security(("bearer" = [])),
+    params(IfMatch), request_body = PatchUser, security(("bearer" = [])),
     responses(
         (status = 200, description = "The changed account", body = UserOut),
         (status = 403, description = "The caller may not manage this account", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     if_match: IfMatch,
     id: web::Path<String>,
     body: Body<PatchUser>,
 ) -> ApiResult<HttpResponse> {
     let input = body.into_inner();
     let edit = web::block(move || input.checked()).await??;
-    answer::updated(&state, move |c| ops::users::edit(c, &caller, &id, if_match.version(), edit)).await
+    api.updated(move |c, caller| ops::users::edit(c, caller, &id, if_match.version(), edit)).await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::AppState;
-use crate::api::answer::{self, View};
+use crate::api::answer::{Api, View};
 use crate::api::conditional::IfMatch;
 use crate::api::input::{Body, Instant, Params};
 use crate::api::pagination::{Page, PageQuery, parse_time_key, time_key};
@@ -156,10 +155,10 @@ impl CreateVisit {
         (status = 409, description = "The id holds another visit (`id_conflict`), or the household was removed (`household_removed`)", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid fields, or `visited_at` outside the allowed window", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn create(state: web::Data<AppState>, caller: AuthUser, body: Body<CreateVisit>) -> ApiResult<HttpResponse> {
+pub async fn create(api: Api, body: Body<CreateVisit>) -> ApiResult<HttpResponse> {
     let input = body.into_inner().checked()?;
-    let policy = Policy { max_age_days: state.config.server.visit_max_age_days };
-    answer::saved(&state, move |c| ops::visits::record(c, &caller, input, policy)).await
+    let policy = Policy { max_age_days: api.state.config.server.visit_max_age_days };
+    api.saved(move |c, caller| ops::visits::record(c, caller, input, policy)).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -182,19 +181,14 @@ pub struct ListVisits {
     responses(
         (status = 200, description = "A page of visits", body = Page<VisitOut>),
     ))]
-pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    query: Params<ListVisits>,
-    page: PageQuery,
-) -> ApiResult<web::Json<Page<VisitOut>>> {
+pub async fn list(api: Api, query: Params<ListVisits>, page: PageQuery) -> ApiResult<web::Json<Page<VisitOut>>> {
     let (q, fetch) = (query.into_inner(), page.fetch()?);
     let before = match page.key(2)? {
         Some(k) => Some((parse_time_key(&k[0])?, k[1].clone())),
         None => None,
     };
-    answer::listed(&state, move |c| {
-        let filter = q.within(scope::reach(c, &caller)?);
+    api.listed(move |c, caller| {
+        let filter = q.within(scope::reach(c, caller)?);
         let rows = store::list(c, &filter, before, fetch)?;
         Ok(Page::of(rows, fetch, |v| vec![time_key(v.visited_at), v.id.clone()]))
     })
@@ -236,8 +230,8 @@ fn visible_visit(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<Vi
     responses(
         (status = 200, description = "The visit", body = VisitOut),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: AuthUser, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    answer::current(&state, move |c| visible_visit(c, &caller, &id)).await
+pub async fn get(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    api.current(move |c, caller| visible_visit(c, caller, &id)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate)]
@@ -273,22 +267,20 @@ impl PatchVisit {
 /// Corrects a visit's notes, findings or location: its author only, within 24 hours of
 /// receipt; afterwards it is immutable (409 `visit_locked`).
 #[utoipa::path(patch, path = "/api/v1/visits/{id}", tag = "visits", operation_id = "update_visit",
-    params(IfMatch),
-    request_body = PatchVisit, security(("bearer" = [])),
+    params(IfMatch), request_body = PatchVisit, security(("bearer" = [])),
     responses(
         (status = 200, description = "The corrected visit", body = VisitOut),
         (status = 403, description = "Only the author corrects a visit", body = Problem, content_type = PROBLEM),
         (status = 409, description = "More than 24 hours old: immutable (`visit_locked`)", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     if_match: IfMatch,
     id: web::Path<String>,
     body: Body<PatchVisit>,
 ) -> ApiResult<HttpResponse> {
     let correction = body.into_inner().checked()?;
-    answer::updated(&state, move |c| ops::visits::correct(c, &caller, &id, if_match.version(), correction)).await
+    api.updated(move |c, caller| ops::visits::correct(c, caller, &id, if_match.version(), correction)).await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
