@@ -129,22 +129,24 @@ pub fn list(conn: &mut DbConn, only: Option<&str>, after: Option<&str>, limit: i
     q.load(conn)
 }
 
-#[derive(AsChangeset, Default)]
+/// A change to a community: each field present replaces the stored one. The division code is
+/// not among them: grid codes derive from it. The operation's input (`ops::communities`) and the
+/// statement's changeset at once.
+#[derive(AsChangeset, Debug, Clone, Default)]
 #[diesel(table_name = communities)]
-pub struct CommunityChanges {
+pub struct CommunityEdit {
     pub name: Option<String>,
     pub district: Option<String>,
     pub street: Option<String>,
     pub timezone: Option<String>,
-    pub version: Option<i32>,
-    pub updated_at: Option<NaiveDateTime>,
 }
 
-/// Applies `changes` if the community is still at `version`; returns whether it was. A name
-/// another community of the street has is 409 `already_exists`.
-pub fn update(conn: &mut DbConn, id: &str, version: i32, changes: &CommunityChanges) -> ApiResult<bool> {
+/// Applies an edit if the community is still at `version`, moving it to the next version;
+/// returns whether it was. A name another community of the street has is 409
+/// `already_exists`.
+pub fn update(conn: &mut DbConn, id: &str, version: i32, edit: &CommunityEdit, at: NaiveDateTime) -> ApiResult<bool> {
     diesel::update(communities::table.filter(communities::id.eq(id)).filter(communities::version.eq(version)))
-        .set(changes)
+        .set((edit, communities::version.eq(version + 1), communities::updated_at.eq(at)))
         .execute(conn)
         .map(|n| n == 1)
         .map_err(name_taken)
@@ -203,6 +205,7 @@ pub fn list_grids(
     q.load(conn)
 }
 
+/// The columns a grid edit changes; `None` leaves one alone.
 #[derive(AsChangeset, Default)]
 #[diesel(table_name = grids)]
 pub struct GridChanges {
@@ -211,15 +214,19 @@ pub struct GridChanges {
     pub description: Option<Option<String>>,
     pub station_name: Option<Option<String>>,
     pub station_address: Option<Option<String>>,
-    pub version: Option<i32>,
-    pub updated_at: Option<NaiveDateTime>,
 }
 
-/// Applies `changes` if the grid is still at `version`; returns whether it was. A new code
-/// another grid has is 409 `already_exists`.
-pub fn update_grid(conn: &mut DbConn, id: &str, version: i32, changes: &GridChanges) -> ApiResult<bool> {
+/// Applies `changes` if the grid is still at `version`, moving it to the next version; returns
+/// whether it was. A new code another grid has is 409 `already_exists`.
+pub fn update_grid(
+    conn: &mut DbConn,
+    id: &str,
+    version: i32,
+    changes: &GridChanges,
+    at: NaiveDateTime,
+) -> ApiResult<bool> {
     diesel::update(grids::table.filter(grids::id.eq(id)).filter(grids::version.eq(version)))
-        .set(changes)
+        .set((changes, grids::version.eq(version + 1), grids::updated_at.eq(at)))
         .execute(conn)
         .map(|n| n == 1)
         .map_err(|e| code_taken(e, changes.code.as_deref().unwrap_or_default()))

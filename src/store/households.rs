@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::db::schema::{households, members, tasks};
-use crate::domain::{Gender, Relation, RemovalReason, Tag};
+use crate::domain::{Gender, IdNumber, Relation, RemovalReason, Tag};
 use crate::store::JsonText;
 use crate::store::replay::{self, Origin};
 
@@ -167,28 +167,56 @@ pub fn list(conn: &mut DbConn, f: &ListFilter, after: Option<&After>, limit: i64
     q.limit(limit).load(conn)
 }
 
-#[derive(AsChangeset, Default)]
+/// An edit of a household: each field present replaces the stored one (`Some(None)` clears).
+/// The operation's input (`ops::households`) and the statement's changeset at once.
+#[derive(AsChangeset, Debug, Clone, Default)]
 #[diesel(table_name = households)]
-pub struct HouseholdChanges {
+pub struct HouseholdEdit {
+    /// Another grid of the same community (secretaries and administrators only).
     pub grid_id: Option<String>,
+    #[diesel(embed)]
+    pub address: Option<AddressEdit>,
+    pub head_name: Option<String>,
+    /// Normalised (`Phone::as_str`).
+    pub phone: Option<Option<String>>,
+    pub notes: Option<Option<String>>,
+}
+
+/// An address change: each part present replaces the stored one.
+#[derive(AsChangeset, Debug, Clone, Default)]
+#[diesel(table_name = households)]
+pub struct AddressEdit {
     pub building: Option<String>,
     pub unit: Option<String>,
     pub room: Option<String>,
-    pub head_name: Option<String>,
-    pub phone: Option<Option<String>>,
-    pub notes: Option<Option<String>>,
-    pub member_count: Option<i32>,
-    pub version: Option<i32>,
-    pub updated_at: Option<NaiveDateTime>,
-    pub removed_at: Option<Option<NaiveDateTime>>,
-    pub removed_reason: Option<Option<RemovalReason>>,
-    pub removed_note: Option<Option<String>>,
 }
 
-/// Applies changes to the household if it is still at `version`.
-pub fn update(conn: &mut DbConn, id: &str, version: i32, changes: &HouseholdChanges) -> QueryResult<bool> {
+/// Applies an edit if the household is still at `version`, moving it to the next version;
+/// returns whether it was.
+pub fn update(conn: &mut DbConn, id: &str, version: i32, edit: &HouseholdEdit, at: NaiveDateTime) -> QueryResult<bool> {
     diesel::update(households::table.filter(households::id.eq(id)).filter(households::version.eq(version)))
-        .set(changes)
+        .set((edit, households::version.eq(version + 1), households::updated_at.eq(at)))
+        .execute(conn)
+        .map(|n| n == 1)
+}
+
+/// Marks the household removed if it is still at `version`, moving it to the next version;
+/// returns whether it was.
+pub fn remove(
+    conn: &mut DbConn,
+    id: &str,
+    version: i32,
+    (reason, note): (RemovalReason, Option<&str>),
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(households::table.filter(households::id.eq(id)).filter(households::version.eq(version)))
+        .set((
+            households::removed_at.eq(at),
+            households::removed_reason.eq(reason),
+            households::removed_note.eq(note),
+            households::version.eq(version + 1),
+            households::updated_at.eq(at),
+        ))
         .execute(conn)
         .map(|n| n == 1)
 }
@@ -314,32 +342,54 @@ pub fn members_of(conn: &mut DbConn, household_ids: &[String]) -> QueryResult<Ve
         .load(conn)
 }
 
-#[derive(AsChangeset, Default)]
+/// An edit of a member: each field present replaces the stored one (`Some(None)` clears). The
+/// operation's input (`ops::members`) and the statement's changeset at once, but for the ID
+/// number and birth date: the operation works out what they become (see
+/// `domain::id_number::identity_change`) and [`update_member`] writes that.
+#[derive(AsChangeset, Debug, Clone, Default)]
 #[diesel(table_name = members)]
-pub struct MemberChanges {
+pub struct MemberEdit {
     pub name: Option<String>,
     pub gender: Option<Gender>,
+    #[diesel(skip_update)]
     pub birth_date: Option<Option<NaiveDate>>,
-    pub id_number: Option<Option<String>>,
+    #[diesel(skip_update)]
+    pub id_number: Option<Option<IdNumber>>,
+    /// Normalised (`Phone::as_str`).
     pub phone: Option<Option<String>>,
     pub relation: Option<Relation>,
     pub living_alone: Option<bool>,
+    /// 1 (most severe) to 4.
     pub disability_grade: Option<Option<i32>>,
     pub chronic_illness: Option<bool>,
     pub serious_illness: Option<bool>,
     pub low_income: Option<bool>,
     pub extreme_poverty: Option<bool>,
     pub notes: Option<Option<String>>,
-    pub version: Option<i32>,
-    pub updated_at: Option<NaiveDateTime>,
-    pub removed_at: Option<Option<NaiveDateTime>>,
 }
 
-pub fn update_member(conn: &mut DbConn, id: &str, version: i32, changes: &MemberChanges) -> QueryResult<bool> {
+/// Applies an edit, with the ID number and birth date it leaves the member with, if the member
+/// is still at `version`, moving it to the next version; returns whether it was.
+pub fn update_member(
+    conn: &mut DbConn,
+    id: &str,
+    version: i32,
+    edit: &MemberEdit,
+    (id_number, birth_date): (Option<&str>, Option<NaiveDate>),
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let identity = (members::id_number.eq(id_number), members::birth_date.eq(birth_date));
     diesel::update(members::table.filter(members::id.eq(id)).filter(members::version.eq(version)))
-        .set(changes)
+        .set((edit, identity, members::version.eq(version + 1), members::updated_at.eq(at)))
         .execute(conn)
         .map(|n| n == 1)
+}
+
+/// Marks a member removed (locked by the caller), moving it to the next version.
+pub fn remove_member(conn: &mut DbConn, id: &str, at: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(members::table.find(id))
+        .set((members::removed_at.eq(at), members::version.eq(members::version + 1), members::updated_at.eq(at)))
+        .execute(conn)
 }
 
 /// The current households of a community with a tag, locked for a plan change: in id order

@@ -108,23 +108,33 @@ pub fn list(conn: &mut DbConn, filter: &ListFilter, limit: i64) -> QueryResult<V
     query.load(conn)
 }
 
-/// The fields a PATCH may change; `None` leaves a field alone.
-#[derive(AsChangeset, Default)]
+/// A change to an account: each field present replaces the stored one. The operation's input
+/// (`ops::users`) and the statement's changeset at once.
+#[derive(AsChangeset, Debug, Clone, Default)]
 #[diesel(table_name = users)]
-pub struct UserChanges {
+pub struct AccountEdit {
     pub display_name: Option<String>,
+    /// `Some(None)` removes the phone.
     pub phone: Option<Option<String>>,
     pub active: Option<bool>,
+    /// A new password's PHC string.
     pub password_hash: Option<String>,
-    pub credentials_changed_at: Option<NaiveDateTime>,
-    pub version: Option<i32>,
-    pub updated_at: Option<NaiveDateTime>,
 }
 
-/// Applies `changes` if the row is still at `expected_version`; returns whether it was.
-pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &UserChanges) -> QueryResult<bool> {
-    let n = diesel::update(users::table.filter(users::id.eq(id)).filter(users::version.eq(expected_version)))
-        .set(changes)
+/// Applies an edit if the account is still at `version`, moving it to the next version (and,
+/// with `credentials_changed_at`, ending the tokens issued before); returns whether it was.
+pub fn update(
+    conn: &mut DbConn,
+    id: &str,
+    version: i32,
+    edit: &AccountEdit,
+    credentials_changed_at: Option<NaiveDateTime>,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let next = (users::version.eq(version + 1), users::updated_at.eq(at));
+    let credentials = credentials_changed_at.map(|t| users::credentials_changed_at.eq(t));
+    let n = diesel::update(users::table.filter(users::id.eq(id)).filter(users::version.eq(version)))
+        .set((edit, credentials, next))
         .execute(conn)?;
     Ok(n == 1)
 }
