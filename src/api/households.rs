@@ -238,7 +238,7 @@ fn within_reach(conn: &mut DbConn, caller: &AuthUser, q: &ListHouseholds) -> Api
     let mut filter = ListFilter {
         community_id: q.community_id.clone(),
         grid_ids: q.grid_id.clone().map(|g| vec![g]),
-        tag: q.tag.map(|t| t.as_str().to_owned()),
+        tag: q.tag,
         q: q.q.clone(),
         updated_since: q.updated_since.map(|t| t.0.naive_utc()),
         ..Default::default()

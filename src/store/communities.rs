@@ -8,6 +8,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use crate::db::DbConn;
 use crate::db::schema::{communities, grid_assignments, grids, households, users};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::store::Narrow;
 
 /// Is this the violation of the unique index `index` (PostgreSQL names it; SQLite lists its
 /// `columns`)? The two this module expects become 409 `already_exists` with what is taken.
@@ -118,15 +119,14 @@ fn name_taken(e: DieselError) -> ApiError {
 
 /// Communities by id, optionally only one, after a cursor.
 pub fn list(conn: &mut DbConn, only: Option<&str>, after: Option<&str>, limit: i64) -> QueryResult<Vec<CommunityRow>> {
-    let mut q =
-        communities::table.select(CommunityRow::as_select()).order(communities::id.asc()).limit(limit).into_boxed();
-    if let Some(id) = only {
-        q = q.filter(communities::id.eq(id));
-    }
-    if let Some(a) = after {
-        q = q.filter(communities::id.gt(a));
-    }
-    q.load(conn)
+    communities::table
+        .select(CommunityRow::as_select())
+        .order(communities::id.asc())
+        .limit(limit)
+        .into_boxed()
+        .narrow(only, |q, id| q.filter(communities::id.eq(id)))
+        .narrow(after, |q, a| q.filter(communities::id.gt(a)))
+        .load(conn)
 }
 
 /// A change to a community: each field present replaces the stored one. The division code is
@@ -190,19 +190,15 @@ pub fn list_grids(
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<GridRow>> {
-    let mut q = grids::table
+    grids::table
         .filter(grids::community_id.eq(community_id))
         .select(GridRow::as_select())
         .order(grids::code.asc())
         .limit(limit)
-        .into_boxed();
-    if let Some(ids) = only {
-        q = q.filter(grids::id.eq_any(ids.to_vec()));
-    }
-    if let Some(a) = after {
-        q = q.filter(grids::code.gt(a));
-    }
-    q.load(conn)
+        .into_boxed()
+        .narrow(only, |q, ids| q.filter(grids::id.eq_any(ids.to_vec())))
+        .narrow(after, |q, a| q.filter(grids::code.gt(a)))
+        .load(conn)
 }
 
 /// The columns a grid edit changes; `None` leaves one alone.

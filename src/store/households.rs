@@ -6,8 +6,8 @@ use diesel::prelude::*;
 use crate::db::DbConn;
 use crate::db::schema::{households, members, tasks};
 use crate::domain::{Gender, IdNumber, Relation, RemovalReason, Tag};
-use crate::store::JsonText;
 use crate::store::replay::{self, Origin};
+use crate::store::{JsonText, Narrow};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
 #[diesel(table_name = households)]
@@ -99,7 +99,7 @@ pub struct ListFilter {
     pub community_id: Option<String>,
     /// Only these grids (a worker's assignments, or the `grid_id` filter).
     pub grid_ids: Option<Vec<String>>,
-    pub tag: Option<String>,
+    pub tag: Option<Tag>,
     pub q: Option<String>,
     /// Only those whose review is due on or before this date.
     pub review_due_by: Option<NaiveDate>,
@@ -126,31 +126,25 @@ fn escape_like(s: &str) -> String {
 }
 
 pub fn list(conn: &mut DbConn, f: &ListFilter, after: Option<&After>, limit: i64) -> QueryResult<Vec<HouseholdRow>> {
-    let mut q =
-        households::table.select(HouseholdRow::as_select()).filter(households::removed_at.is_null()).into_boxed();
-    if let Some(c) = &f.community_id {
-        q = q.filter(households::community_id.eq(c));
-    }
-    if let Some(ids) = &f.grid_ids {
-        q = q.filter(households::grid_id.eq_any(ids.clone()));
-    }
-    if let Some(t) = &f.tag {
-        q = q.filter(households::tag.eq(t));
-    }
-    if let Some(text) = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        let pattern = escape_like(text);
-        q = q.filter(
-            households::head_name
-                .like(pattern.clone())
-                .escape('\\')
-                .or(households::building.like(pattern.clone()).escape('\\'))
-                .or(households::unit.like(pattern.clone()).escape('\\'))
-                .or(households::room.like(pattern).escape('\\')),
-        );
-    }
-    if let Some(d) = f.review_due_by {
-        q = q.filter(households::tag_review_due_on.le(d));
-    }
+    let text = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let mut q = households::table
+        .select(HouseholdRow::as_select())
+        .filter(households::removed_at.is_null())
+        .into_boxed()
+        .narrow(f.community_id.as_ref(), |q, c| q.filter(households::community_id.eq(c)))
+        .narrow(f.grid_ids.clone(), |q, ids| q.filter(households::grid_id.eq_any(ids)))
+        .narrow(f.tag, |q, t| q.filter(households::tag.eq(t)))
+        .narrow(text.map(escape_like), |q, pattern| {
+            q.filter(
+                households::head_name
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(households::building.like(pattern.clone()).escape('\\'))
+                    .or(households::unit.like(pattern.clone()).escape('\\'))
+                    .or(households::room.like(pattern).escape('\\')),
+            )
+        })
+        .narrow(f.review_due_by, |q, d| q.filter(households::tag_review_due_on.le(d)));
     if let Some(since) = f.updated_since {
         q = q.filter(households::updated_at.ge(since)).order((households::updated_at.asc(), households::id.asc()));
         if let Some(After::Updated(at, id)) = after {
@@ -301,17 +295,15 @@ pub fn list_members(
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<MemberRow>> {
-    let mut q = members::table
+    members::table
         .filter(members::household_id.eq(household_id))
         .filter(members::removed_at.is_null())
         .order(members::id.asc())
         .limit(limit)
         .select(MemberRow::as_select())
-        .into_boxed();
-    if let Some(a) = after {
-        q = q.filter(members::id.gt(a.to_owned()));
-    }
-    q.load(conn)
+        .into_boxed()
+        .narrow(after, |q, a| q.filter(members::id.gt(a.to_owned())))
+        .load(conn)
 }
 
 /// What the tag suggestion reads of a member: the fact columns, without contact data or

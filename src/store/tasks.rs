@@ -26,7 +26,7 @@ use crate::error::ApiResult;
 use crate::store::communities;
 use crate::store::households::{self as hh, HouseholdRow};
 use crate::store::plans::{self, TemplateRow};
-use crate::store::{new_id, now};
+use crate::store::{Narrow, new_id, now};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = tasks)]
@@ -90,41 +90,26 @@ pub fn list(
     after: Option<(NaiveDate, String)>,
     limit: i64,
 ) -> QueryResult<Vec<TaskRow>> {
-    let mut q = tasks::table
+    tasks::table
         .select(TaskRow::as_select())
         .order((tasks::due_on.asc(), tasks::id.asc()))
         .limit(limit)
-        .into_boxed();
-    if let Some(c) = &f.community_id {
-        q = q.filter(tasks::community_id.eq(c));
-    }
-    if let Some(grids) = &f.current_households_in {
-        q = q.filter(tasks::household_id.eq_any(hh::current_in(grids)));
-    }
-    match &f.assignee {
-        None => {}
-        Some(Assignee::Nobody) => q = q.filter(tasks::assignee_id.is_null()),
-        Some(Assignee::User(id)) => q = q.filter(tasks::assignee_id.eq(id)),
-    }
-    if let Some(s) = f.status {
-        q = q.filter(tasks::status.eq(s));
-    }
-    if let Some(d) = f.open_due_before {
-        q = q.filter(tasks::status.eq(TaskStatus::Open)).filter(tasks::due_on.lt(d));
-    }
-    if let Some(d) = f.due_before {
-        q = q.filter(tasks::due_on.lt(d));
-    }
-    if let Some(g) = &f.grid_id {
-        q = q.filter(tasks::grid_id.eq(g));
-    }
-    if let Some(h) = &f.household_id {
-        q = q.filter(tasks::household_id.eq(h));
-    }
-    if let Some((due, id)) = after {
-        q = q.filter(tasks::due_on.gt(due).or(tasks::due_on.eq(due).and(tasks::id.gt(id))));
-    }
-    q.load(conn)
+        .into_boxed()
+        .narrow(f.community_id.as_ref(), |q, c| q.filter(tasks::community_id.eq(c)))
+        .narrow(f.current_households_in.as_deref(), |q, grids| {
+            q.filter(tasks::household_id.eq_any(hh::current_in(grids)))
+        })
+        .narrow(f.assignee.as_ref(), |q, a| match a {
+            Assignee::Nobody => q.filter(tasks::assignee_id.is_null()),
+            Assignee::User(id) => q.filter(tasks::assignee_id.eq(id)),
+        })
+        .narrow(f.status, |q, s| q.filter(tasks::status.eq(s)))
+        .narrow(f.open_due_before, |q, d| q.filter(tasks::status.eq(TaskStatus::Open)).filter(tasks::due_on.lt(d)))
+        .narrow(f.due_before, |q, d| q.filter(tasks::due_on.lt(d)))
+        .narrow(f.grid_id.as_ref(), |q, g| q.filter(tasks::grid_id.eq(g)))
+        .narrow(f.household_id.as_ref(), |q, h| q.filter(tasks::household_id.eq(h)))
+        .narrow(after, |q, (due, id)| q.filter(tasks::due_on.gt(due).or(tasks::due_on.eq(due).and(tasks::id.gt(id)))))
+        .load(conn)
 }
 
 /// Inserts one task (the reconcile inserts through the one-open-task index instead).
@@ -294,26 +279,40 @@ struct Span<'a> {
     last: &'a str,
 }
 
+/// `UPDATE tasks SET {set}` (and the next version, at `at`) for the open tasks of the span's
+/// households that match `condition`.
+fn update_open_tasks(
+    span: &Span<'_>,
+    at: NaiveDateTime,
+    set: &'static str,
+    condition: &'static str,
+) -> impl RunQueryDsl<DbConn> + QueryFragment<MultiBackend> + QueryId {
+    sql::<Integer>("UPDATE tasks SET ")
+        .sql(set)
+        .sql(", version = version + 1, updated_at = ")
+        .bind::<Timestamp, _>(at)
+        .sql(" WHERE status = 'open' AND household_id BETWEEN ")
+        .bind::<Text, _>(span.first.to_owned())
+        .sql(" AND ")
+        .bind::<Text, _>(span.last.to_owned())
+        .sql(" AND ")
+        .sql(condition)
+}
+
 /// Open tasks whose template is no longer an active template of the household's current tag
 /// (or whose household was removed) are cancelled.
 fn cancel_stale(
     span: &Span<'_>,
     at: NaiveDateTime,
 ) -> impl RunQueryDsl<DbConn> + QueryFragment<MultiBackend> + QueryId {
-    sql::<Integer>(
-        "UPDATE tasks SET status = 'cancelled', \
+    update_open_tasks(
+        span,
+        at,
+        "status = 'cancelled', \
          cancel_reason = CASE WHEN EXISTS (SELECT 1 FROM households h \
            WHERE h.id = tasks.household_id AND h.removed_at IS NOT NULL) \
-           THEN 'household removed' ELSE 'no longer in the household''s service plan' END, \
-         version = version + 1, updated_at = ",
-    )
-    .bind::<Timestamp, _>(at)
-    .sql(" WHERE status = 'open' AND household_id BETWEEN ")
-    .bind::<Text, _>(span.first.to_owned())
-    .sql(" AND ")
-    .bind::<Text, _>(span.last.to_owned())
-    .sql(
-        " AND NOT EXISTS (SELECT 1 FROM households h JOIN service_templates t ON t.id = tasks.template_id \
+           THEN 'household removed' ELSE 'no longer in the household''s service plan' END",
+        "NOT EXISTS (SELECT 1 FROM households h JOIN service_templates t ON t.id = tasks.template_id \
          WHERE h.id = tasks.household_id AND h.removed_at IS NULL AND t.active AND t.tag = h.tag \
          AND t.community_id = h.community_id)",
     )
@@ -325,18 +324,12 @@ fn hand_on_span(
     span: &Span<'_>,
     at: NaiveDateTime,
 ) -> impl RunQueryDsl<DbConn> + QueryFragment<MultiBackend> + QueryId {
-    sql::<Integer>(
-        "UPDATE tasks SET assignee_id = (SELECT ga.user_id FROM grid_assignments ga \
-           JOIN users u ON u.id = ga.user_id WHERE ga.grid_id = tasks.grid_id AND ga.is_primary AND u.active), \
-         version = version + 1, updated_at = ",
-    )
-    .bind::<Timestamp, _>(at)
-    .sql(" WHERE status = 'open' AND household_id BETWEEN ")
-    .bind::<Text, _>(span.first.to_owned())
-    .sql(" AND ")
-    .bind::<Text, _>(span.last.to_owned())
-    .sql(
-        " AND assignee_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM grid_assignments ga \
+    update_open_tasks(
+        span,
+        at,
+        "assignee_id = (SELECT ga.user_id FROM grid_assignments ga \
+           JOIN users u ON u.id = ga.user_id WHERE ga.grid_id = tasks.grid_id AND ga.is_primary AND u.active)",
+        "assignee_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM grid_assignments ga \
            JOIN users u ON u.id = ga.user_id \
            WHERE ga.grid_id = tasks.grid_id AND ga.user_id = tasks.assignee_id AND u.active)",
     )

@@ -8,6 +8,7 @@ use crate::db::DbConn;
 use crate::db::schema::users;
 use crate::domain::Role;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::store::Narrow;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
@@ -89,23 +90,17 @@ pub struct ListFilter {
 }
 
 pub fn list(conn: &mut DbConn, filter: &ListFilter, limit: i64) -> QueryResult<Vec<UserRow>> {
-    let mut query = users::table.select(UserRow::as_select()).order(users::id.asc()).limit(limit).into_boxed();
-    if let Some(c) = &filter.community_id {
-        query = query.filter(users::community_id.eq(c));
-    }
-    if let Some(id) = &filter.only_id {
-        query = query.filter(users::id.eq(id));
-    }
-    if let Some(r) = &filter.role {
-        query = query.filter(users::role.eq(r));
-    }
-    if let Some(a) = filter.active {
-        query = query.filter(users::active.eq(a));
-    }
-    if let Some(after) = &filter.after {
-        query = query.filter(users::id.gt(after));
-    }
-    query.load(conn)
+    users::table
+        .select(UserRow::as_select())
+        .order(users::id.asc())
+        .limit(limit)
+        .into_boxed()
+        .narrow(filter.community_id.as_ref(), |q, c| q.filter(users::community_id.eq(c)))
+        .narrow(filter.only_id.as_ref(), |q, id| q.filter(users::id.eq(id)))
+        .narrow(filter.role, |q, r| q.filter(users::role.eq(r)))
+        .narrow(filter.active, |q, a| q.filter(users::active.eq(a)))
+        .narrow(filter.after.as_ref(), |q, after| q.filter(users::id.gt(after)))
+        .load(conn)
 }
 
 /// A change to an account: each field present replaces the stored one. The operation's input
