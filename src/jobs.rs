@@ -16,7 +16,7 @@ pub fn reconcile_all(db: &Db) -> ApiResult<Reconciled> {
     let mut total = Reconciled::default();
     loop {
         let from = after.clone();
-        let (done, last) = db.write_blocking(move |conn| Ok(tasks::reconcile_batch(conn, from.as_deref(), BATCH)?))?;
+        let (done, last) = db.write_blocking(move |conn| tasks::reconcile_batch(conn, from.as_deref(), BATCH))?;
         total += done;
         match last {
             Some(id) => after = Some(id),

@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::AppState;
+use crate::api::answer::{Api, View};
 use crate::api::input::{Instant, Params};
-use crate::api::pagination::{Page, decode_cursor, fetch_limit, page};
-use crate::auth::AuthUser;
+use crate::api::pagination::{Page, PageQuery};
+use crate::db::DbConn;
 use crate::domain::Role;
 use crate::error::{ApiResult, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self as store, EventRow, ListFilter};
@@ -30,9 +30,12 @@ pub struct AuditEventOut {
     pub request_id: Option<String>,
 }
 
-impl From<EventRow> for AuditEventOut {
-    fn from(e: EventRow) -> Self {
-        AuditEventOut {
+impl View for EventRow {
+    type Out = AuditEventOut;
+
+    fn view(self, _: &mut DbConn) -> ApiResult<AuditEventOut> {
+        let e = self;
+        Ok(AuditEventOut {
             id: e.id,
             at: e.at.and_utc(),
             actor_id: e.actor_id,
@@ -42,7 +45,7 @@ impl From<EventRow> for AuditEventOut {
             community_id: e.community_id,
             summary: e.summary.0,
             request_id: e.request_id,
-        }
+        })
     }
 }
 
@@ -58,41 +61,29 @@ pub struct ListAudit {
     /// Events before this time (RFC 3339).
     #[param(value_type = Option<DateTime<Utc>>)]
     pub to: Option<Instant>,
-    /// Page size, 1–500 (default 50).
-    #[param(minimum = 1, maximum = 500, example = 50)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]+$")]
-    pub cursor: Option<String>,
 }
 
 /// The audit log, newest first: everything for administrators, their community's events for
 /// secretaries.
 #[utoipa::path(get, path = "/api/v1/audit-events", tag = "audit", operation_id = "list_audit_events",
-    params(ListAudit), security(("bearer" = [])),
+    params(ListAudit, PageQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of events", body = Page<AuditEventOut>),
         (status = 403, description = "Grid workers do not read the audit log", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    query: Params<ListAudit>,
-) -> ApiResult<web::Json<Page<AuditEventOut>>> {
-    caller.require(&[Role::Admin, Role::Secretary])?;
-    let q = query.into_inner();
-    let fetch = fetch_limit(q.limit)?;
+pub async fn list(api: Api, query: Params<ListAudit>, page: PageQuery) -> ApiResult<web::Json<Page<AuditEventOut>>> {
+    api.caller.require(&[Role::Admin, Role::Secretary])?;
+    let (q, fetch) = (query.into_inner(), page.fetch()?);
     let filter = ListFilter {
-        community_id: if caller.is_admin() { None } else { caller.community_id.clone() },
+        community_id: if api.caller.is_admin() { None } else { api.caller.community_id.clone() },
         entity_type: q.entity_type,
         entity_id: q.entity_id,
         actor_id: q.actor_id,
         from: q.from.map(|f| f.0.naive_utc()),
         to: q.to.map(|t| t.0.naive_utc()),
-        before: decode_cursor(q.cursor.as_deref(), 1)?.map(|mut k| k.remove(0)),
+        before: page.after_id()?,
     };
-    let rows = state.db.read(move |conn| Ok(store::list(conn, &filter, fetch)?)).await?;
-    Ok(web::Json(page(rows, fetch, |e| vec![e.id.clone()], AuditEventOut::from)))
+    api.listed(move |c, _| Ok(Page::of(store::list(c, &filter, fetch)?, fetch, |e| vec![e.id.clone()]))).await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use crate::AppState;
-use crate::api::conditional::{IfMatch, etag, saved};
-use crate::api::input::{Body, Params};
-use crate::api::pagination::{Page, PageQuery, decode_cursor, fetch_limit, page};
+use crate::api::answer::{Api, View};
+use crate::api::conditional::IfMatch;
+use crate::api::input::Body;
+use crate::api::pagination::{Page, PageQuery};
 use crate::api::validate::{clean, declared, done};
-use crate::auth::{AuthUser, scope};
+use crate::auth::scope;
+use crate::db::DbConn;
 use crate::domain::is_division_code;
 use crate::domain::text::required_line;
 use crate::error::{ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
@@ -39,9 +40,16 @@ pub struct CommunityOut {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<CommunityRow> for CommunityOut {
-    fn from(c: CommunityRow) -> Self {
-        CommunityOut {
+impl View for CommunityRow {
+    type Out = CommunityOut;
+
+    fn version(&self) -> Option<i32> {
+        Some(self.version)
+    }
+
+    fn view(self, _: &mut DbConn) -> ApiResult<CommunityOut> {
+        let c = self;
+        Ok(CommunityOut {
             id: c.id,
             name: c.name,
             district: c.district,
@@ -51,7 +59,7 @@ impl From<CommunityRow> for CommunityOut {
             version: c.version,
             created_at: c.created_at.and_utc(),
             updated_at: c.updated_at.and_utc(),
-        }
+        })
     }
 }
 
@@ -111,18 +119,13 @@ impl CreateCommunity {
 #[utoipa::path(post, path = "/api/v1/communities", tag = "communities", operation_id = "create_community",
     request_body = CreateCommunity, security(("bearer" = [])),
     responses(
-        (status = 201, description = "Created", body = CommunityOut, headers(("ETag" = String, description = "Version"))),
+        (status = 201, description = "Created", body = CommunityOut),
         (status = 403, description = "Only administrators create communities", body = Problem, content_type = PROBLEM),
         (status = 409, description = "A community of that name exists in that street (`already_exists`)", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn create(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    body: Body<CreateCommunity>,
-) -> ApiResult<HttpResponse> {
+pub async fn create(api: Api, body: Body<CreateCommunity>) -> ApiResult<HttpResponse> {
     let input = body.into_inner().checked()?;
-    let row = state.db.write(move |conn| ops::communities::create(conn, &caller, input)).await?;
-    Ok(saved(true, row.version, &CommunityOut::from(row)))
+    api.created(move |c, caller| ops::communities::create(c, caller, input)).await
 }
 
 /// Lists communities: all for administrators, their own for everyone else.
@@ -131,29 +134,24 @@ pub async fn create(
     responses(
         (status = 200, description = "A page of communities", body = Page<CommunityOut>),
     ))]
-pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    query: Params<PageQuery>,
-) -> ApiResult<web::Json<Page<CommunityOut>>> {
-    let fetch = fetch_limit(query.limit)?;
-    let after = decode_cursor(query.cursor.as_deref(), 1)?.map(|mut k| k.remove(0));
-    let only = if caller.is_admin() { None } else { caller.community_id.clone() };
-    let rows =
-        state.db.read(move |conn| Ok(communities::list(conn, only.as_deref(), after.as_deref(), fetch)?)).await?;
-    Ok(web::Json(page(rows, fetch, |c| vec![c.id.clone()], CommunityOut::from)))
+pub async fn list(api: Api, page: PageQuery) -> ApiResult<web::Json<Page<CommunityOut>>> {
+    let (fetch, after) = (page.fetch()?, page.after_id()?);
+    let only = if api.caller.is_admin() { None } else { api.caller.community_id.clone() };
+    api.listed(move |c, _| {
+        let rows = communities::list(c, only.as_deref(), after.as_deref(), fetch)?;
+        Ok(Page::of(rows, fetch, |c| vec![c.id.clone()]))
+    })
+    .await
 }
 
 /// One community.
 #[utoipa::path(get, path = "/api/v1/communities/{id}", tag = "communities", operation_id = "get_community",
-    params(("id" = String, Path, description = "Community id")), security(("bearer" = [])),
+    security(("bearer" = [])),
     responses(
-        (status = 200, description = "The community", body = CommunityOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The community", body = CommunityOut),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    let row = state.db.read(move |conn| scope::community(conn, &caller, &id)).await?;
-    Ok(HttpResponse::Ok().insert_header(etag(row.version)).json(CommunityOut::from(row)))
+pub async fn get(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    api.current(move |c, caller| scope::community(c, caller, &id)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate)]
@@ -192,25 +190,20 @@ impl PatchCommunity {
 
 /// Changes a community (administrators). The division code is fixed: grid codes derive from it.
 #[utoipa::path(patch, path = "/api/v1/communities/{id}", tag = "communities", operation_id = "update_community",
-    params(("id" = String, Path, description = "Community id"),
-           ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
-    request_body = PatchCommunity, security(("bearer" = [])),
+    params(IfMatch), request_body = PatchCommunity, security(("bearer" = [])),
     responses(
-        (status = 200, description = "The changed community", body = CommunityOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The changed community", body = CommunityOut),
         (status = 403, description = "Only administrators change communities", body = Problem, content_type = PROBLEM),
         (status = 409, description = "A community of that name exists in that street (`already_exists`)", body = Problem, content_type = PROBLEM),
-        (status = 412, description = "If-Match names an old version", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     if_match: IfMatch,
-    path: web::Path<String>,
+    id: web::Path<String>,
     body: Body<PatchCommunity>,
 ) -> ApiResult<HttpResponse> {
-    let (id, edit) = (path.into_inner(), body.into_inner().checked()?);
-    let row = state.db.write(move |conn| ops::communities::edit(conn, &caller, &id, if_match.version(), edit)).await?;
-    Ok(saved(false, row.version, &CommunityOut::from(row)))
+    let edit = body.into_inner().checked()?;
+    api.updated(move |c, caller| ops::communities::edit(c, caller, &id, if_match.version(), edit)).await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

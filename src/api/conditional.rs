@@ -3,6 +3,10 @@
 
 use actix_web::HttpRequest;
 use actix_web::http::header::{ETAG, IF_MATCH};
+use utoipa::IntoParams;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -46,6 +50,23 @@ impl IfMatch {
     }
 }
 
+/// Documents the header (its syntax stated once, here) for `params(IfMatch)`.
+impl IntoParams for IfMatch {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(IF_MATCH_PATTERN))
+            .examples([serde_json::json!("\"3\"")]);
+        let header = ParameterBuilder::new()
+            .name("If-Match")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some("The ETag the change is based on"))
+            .schema(Some(schema));
+        vec![header.build()]
+    }
+}
+
 impl actix_web::FromRequest for IfMatch {
     type Error = ApiError;
     type Future = std::future::Ready<Result<IfMatch, ApiError>>;
@@ -53,11 +74,4 @@ impl actix_web::FromRequest for IfMatch {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         std::future::ready(if_match(req).map(IfMatch))
     }
-}
-
-/// The answer to a write of a versioned resource: 201 when it was created, 200 otherwise
-/// (updated, or a retry answered with what is stored), with its `ETag`.
-pub fn saved<T: serde::Serialize>(created: bool, version: i32, body: &T) -> actix_web::HttpResponse {
-    let mut res = if created { actix_web::HttpResponse::Created() } else { actix_web::HttpResponse::Ok() };
-    res.insert_header(etag(version)).json(body)
 }

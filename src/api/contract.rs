@@ -3,20 +3,20 @@
 //!
 //! They come from machinery the handlers share, not from the handlers' own logic: the
 //! `AuthUser` extractor (401), the JSON body extractor and its error handler (400, 413, 415,
-//! 422), the query and path extractors (400, 404), and the database layer (503 while it is
-//! unreachable, 500 for a bug). A handler's own description of one of these statuses wins.
+//! 422), the query and path extractors (400, 404), the `If-Match` precondition (412), and the
+//! database layer (503 while it is unreachable, 500 for a bug); likewise the `ETag` of versioned
+//! answers and the description of path ids. A handler's own description of one of these wins.
 
 use utoipa::Modify;
 use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::link::LinkBuilder;
-use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::path::{Operation, Parameter, ParameterIn};
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::{Content, Ref, RefOr};
 
 use serde_json::Value;
 
-use crate::api::conditional::IF_MATCH_PATTERN;
 use crate::error::PROBLEM_JSON;
 
 /// Operations that answer without touching the database (and so never give 503 or 500).
@@ -67,20 +67,65 @@ fn kind(path: &str, op: &Operation) -> Kind {
     }
 }
 
-/// Every `If-Match` is read by `conditional::if_match`: its syntax is stated once, here.
-fn describe_if_match(op: &mut Operation) {
+/// Path parameters come first, in the order of the path; one without a description of its own
+/// names the resource its value identifies: `{id}` after `/tag-changes` is the "Tag change id".
+fn describe_path_parameters(path: &str, op: &mut Operation) {
+    let at = |p: &RefOr<Parameter>| match p {
+        RefOr::T(p) if p.parameter_in == ParameterIn::Path => path.find(&format!("{{{}}}", p.name)),
+        _ => None,
+    };
+    if let Some(params) = op.parameters.as_mut() {
+        params.sort_by_key(|p| at(p).unwrap_or(usize::MAX));
+    }
     for p in op.parameters.iter_mut().flatten() {
         if let RefOr::T(p) = p
-            && p.parameter_in == ParameterIn::Header
-            && p.name.eq_ignore_ascii_case("If-Match")
+            && p.parameter_in == ParameterIn::Path
+            && p.description.is_none()
         {
-            p.schema = Some(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .pattern(Some(IF_MATCH_PATTERN))
-                    .examples([serde_json::json!("\"3\"")])
-                    .into(),
-            );
+            let before = path.split(&format!("/{{{}}}", p.name)).next().unwrap_or(path);
+            let things = before.rsplit('/').next().unwrap_or(before).replace('-', " ");
+            let thing = match things.strip_suffix("ies") {
+                Some(stem) => format!("{stem}y"),
+                None => things.strip_suffix('s').unwrap_or(&things).to_owned(),
+            };
+            let mut chars = thing.chars();
+            let capital = chars.next().map(|c| c.to_uppercase().chain(chars).collect::<String>()).unwrap_or_default();
+            p.description = Some(format!("{capital} {}", p.name));
+        }
+    }
+}
+
+fn has_if_match(op: &Operation) -> bool {
+    op.parameters.iter().flatten().any(|p| {
+        matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Header && p.name.eq_ignore_ascii_case("If-Match"))
+    })
+}
+
+/// The schemas of versioned resources (those with a `version`): their answers carry an `ETag`.
+fn versioned_schemas(openapi: &utoipa::openapi::OpenApi) -> Vec<String> {
+    let schemas = openapi.components.iter().flat_map(|c| c.schemas.iter());
+    schemas
+        .filter(|(_, s)| matches!(s, RefOr::T(Schema::Object(o)) if o.properties.contains_key("version")))
+        .map(|(name, _)| format!("#/components/schemas/{name}"))
+        .collect()
+}
+
+/// The answers that carry a versioned resource carry its `ETag` (`conditional::current` and
+/// `saved`): the one created (201), and the one read or changed by id (200 of a GET, PUT or
+/// PATCH of a path with a parameter).
+fn add_etag(op: &mut Operation, method: &str, path: &str, versioned: &[String]) {
+    let statuses: &[&str] = match method {
+        "get" | "put" | "patch" if path.contains('{') => &["200", "201"],
+        _ => &["201"],
+    };
+    for status in statuses {
+        let Some(RefOr::T(res)) = op.responses.responses.get_mut(*status) else { continue };
+        let body = match res.content.get("application/json") {
+            Some(RefOr::T(c)) => c.schema.as_ref(),
+            _ => None,
+        };
+        if matches!(body, Some(RefOr::Ref(r)) if versioned.contains(&r.ref_location)) {
+            res.headers.entry("ETag".to_owned()).or_insert_with(|| RefOr::T(header(Type::String, "Version")));
         }
     }
 }
@@ -216,19 +261,25 @@ impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         add_links(openapi);
         state_the_text_rule(openapi);
+        let versioned = versioned_schemas(openapi);
         for (path, item) in openapi.paths.paths.iter_mut() {
             let ops = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-                &mut item.head,
-                &mut item.options,
-                &mut item.trace,
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("patch", &mut item.patch),
+                ("head", &mut item.head),
+                ("options", &mut item.options),
+                ("trace", &mut item.trace),
             ];
-            for op in ops.into_iter().flatten() {
-                describe_if_match(op);
+            for (method, op) in ops {
+                let Some(op) = op else { continue };
+                describe_path_parameters(path, op);
+                add_etag(op, method, path, &versioned);
+                if has_if_match(op) {
+                    add(op, "412", || problem("If-Match names an old version").build());
+                }
                 let k = kind(path, op);
                 if k.secured {
                     add(op, "401", || {

@@ -7,12 +7,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use crate::AppState;
-use crate::api::conditional::{IfMatch, etag, saved};
-use crate::api::input::{Body, Params};
-use crate::api::pagination::{Page, PageQuery, decode_cursor, fetch_limit, page};
+use crate::api::answer::{Api, View};
+use crate::api::conditional::IfMatch;
+use crate::api::input::Body;
+use crate::api::pagination::{Page, PageQuery};
 use crate::api::validate::{clean, clean_optional, declared, done};
-use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
 use crate::domain::GridCode;
@@ -93,18 +92,16 @@ pub fn view(conn: &mut DbConn, g: GridRow) -> ApiResult<GridOut> {
     })
 }
 
-/// Runs a grid operation in a write transaction; the grid as it then is, with its workers.
-async fn write(
-    state: &AppState,
-    op: impl FnOnce(&mut DbConn) -> ApiResult<GridRow> + Send + 'static,
-) -> ApiResult<GridOut> {
-    state
-        .db
-        .write(move |conn| {
-            let row = op(conn)?;
-            view(conn, row)
-        })
-        .await
+impl View for GridRow {
+    type Out = GridOut;
+
+    fn version(&self) -> Option<i32> {
+        Some(self.version)
+    }
+
+    fn view(self, conn: &mut DbConn) -> ApiResult<GridOut> {
+        view(conn, self)
+    }
 }
 
 /// The form of a grid code (the division part is checked against the community by the
@@ -149,72 +146,45 @@ impl CreateGrid {
 
 /// Creates a grid in a community (its secretary, or an administrator).
 #[utoipa::path(post, path = "/api/v1/communities/{id}/grids", tag = "grids", operation_id = "create_grid",
-    params(("id" = String, Path, description = "Community id")),
     request_body = CreateGrid, security(("bearer" = [])),
     responses(
-        (status = 201, description = "Created", body = GridOut, headers(("ETag" = String, description = "Version"))),
+        (status = 201, description = "Created", body = GridOut),
         (status = 403, description = "Grid workers do not manage grids", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The grid code is taken (`already_exists`)", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn create(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    path: web::Path<String>,
-    body: Body<CreateGrid>,
-) -> ApiResult<HttpResponse> {
-    let (community_id, input) = (path.into_inner(), body.into_inner().checked()?);
-    let out = write(&state, move |conn| ops::grids::create(conn, &caller, &community_id, input)).await?;
-    Ok(saved(true, out.version, &out))
+pub async fn create(api: Api, community_id: web::Path<String>, body: Body<CreateGrid>) -> ApiResult<HttpResponse> {
+    let input = body.into_inner().checked()?;
+    api.created(move |c, caller| ops::grids::create(c, caller, &community_id, input)).await
 }
 
 /// Lists a community's grids by code; grid workers see the grids they are assigned to.
 #[utoipa::path(get, path = "/api/v1/communities/{id}/grids", tag = "grids", operation_id = "list_grids",
-    params(("id" = String, Path, description = "Community id"), PageQuery), security(("bearer" = [])),
+    params(PageQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of grids", body = Page<GridOut>),
     ))]
-pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    path: web::Path<String>,
-    query: Params<PageQuery>,
-) -> ApiResult<web::Json<Page<GridOut>>> {
-    let community_id = path.into_inner();
-    let fetch = fetch_limit(query.limit)?;
-    let after = decode_cursor(query.cursor.as_deref(), 1)?.map(|mut k| k.remove(0));
-    let out = state
-        .db
-        .read(move |conn| {
-            scope::community(conn, &caller, &community_id)?;
-            let only = match scope::reach(conn, &caller)? {
-                Reach::Grids { grid_ids, .. } => Some(grid_ids),
-                _ => None,
-            };
-            let rows = communities::list_grids(conn, &community_id, only.as_deref(), after.as_deref(), fetch)?;
-            let keyed = page(rows, fetch, |g| vec![g.code.clone()], |g| g);
-            let items = keyed.items.into_iter().map(|g| view(conn, g)).collect::<ApiResult<_>>()?;
-            Ok(Page { items, next_cursor: keyed.next_cursor })
-        })
-        .await?;
-    Ok(web::Json(out))
+pub async fn list(api: Api, community_id: web::Path<String>, page: PageQuery) -> ApiResult<web::Json<Page<GridOut>>> {
+    let (fetch, after) = (page.fetch()?, page.after_id()?);
+    api.listed(move |c, caller| {
+        scope::community(c, caller, &community_id)?;
+        let only = match scope::reach(c, caller)? {
+            Reach::Grids { grid_ids, .. } => Some(grid_ids),
+            _ => None,
+        };
+        let rows = communities::list_grids(c, &community_id, only.as_deref(), after.as_deref(), fetch)?;
+        Ok(Page::of(rows, fetch, |g| vec![g.code.clone()]))
+    })
+    .await
 }
 
 /// One grid, with its workers.
 #[utoipa::path(get, path = "/api/v1/grids/{id}", tag = "grids", operation_id = "get_grid",
-    params(("id" = String, Path, description = "Grid id")), security(("bearer" = [])),
+    security(("bearer" = [])),
     responses(
-        (status = 200, description = "The grid", body = GridOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The grid", body = GridOut),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    let out = state
-        .db
-        .read(move |conn| {
-            let row = scope::grid(conn, &caller, &id)?;
-            view(conn, row)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().insert_header(etag(out.version)).json(out))
+pub async fn get(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    api.current(move |c, caller| scope::grid(c, caller, &id)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate)]
@@ -254,25 +224,20 @@ impl PatchGrid {
 
 /// Changes a grid (its community's secretary, or an administrator).
 #[utoipa::path(patch, path = "/api/v1/grids/{id}", tag = "grids", operation_id = "update_grid",
-    params(("id" = String, Path, description = "Grid id"),
-           ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
-    request_body = PatchGrid, security(("bearer" = [])),
+    params(IfMatch), request_body = PatchGrid, security(("bearer" = [])),
     responses(
-        (status = 200, description = "The changed grid", body = GridOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The changed grid", body = GridOut),
         (status = 403, description = "Grid workers do not manage grids", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The grid code is taken (`already_exists`)", body = Problem, content_type = PROBLEM),
-        (status = 412, description = "If-Match names an old version", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     if_match: IfMatch,
-    path: web::Path<String>,
+    id: web::Path<String>,
     body: Body<PatchGrid>,
 ) -> ApiResult<HttpResponse> {
-    let (id, edit) = (path.into_inner(), body.into_inner().checked()?);
-    let out = write(&state, move |conn| ops::grids::edit(conn, &caller, &id, if_match.version(), edit)).await?;
-    Ok(saved(false, out.version, &out))
+    let edit = body.into_inner().checked()?;
+    api.updated(move |c, caller| ops::grids::edit(c, caller, &id, if_match.version(), edit)).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -295,24 +260,16 @@ pub struct PutWorkers {
 /// Replaces a grid's worker assignments (its community's secretary, or an administrator).
 /// When the primary worker changes, the grid's open tasks move to the new one.
 #[utoipa::path(put, path = "/api/v1/grids/{id}/workers", tag = "grids", operation_id = "put_grid_workers",
-    params(("id" = String, Path, description = "Grid id")),
     request_body = PutWorkers, security(("bearer" = [])),
     responses(
-        (status = 200, description = "The grid with its new workers", body = GridOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The grid with its new workers", body = GridOut),
         (status = 403, description = "Grid workers do not manage assignments", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Unknown users, users of another community or role, two primaries", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn put_workers(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    path: web::Path<String>,
-    body: Body<PutWorkers>,
-) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
+pub async fn put_workers(api: Api, id: web::Path<String>, body: Body<PutWorkers>) -> ApiResult<HttpResponse> {
     let workers: Vec<Assignment> =
         body.into_inner().workers.into_iter().map(|w| Assignment { user_id: w.user_id, primary: w.primary }).collect();
-    let out = write(&state, move |conn| ops::grids::set_workers(conn, &caller, &id, workers)).await?;
-    Ok(saved(false, out.version, &out))
+    api.updated(move |c, caller| ops::grids::set_workers(c, caller, &id, workers)).await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

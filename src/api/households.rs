@@ -8,20 +8,20 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::AppState;
-use crate::api::conditional::{IfMatch, etag, saved};
+use crate::api::answer::{Api, View};
+use crate::api::conditional::IfMatch;
 use crate::api::input::{Body, Instant, Params};
-use crate::api::pagination::{Page, decode_cursor, fetch_limit, page, parse_time_key, time_key};
+use crate::api::pagination::{Page, PageQuery, parse_time_key, time_key};
 use crate::api::validate::{clean, clean_optional, client_id, declared, done, done_with, phone};
 use crate::auth::AuthUser;
-use crate::auth::scope::{self, Reach};
+use crate::auth::scope;
 use crate::db::DbConn;
 use crate::domain::text::{optional_lines, required_line};
 use crate::domain::{IdNumber, MemberFacts, RemovalReason, Suggestion, Tag, mask, suggest};
 use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::ops;
 use crate::ops::households::{AddressEdit, HouseholdEdit, NewHousehold, Removal};
-use crate::store::communities::{self, today_in};
+use crate::store::communities;
 use crate::store::households::{self, After, HouseholdRow, ListFilter, MemberFactsRow};
 
 #[derive(Serialize, Deserialize, ToSchema, Validate, Clone, PartialEq, Debug)]
@@ -103,8 +103,7 @@ pub fn views(conn: &mut DbConn, rows: Vec<HouseholdRow>) -> ApiResult<Vec<Househ
         let day = match today.get(&h.community_id) {
             Some(d) => *d,
             None => {
-                let tz = communities::find(conn, &h.community_id)?.map(|c| c.timezone).unwrap_or_default();
-                let d = today_in(&tz);
+                let d = communities::today(conn, &h.community_id)?;
                 today.insert(h.community_id.clone(), d);
                 d
             }
@@ -139,8 +138,20 @@ pub fn views(conn: &mut DbConn, rows: Vec<HouseholdRow>) -> ApiResult<Vec<Househ
     Ok(out)
 }
 
-pub fn view(conn: &mut DbConn, row: HouseholdRow) -> ApiResult<HouseholdOut> {
-    views(conn, vec![row])?.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("empty view")))
+impl View for HouseholdRow {
+    type Out = HouseholdOut;
+
+    fn version(&self) -> Option<i32> {
+        Some(self.version)
+    }
+
+    fn view(self, conn: &mut DbConn) -> ApiResult<HouseholdOut> {
+        views(conn, vec![self])?.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("empty view")))
+    }
+
+    fn views(rows: Vec<Self>, conn: &mut DbConn) -> ApiResult<Vec<HouseholdOut>> {
+        views(conn, rows)
+    }
 }
 
 #[derive(Deserialize, ToSchema, Validate)]
@@ -193,25 +204,14 @@ impl CreateHousehold {
 #[utoipa::path(post, path = "/api/v1/households", tag = "households", operation_id = "create_household",
     request_body = CreateHousehold, security(("bearer" = [])),
     responses(
-        (status = 201, description = "Registered", body = HouseholdOut, headers(("ETag" = String, description = "Version"))),
+        (status = 201, description = "Registered", body = HouseholdOut),
         (status = 200, description = "The caller registered this household with this id before: the stored household", body = HouseholdOut),
         (status = 409, description = "The id belongs to another record or another request, or the household it names has since left the caller's scope or been removed (`id_conflict`)", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid fields, or a grid outside the caller's scope (`grid_id`)", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn create(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    body: Body<CreateHousehold>,
-) -> ApiResult<HttpResponse> {
+pub async fn create(api: Api, body: Body<CreateHousehold>) -> ApiResult<HttpResponse> {
     let input = body.into_inner().checked()?;
-    let (created, out) = state
-        .db
-        .write(move |conn| {
-            let (created, row) = ops::households::register(conn, &caller, input)?;
-            Ok((created, view(conn, row)?))
-        })
-        .await?;
-    Ok(saved(created, out.version, &out))
+    api.saved(move |c, caller| ops::households::register(c, caller, input)).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -230,12 +230,6 @@ pub struct ListHouseholds {
     /// Only households changed at or after this time (RFC 3339), oldest change first.
     #[param(value_type = Option<DateTime<Utc>>)]
     pub updated_since: Option<Instant>,
-    /// Page size, 1–500 (default 50).
-    #[param(minimum = 1, maximum = 500, example = 50)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]+$")]
-    pub cursor: Option<String>,
 }
 
 /// The filter of a list, narrowed to the caller's reach; `None` when it asks for a community
@@ -244,16 +238,12 @@ fn within_reach(conn: &mut DbConn, caller: &AuthUser, q: &ListHouseholds) -> Api
     let mut filter = ListFilter {
         community_id: q.community_id.clone(),
         grid_ids: q.grid_id.clone().map(|g| vec![g]),
-        tag: q.tag.map(|t| t.as_str().to_owned()),
+        tag: q.tag,
         q: q.q.clone(),
         updated_since: q.updated_since.map(|t| t.0.naive_utc()),
         ..Default::default()
     };
-    let (community_id, grid_ids) = match scope::reach(conn, caller)? {
-        Reach::Everything => (None, None),
-        Reach::Community(c) => (Some(c), None),
-        Reach::Grids { community_id, grid_ids } => (Some(community_id), Some(grid_ids)),
-    };
+    let (community_id, grid_ids) = scope::reach(conn, caller)?.bounds();
     if let Some(c) = community_id {
         if filter.community_id.as_ref().is_some_and(|f| *f != c) {
             return Ok(None);
@@ -267,11 +257,7 @@ fn within_reach(conn: &mut DbConn, caller: &AuthUser, q: &ListHouseholds) -> Api
         });
     }
     if q.review_due == Some(true) {
-        let tz = match &filter.community_id {
-            Some(c) => communities::find(conn, c)?.map(|c| c.timezone).unwrap_or_default(),
-            None => String::new(),
-        };
-        filter.review_due_by = Some(today_in(&tz));
+        filter.review_due_by = Some(communities::today_of_list(conn, filter.community_id.as_deref())?);
     }
     Ok(Some(filter))
 }
@@ -279,54 +265,39 @@ fn within_reach(conn: &mut DbConn, caller: &AuthUser, q: &ListHouseholds) -> Api
 /// Lists the households in the caller's scope (removed ones are left out), by id, or by time
 /// of change with `updated_since`.
 #[utoipa::path(get, path = "/api/v1/households", tag = "households", operation_id = "list_households",
-    params(ListHouseholds), security(("bearer" = [])),
+    params(ListHouseholds, PageQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of households", body = Page<HouseholdOut>),
     ))]
 pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     query: Params<ListHouseholds>,
+    page: PageQuery,
 ) -> ApiResult<web::Json<Page<HouseholdOut>>> {
-    let q = query.into_inner();
-    let fetch = fetch_limit(q.limit)?;
+    let (q, fetch) = (query.into_inner(), page.fetch()?);
     let by_update = q.updated_since.is_some();
-    let after = match decode_cursor(q.cursor.as_deref(), if by_update { 2 } else { 1 })? {
+    let after = match page.key(if by_update { 2 } else { 1 })? {
         None => None,
         Some(k) if by_update => Some(After::Updated(parse_time_key(&k[0])?, k[1].clone())),
         Some(mut k) => Some(After::Id(k.remove(0))),
     };
     let key =
         move |h: &HouseholdRow| if by_update { vec![time_key(h.updated_at), h.id.clone()] } else { vec![h.id.clone()] };
-    let out = state
-        .db
-        .read(move |conn| {
-            let Some(filter) = within_reach(conn, &caller, &q)? else {
-                return Ok(Page { items: vec![], next_cursor: None });
-            };
-            let paged = page(households::list(conn, &filter, after.as_ref(), fetch)?, fetch, key, |h| h);
-            Ok(Page { items: views(conn, paged.items)?, next_cursor: paged.next_cursor })
-        })
-        .await?;
-    Ok(web::Json(out))
+    api.listed(move |c, caller| match within_reach(c, caller, &q)? {
+        Some(filter) => Ok(Page::of(households::list(c, &filter, after.as_ref(), fetch)?, fetch, key)),
+        None => Ok(Page::empty()),
+    })
+    .await
 }
 
 /// One household; removed households stay readable here for secretaries and administrators.
 #[utoipa::path(get, path = "/api/v1/households/{id}", tag = "households", operation_id = "get_household",
-    params(("id" = String, Path, description = "Household id")), security(("bearer" = [])),
+    security(("bearer" = [])),
     responses(
-        (status = 200, description = "The household", body = HouseholdOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The household", body = HouseholdOut),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    let out = state
-        .db
-        .read(move |conn| {
-            let row = scope::household(conn, &caller, &id)?;
-            view(conn, row)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().insert_header(etag(out.version)).json(out))
+pub async fn get(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    api.current(move |c, caller| scope::household(c, caller, &id)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate)]
@@ -389,32 +360,21 @@ impl PatchHousehold {
 /// Changes a household's details. With `If-Match`, a change based on an old version is refused
 /// (412); two concurrent changes are applied one after the other, never lost.
 #[utoipa::path(patch, path = "/api/v1/households/{id}", tag = "households", operation_id = "update_household",
-    params(("id" = String, Path, description = "Household id"),
-           ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
-    request_body = PatchHousehold, security(("bearer" = [])),
+    params(IfMatch), request_body = PatchHousehold, security(("bearer" = [])),
     responses(
-        (status = 200, description = "The changed household", body = HouseholdOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The changed household", body = HouseholdOut),
         (status = 403, description = "Grid workers do not move households between grids", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The household was removed: it takes no more changes (`household_removed`)", body = Problem, content_type = PROBLEM),
-        (status = 412, description = "If-Match names an old version", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid fields, or a `grid_id` that is no grid of the household's community in the caller's scope", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     if_match: IfMatch,
-    path: web::Path<String>,
+    id: web::Path<String>,
     body: Body<PatchHousehold>,
 ) -> ApiResult<HttpResponse> {
-    let (id, edit) = (path.into_inner(), body.into_inner().checked()?);
-    let out = state
-        .db
-        .write(move |conn| {
-            let row = ops::households::edit(conn, &caller, &id, if_match.version(), edit)?;
-            view(conn, row)
-        })
-        .await?;
-    Ok(saved(false, out.version, &out))
+    let edit = body.into_inner().checked()?;
+    api.updated(move |c, caller| ops::households::edit(c, caller, &id, if_match.version(), edit)).await
 }
 
 #[derive(Deserialize, IntoParams, Validate)]
@@ -443,26 +403,15 @@ impl RemoveQuery {
 /// tasks are cancelled and its pending tag proposal with them, but it stays readable by id for
 /// secretaries. Removing it again answers the removed household and changes nothing.
 #[utoipa::path(delete, path = "/api/v1/households/{id}", tag = "households", operation_id = "remove_household",
-    params(("id" = String, Path, description = "Household id"), RemoveQuery), security(("bearer" = [])),
+    params(RemoveQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "The removed household", body = HouseholdOut),
         (status = 403, description = "Grid workers do not remove households", body = Problem, content_type = PROBLEM),
         (status = 422, description = "No reason or an unknown one, or a note that breaks the text rule", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn remove(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    path: web::Path<String>,
-    query: Params<RemoveQuery>,
-) -> ApiResult<web::Json<HouseholdOut>> {
-    let (id, removal) = (path.into_inner(), query.into_inner().checked()?);
-    let out = state
-        .db
-        .write(move |conn| {
-            let row = ops::households::remove(conn, &caller, &id, removal)?;
-            view(conn, row)
-        })
-        .await?;
+pub async fn remove(api: Api, id: web::Path<String>, query: Params<RemoveQuery>) -> ApiResult<web::Json<HouseholdOut>> {
+    let removal = query.into_inner().checked()?;
+    let out = api.written(move |c, caller| ops::households::remove(c, caller, &id, removal)).await?;
     Ok(web::Json(out))
 }
 

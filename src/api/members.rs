@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use crate::AppState;
-use crate::api::conditional::{IfMatch, etag, saved};
-use crate::api::input::{Body, Day, Params};
-use crate::api::pagination::{Page, PageQuery, decode_cursor, fetch_limit, page};
+use crate::api::answer::{Api, View};
+use crate::api::conditional::IfMatch;
+use crate::api::input::{Body, Day};
+use crate::api::pagination::{Page, PageQuery};
 use crate::api::validate::{clean, clean_optional, client_id, declared, done, done_with, phone};
-use crate::auth::AuthUser;
 use crate::auth::scope;
+use crate::db::DbConn;
 use crate::domain::text::{optional_lines, required_line};
 use crate::domain::{Gender, IdNumber, Relation, mask};
 use crate::error::{ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
@@ -77,6 +77,18 @@ impl From<MemberRow> for MemberOut {
             created_at: m.created_at.and_utc(),
             updated_at: m.updated_at.and_utc(),
         }
+    }
+}
+
+impl View for MemberRow {
+    type Out = MemberOut;
+
+    fn version(&self) -> Option<i32> {
+        Some(self.version)
+    }
+
+    fn view(self, _: &mut DbConn) -> ApiResult<MemberOut> {
+        Ok(MemberOut::from(self))
     }
 }
 
@@ -153,60 +165,42 @@ impl CreateMember {
 
 /// Adds a member to a household.
 #[utoipa::path(post, path = "/api/v1/households/{id}/members", tag = "members", operation_id = "create_member",
-    params(("id" = String, Path, description = "Household id")),
     request_body = CreateMember, security(("bearer" = [])),
     responses(
-        (status = 201, description = "Added", body = MemberOut, headers(("ETag" = String, description = "Version"))),
+        (status = 201, description = "Added", body = MemberOut),
         (status = 200, description = "The caller added this member with this id before: the stored member", body = MemberOut),
         (status = 409, description = "The id belongs to another record or another request, or to a member removed since (`id_conflict`); or the household was removed (`household_removed`)", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid fields, or an ID number that disagrees with the birth date or gender (`id_number`)", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn create(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    path: web::Path<String>,
-    body: Body<CreateMember>,
-) -> ApiResult<HttpResponse> {
-    let (household_id, input) = (path.into_inner(), body.into_inner().checked()?);
-    let (created, row) = state.db.write(move |conn| ops::members::add(conn, &caller, &household_id, input)).await?;
-    Ok(saved(created, row.version, &MemberOut::from(row)))
+pub async fn create(api: Api, household_id: web::Path<String>, body: Body<CreateMember>) -> ApiResult<HttpResponse> {
+    let input = body.into_inner().checked()?;
+    api.saved(move |c, caller| ops::members::add(c, caller, &household_id, input)).await
 }
 
 /// The current members of a household.
 #[utoipa::path(get, path = "/api/v1/households/{id}/members", tag = "members", operation_id = "list_members",
-    params(("id" = String, Path, description = "Household id"), PageQuery), security(("bearer" = [])),
+    params(PageQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of members", body = Page<MemberOut>),
     ))]
-pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    path: web::Path<String>,
-    query: Params<PageQuery>,
-) -> ApiResult<web::Json<Page<MemberOut>>> {
-    let household_id = path.into_inner();
-    let fetch = fetch_limit(query.limit)?;
-    let after = decode_cursor(query.cursor.as_deref(), 1)?.map(|mut k| k.remove(0));
-    let rows = state
-        .db
-        .read(move |conn| {
-            scope::household(conn, &caller, &household_id)?;
-            Ok(households::list_members(conn, &household_id, after.as_deref(), fetch)?)
-        })
-        .await?;
-    Ok(web::Json(page(rows, fetch, |m| vec![m.id.clone()], MemberOut::from)))
+pub async fn list(api: Api, household_id: web::Path<String>, page: PageQuery) -> ApiResult<web::Json<Page<MemberOut>>> {
+    let (fetch, after) = (page.fetch()?, page.after_id()?);
+    api.listed(move |c, caller| {
+        scope::household(c, caller, &household_id)?;
+        let rows = households::list_members(c, &household_id, after.as_deref(), fetch)?;
+        Ok(Page::of(rows, fetch, |m| vec![m.id.clone()]))
+    })
+    .await
 }
 
 /// One member.
 #[utoipa::path(get, path = "/api/v1/members/{id}", tag = "members", operation_id = "get_member",
-    params(("id" = String, Path, description = "Member id")), security(("bearer" = [])),
+    security(("bearer" = [])),
     responses(
-        (status = 200, description = "The member", body = MemberOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The member", body = MemberOut),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    let (m, _) = state.db.read(move |conn| scope::member(conn, &caller, &id)).await?;
-    Ok(HttpResponse::Ok().insert_header(etag(m.version)).json(MemberOut::from(m)))
+pub async fn get(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    api.current(move |c, caller| Ok(scope::member(c, caller, &id)?.0)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate, Default)]
@@ -279,37 +273,31 @@ impl PatchMember {
 /// sent with it, and a birth date alone is refused (422 `id_number_required`) while the member
 /// has an ID number.
 #[utoipa::path(patch, path = "/api/v1/members/{id}", tag = "members", operation_id = "update_member",
-    params(("id" = String, Path, description = "Member id"),
-           ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
-    request_body = PatchMember, security(("bearer" = [])),
+    params(IfMatch), request_body = PatchMember, security(("bearer" = [])),
     responses(
-        (status = 200, description = "The changed member", body = MemberOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The changed member", body = MemberOut),
         (status = 409, description = "The household was removed: it takes no more changes (`household_removed`)", body = Problem, content_type = PROBLEM),
-        (status = 412, description = "If-Match names an old version", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid fields, or an ID number that would disagree with the birth date or gender (`id_number`)", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     if_match: IfMatch,
-    path: web::Path<String>,
+    id: web::Path<String>,
     body: Body<PatchMember>,
 ) -> ApiResult<HttpResponse> {
-    let (id, edit) = (path.into_inner(), body.into_inner().checked()?);
-    let row = state.db.write(move |conn| ops::members::edit(conn, &caller, &id, if_match.version(), edit)).await?;
-    Ok(saved(false, row.version, &MemberOut::from(row)))
+    let edit = body.into_inner().checked()?;
+    api.updated(move |c, caller| ops::members::edit(c, caller, &id, if_match.version(), edit)).await
 }
 
 /// Removes a member from a household (moved out, deceased, registered in error).
 #[utoipa::path(delete, path = "/api/v1/members/{id}", tag = "members", operation_id = "remove_member",
-    params(("id" = String, Path, description = "Member id")), security(("bearer" = [])),
+    security(("bearer" = [])),
     responses(
         (status = 204, description = "Removed"),
         (status = 409, description = "The household was removed: it takes no more changes (`household_removed`)", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn remove(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    state.db.write(move |conn| ops::members::remove(conn, &caller, &id)).await?;
+pub async fn remove(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    api.write(move |c, caller| ops::members::remove(c, caller, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

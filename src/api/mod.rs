@@ -1,6 +1,7 @@
 //! The HTTP surface: every route is wired here, and the OpenAPI document is built from the
 //! same handlers.
 
+pub mod answer;
 pub mod audit;
 pub mod auth;
 pub mod communities;

@@ -1,12 +1,15 @@
 //! Cursor pagination shared by every list: `limit` (default 50, at most 500) and an opaque
 //! `cursor`; answers `{"items": [...], "next_cursor": "..." | null}`.
 
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::api::input::parse_query;
 use crate::error::{ApiError, ApiResult};
 
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -19,7 +22,8 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// The query of a list that has no filters: just the page.
+/// The page a list asks for, read from its query beside the list's own filters (a handler
+/// takes both `Params<Filters>` and `PageQuery`; its annotation lists both).
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
@@ -29,6 +33,32 @@ pub struct PageQuery {
     /// `next_cursor` of the previous page.
     #[param(pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// How many rows to fetch: `limit` checked, and one more.
+    pub fn fetch(&self) -> ApiResult<i64> {
+        fetch_limit(self.limit)
+    }
+
+    /// The sort key the cursor carries, of `parts` parts (422 for one this server did not issue).
+    pub fn key(&self, parts: usize) -> ApiResult<Option<Vec<String>>> {
+        decode_cursor(self.cursor.as_deref(), parts)
+    }
+
+    /// The id a list in id order continues after.
+    pub fn after_id(&self) -> ApiResult<Option<String>> {
+        Ok(self.key(1)?.map(|mut k| k.remove(0)))
+    }
+}
+
+impl FromRequest for PageQuery {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_query(req.query_string()).map_err(Into::into))
+    }
 }
 
 /// Checks `limit`; returns how many rows to fetch (one more than the page, to know whether
@@ -88,13 +118,21 @@ fn encode_cursor(key: &[String]) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(key).expect("strings serialise"))
 }
 
-/// Cuts the extra row off and builds the page, with the cursor of the last item kept.
-pub fn page<R, T>(mut rows: Vec<R>, fetch: i64, key: impl Fn(&R) -> Vec<String>, map: impl Fn(R) -> T) -> Page<T> {
-    let page_size = usize::try_from(fetch - 1).unwrap_or(0);
-    let more = rows.len() > page_size;
-    rows.truncate(page_size);
-    let next_cursor = if more { rows.last().map(|r| encode_cursor(&key(r))) } else { None };
-    Page { items: rows.into_iter().map(map).collect(), next_cursor }
+impl<R> Page<R> {
+    /// No items: what a list answers when the caller asks for what they do not see.
+    pub fn empty() -> Page<R> {
+        Page { items: vec![], next_cursor: None }
+    }
+
+    /// The page of `rows` fetched with `fetch` ([`PageQuery::fetch`]): the extra row cut off,
+    /// and the cursor of the last item, by its sort `key`, kept when another page follows.
+    pub fn of(mut rows: Vec<R>, fetch: i64, key: impl Fn(&R) -> Vec<String>) -> Page<R> {
+        let page_size = usize::try_from(fetch - 1).unwrap_or(0);
+        let more = rows.len() > page_size;
+        rows.truncate(page_size);
+        let next_cursor = if more { rows.last().map(|r| encode_cursor(&key(r))) } else { None };
+        Page { items: rows, next_cursor }
+    }
 }
 
 #[cfg(test)]
@@ -103,13 +141,13 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let p = page(vec![1, 2, 3], 3, |n| vec![n.to_string()], |n| n);
+        let p = Page::of(vec![1, 2, 3], 3, |n| vec![n.to_string()]);
         assert_eq!(p.items, vec![1, 2]);
         let key = decode_cursor(p.next_cursor.as_deref(), 1).unwrap().unwrap();
         assert_eq!(key, vec!["2".to_owned()]);
         assert!(decode_cursor(Some("!!"), 1).is_err());
         assert!(decode_cursor(p.next_cursor.as_deref(), 2).is_err());
-        let last = page(vec![1], 3, |n| vec![n.to_string()], |n| n);
+        let last = Page::of(vec![1], 3, |n| vec![n.to_string()]);
         assert_eq!(last.next_cursor, None);
         assert!(fetch_limit(Some(0)).is_err());
         assert!(fetch_limit(Some(501)).is_err());

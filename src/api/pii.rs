@@ -11,10 +11,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::AppState;
+use crate::api::answer::Api;
 use crate::api::input::Params;
 use crate::api::validate::{clean, declared, done};
-use crate::auth::AuthUser;
 use crate::domain::text::required_line;
 use crate::error::{ApiResult, PROBLEM_JSON as PROBLEM, Problem};
 use crate::ops;
@@ -65,40 +64,30 @@ fn no_store<T: Serialize>(body: T) -> HttpResponse {
 /// Reveals a member's full ID number, birth date and phone, to the community's secretary or a
 /// worker of the grid. Every call is audited with its reason; the answer is never cached.
 #[utoipa::path(get, path = "/api/v1/members/{id}/pii", tag = "members", operation_id = "reveal_member_pii",
-    params(("id" = String, Path, description = "Member id"), PiiQuery), security(("bearer" = [])),
+    params(PiiQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "The full values (Cache-Control: no-store)", body = MemberPii),
         (status = 403, description = "Only the community's secretary and the grid's workers see personal data", body = Problem, content_type = PROBLEM),
         (status = 422, description = "No reason given, or one with nothing visible in it or longer than 200 characters", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn member(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    path: web::Path<String>,
-    query: Params<PiiQuery>,
-) -> ApiResult<HttpResponse> {
-    let (id, reason) = (path.into_inner(), query.into_inner().checked()?);
-    let m = state.db.write(move |conn| ops::pii::reveal_member(conn, &caller, &id, &reason)).await?;
+pub async fn member(api: Api, id: web::Path<String>, query: Params<PiiQuery>) -> ApiResult<HttpResponse> {
+    let reason = query.into_inner().checked()?;
+    let m = api.write(move |c, caller| ops::pii::reveal_member(c, caller, &id, &reason)).await?;
     Ok(no_store(MemberPii { id: m.id, id_number: m.id_number, birth_date: m.birth_date, phone: m.phone }))
 }
 
 /// Reveals a household's full phone number, to the community's secretary or a worker of the
 /// grid. Every call is audited with its reason; the answer is never cached.
 #[utoipa::path(get, path = "/api/v1/households/{id}/pii", tag = "households", operation_id = "reveal_household_pii",
-    params(("id" = String, Path, description = "Household id"), PiiQuery), security(("bearer" = [])),
+    params(PiiQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "The full values (Cache-Control: no-store)", body = HouseholdPii),
         (status = 403, description = "Only the community's secretary and the grid's workers see personal data", body = Problem, content_type = PROBLEM),
         (status = 422, description = "No reason given, or one with nothing visible in it or longer than 200 characters", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn household(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    path: web::Path<String>,
-    query: Params<PiiQuery>,
-) -> ApiResult<HttpResponse> {
-    let (id, reason) = (path.into_inner(), query.into_inner().checked()?);
-    let h = state.db.write(move |conn| ops::pii::reveal_household(conn, &caller, &id, &reason)).await?;
+pub async fn household(api: Api, id: web::Path<String>, query: Params<PiiQuery>) -> ApiResult<HttpResponse> {
+    let reason = query.into_inner().checked()?;
+    let h = api.write(move |c, caller| ops::pii::reveal_household(c, caller, &id, &reason)).await?;
     Ok(no_store(HouseholdPii { id: h.id, phone: h.phone }))
 }
 

@@ -7,10 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use crate::AppState;
+use crate::api::answer::Api;
 use crate::api::input::Body;
 use crate::api::validate::{clean, declared, done};
-use crate::auth::AuthUser;
 use crate::auth::scope;
 use crate::domain::text::required_line;
 use crate::domain::{ServiceKind, Tag};
@@ -66,24 +65,18 @@ pub fn views(plans: Vec<(PlanRow, Vec<TemplateRow>)>) -> Vec<PlanOut> {
 
 /// The community's three plans (red, yellow, green) with their service templates.
 #[utoipa::path(get, path = "/api/v1/communities/{id}/service-plans", tag = "plans", operation_id = "list_service_plans",
-    params(("id" = String, Path, description = "Community id")), security(("bearer" = [])),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "The plans, red first", body = Vec<PlanOut>),
     ))]
-pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    path: web::Path<String>,
-) -> ApiResult<web::Json<Vec<PlanOut>>> {
-    let id = path.into_inner();
-    let out = state
-        .db
-        .read(move |conn| {
-            scope::community(conn, &caller, &id)?;
-            Ok(views(plans::plans_of(conn, &id)?))
+pub async fn list(api: Api, id: web::Path<String>) -> ApiResult<web::Json<Vec<PlanOut>>> {
+    let plans = api
+        .read(move |c, caller| {
+            scope::community(c, caller, &id)?;
+            Ok(plans::plans_of(c, &id)?)
         })
         .await?;
-    Ok(web::Json(out))
+    Ok(web::Json(views(plans)))
 }
 
 // Serialize: `validator` puts the value of a too long list into its error.
@@ -153,15 +146,14 @@ impl PutPlan {
 /// brought in line at once: new templates get tasks, dropped ones lose theirs, changed
 /// intervals move due dates.
 #[utoipa::path(put, path = "/api/v1/communities/{id}/service-plans/{tag}", tag = "plans", operation_id = "put_service_plan",
-    params(("id" = String, Path, description = "Community id"), ("tag" = Tag, Path, description = "red, yellow or green")),
+    params(("tag" = Tag, Path, description = "red, yellow or green")),
     request_body = PutPlan, security(("bearer" = [])),
     responses(
         (status = 200, description = "All three plans after the change", body = Vec<PlanOut>),
         (status = 403, description = "Grid workers do not edit plans", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn put(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     path: web::Path<(String, String)>,
     body: Body<PutPlan>,
 ) -> ApiResult<web::Json<Vec<PlanOut>>> {
@@ -169,8 +161,8 @@ pub async fn put(
     let tag =
         Tag::parse(&tag).map_err(|_| ApiError::NotFound("no plan for that tag; use red, yellow or green".into()))?;
     let plan = body.into_inner().checked()?;
-    let out = state.db.write(move |conn| Ok(views(ops::plans::replace(conn, &caller, &id, tag, plan)?))).await?;
-    Ok(web::Json(out))
+    let plans = api.write(move |c, caller| ops::plans::replace(c, caller, &id, tag, plan)).await?;
+    Ok(web::Json(views(plans)))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

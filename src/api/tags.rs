@@ -15,13 +15,14 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::AppState;
+use crate::api::answer::{Api, View};
 use crate::api::conditional::IfMatch;
 use crate::api::input::{Body, Params, from_json};
-use crate::api::pagination::{Page, decode_cursor, fetch_limit, page, parse_time_key, time_key};
+use crate::api::pagination::{Page, PageQuery, parse_time_key, time_key};
 use crate::api::validate::{clean, clean_optional, declared, done};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
+use crate::db::DbConn;
 use crate::domain::text::{optional_lines, required_lines};
 use crate::domain::{Tag, TagChangeStatus, TagReason, catalogue, reason};
 use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
@@ -106,6 +107,14 @@ impl From<TagChangeRow> for TagChangeOut {
     }
 }
 
+impl View for TagChangeRow {
+    type Out = TagChangeOut;
+
+    fn view(self, _: &mut DbConn) -> ApiResult<TagChangeOut> {
+        Ok(TagChangeOut::from(self))
+    }
+}
+
 #[derive(Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct ProposeTagChange {
@@ -165,9 +174,7 @@ impl ProposeTagChange {
 /// has at most one pending proposal. With `If-Match` (the household's ETag), a change based on
 /// an old version of the household is refused (412).
 #[utoipa::path(post, path = "/api/v1/households/{id}/tag-changes", tag = "tags", operation_id = "propose_tag_change",
-    params(("id" = String, Path, description = "Household id"),
-           ("If-Match" = Option<String>, Header, description = "The household ETag the change is based on")),
-    request_body = ProposeTagChange, security(("bearer" = [])),
+    params(IfMatch), request_body = ProposeTagChange, security(("bearer" = [])),
     responses(
         (status = 201, description = "Proposed (`pending`, grid workers) or applied (`approved`, secretaries and administrators)", body = TagChangeOut),
         (status = 409, description = "The household already has a pending proposal (`proposal_pending`), or has been removed (`household_removed`)", body = Problem, content_type = PROBLEM),
@@ -175,18 +182,13 @@ impl ProposeTagChange {
         (status = 422, description = "Unknown tag or reason, note too long, or no change from the current tag and reasons", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn propose(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     if_match: IfMatch,
-    path: web::Path<String>,
+    household_id: web::Path<String>,
     body: Body<ProposeTagChange>,
 ) -> ApiResult<HttpResponse> {
-    let (household_id, proposal) = (path.into_inner(), body.into_inner().checked()?);
-    let row = state
-        .db
-        .write(move |conn| ops::tags::propose(conn, &caller, &household_id, if_match.version(), proposal))
-        .await?;
-    Ok(HttpResponse::Created().json(TagChangeOut::from(row)))
+    let proposal = body.into_inner().checked()?;
+    api.created(move |c, caller| ops::tags::propose(c, caller, &household_id, if_match.version(), proposal)).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -197,12 +199,6 @@ pub struct ListTagChanges {
     /// Changes of the households currently in this grid.
     pub grid_id: Option<String>,
     pub household_id: Option<String>,
-    /// Page size, 1–500 (default 50).
-    #[param(minimum = 1, maximum = 500, example = 50)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]+$")]
-    pub cursor: Option<String>,
 }
 
 /// The filter of a list narrowed to what the caller may see; `None` when that is nothing.
@@ -236,18 +232,16 @@ fn within_reach(mut filter: ListFilter, reach: Reach) -> Option<ListFilter> {
 /// `?status=pending`): all for administrators, their community's for secretaries, those of
 /// the households in their grids for grid workers.
 #[utoipa::path(get, path = "/api/v1/tag-changes", tag = "tags", operation_id = "list_tag_changes",
-    params(ListTagChanges), security(("bearer" = [])),
+    params(ListTagChanges, PageQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of tag changes", body = Page<TagChangeOut>),
     ))]
 pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     query: Params<ListTagChanges>,
+    page: PageQuery,
 ) -> ApiResult<web::Json<Page<TagChangeOut>>> {
-    let q = query.into_inner();
-    let fetch = fetch_limit(q.limit)?;
-    let after = decode_cursor(q.cursor.as_deref(), 1)?.map(|mut k| k.remove(0));
+    let (q, fetch, after) = (query.into_inner(), page.fetch()?, page.after_id()?);
     let filter = ListFilter {
         status: q.status,
         community_id: q.community_id,
@@ -255,33 +249,21 @@ pub async fn list(
         household_id: q.household_id,
         active_households_only: false,
     };
-    let out = state
-        .db
-        .read(move |conn| {
-            let Some(filter) = within_reach(filter, scope::reach(conn, &caller)?) else {
-                return Ok(Page { items: vec![], next_cursor: None });
-            };
-            let rows = tags::list(conn, &filter, after.as_deref(), fetch)?;
-            Ok(page(rows, fetch, |r| vec![r.id.clone()], TagChangeOut::from))
-        })
-        .await?;
-    Ok(web::Json(out))
+    api.listed(move |c, caller| match within_reach(filter, scope::reach(c, caller)?) {
+        Some(filter) => Ok(Page::of(tags::list(c, &filter, after.as_deref(), fetch)?, fetch, |r| vec![r.id.clone()])),
+        None => Ok(Page::empty()),
+    })
+    .await
 }
 
 /// One tag change.
 #[utoipa::path(get, path = "/api/v1/tag-changes/{id}", tag = "tags", operation_id = "get_tag_change",
-    params(("id" = String, Path, description = "Tag change id")), security(("bearer" = [])),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "The tag change", body = TagChangeOut),
     ))]
-pub async fn get(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    path: web::Path<String>,
-) -> ApiResult<web::Json<TagChangeOut>> {
-    let id = path.into_inner();
-    let out = state.db.read(move |conn| Ok(TagChangeOut::from(scope::tag_change(conn, &caller, &id)?))).await?;
-    Ok(web::Json(out))
+pub async fn get(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    api.current(move |c, caller| scope::tag_change(c, caller, &id)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate, Default)]
@@ -313,7 +295,7 @@ pub struct Rejection {
 
 impl Rejection {
     /// A rejection without a body says nothing: the note is missing.
-    fn checked(body: Option<Self>) -> ApiResult<ops::tags::Decision> {
+    pub(crate) fn checked(body: Option<Self>) -> ApiResult<ops::tags::Decision> {
         let r = body.ok_or_else(|| ApiError::invalid("note", "required", "say why the change is rejected"))?;
         done(declared(&r))?;
         Ok(ops::tags::Decision::Reject { note: clean(&r.note) })
@@ -341,7 +323,6 @@ fn optional_body<T: DeserializeOwned>(req: &HttpRequest, body: &web::Bytes) -> A
 /// Approves a pending proposal and applies its tag (secretaries of the community and
 /// administrators). The body may be omitted.
 #[utoipa::path(post, path = "/api/v1/tag-changes/{id}/approve", tag = "tags", operation_id = "approve_tag_change",
-    params(("id" = String, Path, description = "Tag change id")),
     request_body(content = Option<Decision>, description = "An optional note; the body may be omitted"),
     security(("bearer" = [])),
     responses(
@@ -350,21 +331,14 @@ fn optional_body<T: DeserializeOwned>(req: &HttpRequest, body: &web::Bytes) -> A
         (status = 409, description = "The change is no longer pending (`already_decided`), or the household has been removed (`household_removed`)", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Note too long, or the household already has the proposed tag and reasons", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn approve(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> ApiResult<web::Json<TagChangeOut>> {
+pub async fn approve(api: Api, req: HttpRequest, id: web::Path<String>, body: web::Bytes) -> ApiResult<HttpResponse> {
     let decision = optional_body::<Decision>(&req, &body)?.unwrap_or_default().checked()?;
-    decide(state, caller, path.into_inner(), decision).await
+    api.updated(move |c, caller| ops::tags::decide(c, caller, &id, decision)).await
 }
 
 /// Rejects a pending proposal, saying why; the household keeps its tag (secretaries of the
 /// community and administrators).
 #[utoipa::path(post, path = "/api/v1/tag-changes/{id}/reject", tag = "tags", operation_id = "reject_tag_change",
-    params(("id" = String, Path, description = "Tag change id")),
     request_body(content = Rejection, description = "The note is required"),
     security(("bearer" = [])),
     responses(
@@ -372,74 +346,34 @@ pub async fn approve(
         (status = 403, description = "Grid workers do not decide tag changes", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The change is no longer pending (`already_decided`)", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn reject(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> ApiResult<web::Json<TagChangeOut>> {
+pub async fn reject(api: Api, req: HttpRequest, id: web::Path<String>, body: web::Bytes) -> ApiResult<HttpResponse> {
     let decision = Rejection::checked(optional_body::<Rejection>(&req, &body)?)?;
-    decide(state, caller, path.into_inner(), decision).await
-}
-
-async fn decide(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    id: String,
-    decision: ops::tags::Decision,
-) -> ApiResult<web::Json<TagChangeOut>> {
-    let row = state.db.write(move |conn| ops::tags::decide(conn, &caller, &id, decision)).await?;
-    Ok(web::Json(TagChangeOut::from(row)))
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct HistoryQuery {
-    /// Page size, 1–500 (default 50).
-    #[param(minimum = 1, maximum = 500, example = 50)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]+$")]
-    pub cursor: Option<String>,
+    api.updated(move |c, caller| ops::tags::decide(c, caller, &id, decision)).await
 }
 
 /// The household's tag history: the applied (approved) changes, newest first, each with the
 /// tag it replaced, the tag set, the reasons and note, who proposed and who decided it, when.
 #[utoipa::path(get, path = "/api/v1/households/{id}/tag-history", tag = "tags", operation_id = "tag_history",
-    params(("id" = String, Path, description = "Household id"), HistoryQuery), security(("bearer" = [])),
+    params(PageQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of applied changes, newest first", body = Page<TagChangeOut>),
     ))]
 pub async fn history(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    path: web::Path<String>,
-    query: Params<HistoryQuery>,
+    api: Api,
+    household_id: web::Path<String>,
+    page: PageQuery,
 ) -> ApiResult<web::Json<Page<TagChangeOut>>> {
-    let household_id = path.into_inner();
-    let q = query.into_inner();
-    let fetch = fetch_limit(q.limit)?;
-    let after = match decode_cursor(q.cursor.as_deref(), 2)? {
+    let fetch = page.fetch()?;
+    let after = match page.key(2)? {
         None => None,
-        Some(mut k) => {
-            let at = parse_time_key(&k[0])?;
-            Some((at, k.remove(1)))
-        }
+        Some(mut k) => Some((parse_time_key(&k[0])?, k.remove(1))),
     };
-    let out = state
-        .db
-        .read(move |conn| {
-            scope::household(conn, &caller, &household_id)?;
-            let rows = tags::history(conn, &household_id, after, fetch)?;
-            let key = |r: &TagChangeRow| {
-                let at = r.decided_at.unwrap_or(r.proposed_at);
-                vec![time_key(at), r.id.clone()]
-            };
-            Ok(page(rows, fetch, key, TagChangeOut::from))
-        })
-        .await?;
-    Ok(web::Json(out))
+    api.listed(move |c, caller| {
+        scope::household(c, caller, &household_id)?;
+        let rows = tags::history(c, &household_id, after, fetch)?;
+        Ok(Page::of(rows, fetch, |r| vec![time_key(r.decided_at.unwrap_or(r.proposed_at)), r.id.clone()]))
+    })
+    .await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

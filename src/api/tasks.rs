@@ -7,10 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::AppState;
-use crate::api::conditional::saved;
+use crate::api::answer::{Api, View};
 use crate::api::input::{Body, Day, Params};
-use crate::api::pagination::{Page, date_key, decode_cursor, fetch_limit, page, parse_date_key};
+use crate::api::pagination::{Page, PageQuery, date_key, parse_date_key};
 use crate::api::validate::{clean, declared, done};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
@@ -19,7 +18,7 @@ use crate::domain::text::required_line;
 use crate::domain::{ServiceKind, Tag, TaskStatus};
 use crate::error::{ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::ops;
-use crate::store::communities::{self, today_in};
+use crate::store::communities;
 use crate::store::tasks::{self as store, Assignee, ListFilter, TaskRow};
 
 #[derive(Serialize, ToSchema)]
@@ -71,15 +70,6 @@ pub fn task_out(t: TaskRow, today: NaiveDate) -> TaskOut {
     }
 }
 
-/// Today in the timezone of the community a set of tasks belongs to.
-fn today_of(conn: &mut DbConn, community_id: Option<&str>) -> ApiResult<NaiveDate> {
-    let tz = match community_id {
-        Some(c) => communities::find(conn, c)?.map(|c| c.timezone).unwrap_or_default(),
-        None => String::new(),
-    };
-    Ok(today_in(&tz))
-}
-
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListTasks {
@@ -96,12 +86,6 @@ pub struct ListTasks {
     pub grid_id: Option<String>,
     #[param(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub household_id: Option<String>,
-    /// Page size, 1–500 (default 50).
-    #[param(minimum = 1, maximum = 500, example = 50)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]+$")]
-    pub cursor: Option<String>,
 }
 
 impl ListTasks {
@@ -121,48 +105,37 @@ impl ListTasks {
             household_id: self.household_id,
             ..Default::default()
         };
-        match reach {
-            Reach::Everything => {}
-            Reach::Community(c) => filter.community_id = Some(c),
-            // The tasks of the households now in the worker's grids, not removed: the rule of
-            // changing one (a done task keeps the grid it was done in).
-            Reach::Grids { community_id, grid_ids } => {
-                filter.community_id = Some(community_id);
-                filter.current_households_in = Some(grid_ids);
-            }
-        }
+        // The households now in the worker's grids, not removed: the rule of changing one (a
+        // done task keeps the grid it was done in).
+        (filter.community_id, filter.current_households_in) = reach.bounds();
         filter
     }
 }
 
 /// Lists tasks in the caller's scope, soonest due first (overdue ones flagged).
 #[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", operation_id = "list_tasks",
-    params(ListTasks), security(("bearer" = [])),
+    params(ListTasks, PageQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of tasks", body = Page<TaskOut>),
     ))]
-pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    query: Params<ListTasks>,
-) -> ApiResult<web::Json<Page<TaskOut>>> {
-    let q = query.into_inner();
-    let fetch = fetch_limit(q.limit)?;
-    let after = match decode_cursor(q.cursor.as_deref(), 2)? {
+pub async fn list(api: Api, query: Params<ListTasks>, page: PageQuery) -> ApiResult<web::Json<Page<TaskOut>>> {
+    let (q, fetch) = (query.into_inner(), page.fetch()?);
+    let after = match page.key(2)? {
         Some(k) => Some((parse_date_key(&k[0])?, k[1].clone())),
         None => None,
     };
-    let out = state
-        .db
-        .read(move |conn| {
-            let reach = scope::reach(conn, &caller)?;
+    let out = api
+        .read(move |conn, caller| {
+            let reach = scope::reach(conn, caller)?;
             let community = match &reach {
                 Reach::Everything => None,
                 Reach::Community(c) | Reach::Grids { community_id: c, .. } => Some(c.clone()),
             };
-            let today = today_of(conn, community.as_deref())?;
-            let rows = store::list(conn, &q.filter(&caller, reach, today), after, fetch)?;
-            Ok(page(rows, fetch, |t| vec![date_key(t.due_on), t.id.clone()], |t| task_out(t, today)))
+            // One calendar for the page: the community's, or (an administrator's list) the default.
+            let today = communities::today_of_list(conn, community.as_deref())?;
+            let rows = store::list(conn, &q.filter(caller, reach, today), after, fetch)?;
+            let Page { items, next_cursor } = Page::of(rows, fetch, |t| vec![date_key(t.due_on), t.id.clone()]);
+            Ok(Page { items: items.into_iter().map(|t| task_out(t, today)).collect(), next_cursor })
         })
         .await?;
     Ok(web::Json(out))
@@ -219,36 +192,31 @@ impl PatchTask {
 }
 
 /// A task as answered: `overdue` by today in its community.
-pub fn view(conn: &mut DbConn, t: TaskRow) -> ApiResult<TaskOut> {
-    let today = today_of(conn, Some(&t.community_id))?;
-    Ok(task_out(t, today))
+impl View for TaskRow {
+    type Out = TaskOut;
+
+    fn version(&self) -> Option<i32> {
+        Some(self.version)
+    }
+
+    fn view(self, conn: &mut DbConn) -> ApiResult<TaskOut> {
+        let today = communities::today(conn, &self.community_id)?;
+        Ok(task_out(self, today))
+    }
 }
 
 /// Reassigns or cancels an open task (the community's secretary, or an administrator).
 #[utoipa::path(patch, path = "/api/v1/tasks/{id}", tag = "tasks", operation_id = "update_task",
-    params(("id" = String, Path, description = "Task id")),
     request_body = PatchTask, security(("bearer" = [])),
     responses(
-        (status = 200, description = "The changed task", body = TaskOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The changed task", body = TaskOut),
         (status = 403, description = "Grid workers do not reassign or cancel tasks", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The task is not open (`task_closed`)", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid change, or an assignee who is not an active worker of the task's grid", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn patch(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    path: web::Path<String>,
-    body: Body<PatchTask>,
-) -> ApiResult<HttpResponse> {
-    let (id, change) = (path.into_inner(), body.into_inner().checked()?);
-    let out = state
-        .db
-        .write(move |conn| {
-            let row = ops::tasks::change(conn, &caller, &id, change)?;
-            view(conn, row)
-        })
-        .await?;
-    Ok(saved(false, out.version, &out))
+pub async fn patch(api: Api, id: web::Path<String>, body: Body<PatchTask>) -> ApiResult<HttpResponse> {
+    let change = body.into_inner().checked()?;
+    api.updated(move |c, caller| ops::tasks::change(c, caller, &id, change)).await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -6,12 +6,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::AppState;
-use crate::api::conditional::{IfMatch, etag, saved};
+use crate::api::answer::{Api, View};
+use crate::api::conditional::IfMatch;
 use crate::api::input::{Body, Params};
-use crate::api::pagination::{Page, decode_cursor, fetch_limit, page};
+use crate::api::pagination::{Page, PageQuery};
 use crate::api::validate::{clean, declared, done, phone};
 use crate::auth::{AuthUser, password, scope};
+use crate::db::DbConn;
 use crate::domain::text::required_line;
 use crate::domain::{Role, mask};
 use crate::error::{ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
@@ -53,6 +54,18 @@ impl From<UserRow> for UserOut {
             created_at: u.created_at.and_utc(),
             updated_at: u.updated_at.and_utc(),
         }
+    }
+}
+
+impl View for UserRow {
+    type Out = UserOut;
+
+    fn version(&self) -> Option<i32> {
+        Some(self.version)
+    }
+
+    fn view(self, _: &mut DbConn) -> ApiResult<UserOut> {
+        Ok(UserOut::from(self))
     }
 }
 
@@ -122,16 +135,15 @@ impl CreateUser {
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", operation_id = "create_user",
     request_body = CreateUser, security(("bearer" = [])),
     responses(
-        (status = 201, description = "Created", body = UserOut, headers(("ETag" = String, description = "Version"))),
+        (status = 201, description = "Created", body = UserOut),
         (status = 403, description = "The caller's role may not create this account", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The username is taken (`already_exists`)", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn create(state: web::Data<AppState>, caller: AuthUser, body: Body<CreateUser>) -> ApiResult<HttpResponse> {
+pub async fn create(api: Api, body: Body<CreateUser>) -> ApiResult<HttpResponse> {
     let mut input = body.into_inner();
-    input.community_id = ops::users::placement(&caller, input.role, input.community_id)?;
+    input.community_id = ops::users::placement(&api.caller, input.role, input.community_id)?;
     let account = web::block(move || input.checked()).await??;
-    let row = state.db.write(move |conn| ops::users::create(conn, Acting::User(&caller), account)).await?;
-    Ok(saved(true, row.version, &UserOut::from(row)))
+    api.created(move |c, caller| ops::users::create(c, Acting::User(caller), account)).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -142,60 +154,56 @@ pub struct ListUsers {
     pub community_id: Option<String>,
     pub role: Option<Role>,
     pub active: Option<bool>,
-    /// Page size, 1–500 (default 50).
-    #[param(minimum = 1, maximum = 500, example = 50)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]+$")]
-    pub cursor: Option<String>,
+}
+
+impl ListUsers {
+    /// The filter of the query narrowed to the accounts the caller sees; `None` when that is
+    /// none of them (a secretary asking for another community).
+    fn within_reach(self, caller: &AuthUser, after: Option<String>) -> Option<ListFilter> {
+        let mut filter = ListFilter {
+            community_id: self.community_id,
+            role: self.role,
+            active: self.active,
+            after,
+            ..Default::default()
+        };
+        match caller.role {
+            Role::Admin => {}
+            Role::Secretary => {
+                if filter.community_id.is_some() && filter.community_id != caller.community_id {
+                    return None;
+                }
+                filter.community_id = caller.community_id.clone();
+            }
+            Role::GridWorker => filter.only_id = Some(caller.id.clone()),
+        }
+        Some(filter)
+    }
 }
 
 /// Lists the accounts the caller may see: all (admin), their community's (secretary), their
 /// own (grid worker).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", operation_id = "list_users",
-    params(ListUsers), security(("bearer" = [])),
+    params(ListUsers, PageQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of accounts", body = Page<UserOut>),
     ))]
-pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    query: Params<ListUsers>,
-) -> ApiResult<web::Json<Page<UserOut>>> {
-    let q = query.into_inner();
-    let fetch = fetch_limit(q.limit)?;
-    let after = decode_cursor(q.cursor.as_deref(), 1)?.map(|mut k| k.remove(0));
-    let mut filter = ListFilter {
-        community_id: q.community_id,
-        role: q.role.map(|r| r.as_str().to_owned()),
-        active: q.active,
-        after,
-        ..Default::default()
+pub async fn list(api: Api, query: Params<ListUsers>, page: PageQuery) -> ApiResult<web::Json<Page<UserOut>>> {
+    let fetch = page.fetch()?;
+    let Some(filter) = query.into_inner().within_reach(&api.caller, page.after_id()?) else {
+        return Ok(web::Json(Page::empty()));
     };
-    match caller.role {
-        Role::Admin => {}
-        Role::Secretary => {
-            if filter.community_id.is_some() && filter.community_id != caller.community_id {
-                return Ok(web::Json(Page { items: vec![], next_cursor: None }));
-            }
-            filter.community_id = caller.community_id.clone();
-        }
-        Role::GridWorker => filter.only_id = Some(caller.id.clone()),
-    }
-    let rows = state.db.read(move |conn| Ok(users::list(conn, &filter, fetch)?)).await?;
-    Ok(web::Json(page(rows, fetch, |u| vec![u.id.clone()], UserOut::from)))
+    api.listed(move |c, _| Ok(Page::of(users::list(c, &filter, fetch)?, fetch, |u| vec![u.id.clone()]))).await
 }
 
 /// One account.
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", operation_id = "get_user",
-    params(("id" = String, Path, description = "User id")), security(("bearer" = [])),
+    security(("bearer" = [])),
     responses(
-        (status = 200, description = "The account", body = UserOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The account", body = UserOut),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    let row = state.db.read(move |conn| scope::user(conn, &caller, &id)).await?;
-    Ok(HttpResponse::Ok().insert_header(etag(row.version)).json(UserOut::from(row)))
+pub async fn get(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    api.current(move |c, caller| scope::user(c, caller, &id)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate)]
@@ -237,25 +245,20 @@ impl PatchUser {
 /// Changes an account. Anyone may change their own display name and phone; administrators
 /// manage every account, secretaries the grid workers of their community.
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", operation_id = "update_user",
-    params(("id" = String, Path, description = "User id"),
-           ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
-    request_body = PatchUser, security(("bearer" = [])),
+    params(IfMatch), request_body = PatchUser, security(("bearer" = [])),
     responses(
-        (status = 200, description = "The changed account", body = UserOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The changed account", body = UserOut),
         (status = 403, description = "The caller may not manage this account", body = Problem, content_type = PROBLEM),
-        (status = 412, description = "If-Match names an old version", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     if_match: IfMatch,
-    path: web::Path<String>,
+    id: web::Path<String>,
     body: Body<PatchUser>,
 ) -> ApiResult<HttpResponse> {
-    let (id, input) = (path.into_inner(), body.into_inner());
+    let input = body.into_inner();
     let edit = web::block(move || input.checked()).await??;
-    let row = state.db.write(move |conn| ops::users::edit(conn, &caller, &id, if_match.version(), edit)).await?;
-    Ok(saved(false, row.version, &UserOut::from(row)))
+    api.updated(move |c, caller| ops::users::edit(c, caller, &id, if_match.version(), edit)).await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

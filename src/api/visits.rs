@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::AppState;
-use crate::api::conditional::{IfMatch, etag, saved};
+use crate::api::answer::{Api, View};
+use crate::api::conditional::IfMatch;
 use crate::api::input::{Body, Instant, Params};
-use crate::api::pagination::{Page, decode_cursor, fetch_limit, page, parse_time_key, time_key};
+use crate::api::pagination::{Page, PageQuery, parse_time_key, time_key};
 use crate::api::validate::{clean, clean_optional, client_id, declared, done};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
@@ -83,8 +83,20 @@ pub fn views(conn: &mut DbConn, rows: Vec<VisitRow>) -> ApiResult<Vec<VisitOut>>
         .collect())
 }
 
-pub fn view(conn: &mut DbConn, row: VisitRow) -> ApiResult<VisitOut> {
-    views(conn, vec![row])?.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("empty view")))
+impl View for VisitRow {
+    type Out = VisitOut;
+
+    fn version(&self) -> Option<i32> {
+        Some(self.version)
+    }
+
+    fn view(self, conn: &mut DbConn) -> ApiResult<VisitOut> {
+        views(conn, vec![self])?.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("empty view")))
+    }
+
+    fn views(rows: Vec<Self>, conn: &mut DbConn) -> ApiResult<Vec<VisitOut>> {
+        views(conn, rows)
+    }
 }
 
 #[derive(Deserialize, ToSchema, Validate)]
@@ -137,23 +149,16 @@ impl CreateVisit {
 #[utoipa::path(post, path = "/api/v1/visits", tag = "visits", operation_id = "create_visit",
     request_body = CreateVisit, security(("bearer" = [])),
     responses(
-        (status = 201, description = "Recorded", body = VisitOut, headers(("ETag" = String, description = "Version"))),
+        (status = 201, description = "Recorded", body = VisitOut),
         (status = 200, description = "The same visit was already recorded with this id by the caller", body = VisitOut),
         (status = 404, description = "No such household in the caller's scope", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The id holds another visit (`id_conflict`), or the household was removed (`household_removed`)", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid fields, or `visited_at` outside the allowed window", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn create(state: web::Data<AppState>, caller: AuthUser, body: Body<CreateVisit>) -> ApiResult<HttpResponse> {
+pub async fn create(api: Api, body: Body<CreateVisit>) -> ApiResult<HttpResponse> {
     let input = body.into_inner().checked()?;
-    let policy = Policy { max_age_days: state.config.server.visit_max_age_days };
-    let (created, out) = state
-        .db
-        .write(move |conn| {
-            let (created, row) = ops::visits::record(conn, &caller, input, policy)?;
-            Ok((created, view(conn, row)?))
-        })
-        .await?;
-    Ok(saved(created, out.version, &out))
+    let policy = Policy { max_age_days: api.state.config.server.visit_max_age_days };
+    api.saved(move |c, caller| ops::visits::record(c, caller, input, policy)).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -168,59 +173,42 @@ pub struct ListVisits {
     /// Visits before this time (RFC 3339).
     #[param(value_type = Option<DateTime<Utc>>)]
     pub to: Option<Instant>,
-    /// Page size, 1–500 (default 50).
-    #[param(minimum = 1, maximum = 500, example = 50)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]+$")]
-    pub cursor: Option<String>,
 }
 
 /// Lists visits in the caller's scope, newest first.
 #[utoipa::path(get, path = "/api/v1/visits", tag = "visits", operation_id = "list_visits",
-    params(ListVisits), security(("bearer" = [])),
+    params(ListVisits, PageQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of visits", body = Page<VisitOut>),
-        (status = 400, description = "Malformed query", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn list(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    query: Params<ListVisits>,
-) -> ApiResult<web::Json<Page<VisitOut>>> {
-    let q = query.into_inner();
-    let fetch = fetch_limit(q.limit)?;
-    let before = match decode_cursor(q.cursor.as_deref(), 2)? {
+pub async fn list(api: Api, query: Params<ListVisits>, page: PageQuery) -> ApiResult<web::Json<Page<VisitOut>>> {
+    let (q, fetch) = (query.into_inner(), page.fetch()?);
+    let before = match page.key(2)? {
         Some(k) => Some((parse_time_key(&k[0])?, k[1].clone())),
         None => None,
     };
-    let out = state
-        .db
-        .read(move |conn| {
-            let mut filter = ListFilter {
-                household_id: q.household_id,
-                worker_id: q.worker_id,
-                grid_ids: q.grid_id.map(|g| vec![g]),
-                from: q.from.map(|f| f.0.naive_utc()),
-                to: q.to.map(|t| t.0.naive_utc()),
-                ..Default::default()
-            };
-            match scope::reach(conn, &caller)? {
-                Reach::Everything => {}
-                Reach::Community(c) => filter.community_id = Some(c),
-                Reach::Grids { community_id, grid_ids } => {
-                    filter.community_id = Some(community_id);
-                    filter.current_households_in = Some(grid_ids);
-                }
-            }
-            let rows = store::list(conn, &filter, before, fetch)?;
-            let keyed = page(rows, fetch, |v| vec![time_key(v.visited_at), v.id.clone()], |v| v);
-            Ok(Page { items: views(conn, keyed.items)?, next_cursor: keyed.next_cursor })
-        })
-        .await?;
-    Ok(web::Json(out))
+    api.listed(move |c, caller| {
+        let filter = q.within(scope::reach(c, caller)?);
+        let rows = store::list(c, &filter, before, fetch)?;
+        Ok(Page::of(rows, fetch, |v| vec![time_key(v.visited_at), v.id.clone()]))
+    })
+    .await
+}
+
+impl ListVisits {
+    /// The filter of the query, in the caller's reach.
+    fn within(self, reach: Reach) -> ListFilter {
+        let mut filter = ListFilter {
+            household_id: self.household_id,
+            worker_id: self.worker_id,
+            grid_ids: self.grid_id.map(|g| vec![g]),
+            from: self.from.map(|f| f.0.naive_utc()),
+            to: self.to.map(|t| t.0.naive_utc()),
+            ..Default::default()
+        };
+        (filter.community_id, filter.current_households_in) = reach.bounds();
+        filter
+    }
 }
 
 fn visible_visit(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<VisitRow> {
@@ -231,22 +219,12 @@ fn visible_visit(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<Vi
 
 /// One visit.
 #[utoipa::path(get, path = "/api/v1/visits/{id}", tag = "visits", operation_id = "get_visit",
-    params(("id" = String, Path, description = "Visit id")), security(("bearer" = [])),
+    security(("bearer" = [])),
     responses(
-        (status = 200, description = "The visit", body = VisitOut, headers(("ETag" = String, description = "Version"))),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
-        (status = 404, description = "No such visit in the caller's scope", body = Problem, content_type = PROBLEM),
+        (status = 200, description = "The visit", body = VisitOut),
     ))]
-pub async fn get(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
-    let out = state
-        .db
-        .read(move |conn| {
-            let v = visible_visit(conn, &caller, &id)?;
-            view(conn, v)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().insert_header(etag(out.version)).json(out))
+pub async fn get(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    api.current(move |c, caller| visible_visit(c, caller, &id)).await
 }
 
 #[derive(Deserialize, ToSchema, Validate)]
@@ -282,31 +260,20 @@ impl PatchVisit {
 /// Corrects a visit's notes, findings or location: its author only, within 24 hours of
 /// receipt; afterwards it is immutable (409 `visit_locked`).
 #[utoipa::path(patch, path = "/api/v1/visits/{id}", tag = "visits", operation_id = "update_visit",
-    params(("id" = String, Path, description = "Visit id"),
-           ("If-Match" = Option<String>, Header, description = "The ETag the correction is based on")),
-    request_body = PatchVisit, security(("bearer" = [])),
+    params(IfMatch), request_body = PatchVisit, security(("bearer" = [])),
     responses(
-        (status = 200, description = "The corrected visit", body = VisitOut, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "The corrected visit", body = VisitOut),
         (status = 403, description = "Only the author corrects a visit", body = Problem, content_type = PROBLEM),
         (status = 409, description = "More than 24 hours old: immutable (`visit_locked`)", body = Problem, content_type = PROBLEM),
-        (status = 412, description = "If-Match names an old version", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn patch(
-    state: web::Data<AppState>,
-    caller: AuthUser,
+    api: Api,
     if_match: IfMatch,
-    path: web::Path<String>,
+    id: web::Path<String>,
     body: Body<PatchVisit>,
 ) -> ApiResult<HttpResponse> {
-    let (id, correction) = (path.into_inner(), body.into_inner().checked()?);
-    let out = state
-        .db
-        .write(move |conn| {
-            let row = ops::visits::correct(conn, &caller, &id, if_match.version(), correction)?;
-            view(conn, row)
-        })
-        .await?;
-    Ok(saved(false, out.version, &out))
+    let correction = body.into_inner().checked()?;
+    api.updated(move |c, caller| ops::visits::correct(c, caller, &id, if_match.version(), correction)).await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

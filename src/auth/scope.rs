@@ -72,6 +72,18 @@ pub enum Reach {
     Grids { community_id: String, grid_ids: Vec<String> },
 }
 
+impl Reach {
+    /// The community a list is held to and the grids whose current households it is held to
+    /// (`None`: not held).
+    pub fn bounds(self) -> (Option<String>, Option<Vec<String>>) {
+        match self {
+            Reach::Everything => (None, None),
+            Reach::Community(c) => (Some(c), None),
+            Reach::Grids { community_id, grid_ids } => (Some(community_id), Some(grid_ids)),
+        }
+    }
+}
+
 pub fn reach(conn: &mut DbConn, caller: &AuthUser) -> ApiResult<Reach> {
     let community =
         || caller.community_id.clone().ok_or_else(|| ApiError::internal(anyhow::anyhow!("user has no community")));

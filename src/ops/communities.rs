@@ -7,9 +7,9 @@ use crate::auth::{AuthUser, scope};
 use crate::db::DbConn;
 use crate::domain::Role;
 use crate::error::{ApiError, ApiResult};
-use crate::ops::check_version;
-use crate::store::audit::{self, Event};
-use crate::store::communities::{self as store, CommunityChanges, CommunityRow};
+use crate::ops::{applied, audit_event, check_version};
+use crate::store::audit::Event;
+use crate::store::communities::{self as store, CommunityRow};
 use crate::store::{new_id, now, plans};
 
 /// A community to create; checked (a county-level division code, an IANA timezone).
@@ -41,19 +41,12 @@ pub fn create(conn: &mut DbConn, caller: &AuthUser, c: NewCommunity) -> ApiResul
     store::insert(conn, &row)?;
     plans::create_defaults(conn, &row.id)?;
     let summary = json!({"name": row.name, "division_code": row.division_code});
-    audit::record(conn, &caller.actor(), event("community.created", &row.id, summary))?;
+    audit_event(conn, caller, event("community.created", &row.id, summary))?;
     Ok(row)
 }
 
-/// A change to a community; checked. `None` leaves a field alone. The division code is not
-/// among them: grid codes derive from it.
-#[derive(Debug, Clone, Default)]
-pub struct CommunityEdit {
-    pub name: Option<String>,
-    pub district: Option<String>,
-    pub street: Option<String>,
-    pub timezone: Option<String>,
-}
+/// A change to a community; checked (an IANA timezone). `None` leaves a field alone.
+pub use crate::store::communities::CommunityEdit;
 
 /// Changes a community.
 pub fn edit(
@@ -67,18 +60,8 @@ pub fn edit(
     caller.require(&[Role::Admin])?;
     check_version(expected, current.version)?;
     let summary = json!({"name": e.name, "district": e.district, "street": e.street, "timezone": e.timezone});
-    let changes = CommunityChanges {
-        name: e.name,
-        district: e.district,
-        street: e.street,
-        timezone: e.timezone,
-        version: Some(current.version + 1),
-        updated_at: Some(now()),
-    };
-    if !store::update(conn, id, current.version, &changes)? {
-        return Err(ApiError::PreconditionFailed("the community changed meanwhile; fetch it again".into()));
-    }
-    audit::record(conn, &caller.actor(), event("community.updated", id, summary))?;
+    applied(store::update(conn, id, current.version, &e, now())?, "community")?;
+    audit_event(conn, caller, event("community.updated", id, summary))?;
     store::find(conn, id)?.ok_or_else(|| ApiError::not_found("community"))
 }
 

@@ -9,8 +9,8 @@ use crate::auth::{AuthUser, scope};
 use crate::db::DbConn;
 use crate::domain::{GridCode, Role};
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::ops::check_version;
-use crate::store::audit::{self, Event};
+use crate::ops::{applied, audit_event, check_version};
+use crate::store::audit::Event;
 use crate::store::communities::{self as store, GridChanges, GridRow};
 use crate::store::{new_id, now, tasks, users};
 
@@ -52,7 +52,7 @@ pub fn create(conn: &mut DbConn, caller: &AuthUser, community_id: &str, g: NewGr
     };
     store::insert_grid(conn, &row)?;
     let summary = json!({"code": row.code, "name": row.name});
-    audit::record(conn, &caller.actor(), event("grid.created", &row, summary))?;
+    audit_event(conn, caller, event("grid.created", &row, summary))?;
     Ok(row)
 }
 
@@ -80,13 +80,9 @@ pub fn edit(conn: &mut DbConn, caller: &AuthUser, id: &str, expected: Option<&st
         description: e.description,
         station_name: station.as_ref().map(|s| s.0.clone()),
         station_address: station.map(|s| s.1),
-        version: Some(grid.version + 1),
-        updated_at: Some(now()),
     };
-    if !store::update_grid(conn, id, grid.version, &changes)? {
-        return Err(ApiError::PreconditionFailed("the grid changed meanwhile; fetch it again".into()));
-    }
-    audit::record(conn, &caller.actor(), event("grid.updated", &grid, summary))?;
+    applied(store::update_grid(conn, id, grid.version, &changes, now())?, "grid")?;
+    audit_event(conn, caller, event("grid.updated", &grid, summary))?;
     store::find_grid(conn, id)?.ok_or_else(|| ApiError::not_found("grid"))
 }
 
@@ -115,12 +111,11 @@ pub fn set_workers(conn: &mut DbConn, caller: &AuthUser, id: &str, workers: Vec<
     } else {
         tasks::hand_on(conn, id, at)?
     };
-    let changes = GridChanges { version: Some(grid.version + 1), updated_at: Some(at), ..Default::default() };
-    store::update_grid(conn, id, grid.version, &changes)?;
+    store::touch_grid(conn, id, at)?;
     let listed: Vec<Value> = workers.iter().map(|(u, p)| json!({"user_id": u, "primary": p})).collect();
     let summary = json!({"workers": listed, "primary_before": before, "primary_after": after,
         "open_tasks_moved": moved});
-    audit::record(conn, &caller.actor(), event("grid.workers_replaced", &grid, summary))?;
+    audit_event(conn, caller, event("grid.workers_replaced", &grid, summary))?;
     store::find_grid(conn, id)?.ok_or_else(|| ApiError::not_found("grid"))
 }
 

@@ -1,14 +1,16 @@
 //! Households: registering one (retried safely with a client id), editing it (a move between
 //! grids takes its open tasks along) and removing it softly.
 
+use serde_json::{Value, json};
+
 use crate::auth::{AuthUser, scope};
 use crate::db::DbConn;
 use crate::domain::{RemovalReason, Role, Tag};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::ops::check_version;
+use crate::ops::{applied, audit_event, check_version};
 use crate::store::audit::{self, Event};
 use crate::store::communities::GridRow;
-use crate::store::households::{self as store, HouseholdChanges, HouseholdRow};
+use crate::store::households::{self as store, HouseholdRow};
 use crate::store::replay::Origin;
 use crate::store::{JsonText, now, tags, tasks};
 
@@ -41,7 +43,7 @@ pub struct NewHousehold {
 pub fn register(conn: &mut DbConn, caller: &AuthUser, h: NewHousehold) -> ApiResult<(bool, HouseholdRow)> {
     let grid = target_grid(conn, caller, &h.grid_id, None)?;
     let Address { building, unit, room } = h.address;
-    let content = serde_json::json!({"grid_id": grid.id, "address": [building, unit, room],
+    let content = json!({"grid_id": grid.id, "address": [building, unit, room],
         "head_name": h.head_name, "phone": h.phone, "notes": h.notes});
     let at = now();
     let row = HouseholdRow {
@@ -81,40 +83,14 @@ pub fn register(conn: &mut DbConn, caller: &AuthUser, h: NewHousehold) -> ApiRes
             Err(e) => Err(e),
         };
     }
-    audit::record(
-        conn,
-        &caller.actor(),
-        Event {
-            action: "household.created",
-            entity_type: "household",
-            entity_id: Some(&row.id),
-            community_id: Some(&row.community_id),
-            summary: serde_json::json!({"grid_id": row.grid_id, "address": [row.building, row.unit, row.room]}),
-        },
-    )?;
+    let summary = json!({"grid_id": row.grid_id, "address": [row.building, row.unit, row.room]});
+    audit_event(conn, caller, event("household.created", &row, summary))?;
     tasks::household_changed(conn, &row.id)?;
     found(conn, &row.id).map(|row| (true, row))
 }
 
-/// An address change: each part present replaces the stored one.
-#[derive(Debug, Clone, Default)]
-pub struct AddressEdit {
-    pub building: Option<String>,
-    pub unit: Option<String>,
-    pub room: Option<String>,
-}
-
 /// An edit: each field present replaces the stored one (`Some(None)` clears); checked.
-#[derive(Debug, Clone, Default)]
-pub struct HouseholdEdit {
-    /// Another grid of the same community (secretaries and administrators only).
-    pub grid_id: Option<String>,
-    pub address: Option<AddressEdit>,
-    pub head_name: Option<String>,
-    /// Normalised (`Phone::as_str`).
-    pub phone: Option<Option<String>>,
-    pub notes: Option<Option<String>>,
-}
+pub use crate::store::households::{AddressEdit, HouseholdEdit};
 
 /// Edits a household. A move to another grid of its community is for secretaries and
 /// administrators (403), and its open tasks follow it. Concurrent edits queue on the
@@ -142,33 +118,9 @@ pub fn edit(
         ("phone", e.phone.is_some()),
         ("notes", e.notes.is_some()),
     ]);
-    let address = e.address.unwrap_or_default();
-    let changes = HouseholdChanges {
-        grid_id: moved_to.clone(),
-        building: address.building,
-        unit: address.unit,
-        room: address.room,
-        head_name: e.head_name,
-        phone: e.phone,
-        notes: e.notes,
-        version: Some(current.version + 1),
-        updated_at: Some(now()),
-        ..Default::default()
-    };
-    if !store::update(conn, id, current.version, &changes)? {
-        return Err(ApiError::PreconditionFailed("the household changed meanwhile; fetch it again".into()));
-    }
-    audit::record(
-        conn,
-        &caller.actor(),
-        Event {
-            action: "household.updated",
-            entity_type: "household",
-            entity_id: Some(id),
-            community_id: Some(&current.community_id),
-            summary: serde_json::json!({"fields": fields, "version": current.version + 1}),
-        },
-    )?;
+    applied(store::update(conn, id, current.version, &e, now())?, "household")?;
+    let summary = json!({"fields": fields, "version": current.version + 1});
+    audit_event(conn, caller, event("household.updated", &current, summary))?;
     if let Some(grid_id) = &moved_to {
         tasks::household_moved(conn, id, grid_id)?;
     }
@@ -193,44 +145,23 @@ pub fn remove(conn: &mut DbConn, caller: &AuthUser, id: &str, r: Removal) -> Api
         return Ok(current);
     }
     let at = now();
-    let changes = HouseholdChanges {
-        removed_at: Some(Some(at)),
-        removed_reason: Some(Some(r.reason.as_str().to_owned())),
-        removed_note: Some(r.note.clone()),
-        version: Some(current.version + 1),
-        updated_at: Some(at),
-        ..Default::default()
-    };
-    if !store::update(conn, id, current.version, &changes)? {
-        return Err(ApiError::PreconditionFailed("the household changed meanwhile; try again".into()));
-    }
+    applied(store::remove(conn, id, current.version, (r.reason, r.note.as_deref()), at)?, "household")?;
     let why = format!("household removed: {}", r.reason.as_str());
     let cancelled = store::cancel_open_tasks(conn, id, &why, at)?;
     // Its pending proposal leaves the review queue: there is nothing left to decide.
     if let Some(change) = tags::cancel_pending(conn, id, &caller.id, at, &why)? {
-        audit::record(
-            conn,
-            &caller.actor(),
-            Event {
-                action: "tag_change.cancelled",
-                entity_type: "tag_change",
-                entity_id: Some(&change),
-                community_id: Some(&current.community_id),
-                summary: serde_json::json!({"household_id": id, "reason": why}),
-            },
-        )?;
-    }
-    audit::record(
-        conn,
-        &caller.actor(),
-        Event {
-            action: "household.removed",
-            entity_type: "household",
-            entity_id: Some(id),
+        let summary = json!({"household_id": id, "reason": why});
+        let event = Event {
+            action: "tag_change.cancelled",
+            entity_type: "tag_change",
+            entity_id: Some(&change),
             community_id: Some(&current.community_id),
-            summary: serde_json::json!({"reason": r.reason.as_str(), "note": r.note, "tasks_cancelled": cancelled}),
-        },
-    )?;
+            summary,
+        };
+        audit_event(conn, caller, event)?;
+    }
+    let summary = json!({"reason": r.reason.as_str(), "note": r.note, "tasks_cancelled": cancelled});
+    audit_event(conn, caller, event("household.removed", &current, summary))?;
     found(conn, id)
 }
 
@@ -243,6 +174,17 @@ fn target_grid(conn: &mut DbConn, caller: &AuthUser, id: &str, community: Option
         Ok(_) => Err(unknown("this community")),
         Err(ApiError::NotFound(_)) => Err(unknown(if community.is_some() { "this community" } else { "your scope" })),
         Err(e) => Err(e),
+    }
+}
+
+/// The audit event of a change to a household.
+pub(crate) fn event<'a>(action: &'a str, household: &'a HouseholdRow, summary: Value) -> Event<'a> {
+    Event {
+        action,
+        entity_type: "household",
+        entity_id: Some(&household.id),
+        community_id: Some(&household.community_id),
+        summary,
     }
 }
 

@@ -10,9 +10,9 @@ use crate::domain::id_number::identity_change;
 use crate::domain::text::date_in_range;
 use crate::domain::{Gender, IdNumber, IdNumberError, Relation};
 use crate::error::{ApiError, ApiResult, ErrorCode, FieldError};
-use crate::ops::check_version;
+use crate::ops::{applied, audit_event, check_version};
 use crate::store::audit::{self, Event};
-use crate::store::households::{self as store, HouseholdRow, MemberChanges, MemberRow};
+use crate::store::households::{self as store, HouseholdRow, MemberRow};
 use crate::store::now;
 use crate::store::replay::Origin;
 
@@ -126,24 +126,7 @@ pub fn add(conn: &mut DbConn, caller: &AuthUser, household_id: &str, m: NewMembe
 }
 
 /// An edit: each field present replaces the stored one (`Some(None)` clears); checked.
-#[derive(Debug, Clone, Default)]
-pub struct MemberEdit {
-    pub name: Option<String>,
-    pub gender: Option<Gender>,
-    pub birth_date: Option<Option<NaiveDate>>,
-    pub id_number: Option<Option<IdNumber>>,
-    /// Normalised (`Phone::as_str`).
-    pub phone: Option<Option<String>>,
-    pub relation: Option<Relation>,
-    pub living_alone: Option<bool>,
-    /// 1 (most severe) to 4.
-    pub disability_grade: Option<Option<i32>>,
-    pub chronic_illness: Option<bool>,
-    pub serious_illness: Option<bool>,
-    pub low_income: Option<bool>,
-    pub extreme_poverty: Option<bool>,
-    pub notes: Option<Option<String>>,
-}
+pub use crate::store::households::MemberEdit;
 
 /// Edits a member of a household that was not removed (409 `household_removed`). The ID number
 /// must still agree with the birth date and gender afterwards (422 `id_number`); nothing is
@@ -184,27 +167,10 @@ pub fn edit(
     let gender = e.gender.unwrap_or(current.gender);
     let identity = Identity::new(gender, birth_date, id_number).map_err(invalid)?;
     check_version(expected, current.version)?;
-    let changes = MemberChanges {
-        name: e.name,
-        gender: e.gender.map(|g| g.as_str().to_owned()),
-        birth_date: Some(identity.birth_date),
-        id_number: Some(identity.id_number()),
-        phone: e.phone,
-        relation: e.relation.map(|r| r.as_str().to_owned()),
-        living_alone: e.living_alone,
-        disability_grade: e.disability_grade,
-        chronic_illness: e.chronic_illness,
-        serious_illness: e.serious_illness,
-        low_income: e.low_income,
-        extreme_poverty: e.extreme_poverty,
-        notes: e.notes,
-        version: Some(current.version + 1),
-        updated_at: Some(now()),
-        removed_at: None,
-    };
-    if !store::update_member(conn, id, current.version, &changes)? {
-        return Err(ApiError::PreconditionFailed("the member changed meanwhile; fetch it again".into()));
-    }
+    let id_number = identity.id_number();
+    let updated =
+        store::update_member(conn, id, current.version, &e, (id_number.as_deref(), identity.birth_date), now())?;
+    applied(updated, "member")?;
     let summary = serde_json::json!({"household_id": household.id, "fields": fields});
     changed(conn, caller, &household, "member.updated", id, summary)?;
     store::find_member(conn, id)?.ok_or_else(|| ApiError::not_found("member"))
@@ -214,16 +180,7 @@ pub fn edit(
 /// error; 409 `household_removed` otherwise).
 pub fn remove(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<()> {
     let (current, household) = scope::member_for_update(conn, caller, id)?;
-    let at = now();
-    let changes = MemberChanges {
-        removed_at: Some(Some(at)),
-        version: Some(current.version + 1),
-        updated_at: Some(at),
-        ..Default::default()
-    };
-    if !store::update_member(conn, id, current.version, &changes)? {
-        return Err(ApiError::internal(anyhow::anyhow!("a locked member changed")));
-    }
+    store::remove_member(conn, &current.id, now())?;
     changed(conn, caller, &household, "member.removed", id, serde_json::json!({"household_id": household.id}))
 }
 
@@ -238,18 +195,14 @@ fn changed(
     summary: serde_json::Value,
 ) -> ApiResult<()> {
     store::refresh_member_count(conn, &household.id, now())?;
-    audit::record(
-        conn,
-        &caller.actor(),
-        Event {
-            action,
-            entity_type: "member",
-            entity_id: Some(member_id),
-            community_id: Some(&household.community_id),
-            summary,
-        },
-    )?;
-    Ok(())
+    let event = Event {
+        action,
+        entity_type: "member",
+        entity_id: Some(member_id),
+        community_id: Some(&household.community_id),
+        summary,
+    };
+    audit_event(conn, caller, event)
 }
 
 #[cfg(test)]

@@ -20,7 +20,26 @@ pub mod tasks;
 pub mod users;
 pub mod visits;
 
+use crate::auth::AuthUser;
+use crate::db::DbConn;
 use crate::error::{ApiError, ApiResult};
+use crate::store::audit::{self, Event};
+
+/// Writes the audit event of an operation, as the caller, in the operation's transaction.
+pub fn audit_event(conn: &mut DbConn, caller: &AuthUser, event: Event<'_>) -> ApiResult<()> {
+    Ok(audit::record(conn, &caller.actor(), event)?)
+}
+
+/// A conditional update (`store::…::update(conn, id, version, …)`) that found its row at
+/// another version: a concurrent change got there first, and the client should fetch the
+/// `what` again (412).
+pub fn applied(updated: bool, what: &str) -> ApiResult<()> {
+    if updated {
+        Ok(())
+    } else {
+        Err(ApiError::PreconditionFailed(format!("the {what} changed meanwhile; fetch it again")))
+    }
+}
 
 /// 412 when a client's `If-Match` (its digits) names another version than the stored one.
 /// Preconditions are checked after the request was found otherwise valid (RFC 9110 §13.2.1).

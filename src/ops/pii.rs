@@ -6,7 +6,8 @@ use crate::auth::{AuthUser, scope};
 use crate::db::DbConn;
 use crate::domain::Role;
 use crate::error::ApiResult;
-use crate::store::audit::{self, Event};
+use crate::ops::audit_event;
+use crate::store::audit::Event;
 use crate::store::households::{HouseholdRow, MemberRow};
 
 /// A member with their full values, for `reason` (checked: visible text, trimmed).
@@ -33,16 +34,7 @@ fn revealed(
     (action, entity_type, entity_id): (&str, &str, &str),
 ) -> ApiResult<()> {
     caller.require(&[Role::Secretary, Role::GridWorker])?;
-    audit::record(
-        conn,
-        &caller.actor(),
-        Event {
-            action,
-            entity_type,
-            entity_id: Some(entity_id),
-            community_id: Some(&household.community_id),
-            summary: serde_json::json!({"reason": reason, "household_id": household.id}),
-        },
-    )?;
-    Ok(())
+    let summary = serde_json::json!({"reason": reason, "household_id": household.id});
+    let community_id = Some(household.community_id.as_str());
+    audit_event(conn, caller, Event { action, entity_type, entity_id: Some(entity_id), community_id, summary })
 }

@@ -12,7 +12,7 @@ use crate::auth::{AuthUser, scope};
 use crate::db::DbConn;
 use crate::domain::{Role, Tag, TagChangeStatus};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::ops::check_version;
+use crate::ops::{self, audit_event, check_version};
 use crate::store::audit::{self, Actor, Event};
 use crate::store::households::{self, HouseholdRow};
 use crate::store::tags::{self as store, TagChangeRow, TagFields};
@@ -95,7 +95,7 @@ pub fn propose(
                  another is proposed",
             ));
         }
-        record(conn, caller, "tag_change.proposed", &row, json!({}))?;
+        audit_event(conn, caller, event("tag_change.proposed", &row, json!({})))?;
         return Ok(row);
     }
     row.from_tag = apply_change(conn, caller, &row, row.proposed_at)?;
@@ -103,7 +103,7 @@ pub fn propose(
     row.decided_by = Some(caller.id.clone());
     row.decided_at = Some(row.proposed_at);
     store::insert(conn, &row)?;
-    record(conn, caller, "tag_change.approved", &row, json!({"direct": true}))?;
+    audit_event(conn, caller, event("tag_change.approved", &row, json!({"direct": true})))?;
     Ok(row)
 }
 
@@ -141,7 +141,7 @@ pub fn decide(conn: &mut DbConn, caller: &AuthUser, id: &str, decision: Decision
     }
     let row = store::find(conn, id)?.ok_or_else(|| ApiError::not_found("tag change"))?;
     let action = if approve { "tag_change.approved" } else { "tag_change.rejected" };
-    record(conn, caller, action, &row, json!({"note": note, "direct": false}))?;
+    audit_event(conn, caller, event(action, &row, json!({"note": note, "direct": false})))?;
     Ok(row)
 }
 
@@ -160,7 +160,7 @@ fn apply_change(conn: &mut DbConn, caller: &AuthUser, row: &TagChangeRow, at: Na
 }
 
 /// The audit event of a tag change: its household, the tags and reasons, and `extra`.
-fn record(conn: &mut DbConn, caller: &AuthUser, action: &str, row: &TagChangeRow, extra: Value) -> ApiResult<()> {
+fn event<'a>(action: &'a str, row: &'a TagChangeRow, extra: Value) -> Event<'a> {
     let mut summary = json!({
         "household_id": row.household_id,
         "from": row.from_tag,
@@ -170,14 +170,13 @@ fn record(conn: &mut DbConn, caller: &AuthUser, action: &str, row: &TagChangeRow
     if let (Some(summary), Value::Object(extra)) = (summary.as_object_mut(), extra) {
         summary.extend(extra);
     }
-    let event = Event {
+    Event {
         action,
         entity_type: "tag_change",
         entity_id: Some(&row.id),
         community_id: Some(&row.community_id),
         summary,
-    };
-    Ok(audit::record(conn, &caller.actor(), event)?)
+    }
 }
 
 /// What an applied tag says: the tag, its reasons and note, and who decided it when.
@@ -210,9 +209,8 @@ pub fn apply_tag(
         ));
     }
     let from = current.tag;
-    let tz = communities::find(conn, &current.community_id)?.map(|c| c.timezone).unwrap_or_default();
     let days = plans::review_interval_days(conn, &current.community_id, a.to_tag)?;
-    let review_due_on = communities::today_in(&tz)
+    let review_due_on = communities::today(conn, &current.community_id)?
         .checked_add_days(Days::new(u64::from(days)))
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("review date out of range")))?;
     let reasons = serde_json::to_string(a.reasons).map_err(ApiError::internal)?;
@@ -229,24 +227,15 @@ pub fn apply_tag(
     if !store::set_household_tag(conn, household_id, current.version, &fields)? {
         return Err(ApiError::conflict(ErrorCode::ConcurrentChange, "the household changed meanwhile; try again"));
     }
-    audit::record(
-        conn,
-        actor,
-        Event {
-            action: "household.tag_applied",
-            entity_type: "household",
-            entity_id: Some(household_id),
-            community_id: Some(&current.community_id),
-            summary: json!({
-                "tag_change_id": a.tag_change_id,
-                "from": from.as_str(),
-                "to": a.to_tag.as_str(),
-                "reasons": a.reasons,
-                "review_due_on": review_due_on,
-                "version": current.version + 1,
-            }),
-        },
-    )?;
+    let summary = json!({
+        "tag_change_id": a.tag_change_id,
+        "from": from.as_str(),
+        "to": a.to_tag.as_str(),
+        "reasons": a.reasons,
+        "review_due_on": review_due_on,
+        "version": current.version + 1,
+    });
+    audit::record(conn, actor, ops::households::event("household.tag_applied", &current, summary))?;
     tasks::household_changed(conn, household_id)?;
     let row = households::find(conn, household_id)?.ok_or_else(|| ApiError::not_found("household"))?;
     Ok((from, row))

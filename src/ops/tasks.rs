@@ -8,7 +8,8 @@ use crate::auth::{AuthUser, scope};
 use crate::db::DbConn;
 use crate::domain::{Role, TaskStatus};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::store::audit::{self, Event};
+use crate::ops::audit_event;
+use crate::store::audit::Event;
 use crate::store::tasks::{self as store, TaskRow};
 use crate::store::{communities, households, now, plans};
 
@@ -52,13 +53,8 @@ pub fn reassign(conn: &mut DbConn, caller: &AuthUser, id: &str, assignee: Option
         return Err(ApiError::invalid("assignee_id", "not_a_grid_worker", "not an active worker of the task's grid"));
     }
     store::reassign(conn, id, assignee, now())?;
-    record(
-        conn,
-        caller,
-        &task,
-        "task.reassigned",
-        json!({"assignee_id": assignee, "cancel_reason": null, "successor": null}),
-    )
+    let summary = json!({"assignee_id": assignee, "cancel_reason": null, "successor": null});
+    audit_event(conn, caller, event("task.reassigned", &task, summary))
 }
 
 /// Cancels an open task: this occurrence is skipped, and the next one is scheduled one
@@ -67,13 +63,8 @@ pub fn cancel(conn: &mut DbConn, caller: &AuthUser, id: &str, reason: &str) -> A
     let task = open_task(conn, caller, id)?;
     store::cancel(conn, id, reason, now())?;
     let successor = schedule_next(conn, &task)?;
-    record(
-        conn,
-        caller,
-        &task,
-        "task.cancelled",
-        json!({"assignee_id": null, "cancel_reason": reason, "successor": successor}),
-    )
+    let summary = json!({"assignee_id": null, "cancel_reason": reason, "successor": successor});
+    audit_event(conn, caller, event("task.cancelled", &task, summary))
 }
 
 /// The occurrence after a skipped one, if its template is still in the household's plan.
@@ -83,20 +74,14 @@ fn schedule_next(conn: &mut DbConn, skipped: &TaskRow) -> ApiResult<Option<Strin
         .into_iter()
         .find(|t| t.id == skipped.template_id);
     let Some(t) = template else { return Ok(None) };
-    let tz = communities::find(conn, &household.community_id)?.map(|c| c.timezone).unwrap_or_default();
+    let tz = communities::timezone(conn, &household.community_id)?;
     let floor = skipped.due_on + Duration::days(i64::from(t.interval_days));
-    let row = store::new_task(conn, &household, &t, &tz, Some(floor))?;
+    let row = store::new_task(conn, &household, &t, tz, Some(floor))?;
     store::insert(conn, &row)?;
     Ok(Some(row.id))
 }
 
-fn record(conn: &mut DbConn, caller: &AuthUser, task: &TaskRow, action: &str, summary: Value) -> ApiResult<()> {
-    let event = Event {
-        action,
-        entity_type: "task",
-        entity_id: Some(&task.id),
-        community_id: Some(&task.community_id),
-        summary,
-    };
-    Ok(audit::record(conn, &caller.actor(), event)?)
+/// The audit event of a change to a task.
+fn event<'a>(action: &'a str, task: &'a TaskRow, summary: Value) -> Event<'a> {
+    Event { action, entity_type: "task", entity_id: Some(&task.id), community_id: Some(&task.community_id), summary }
 }

@@ -12,10 +12,10 @@ use crate::auth::{AuthUser, scope, throttle};
 use crate::db::DbConn;
 use crate::domain::Role;
 use crate::error::{ApiError, ApiResult, ErrorCode, FieldError};
-use crate::ops::check_version;
+use crate::ops::{applied, audit_event, check_version};
 use crate::store::audit::{self, Actor, Event};
 use crate::store::sessions::{self, Rotation};
-use crate::store::users::{self as store, NewUser, UserChanges, UserRow};
+use crate::store::users::{self as store, NewUser, UserRow};
 use crate::store::{communities, new_id, now, tasks};
 
 /// Who acts on an account.
@@ -112,16 +112,8 @@ pub fn create(conn: &mut DbConn, by: Acting<'_>, a: NewAccount) -> ApiResult<Use
     store::find(conn, &id)?.ok_or_else(|| ApiError::internal(anyhow::anyhow!("user vanished after insert")))
 }
 
-/// A change to an account; checked. `None` leaves a field alone.
-#[derive(Debug, Clone, Default)]
-pub struct AccountEdit {
-    pub display_name: Option<String>,
-    /// `Some(None)` removes the phone.
-    pub phone: Option<Option<String>>,
-    pub active: Option<bool>,
-    /// A new password's PHC string.
-    pub password_hash: Option<String>,
-}
+/// A change to an account; checked, a new password hashed. `None` leaves a field alone.
+pub use crate::store::users::AccountEdit;
 
 /// Changes an account. Everyone changes their own name and phone; managing an account
 /// (activation, a password reset) is for administrators (anyone) and secretaries (the grid
@@ -155,32 +147,17 @@ pub fn edit(
         ("active", e.active.is_some()),
         ("password", e.password_hash.is_some()),
     ]);
-    let changes = UserChanges {
-        display_name: e.display_name,
-        phone: e.phone,
-        active: e.active,
-        password_hash: e.password_hash,
-        credentials_changed_at: ends_sessions.then_some(at),
-        version: Some(target.version + 1),
-        updated_at: Some(at),
-    };
-    if !store::update(conn, &target.id, target.version, &changes)? {
-        return Err(ApiError::PreconditionFailed("the account changed meanwhile; fetch it again".into()));
-    }
+    applied(store::update(conn, &target.id, target.version, &e, ends_sessions.then_some(at), at)?, "account")?;
     if ends_sessions {
         sessions::revoke_all_for_user(conn, &target.id)?;
     }
     // A new password set by a manager ends the lock that guesses at the old one caused.
-    if changes.password_hash.is_some() {
+    if e.password_hash.is_some() {
         throttle::succeeded(conn, &target.username)?;
     }
     let grids_left = if e.active == Some(false) && target.active { leave_grids(conn, &target.id, at)? } else { vec![] };
     let summary = json!({"fields": fields, "active": e.active, "grids_left": grids_left});
-    audit::record(
-        conn,
-        &caller.actor(),
-        account_event("user.updated", &target.id, target.community_id.as_deref(), summary),
-    )?;
+    audit_event(conn, caller, account_event("user.updated", &target.id, target.community_id.as_deref(), summary))?;
     store::find(conn, &target.id)?.ok_or_else(|| ApiError::not_found("user"))
 }
 
@@ -201,21 +178,14 @@ fn leave_grids(conn: &mut DbConn, user_id: &str, at: NaiveDateTime) -> ApiResult
 /// `concurrent_change`.
 pub fn change_own_password(conn: &mut DbConn, caller: &AuthUser, password_hash: String) -> ApiResult<()> {
     let at = now();
-    let changes = UserChanges {
-        password_hash: Some(password_hash),
-        credentials_changed_at: Some(at),
-        version: Some(caller.row.version + 1),
-        updated_at: Some(at),
-        ..Default::default()
-    };
-    if !store::update(conn, &caller.id, caller.row.version, &changes)? {
+    let edit = AccountEdit { password_hash: Some(password_hash), ..Default::default() };
+    if !store::update(conn, &caller.id, caller.row.version, &edit, Some(at), at)? {
         return Err(ApiError::conflict(ErrorCode::ConcurrentChange, "the account changed meanwhile; try again"));
     }
     throttle::succeeded(conn, &caller.row.username)?;
     sessions::revoke_all_for_user(conn, &caller.id)?;
     let event = account_event("user.password_changed", &caller.id, caller.community_id.as_deref(), json!({}));
-    audit::record(conn, &caller.actor(), event)?;
-    Ok(())
+    audit_event(conn, caller, event)
 }
 
 /// The audit event of a login attempt, for `username` (as typed, normalised) and the account

@@ -2,6 +2,7 @@
 //! next) and correcting it within the window.
 
 use chrono::NaiveDateTime;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{AuthUser, scope};
@@ -9,7 +10,7 @@ use crate::db::DbConn;
 use crate::domain::visit::{CORRECTION_WINDOW, VisitTimeError, check_visited_at};
 use crate::domain::{Finding, Location, Role, ServiceKind};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::ops::check_version;
+use crate::ops::{audit_event, check_version};
 use crate::store::audit::{self, Event};
 use crate::store::replay::{self, Origin};
 use crate::store::visits::{self as store, VisitCorrection, VisitRow};
@@ -44,7 +45,7 @@ pub struct Policy {
 
 /// What identifies a submission's content, for telling a retry from another request.
 pub fn content_hash(household_id: &str, kind: ServiceKind, visited_at: NaiveDateTime, c: &Content) -> String {
-    let canonical = serde_json::json!({
+    let canonical = json!({
         "household_id": household_id,
         "kind": kind.as_str(),
         "visited_at": visited_at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
@@ -109,18 +110,9 @@ pub fn record(conn: &mut DbConn, caller: &AuthUser, v: NewVisit, policy: Policy)
     }
     let completed = tasks::complete_with_visit(conn, &household.id, v.kind, &v.id, v.visited_at.min(received))?;
     let reconciled = tasks::household_changed(conn, &household.id)?;
-    audit::record(
-        conn,
-        &caller.actor(),
-        Event {
-            action: "visit.recorded",
-            entity_type: "visit",
-            entity_id: Some(&v.id),
-            community_id: Some(&household.community_id),
-            summary: serde_json::json!({"household_id": household.id, "kind": v.kind,
-                "completed_task_ids": completed, "tasks_created": reconciled.created}),
-        },
-    )?;
+    let summary = json!({"household_id": household.id, "kind": v.kind,
+        "completed_task_ids": completed, "tasks_created": reconciled.created});
+    audit_event(conn, caller, event("visit.recorded", &row, summary))?;
     Ok((true, row))
 }
 
@@ -174,16 +166,11 @@ pub fn correct(
     if !store::correct(conn, id, v.version, &correction)? {
         return Err(ApiError::internal(anyhow::anyhow!("a locked visit changed")));
     }
-    audit::record(
-        conn,
-        &caller.actor(),
-        Event {
-            action: "visit.corrected",
-            entity_type: "visit",
-            entity_id: Some(id),
-            community_id: Some(&v.community_id),
-            summary: serde_json::json!({"fields": fields}),
-        },
-    )?;
+    audit_event(conn, caller, event("visit.corrected", &v, json!({"fields": fields})))?;
     store::find(conn, id)?.ok_or_else(|| ApiError::not_found("visit"))
+}
+
+/// The audit event of a visit.
+fn event<'a>(action: &'a str, visit: &'a VisitRow, summary: Value) -> Event<'a> {
+    Event { action, entity_type: "visit", entity_id: Some(&visit.id), community_id: Some(&visit.community_id), summary }
 }

@@ -353,8 +353,8 @@ fn insert_all(conn: &mut DbConn, cfile: &CommunitiesFile, hfile: &HouseholdsFile
     for h in &hfile.households {
         let community = community_rows.get(&h.community).ok_or_else(|| bad(&h.key))?;
         let grid = grid_rows.get(&h.grid).ok_or_else(|| bad(&h.key))?;
-        let tz: chrono_tz::Tz = community.timezone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
-        let today = communities::today_in(&community.timezone);
+        let tz = community.zone()?;
+        let today = communities::today_in_zone(tz);
         let user =
             |name: &str| user_ids.get(name).cloned().ok_or_else(|| bad(format!("{}: unknown user {name}", h.key)));
         let tag_day = today.checked_sub_days(Days::new(h.tag_set_days_ago)).ok_or_else(|| bad(&h.key))?;

@@ -19,7 +19,7 @@ use crate::domain::{IdNumber, Tag, check_char, schedule};
 use crate::error::{ApiError, ApiResult};
 use crate::store::JsonText;
 use crate::store::bulk;
-use crate::store::communities::{self, CommunityRow, GridRow};
+use crate::store::communities::{self, CommunityRow, DEFAULT_TIMEZONE, GridRow};
 use crate::store::households::{HouseholdRow, MemberRow};
 use crate::store::tasks::{TaskRow, local_date};
 use crate::store::users::{self, NewUser};
@@ -85,7 +85,7 @@ fn structure(seed: u64, n: u64) -> Structure {
             district: district.to_owned(),
             street: format!("合成街道{street:03}"),
             division_code: division.to_owned(),
-            timezone: "Asia/Shanghai".to_owned(),
+            timezone: DEFAULT_TIMEZONE.name().to_owned(),
             version: 1,
             created_at: at,
             updated_at: at,
@@ -195,7 +195,7 @@ pub fn load(db: &Db, n: u64, seed: u64) -> ApiResult<String> {
 
     let counts = std::cell::Cell::new((0u64, 0u64, 0u64));
     let mut progress = Progress::new("households", n);
-    let today = communities::today_in("Asia/Shanghai");
+    let today = communities::today_in_zone(DEFAULT_TIMEZONE);
     let mut start = 0;
     while start < n {
         let end = (start + CHUNK).min(n);
@@ -411,7 +411,7 @@ fn generate(
             let last_visit = last.get(&t.kind).copied();
             let due = schedule::due_on(
                 last_visit,
-                local_date(tag_set_at, "Asia/Shanghai"),
+                local_date(tag_set_at, DEFAULT_TIMEZONE),
                 u32::try_from(t.interval_days).unwrap_or(1),
             );
             out.tasks.push(TaskRow {

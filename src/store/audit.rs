@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde_json::Value;
 
-use super::{JsonText, new_id, now};
+use super::{JsonText, Narrow, new_id, now};
 use crate::db::DbConn;
 use crate::db::schema::audit_events;
 
@@ -79,28 +79,17 @@ pub struct ListFilter {
 
 /// Events newest first (ids are UUIDv7, so by id).
 pub fn list(conn: &mut DbConn, filter: &ListFilter, limit: i64) -> QueryResult<Vec<EventRow>> {
-    let mut query =
-        audit_events::table.select(EventRow::as_select()).order(audit_events::id.desc()).limit(limit).into_boxed();
-    if let Some(c) = &filter.community_id {
-        query = query.filter(audit_events::community_id.eq(c));
-    }
-    if let Some(t) = &filter.entity_type {
-        query = query.filter(audit_events::entity_type.eq(t));
-    }
-    if let Some(e) = &filter.entity_id {
-        query = query.filter(audit_events::entity_id.eq(e));
-    }
-    if let Some(a) = &filter.actor_id {
-        query = query.filter(audit_events::actor_id.eq(a));
-    }
-    if let Some(f) = filter.from {
-        query = query.filter(audit_events::at.ge(f));
-    }
-    if let Some(t) = filter.to {
-        query = query.filter(audit_events::at.lt(t));
-    }
-    if let Some(b) = &filter.before {
-        query = query.filter(audit_events::id.lt(b));
-    }
-    query.load(conn)
+    audit_events::table
+        .select(EventRow::as_select())
+        .order(audit_events::id.desc())
+        .limit(limit)
+        .into_boxed()
+        .narrow(filter.community_id.as_ref(), |q, c| q.filter(audit_events::community_id.eq(c)))
+        .narrow(filter.entity_type.as_ref(), |q, t| q.filter(audit_events::entity_type.eq(t)))
+        .narrow(filter.entity_id.as_ref(), |q, e| q.filter(audit_events::entity_id.eq(e)))
+        .narrow(filter.actor_id.as_ref(), |q, a| q.filter(audit_events::actor_id.eq(a)))
+        .narrow(filter.from, |q, from| q.filter(audit_events::at.ge(from)))
+        .narrow(filter.to, |q, to| q.filter(audit_events::at.lt(to)))
+        .narrow(filter.before.as_ref(), |q, before| q.filter(audit_events::id.lt(before)))
+        .load(conn)
 }

@@ -1,12 +1,14 @@
 //! Communities and their grids and worker assignments.
 
 use chrono::{NaiveDate, NaiveDateTime, Utc};
+use chrono_tz::Tz;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::db::DbConn;
 use crate::db::schema::{communities, grid_assignments, grids, households, users};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::store::Narrow;
 
 /// Is this the violation of the unique index `index` (PostgreSQL names it; SQLite lists its
 /// `columns`)? The two this module expects become 409 `already_exists` with what is taken.
@@ -38,17 +40,51 @@ pub struct CommunityRow {
     pub updated_at: NaiveDateTime,
 }
 
+/// The timezone of a community created without one, and the calendar of lists that span every
+/// community (an administrator's).
+pub const DEFAULT_TIMEZONE: Tz = chrono_tz::Asia::Shanghai;
+
 impl CommunityRow {
-    /// "Today" in the community's timezone (dates such as `due_on` are local dates).
-    pub fn today(&self) -> NaiveDate {
-        today_in(&self.timezone)
+    /// The community's timezone. It is checked when written, so a stored name that does not
+    /// parse is a corrupt row: an error (logged, 500), never a default.
+    pub fn zone(&self) -> ApiResult<Tz> {
+        self.timezone.parse().map_err(|_| {
+            ApiError::internal(anyhow::anyhow!("community {} has an unknown timezone {:?}", self.id, self.timezone))
+        })
     }
 }
 
-/// Today's date in a timezone (`Asia/Shanghai` when the name is unknown).
-pub fn today_in(timezone: &str) -> NaiveDate {
-    let tz: chrono_tz::Tz = timezone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+/// The timezone of a community that a stored row refers to: a missing community is as much an
+/// error (logged, 500) as a corrupt timezone ([`CommunityRow::zone`]).
+pub fn timezone(conn: &mut DbConn, id: &str) -> ApiResult<Tz> {
+    find(conn, id)?.ok_or_else(|| ApiError::internal(anyhow::anyhow!("community {id} is missing")))?.zone()
+}
+
+/// "Today" in a community that a stored row refers to (dates such as `due_on` are local dates).
+pub fn today(conn: &mut DbConn, id: &str) -> ApiResult<NaiveDate> {
+    Ok(today_in_zone(timezone(conn, id)?))
+}
+
+/// "Today" for a list narrowed to a community, if it is: lists that span communities (an
+/// administrator's) go by [`DEFAULT_TIMEZONE`], and a community that does not exist lists
+/// nothing whatever the date.
+pub fn today_of_list(conn: &mut DbConn, community_id: Option<&str>) -> ApiResult<NaiveDate> {
+    let zone = match community_id {
+        Some(id) => find(conn, id)?.map(|c| c.zone()).transpose()?,
+        None => None,
+    };
+    Ok(today_in_zone(zone.unwrap_or(DEFAULT_TIMEZONE)))
+}
+
+/// Today's date in a timezone.
+pub fn today_in_zone(tz: Tz) -> NaiveDate {
     Utc::now().with_timezone(&tz).date_naive()
+}
+
+/// Today's date in a timezone named by a caller that knows the name to be valid (tests, the
+/// demo data); [`DEFAULT_TIMEZONE`] when it is not. Stored names go through [`timezone`].
+pub fn today_in(timezone: &str) -> NaiveDate {
+    today_in_zone(timezone.parse().unwrap_or(DEFAULT_TIMEZONE))
 }
 
 pub fn exists(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
@@ -83,33 +119,34 @@ fn name_taken(e: DieselError) -> ApiError {
 
 /// Communities by id, optionally only one, after a cursor.
 pub fn list(conn: &mut DbConn, only: Option<&str>, after: Option<&str>, limit: i64) -> QueryResult<Vec<CommunityRow>> {
-    let mut q =
-        communities::table.select(CommunityRow::as_select()).order(communities::id.asc()).limit(limit).into_boxed();
-    if let Some(id) = only {
-        q = q.filter(communities::id.eq(id));
-    }
-    if let Some(a) = after {
-        q = q.filter(communities::id.gt(a));
-    }
-    q.load(conn)
+    communities::table
+        .select(CommunityRow::as_select())
+        .order(communities::id.asc())
+        .limit(limit)
+        .into_boxed()
+        .narrow(only, |q, id| q.filter(communities::id.eq(id)))
+        .narrow(after, |q, a| q.filter(communities::id.gt(a)))
+        .load(conn)
 }
 
-#[derive(AsChangeset, Default)]
+/// A change to a community: each field present replaces the stored one. The division code is
+/// not among them: grid codes derive from it. The operation's input (`ops::communities`) and the
+/// statement's changeset at once.
+#[derive(AsChangeset, Debug, Clone, Default)]
 #[diesel(table_name = communities)]
-pub struct CommunityChanges {
+pub struct CommunityEdit {
     pub name: Option<String>,
     pub district: Option<String>,
     pub street: Option<String>,
     pub timezone: Option<String>,
-    pub version: Option<i32>,
-    pub updated_at: Option<NaiveDateTime>,
 }
 
-/// Applies `changes` if the community is still at `version`; returns whether it was. A name
-/// another community of the street has is 409 `already_exists`.
-pub fn update(conn: &mut DbConn, id: &str, version: i32, changes: &CommunityChanges) -> ApiResult<bool> {
+/// Applies an edit if the community is still at `version`, moving it to the next version;
+/// returns whether it was. A name another community of the street has is 409
+/// `already_exists`.
+pub fn update(conn: &mut DbConn, id: &str, version: i32, edit: &CommunityEdit, at: NaiveDateTime) -> ApiResult<bool> {
     diesel::update(communities::table.filter(communities::id.eq(id)).filter(communities::version.eq(version)))
-        .set(changes)
+        .set((edit, communities::version.eq(version + 1), communities::updated_at.eq(at)))
         .execute(conn)
         .map(|n| n == 1)
         .map_err(name_taken)
@@ -153,21 +190,18 @@ pub fn list_grids(
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<GridRow>> {
-    let mut q = grids::table
+    grids::table
         .filter(grids::community_id.eq(community_id))
         .select(GridRow::as_select())
         .order(grids::code.asc())
         .limit(limit)
-        .into_boxed();
-    if let Some(ids) = only {
-        q = q.filter(grids::id.eq_any(ids.to_vec()));
-    }
-    if let Some(a) = after {
-        q = q.filter(grids::code.gt(a));
-    }
-    q.load(conn)
+        .into_boxed()
+        .narrow(only, |q, ids| q.filter(grids::id.eq_any(ids.to_vec())))
+        .narrow(after, |q, a| q.filter(grids::code.gt(a)))
+        .load(conn)
 }
 
+/// The columns a grid edit changes; `None` leaves one alone.
 #[derive(AsChangeset, Default)]
 #[diesel(table_name = grids)]
 pub struct GridChanges {
@@ -176,15 +210,19 @@ pub struct GridChanges {
     pub description: Option<Option<String>>,
     pub station_name: Option<Option<String>>,
     pub station_address: Option<Option<String>>,
-    pub version: Option<i32>,
-    pub updated_at: Option<NaiveDateTime>,
 }
 
-/// Applies `changes` if the grid is still at `version`; returns whether it was. A new code
-/// another grid has is 409 `already_exists`.
-pub fn update_grid(conn: &mut DbConn, id: &str, version: i32, changes: &GridChanges) -> ApiResult<bool> {
+/// Applies `changes` if the grid is still at `version`, moving it to the next version; returns
+/// whether it was. A new code another grid has is 409 `already_exists`.
+pub fn update_grid(
+    conn: &mut DbConn,
+    id: &str,
+    version: i32,
+    changes: &GridChanges,
+    at: NaiveDateTime,
+) -> ApiResult<bool> {
     diesel::update(grids::table.filter(grids::id.eq(id)).filter(grids::version.eq(version)))
-        .set(changes)
+        .set((changes, grids::version.eq(version + 1), grids::updated_at.eq(at)))
         .execute(conn)
         .map(|n| n == 1)
         .map_err(|e| code_taken(e, changes.code.as_deref().unwrap_or_default()))

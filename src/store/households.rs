@@ -5,9 +5,9 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::db::schema::{households, members, tasks};
-use crate::domain::{Gender, Relation, RemovalReason, Tag};
-use crate::store::JsonText;
+use crate::domain::{Gender, IdNumber, Relation, RemovalReason, Tag};
 use crate::store::replay::{self, Origin};
+use crate::store::{JsonText, Narrow};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
 #[diesel(table_name = households)]
@@ -99,7 +99,7 @@ pub struct ListFilter {
     pub community_id: Option<String>,
     /// Only these grids (a worker's assignments, or the `grid_id` filter).
     pub grid_ids: Option<Vec<String>>,
-    pub tag: Option<String>,
+    pub tag: Option<Tag>,
     pub q: Option<String>,
     /// Only those whose review is due on or before this date.
     pub review_due_by: Option<NaiveDate>,
@@ -126,31 +126,25 @@ fn escape_like(s: &str) -> String {
 }
 
 pub fn list(conn: &mut DbConn, f: &ListFilter, after: Option<&After>, limit: i64) -> QueryResult<Vec<HouseholdRow>> {
-    let mut q =
-        households::table.select(HouseholdRow::as_select()).filter(households::removed_at.is_null()).into_boxed();
-    if let Some(c) = &f.community_id {
-        q = q.filter(households::community_id.eq(c));
-    }
-    if let Some(ids) = &f.grid_ids {
-        q = q.filter(households::grid_id.eq_any(ids.clone()));
-    }
-    if let Some(t) = &f.tag {
-        q = q.filter(households::tag.eq(t));
-    }
-    if let Some(text) = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        let pattern = escape_like(text);
-        q = q.filter(
-            households::head_name
-                .like(pattern.clone())
-                .escape('\\')
-                .or(households::building.like(pattern.clone()).escape('\\'))
-                .or(households::unit.like(pattern.clone()).escape('\\'))
-                .or(households::room.like(pattern).escape('\\')),
-        );
-    }
-    if let Some(d) = f.review_due_by {
-        q = q.filter(households::tag_review_due_on.le(d));
-    }
+    let text = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let mut q = households::table
+        .select(HouseholdRow::as_select())
+        .filter(households::removed_at.is_null())
+        .into_boxed()
+        .narrow(f.community_id.as_ref(), |q, c| q.filter(households::community_id.eq(c)))
+        .narrow(f.grid_ids.clone(), |q, ids| q.filter(households::grid_id.eq_any(ids)))
+        .narrow(f.tag, |q, t| q.filter(households::tag.eq(t)))
+        .narrow(text.map(escape_like), |q, pattern| {
+            q.filter(
+                households::head_name
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(households::building.like(pattern.clone()).escape('\\'))
+                    .or(households::unit.like(pattern.clone()).escape('\\'))
+                    .or(households::room.like(pattern).escape('\\')),
+            )
+        })
+        .narrow(f.review_due_by, |q, d| q.filter(households::tag_review_due_on.le(d)));
     if let Some(since) = f.updated_since {
         q = q.filter(households::updated_at.ge(since)).order((households::updated_at.asc(), households::id.asc()));
         if let Some(After::Updated(at, id)) = after {
@@ -167,28 +161,56 @@ pub fn list(conn: &mut DbConn, f: &ListFilter, after: Option<&After>, limit: i64
     q.limit(limit).load(conn)
 }
 
-#[derive(AsChangeset, Default)]
+/// An edit of a household: each field present replaces the stored one (`Some(None)` clears).
+/// The operation's input (`ops::households`) and the statement's changeset at once.
+#[derive(AsChangeset, Debug, Clone, Default)]
 #[diesel(table_name = households)]
-pub struct HouseholdChanges {
+pub struct HouseholdEdit {
+    /// Another grid of the same community (secretaries and administrators only).
     pub grid_id: Option<String>,
+    #[diesel(embed)]
+    pub address: Option<AddressEdit>,
+    pub head_name: Option<String>,
+    /// Normalised (`Phone::as_str`).
+    pub phone: Option<Option<String>>,
+    pub notes: Option<Option<String>>,
+}
+
+/// An address change: each part present replaces the stored one.
+#[derive(AsChangeset, Debug, Clone, Default)]
+#[diesel(table_name = households)]
+pub struct AddressEdit {
     pub building: Option<String>,
     pub unit: Option<String>,
     pub room: Option<String>,
-    pub head_name: Option<String>,
-    pub phone: Option<Option<String>>,
-    pub notes: Option<Option<String>>,
-    pub member_count: Option<i32>,
-    pub version: Option<i32>,
-    pub updated_at: Option<NaiveDateTime>,
-    pub removed_at: Option<Option<NaiveDateTime>>,
-    pub removed_reason: Option<Option<String>>,
-    pub removed_note: Option<Option<String>>,
 }
 
-/// Applies changes to the household if it is still at `version`.
-pub fn update(conn: &mut DbConn, id: &str, version: i32, changes: &HouseholdChanges) -> QueryResult<bool> {
+/// Applies an edit if the household is still at `version`, moving it to the next version;
+/// returns whether it was.
+pub fn update(conn: &mut DbConn, id: &str, version: i32, edit: &HouseholdEdit, at: NaiveDateTime) -> QueryResult<bool> {
     diesel::update(households::table.filter(households::id.eq(id)).filter(households::version.eq(version)))
-        .set(changes)
+        .set((edit, households::version.eq(version + 1), households::updated_at.eq(at)))
+        .execute(conn)
+        .map(|n| n == 1)
+}
+
+/// Marks the household removed if it is still at `version`, moving it to the next version;
+/// returns whether it was.
+pub fn remove(
+    conn: &mut DbConn,
+    id: &str,
+    version: i32,
+    (reason, note): (RemovalReason, Option<&str>),
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(households::table.filter(households::id.eq(id)).filter(households::version.eq(version)))
+        .set((
+            households::removed_at.eq(at),
+            households::removed_reason.eq(reason),
+            households::removed_note.eq(note),
+            households::version.eq(version + 1),
+            households::updated_at.eq(at),
+        ))
         .execute(conn)
         .map(|n| n == 1)
 }
@@ -273,17 +295,15 @@ pub fn list_members(
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<MemberRow>> {
-    let mut q = members::table
+    members::table
         .filter(members::household_id.eq(household_id))
         .filter(members::removed_at.is_null())
         .order(members::id.asc())
         .limit(limit)
         .select(MemberRow::as_select())
-        .into_boxed();
-    if let Some(a) = after {
-        q = q.filter(members::id.gt(a.to_owned()));
-    }
-    q.load(conn)
+        .into_boxed()
+        .narrow(after, |q, a| q.filter(members::id.gt(a.to_owned())))
+        .load(conn)
 }
 
 /// What the tag suggestion reads of a member: the fact columns, without contact data or
@@ -314,32 +334,54 @@ pub fn members_of(conn: &mut DbConn, household_ids: &[String]) -> QueryResult<Ve
         .load(conn)
 }
 
-#[derive(AsChangeset, Default)]
+/// An edit of a member: each field present replaces the stored one (`Some(None)` clears). The
+/// operation's input (`ops::members`) and the statement's changeset at once, but for the ID
+/// number and birth date: the operation works out what they become (see
+/// `domain::id_number::identity_change`) and [`update_member`] writes that.
+#[derive(AsChangeset, Debug, Clone, Default)]
 #[diesel(table_name = members)]
-pub struct MemberChanges {
+pub struct MemberEdit {
     pub name: Option<String>,
-    pub gender: Option<String>,
+    pub gender: Option<Gender>,
+    #[diesel(skip_update)]
     pub birth_date: Option<Option<NaiveDate>>,
-    pub id_number: Option<Option<String>>,
+    #[diesel(skip_update)]
+    pub id_number: Option<Option<IdNumber>>,
+    /// Normalised (`Phone::as_str`).
     pub phone: Option<Option<String>>,
-    pub relation: Option<String>,
+    pub relation: Option<Relation>,
     pub living_alone: Option<bool>,
+    /// 1 (most severe) to 4.
     pub disability_grade: Option<Option<i32>>,
     pub chronic_illness: Option<bool>,
     pub serious_illness: Option<bool>,
     pub low_income: Option<bool>,
     pub extreme_poverty: Option<bool>,
     pub notes: Option<Option<String>>,
-    pub version: Option<i32>,
-    pub updated_at: Option<NaiveDateTime>,
-    pub removed_at: Option<Option<NaiveDateTime>>,
 }
 
-pub fn update_member(conn: &mut DbConn, id: &str, version: i32, changes: &MemberChanges) -> QueryResult<bool> {
+/// Applies an edit, with the ID number and birth date it leaves the member with, if the member
+/// is still at `version`, moving it to the next version; returns whether it was.
+pub fn update_member(
+    conn: &mut DbConn,
+    id: &str,
+    version: i32,
+    edit: &MemberEdit,
+    (id_number, birth_date): (Option<&str>, Option<NaiveDate>),
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let identity = (members::id_number.eq(id_number), members::birth_date.eq(birth_date));
     diesel::update(members::table.filter(members::id.eq(id)).filter(members::version.eq(version)))
-        .set(changes)
+        .set((edit, identity, members::version.eq(version + 1), members::updated_at.eq(at)))
         .execute(conn)
         .map(|n| n == 1)
+}
+
+/// Marks a member removed (locked by the caller), moving it to the next version.
+pub fn remove_member(conn: &mut DbConn, id: &str, at: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(members::table.find(id))
+        .set((members::removed_at.eq(at), members::version.eq(members::version + 1), members::updated_at.eq(at)))
+        .execute(conn)
 }
 
 /// The current households of a community with a tag, locked for a plan change: in id order

@@ -35,6 +35,20 @@ macro_rules! locked_first {
     };
 }
 
+/// How the lists build their queries: a boxed query narrowed by each criterion a filter gives,
+/// `query.narrow(f.status, |q, s| q.filter(tasks::status.eq(s)))`, left alone by one it leaves
+/// out.
+pub trait Narrow: Sized {
+    fn narrow<T>(self, criterion: Option<T>, by: impl FnOnce(Self, T) -> Self) -> Self {
+        match criterion {
+            Some(c) => by(self, c),
+            None => self,
+        }
+    }
+}
+
+impl<Q> Narrow for Q {}
+
 /// A JSON column (reasons, findings), read and written as text (see `crate::db::types`): a
 /// stored value that does not parse is an error, never an empty default.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -11,15 +11,18 @@
 
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 use chrono_tz::Tz;
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql, Queryable};
 use diesel::dsl::{count_star, exists, sql, sum};
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Nullable, Text};
+use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 
 use crate::db::DbConn;
 use crate::db::schema::{
     communities, grid_assignments, grids, households, service_templates, tag_changes, tasks, users, visits,
 };
 use crate::domain::{Role, ServiceKind, Tag};
+use crate::store::Narrow;
 use crate::store::communities::CommunityRow;
 
 diesel::define_sql_function! {
@@ -32,6 +35,27 @@ macro_rules! count_if {
     ($cond:expr) => {
         sum(diesel::dsl::case_when::<_, _, diesel::sql_types::Integer>($cond, 1).otherwise(0))
     };
+}
+
+/// A `SUM` of [`count_if!`], read as a count: `NULL` (no rows) is 0.
+#[derive(Debug, Clone, Copy)]
+pub struct Sum(i64);
+
+impl<DB: Backend> Queryable<Nullable<BigInt>, DB> for Sum
+where
+    Option<i64>: FromSql<Nullable<BigInt>, DB>,
+{
+    type Row = Option<i64>;
+
+    fn build(row: Option<i64>) -> deserialize::Result<Sum> {
+        Ok(Sum(row.unwrap_or(0)))
+    }
+}
+
+impl From<Sum> for i64 {
+    fn from(s: Sum) -> i64 {
+        s.0
+    }
 }
 
 /// The part of the data a query looks at: some communities sharing one timezone, optionally
@@ -59,11 +83,6 @@ where
     })
 }
 
-/// A community's timezone (`Asia/Shanghai` when the stored name is unknown, as `today_in`).
-pub fn zone(name: &str) -> Tz {
-    name.parse().unwrap_or(chrono_tz::Asia::Shanghai)
-}
-
 /// The UTC instant (as stored) at which a local date begins in a timezone. Where a
 /// daylight-saving gap swallows midnight, the day begins at the first local time that exists.
 pub fn start_of_day(date: NaiveDate, tz: Tz) -> NaiveDateTime {
@@ -80,16 +99,17 @@ pub fn start_of_day(date: NaiveDate, tz: Tz) -> NaiveDateTime {
 }
 
 /// Active households per grid and tag, with how many of them are due for review.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct HouseholdCounts {
     pub grid_id: String,
     pub tag: String,
     pub households: i64,
+    #[diesel(deserialize_as = Sum)]
     pub reviews_due: i64,
 }
 
 pub fn households_by_tag(conn: &mut DbConn, s: &Slice, today: NaiveDate) -> QueryResult<Vec<HouseholdCounts>> {
-    let mut q = households::table
+    households::table
         .filter(households::removed_at.is_null())
         .filter(households::community_id.eq_any(s.communities.clone()))
         .group_by((households::grid_id, households::tag))
@@ -99,55 +119,40 @@ pub fn households_by_tag(conn: &mut DbConn, s: &Slice, today: NaiveDate) -> Quer
             count_star(),
             count_if!(households::tag_review_due_on.le(today)),
         ))
-        .into_boxed();
-    if let Some(g) = &s.grids {
-        q = q.filter(households::grid_id.eq_any(g.clone()));
-    }
-    let rows: Vec<(String, String, i64, Option<i64>)> = q.load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(grid_id, tag, households, due)| HouseholdCounts {
-            grid_id,
-            tag,
-            households,
-            reviews_due: due.unwrap_or(0),
-        })
-        .collect())
+        .into_boxed()
+        .narrow(s.grids.clone(), |q, g| q.filter(households::grid_id.eq_any(g)))
+        .load(conn)
 }
 
 /// Open tasks per grid and tag (the household's tag when the task was scheduled), with how
 /// many are overdue (due before today).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct OpenTaskCounts {
     pub grid_id: String,
     pub tag: String,
     pub open: i64,
+    #[diesel(deserialize_as = Sum)]
     pub overdue: i64,
 }
 
 pub fn open_tasks(conn: &mut DbConn, s: &Slice, today: NaiveDate) -> QueryResult<Vec<OpenTaskCounts>> {
-    let mut q = tasks::table
+    tasks::table
         .filter(tasks::status.eq("open"))
         .filter(tasks::community_id.eq_any(s.communities.clone()))
         .group_by((tasks::grid_id, tasks::tag))
         .select((tasks::grid_id, tasks::tag, count_star(), count_if!(tasks::due_on.lt(today))))
-        .into_boxed();
-    if let Some(g) = &s.grids {
-        q = q.filter(tasks::grid_id.eq_any(g.clone()));
-    }
-    let rows: Vec<(String, String, i64, Option<i64>)> = q.load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(grid_id, tag, open, overdue)| OpenTaskCounts { grid_id, tag, open, overdue: overdue.unwrap_or(0) })
-        .collect())
+        .into_boxed()
+        .narrow(s.grids.clone(), |q, g| q.filter(tasks::grid_id.eq_any(g)))
+        .load(conn)
 }
 
 /// Visits per grid and kind in `[from, until)`, and how many of them at or after `recent`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct RecentVisitCounts {
     pub grid_id: String,
     pub kind: String,
     pub visits: i64,
+    #[diesel(deserialize_as = Sum)]
     pub recent: i64,
 }
 
@@ -158,25 +163,19 @@ pub fn recent_visits(
     recent: NaiveDateTime,
     until: NaiveDateTime,
 ) -> QueryResult<Vec<RecentVisitCounts>> {
-    let mut q = visits::table
+    visits::table
         .filter(visits::community_id.eq_any(s.communities.clone()))
         .filter(visits::visited_at.ge(from))
         .filter(visits::visited_at.lt(until))
         .group_by((visits::grid_id, visits::kind))
         .select((visits::grid_id, visits::kind, count_star(), count_if!(visits::visited_at.ge(recent))))
-        .into_boxed();
-    if let Some(g) = &s.grids {
-        q = q.filter(visits::grid_id.eq_any(g.clone()));
-    }
-    let rows: Vec<(String, String, i64, Option<i64>)> = q.load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(grid_id, kind, visits, recent)| RecentVisitCounts { grid_id, kind, visits, recent: recent.unwrap_or(0) })
-        .collect())
+        .into_boxed()
+        .narrow(s.grids.clone(), |q, g| q.filter(visits::grid_id.eq_any(g)))
+        .load(conn)
 }
 
 /// Visits per grid, worker and kind in `[from, until)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct VisitCounts {
     pub grid_id: String,
     pub worker_id: String,
@@ -190,63 +189,54 @@ pub fn visits_between(
     from: NaiveDateTime,
     until: NaiveDateTime,
 ) -> QueryResult<Vec<VisitCounts>> {
-    let mut q = visits::table
+    visits::table
         .filter(visits::community_id.eq_any(s.communities.clone()))
         .filter(visits::visited_at.ge(from))
         .filter(visits::visited_at.lt(until))
         .group_by((visits::grid_id, visits::worker_id, visits::kind))
         .select((visits::grid_id, visits::worker_id, visits::kind, count_star()))
-        .into_boxed();
-    if let Some(g) = &s.grids {
-        q = q.filter(visits::grid_id.eq_any(g.clone()));
-    }
-    let rows: Vec<(String, String, String, i64)> = q.load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(grid_id, worker_id, kind, visits)| VisitCounts { grid_id, worker_id, kind, visits })
-        .collect())
+        .into_boxed()
+        .narrow(s.grids.clone(), |q, g| q.filter(visits::grid_id.eq_any(g)))
+        .load(conn)
 }
 
 /// Pending tag proposals of active households, per the household's current grid.
 pub fn pending_tag_changes(conn: &mut DbConn, s: &Slice) -> QueryResult<Vec<(String, i64)>> {
-    let mut q = tag_changes::table
+    tag_changes::table
         .inner_join(households::table)
         .filter(tag_changes::status.eq("pending"))
         .filter(households::removed_at.is_null())
         .filter(households::community_id.eq_any(s.communities.clone()))
         .group_by(households::grid_id)
         .select((households::grid_id, count_star()))
-        .into_boxed();
-    if let Some(g) = &s.grids {
-        q = q.filter(households::grid_id.eq_any(g.clone()));
-    }
-    q.load(conn)
+        .into_boxed()
+        .narrow(s.grids.clone(), |q, g| q.filter(households::grid_id.eq_any(g)))
+        .load(conn)
 }
 
 /// Home-visit coverage of one grid and tag: how many households have a home-visit plan, and
 /// how many of them were visited recently enough.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct CoverageCounts {
     pub grid_id: String,
     pub tag: String,
     pub planned: i64,
+    #[diesel(deserialize_as = Sum)]
     pub covered: i64,
 }
 
 /// The distinct intervals of the active home-visit templates of the slice's communities
 /// (of one tag, or of all).
 fn home_visit_intervals(conn: &mut DbConn, s: &Slice, tag: Option<Tag>) -> QueryResult<Vec<i32>> {
-    let mut q = service_templates::table
+    service_templates::table
         .filter(service_templates::community_id.eq_any(s.communities.clone()))
         .filter(service_templates::kind.eq(ServiceKind::HomeVisit.as_str()))
         .filter(service_templates::active)
         .select(service_templates::interval_days)
         .distinct()
-        .into_boxed();
-    if let Some(t) = tag {
-        q = q.filter(service_templates::tag.eq(t.as_str()));
-    }
-    q.load(conn)
+        .into_boxed()
+        .narrow(tag, |q, t| q.filter(service_templates::tag.eq(t.as_str())))
+        .load(conn)
 }
 
 /// Coverage today, per grid and tag: a household counts when its community's plan for its
@@ -263,7 +253,7 @@ pub fn coverage_today(conn: &mut DbConn, s: &Slice, today: NaiveDate) -> QueryRe
                 .filter(visits::kind.eq(ServiceKind::HomeVisit.as_str()))
                 .filter(visits::visited_at.ge(cutoff)),
         );
-        let mut q = households::table
+        let q = households::table
             .inner_join(
                 service_templates::table.on(service_templates::community_id
                     .eq(households::community_id)
@@ -276,17 +266,9 @@ pub fn coverage_today(conn: &mut DbConn, s: &Slice, today: NaiveDate) -> QueryRe
             .filter(households::community_id.eq_any(s.communities.clone()))
             .group_by((households::grid_id, households::tag))
             .select((households::grid_id, households::tag, count_star(), count_if!(visited)))
-            .into_boxed();
-        if let Some(g) = &s.grids {
-            q = q.filter(households::grid_id.eq_any(g.clone()));
-        }
-        let rows: Vec<(String, String, i64, Option<i64>)> = q.load(conn)?;
-        out.extend(rows.into_iter().map(|(grid_id, tag, planned, covered)| CoverageCounts {
-            grid_id,
-            tag,
-            planned,
-            covered: covered.unwrap_or(0),
-        }));
+            .into_boxed()
+            .narrow(s.grids.clone(), |q, g| q.filter(households::grid_id.eq_any(g)));
+        out.extend(q.load::<CoverageCounts>(conn)?);
     }
     Ok(out)
 }
@@ -320,7 +302,7 @@ pub fn red_coverage_at(conn: &mut DbConn, s: &Slice, as_of: NaiveDate) -> QueryR
                 .single_value(),
             households::tag,
         );
-        let mut q = households::table
+        let q = households::table
             .inner_join(service_templates::table.on(service_templates::community_id.eq(households::community_id)))
             .filter(service_templates::tag.eq(red))
             .filter(service_templates::kind.eq(ServiceKind::HomeVisit.as_str()))
@@ -332,36 +314,39 @@ pub fn red_coverage_at(conn: &mut DbConn, s: &Slice, as_of: NaiveDate) -> QueryR
             .filter(households::community_id.eq_any(s.communities.clone()))
             .group_by(households::grid_id)
             .select((households::grid_id, count_star(), count_if!(visited)))
-            .into_boxed();
-        if let Some(g) = &s.grids {
-            q = q.filter(households::grid_id.eq_any(g.clone()));
-        }
-        let rows: Vec<(String, i64, Option<i64>)> = q.load(conn)?;
+            .into_boxed()
+            .narrow(s.grids.clone(), |q, g| q.filter(households::grid_id.eq_any(g)));
+        let rows: Vec<(String, i64, Sum)> = q.load(conn)?;
         out.extend(rows.into_iter().map(|(grid_id, planned, covered)| CoverageCounts {
             grid_id,
             tag: red.to_owned(),
             planned,
-            covered: covered.unwrap_or(0),
+            covered: covered.into(),
         }));
     }
     Ok(out)
 }
 
 /// The outcome of the (not cancelled) tasks due in a period, per grid and assignee.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Queryable)]
 pub struct TaskOutcomes {
     pub grid_id: String,
     pub assignee_id: Option<String>,
     pub due: i64,
     /// Done, on a local date on or before the due date.
+    #[diesel(deserialize_as = Sum)]
     pub on_time: i64,
     /// Done after the due date, but by the end of the period.
+    #[diesel(deserialize_as = Sum)]
     pub late: i64,
     /// Done after the period ended.
+    #[diesel(deserialize_as = Sum)]
     pub done_after_end: i64,
     /// Still open, due before today.
+    #[diesel(deserialize_as = Sum)]
     pub open_past_due: i64,
     /// Still open, due today or later.
+    #[diesel(deserialize_as = Sum)]
     pub open_not_due: i64,
 }
 
@@ -417,7 +402,7 @@ pub fn task_outcomes(
     let end = start_of_day(last + Duration::days(1), s.timezone);
     let on_time = completed_by_due_on(conn, s.timezone, first, last);
     let done = || tasks::status.eq("done");
-    let mut q = tasks::table
+    tasks::table
         .filter(tasks::status.ne("cancelled"))
         .filter(tasks::due_on.between(first, last))
         .filter(tasks::community_id.eq_any(s.communities.clone()))
@@ -432,25 +417,9 @@ pub fn task_outcomes(
             count_if!(tasks::status.eq("open").and(tasks::due_on.lt(today))),
             count_if!(tasks::status.eq("open").and(tasks::due_on.ge(today))),
         ))
-        .into_boxed();
-    if let Some(g) = &s.grids {
-        q = q.filter(tasks::grid_id.eq_any(g.clone()));
-    }
-    type Row = (String, Option<String>, i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
-    let rows: Vec<Row> = q.load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(grid_id, assignee_id, due, on_time, late, after, past, not_due)| TaskOutcomes {
-            grid_id,
-            assignee_id,
-            due,
-            on_time: on_time.unwrap_or(0),
-            late: late.unwrap_or(0),
-            done_after_end: after.unwrap_or(0),
-            open_past_due: past.unwrap_or(0),
-            open_not_due: not_due.unwrap_or(0),
-        })
-        .collect())
+        .into_boxed()
+        .narrow(s.grids.clone(), |q, g| q.filter(tasks::grid_id.eq_any(g)))
+        .load(conn)
 }
 
 /// Every community, by name (an administrator's whole scope).
@@ -520,14 +489,13 @@ mod tests {
 
     #[test]
     fn days_begin_at_local_midnight() {
-        let shanghai = zone("Asia/Shanghai");
+        let shanghai = chrono_tz::Asia::Shanghai;
         assert_eq!(start_of_day(date("2026-11-01"), shanghai).to_string(), "2026-10-31 16:00:00");
-        assert_eq!(zone("Mars/Olympus_Mons"), shanghai);
-        let new_york = zone("America/New_York");
+        let new_york = chrono_tz::America::New_York;
         assert_eq!(start_of_day(date("2026-07-01"), new_york).to_string(), "2026-07-01 04:00:00");
         assert_eq!(start_of_day(date("2026-12-01"), new_york).to_string(), "2026-12-01 05:00:00");
         // Santiago skipped midnight on 2022-09-11 (00:00 → 01:00).
-        let santiago = zone("America/Santiago");
+        let santiago = chrono_tz::America::Santiago;
         assert_eq!(start_of_day(date("2022-09-11"), santiago).to_string(), "2022-09-11 04:00:00");
     }
 }

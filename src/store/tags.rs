@@ -7,7 +7,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use crate::db::DbConn;
 use crate::db::schema::{households, tag_changes};
 use crate::domain::{Tag, TagChangeStatus};
-use crate::store::JsonText;
+use crate::store::{JsonText, Narrow};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
 #[diesel(table_name = tag_changes)]
@@ -133,26 +133,19 @@ pub struct ListFilter {
 
 /// Changes in id order (ids are UUIDv7, so oldest proposal first), after the cursor id.
 pub fn list(conn: &mut DbConn, f: &ListFilter, after: Option<&str>, limit: i64) -> QueryResult<Vec<TagChangeRow>> {
-    let mut q = tag_changes::table.inner_join(households::table).select(TagChangeRow::as_select()).into_boxed();
-    if let Some(s) = f.status {
-        q = q.filter(tag_changes::status.eq(s));
-    }
-    if let Some(c) = &f.community_id {
-        q = q.filter(tag_changes::community_id.eq(c));
-    }
-    if let Some(grids) = &f.grid_ids {
-        q = q.filter(households::grid_id.eq_any(grids.clone()));
-    }
-    if let Some(h) = &f.household_id {
-        q = q.filter(tag_changes::household_id.eq(h));
-    }
-    if f.active_households_only {
-        q = q.filter(households::removed_at.is_null());
-    }
-    if let Some(id) = after {
-        q = q.filter(tag_changes::id.gt(id.to_owned()));
-    }
-    q.order(tag_changes::id.asc()).limit(limit).load(conn)
+    tag_changes::table
+        .inner_join(households::table)
+        .select(TagChangeRow::as_select())
+        .into_boxed()
+        .narrow(f.status, |q, s| q.filter(tag_changes::status.eq(s)))
+        .narrow(f.community_id.as_ref(), |q, c| q.filter(tag_changes::community_id.eq(c)))
+        .narrow(f.grid_ids.clone(), |q, grids| q.filter(households::grid_id.eq_any(grids)))
+        .narrow(f.household_id.as_ref(), |q, h| q.filter(tag_changes::household_id.eq(h)))
+        .narrow(f.active_households_only.then_some(households::removed_at.is_null()), |q, active| q.filter(active))
+        .narrow(after, |q, id| q.filter(tag_changes::id.gt(id.to_owned())))
+        .order(tag_changes::id.asc())
+        .limit(limit)
+        .load(conn)
 }
 
 /// The applied (approved) changes of a household, newest first, after the cursor

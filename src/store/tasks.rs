@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use chrono::{NaiveDate, NaiveDateTime};
+use chrono_tz::Tz;
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::query_builder::{QueryFragment, QueryId};
@@ -21,10 +22,11 @@ use crate::db::DbConn;
 use crate::db::schema::{households, tasks, visits};
 use crate::domain::schedule;
 use crate::domain::{ServiceKind, Tag, TaskStatus};
-use crate::store::communities::{self, CommunityRow};
+use crate::error::ApiResult;
+use crate::store::communities;
 use crate::store::households::{self as hh, HouseholdRow};
 use crate::store::plans::{self, TemplateRow};
-use crate::store::{new_id, now};
+use crate::store::{Narrow, new_id, now};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = tasks)]
@@ -88,41 +90,26 @@ pub fn list(
     after: Option<(NaiveDate, String)>,
     limit: i64,
 ) -> QueryResult<Vec<TaskRow>> {
-    let mut q = tasks::table
+    tasks::table
         .select(TaskRow::as_select())
         .order((tasks::due_on.asc(), tasks::id.asc()))
         .limit(limit)
-        .into_boxed();
-    if let Some(c) = &f.community_id {
-        q = q.filter(tasks::community_id.eq(c));
-    }
-    if let Some(grids) = &f.current_households_in {
-        q = q.filter(tasks::household_id.eq_any(hh::current_in(grids)));
-    }
-    match &f.assignee {
-        None => {}
-        Some(Assignee::Nobody) => q = q.filter(tasks::assignee_id.is_null()),
-        Some(Assignee::User(id)) => q = q.filter(tasks::assignee_id.eq(id)),
-    }
-    if let Some(s) = f.status {
-        q = q.filter(tasks::status.eq(s));
-    }
-    if let Some(d) = f.open_due_before {
-        q = q.filter(tasks::status.eq(TaskStatus::Open)).filter(tasks::due_on.lt(d));
-    }
-    if let Some(d) = f.due_before {
-        q = q.filter(tasks::due_on.lt(d));
-    }
-    if let Some(g) = &f.grid_id {
-        q = q.filter(tasks::grid_id.eq(g));
-    }
-    if let Some(h) = &f.household_id {
-        q = q.filter(tasks::household_id.eq(h));
-    }
-    if let Some((due, id)) = after {
-        q = q.filter(tasks::due_on.gt(due).or(tasks::due_on.eq(due).and(tasks::id.gt(id))));
-    }
-    q.load(conn)
+        .into_boxed()
+        .narrow(f.community_id.as_ref(), |q, c| q.filter(tasks::community_id.eq(c)))
+        .narrow(f.current_households_in.as_deref(), |q, grids| {
+            q.filter(tasks::household_id.eq_any(hh::current_in(grids)))
+        })
+        .narrow(f.assignee.as_ref(), |q, a| match a {
+            Assignee::Nobody => q.filter(tasks::assignee_id.is_null()),
+            Assignee::User(id) => q.filter(tasks::assignee_id.eq(id)),
+        })
+        .narrow(f.status, |q, s| q.filter(tasks::status.eq(s)))
+        .narrow(f.open_due_before, |q, d| q.filter(tasks::status.eq(TaskStatus::Open)).filter(tasks::due_on.lt(d)))
+        .narrow(f.due_before, |q, d| q.filter(tasks::due_on.lt(d)))
+        .narrow(f.grid_id.as_ref(), |q, g| q.filter(tasks::grid_id.eq(g)))
+        .narrow(f.household_id.as_ref(), |q, h| q.filter(tasks::household_id.eq(h)))
+        .narrow(after, |q, (due, id)| q.filter(tasks::due_on.gt(due).or(tasks::due_on.eq(due).and(tasks::id.gt(id)))))
+        .load(conn)
 }
 
 /// Inserts one task (the reconcile inserts through the one-open-task index instead).
@@ -196,8 +183,7 @@ pub fn household_moved(conn: &mut DbConn, household_id: &str, grid_id: &str) -> 
 }
 
 /// The local date of a UTC time in a community's timezone.
-pub fn local_date(at: NaiveDateTime, timezone: &str) -> NaiveDate {
-    let tz: chrono_tz::Tz = timezone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+pub fn local_date(at: NaiveDateTime, tz: Tz) -> NaiveDate {
     at.and_utc().with_timezone(&tz).date_naive()
 }
 
@@ -227,23 +213,18 @@ fn insert_open_tasks(conn: &mut DbConn, rows: &[TaskRow]) -> QueryResult<usize> 
 }
 
 /// The local date of the household's latest visit of a kind.
-fn last_visit_on(
-    conn: &mut DbConn,
-    household_id: &str,
-    kind: ServiceKind,
-    timezone: &str,
-) -> QueryResult<Option<NaiveDate>> {
+fn last_visit_on(conn: &mut DbConn, household_id: &str, kind: ServiceKind, tz: Tz) -> QueryResult<Option<NaiveDate>> {
     let at: Option<NaiveDateTime> = visits::table
         .filter(visits::household_id.eq(household_id))
         .filter(visits::kind.eq(kind))
         .select(diesel::dsl::max(visits::visited_at))
         .first(conn)?;
-    Ok(at.map(|t| local_date(t, timezone)))
+    Ok(at.map(|t| local_date(t, tz)))
 }
 
 /// The date the household's current tag was applied (its registration for a never-tagged one).
-fn tag_applied_on(h: &HouseholdRow, timezone: &str) -> NaiveDate {
-    local_date(h.tag_set_at.unwrap_or(h.created_at), timezone)
+fn tag_applied_on(h: &HouseholdRow, tz: Tz) -> NaiveDate {
+    local_date(h.tag_set_at.unwrap_or(h.created_at), tz)
 }
 
 /// A new open task of a template for a household, due per the scheduling rule.
@@ -251,12 +232,12 @@ pub fn new_task(
     conn: &mut DbConn,
     h: &HouseholdRow,
     t: &TemplateRow,
-    timezone: &str,
+    tz: Tz,
     not_before: Option<NaiveDate>,
 ) -> QueryResult<TaskRow> {
-    let last = last_visit_on(conn, &h.id, t.kind, timezone)?;
+    let last = last_visit_on(conn, &h.id, t.kind, tz)?;
     let interval = u32::try_from(t.interval_days).unwrap_or(1);
-    let mut due = schedule::due_on(last, tag_applied_on(h, timezone), interval);
+    let mut due = schedule::due_on(last, tag_applied_on(h, tz), interval);
     if let Some(floor) = not_before {
         due = due.max(floor);
     }
@@ -281,18 +262,14 @@ pub fn new_task(
     })
 }
 
-/// A community's timezone, read once per run.
-fn timezone_of(
-    conn: &mut DbConn,
-    cache: &mut HashMap<String, CommunityRow>,
-    community_id: &str,
-) -> QueryResult<String> {
-    if !cache.contains_key(community_id)
-        && let Some(c) = communities::find(conn, community_id)?
-    {
-        cache.insert(c.id.clone(), c);
+/// A community's timezone (see [`communities::timezone`]), read once per run.
+fn timezone_of(conn: &mut DbConn, cache: &mut HashMap<String, Tz>, community_id: &str) -> ApiResult<Tz> {
+    if let Some(tz) = cache.get(community_id) {
+        return Ok(*tz);
     }
-    Ok(cache.get(community_id).map(|c| c.timezone.clone()).unwrap_or_default())
+    let tz = communities::timezone(conn, community_id)?;
+    cache.insert(community_id.to_owned(), tz);
+    Ok(tz)
 }
 
 /// The households a reconcile covers: ids from `first` to `last` inclusive (one household:
@@ -302,26 +279,40 @@ struct Span<'a> {
     last: &'a str,
 }
 
+/// `UPDATE tasks SET {set}` (and the next version, at `at`) for the open tasks of the span's
+/// households that match `condition`.
+fn update_open_tasks(
+    span: &Span<'_>,
+    at: NaiveDateTime,
+    set: &'static str,
+    condition: &'static str,
+) -> impl RunQueryDsl<DbConn> + QueryFragment<MultiBackend> + QueryId {
+    sql::<Integer>("UPDATE tasks SET ")
+        .sql(set)
+        .sql(", version = version + 1, updated_at = ")
+        .bind::<Timestamp, _>(at)
+        .sql(" WHERE status = 'open' AND household_id BETWEEN ")
+        .bind::<Text, _>(span.first.to_owned())
+        .sql(" AND ")
+        .bind::<Text, _>(span.last.to_owned())
+        .sql(" AND ")
+        .sql(condition)
+}
+
 /// Open tasks whose template is no longer an active template of the household's current tag
 /// (or whose household was removed) are cancelled.
 fn cancel_stale(
     span: &Span<'_>,
     at: NaiveDateTime,
 ) -> impl RunQueryDsl<DbConn> + QueryFragment<MultiBackend> + QueryId {
-    sql::<Integer>(
-        "UPDATE tasks SET status = 'cancelled', \
+    update_open_tasks(
+        span,
+        at,
+        "status = 'cancelled', \
          cancel_reason = CASE WHEN EXISTS (SELECT 1 FROM households h \
            WHERE h.id = tasks.household_id AND h.removed_at IS NOT NULL) \
-           THEN 'household removed' ELSE 'no longer in the household''s service plan' END, \
-         version = version + 1, updated_at = ",
-    )
-    .bind::<Timestamp, _>(at)
-    .sql(" WHERE status = 'open' AND household_id BETWEEN ")
-    .bind::<Text, _>(span.first.to_owned())
-    .sql(" AND ")
-    .bind::<Text, _>(span.last.to_owned())
-    .sql(
-        " AND NOT EXISTS (SELECT 1 FROM households h JOIN service_templates t ON t.id = tasks.template_id \
+           THEN 'household removed' ELSE 'no longer in the household''s service plan' END",
+        "NOT EXISTS (SELECT 1 FROM households h JOIN service_templates t ON t.id = tasks.template_id \
          WHERE h.id = tasks.household_id AND h.removed_at IS NULL AND t.active AND t.tag = h.tag \
          AND t.community_id = h.community_id)",
     )
@@ -333,18 +324,12 @@ fn hand_on_span(
     span: &Span<'_>,
     at: NaiveDateTime,
 ) -> impl RunQueryDsl<DbConn> + QueryFragment<MultiBackend> + QueryId {
-    sql::<Integer>(
-        "UPDATE tasks SET assignee_id = (SELECT ga.user_id FROM grid_assignments ga \
-           JOIN users u ON u.id = ga.user_id WHERE ga.grid_id = tasks.grid_id AND ga.is_primary AND u.active), \
-         version = version + 1, updated_at = ",
-    )
-    .bind::<Timestamp, _>(at)
-    .sql(" WHERE status = 'open' AND household_id BETWEEN ")
-    .bind::<Text, _>(span.first.to_owned())
-    .sql(" AND ")
-    .bind::<Text, _>(span.last.to_owned())
-    .sql(
-        " AND assignee_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM grid_assignments ga \
+    update_open_tasks(
+        span,
+        at,
+        "assignee_id = (SELECT ga.user_id FROM grid_assignments ga \
+           JOIN users u ON u.id = ga.user_id WHERE ga.grid_id = tasks.grid_id AND ga.is_primary AND u.active)",
+        "assignee_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM grid_assignments ga \
            JOIN users u ON u.id = ga.user_id \
            WHERE ga.grid_id = tasks.grid_id AND ga.user_id = tasks.assignee_id AND u.active)",
     )
@@ -404,8 +389,8 @@ fn reconcile_span(
     conn: &mut DbConn,
     span: Span<'_>,
     households: u64,
-    timezones: &mut HashMap<String, CommunityRow>,
-) -> QueryResult<Reconciled> {
+    timezones: &mut HashMap<String, Tz>,
+) -> ApiResult<Reconciled> {
     let at = now();
     let cancelled = cancel_stale(&span, at).execute(conn)?;
     hand_on_span(&span, at).execute(conn)?;
@@ -413,8 +398,8 @@ fn reconcile_span(
     let mut rows = Vec::with_capacity(missing.len());
     for m in missing {
         let tz = timezone_of(conn, timezones, &m.community_id)?;
-        let tag_day = local_date(m.tag_set_at.unwrap_or(m.created_at), &tz);
-        let last = m.last_visit.map(|t| local_date(t, &tz));
+        let tag_day = local_date(m.tag_set_at.unwrap_or(m.created_at), tz);
+        let last = m.last_visit.map(|t| local_date(t, tz));
         rows.push(TaskRow {
             id: new_id(),
             due_on: schedule::due_on(last, tag_day, u32::try_from(m.interval_days).unwrap_or(1)),
@@ -443,7 +428,7 @@ fn reconcile_span(
 
 /// Re-establishes the task invariant for one household, inside the caller's transaction. The
 /// household row is locked first (PostgreSQL), so a concurrent tag change is seen, not raced.
-pub fn household_changed(conn: &mut DbConn, household_id: &str) -> QueryResult<Reconciled> {
+pub fn household_changed(conn: &mut DbConn, household_id: &str) -> ApiResult<Reconciled> {
     if hh::find_for_update(conn, household_id)?.is_none() {
         return Ok(Reconciled::default());
     }
@@ -452,11 +437,7 @@ pub fn household_changed(conn: &mut DbConn, household_id: &str) -> QueryResult<R
 
 /// Reconciles the next `batch` households after `after` (by id), in the caller's transaction;
 /// returns what it did and the last id seen (`None` when there are no more).
-pub fn reconcile_batch(
-    conn: &mut DbConn,
-    after: Option<&str>,
-    batch: i64,
-) -> QueryResult<(Reconciled, Option<String>)> {
+pub fn reconcile_batch(conn: &mut DbConn, after: Option<&str>, batch: i64) -> ApiResult<(Reconciled, Option<String>)> {
     // Ids are never empty, so "" precedes them all. FOR NO KEY UPDATE, as every writer takes:
     // FOR UPDATE would also block the key-share locks of inserts referencing the households.
     let next = households::table
@@ -516,14 +497,14 @@ pub fn completed_by(conn: &mut DbConn, visit_ids: &[String]) -> QueryResult<Vec<
 }
 
 /// Recomputes the due dates of open tasks whose template's interval changed.
-pub fn reschedule_template(conn: &mut DbConn, template_id: &str) -> QueryResult<usize> {
+pub fn reschedule_template(conn: &mut DbConn, template_id: &str) -> ApiResult<usize> {
     let open: Vec<TaskRow> = tasks::table
         .filter(tasks::template_id.eq(template_id))
         .filter(tasks::status.eq("open"))
         .select(TaskRow::as_select())
         .load(conn)?;
     let mut changed = 0;
-    let mut cache: HashMap<String, CommunityRow> = HashMap::new();
+    let mut cache: HashMap<String, Tz> = HashMap::new();
     for task in open {
         let Some(h) = hh::find(conn, &task.household_id)? else { continue };
         let tz = timezone_of(conn, &mut cache, &h.community_id)?;
@@ -532,7 +513,7 @@ pub fn reschedule_template(conn: &mut DbConn, template_id: &str) -> QueryResult<
         else {
             continue;
         };
-        let fresh = new_task(conn, &h, &tpl, &tz, None)?;
+        let fresh = new_task(conn, &h, &tpl, tz, None)?;
         if fresh.due_on != task.due_on {
             diesel::update(tasks::table.find(&task.id))
                 .set((

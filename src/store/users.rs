@@ -8,6 +8,7 @@ use crate::db::DbConn;
 use crate::db::schema::users;
 use crate::domain::Role;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::store::Narrow;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
@@ -82,49 +83,53 @@ pub struct ListFilter {
     pub community_id: Option<String>,
     /// Only this user (what a grid worker can see).
     pub only_id: Option<String>,
-    pub role: Option<String>,
+    pub role: Option<Role>,
     pub active: Option<bool>,
     /// Only ids after this one (keyset pagination).
     pub after: Option<String>,
 }
 
 pub fn list(conn: &mut DbConn, filter: &ListFilter, limit: i64) -> QueryResult<Vec<UserRow>> {
-    let mut query = users::table.select(UserRow::as_select()).order(users::id.asc()).limit(limit).into_boxed();
-    if let Some(c) = &filter.community_id {
-        query = query.filter(users::community_id.eq(c));
-    }
-    if let Some(id) = &filter.only_id {
-        query = query.filter(users::id.eq(id));
-    }
-    if let Some(r) = &filter.role {
-        query = query.filter(users::role.eq(r));
-    }
-    if let Some(a) = filter.active {
-        query = query.filter(users::active.eq(a));
-    }
-    if let Some(after) = &filter.after {
-        query = query.filter(users::id.gt(after));
-    }
-    query.load(conn)
+    users::table
+        .select(UserRow::as_select())
+        .order(users::id.asc())
+        .limit(limit)
+        .into_boxed()
+        .narrow(filter.community_id.as_ref(), |q, c| q.filter(users::community_id.eq(c)))
+        .narrow(filter.only_id.as_ref(), |q, id| q.filter(users::id.eq(id)))
+        .narrow(filter.role, |q, r| q.filter(users::role.eq(r)))
+        .narrow(filter.active, |q, a| q.filter(users::active.eq(a)))
+        .narrow(filter.after.as_ref(), |q, after| q.filter(users::id.gt(after)))
+        .load(conn)
 }
 
-/// The fields a PATCH may change; `None` leaves a field alone.
-#[derive(AsChangeset, Default)]
+/// A change to an account: each field present replaces the stored one. The operation's input
+/// (`ops::users`) and the statement's changeset at once.
+#[derive(AsChangeset, Debug, Clone, Default)]
 #[diesel(table_name = users)]
-pub struct UserChanges {
+pub struct AccountEdit {
     pub display_name: Option<String>,
+    /// `Some(None)` removes the phone.
     pub phone: Option<Option<String>>,
     pub active: Option<bool>,
+    /// A new password's PHC string.
     pub password_hash: Option<String>,
-    pub credentials_changed_at: Option<NaiveDateTime>,
-    pub version: Option<i32>,
-    pub updated_at: Option<NaiveDateTime>,
 }
 
-/// Applies `changes` if the row is still at `expected_version`; returns whether it was.
-pub fn update(conn: &mut DbConn, id: &str, expected_version: i32, changes: &UserChanges) -> QueryResult<bool> {
-    let n = diesel::update(users::table.filter(users::id.eq(id)).filter(users::version.eq(expected_version)))
-        .set(changes)
+/// Applies an edit if the account is still at `version`, moving it to the next version (and,
+/// with `credentials_changed_at`, ending the tokens issued before); returns whether it was.
+pub fn update(
+    conn: &mut DbConn,
+    id: &str,
+    version: i32,
+    edit: &AccountEdit,
+    credentials_changed_at: Option<NaiveDateTime>,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let next = (users::version.eq(version + 1), users::updated_at.eq(at));
+    let credentials = credentials_changed_at.map(|t| users::credentials_changed_at.eq(t));
+    let n = diesel::update(users::table.filter(users::id.eq(id)).filter(users::version.eq(version)))
+        .set((edit, credentials, next))
         .execute(conn)?;
     Ok(n == 1)
 }

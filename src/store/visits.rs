@@ -6,7 +6,8 @@ use diesel::prelude::*;
 use crate::db::DbConn;
 use crate::db::schema::visits;
 use crate::domain::{Finding, ServiceKind};
-use crate::store::JsonText;
+use crate::store::households::current_in;
+use crate::store::{JsonText, Narrow};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = visits)]
@@ -65,36 +66,22 @@ pub fn list(
     before: Option<(NaiveDateTime, String)>,
     limit: i64,
 ) -> QueryResult<Vec<VisitRow>> {
-    let mut q = visits::table
+    visits::table
         .select(VisitRow::as_select())
         .order((visits::visited_at.desc(), visits::id.desc()))
         .limit(limit)
-        .into_boxed();
-    if let Some(c) = &f.community_id {
-        q = q.filter(visits::community_id.eq(c));
-    }
-    if let Some(g) = &f.grid_ids {
-        q = q.filter(visits::grid_id.eq_any(g.clone()));
-    }
-    if let Some(h) = &f.household_id {
-        q = q.filter(visits::household_id.eq(h));
-    }
-    if let Some(grids) = &f.current_households_in {
-        q = q.filter(visits::household_id.eq_any(crate::store::households::current_in(grids)));
-    }
-    if let Some(w) = &f.worker_id {
-        q = q.filter(visits::worker_id.eq(w));
-    }
-    if let Some(from) = f.from {
-        q = q.filter(visits::visited_at.ge(from));
-    }
-    if let Some(to) = f.to {
-        q = q.filter(visits::visited_at.lt(to));
-    }
-    if let Some((at, id)) = before {
-        q = q.filter(visits::visited_at.lt(at).or(visits::visited_at.eq(at).and(visits::id.lt(id))));
-    }
-    q.load(conn)
+        .into_boxed()
+        .narrow(f.community_id.as_ref(), |q, c| q.filter(visits::community_id.eq(c)))
+        .narrow(f.grid_ids.clone(), |q, grids| q.filter(visits::grid_id.eq_any(grids)))
+        .narrow(f.household_id.as_ref(), |q, h| q.filter(visits::household_id.eq(h)))
+        .narrow(f.current_households_in.as_deref(), |q, grids| q.filter(visits::household_id.eq_any(current_in(grids))))
+        .narrow(f.worker_id.as_ref(), |q, w| q.filter(visits::worker_id.eq(w)))
+        .narrow(f.from, |q, from| q.filter(visits::visited_at.ge(from)))
+        .narrow(f.to, |q, to| q.filter(visits::visited_at.lt(to)))
+        .narrow(before, |q, (at, id)| {
+            q.filter(visits::visited_at.lt(at).or(visits::visited_at.eq(at).and(visits::id.lt(id))))
+        })
+        .load(conn)
 }
 
 #[derive(AsChangeset)]

@@ -8,6 +8,7 @@ on_both_backends!(
     wrong_method_is_405_problem,
     problems_carry_a_stable_code,
     corrupt_stored_values_are_errors_not_defaults,
+    a_corrupt_stored_timezone_is_an_error_not_shanghai,
 );
 
 async fn unknown_route_is_404_problem(app: TestApp) {
@@ -75,4 +76,28 @@ async fn corrupt_stored_values_are_errors_not_defaults(app: TestApp) {
         .unwrap();
     let res = app.get_as(&format!("/api/v1/households/{}", w.household_a1), &w.sec_a).await;
     assert_eq!(res.assert_problem(500)["code"], "internal");
+}
+
+/// Timezones are checked when written: one stored that does not parse is corruption (500,
+/// logged), wherever a community's calendar is read, never quietly `Asia/Shanghai`.
+async fn a_corrupt_stored_timezone_is_an_error_not_shanghai(app: TestApp) {
+    use diesel::prelude::*;
+    use gridlight::db::schema::communities;
+    let w = app.world().await;
+    let id = w.community_a.clone();
+    app.state
+        .db
+        .write(move |c| {
+            Ok(diesel::update(communities::table.find(&id)).set(communities::timezone.eq("Mars/Olympus")).execute(c)?)
+        })
+        .await
+        .unwrap();
+    for path in [format!("/api/v1/households/{}", w.household_a1), "/api/v1/stats/overview".to_owned()] {
+        let res = app.get_as(&path, &w.sec_a).await;
+        assert_eq!(res.assert_problem(500)["code"], "internal", "{path}");
+    }
+    let res = app.get_as("/api/v1/reports/evaluation?period=2026", &w.sec_a).await;
+    assert_eq!(res.assert_problem(500)["code"], "internal");
+    // Another community's calendar is unaffected.
+    assert_eq!(app.get_as("/api/v1/stats/overview", &w.sec_b).await.status.as_u16(), 200);
 }

@@ -411,7 +411,7 @@ async fn deactivated_and_unassigned_workers_hand_their_tasks_on(app: TestApp) {
         })
         .await
         .unwrap();
-    app.state.db.write(|c| Ok(gridlight::store::tasks::reconcile_batch(c, None, 1000)?)).await.unwrap();
+    app.state.db.write(|c| gridlight::store::tasks::reconcile_batch(c, None, 1000)).await.unwrap();
     let mine = open_tasks(&app, &w.w_a2, "assignee=me").await;
     assert!(mine.iter().any(|t| t["id"] == task.as_str()), "reconciled back to the primary");
 }

@@ -7,8 +7,8 @@
 //! spreadsheet run it as a formula (`=`, `+`, `-`, `@`, tab, carriage return) — such a cell
 //! gets a leading apostrophe, since names are typed by users (CSV injection).
 
-use actix_web::HttpRequest;
 use actix_web::http::header::{self, Header};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 
 use crate::api::stats::evaluation::{Evaluation, EvaluationReport};
 
@@ -116,6 +116,12 @@ fn row(out: &mut String, text: [&str; 11], e: &Evaluation) {
 }
 
 /// The report as one table: the grids (ranked), the workers, the communities, then the total.
+/// The answer with the report as a CSV attachment named after its period.
+pub(super) fn attachment(mut res: HttpResponseBuilder, report: &EvaluationReport) -> HttpResponse {
+    let disposition = format!("attachment; filename=\"evaluation-{}.csv\"", report.period.label);
+    res.content_type(CONTENT_TYPE).insert_header((header::CONTENT_DISPOSITION, disposition)).body(to_csv(report))
+}
+
 pub fn to_csv(r: &EvaluationReport) -> String {
     let mut out = String::new();
     out.push(BOM);

@@ -8,12 +8,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::api::stats::scope::{Target, today_in};
-use crate::api::stats::types::{Coverage, KindCounts, ScopeOut};
+use crate::api::stats::types::{Absorb, Coverage, Folded, KindCounts, ScopeOut, fold};
 use crate::db::DbConn;
 use crate::domain::ranking::{self, Fraction, Standing};
 use crate::domain::{Period, Role};
 use crate::error::ApiResult;
-use crate::store::stats::{self as store, GridInfo, start_of_day, zone};
+use crate::store::stats::{self as store, GridInfo, start_of_day};
 
 /// The evaluation figures of a grid, a worker, a community or a whole scope for a period.
 #[derive(Serialize, ToSchema, Debug, Default, Clone, PartialEq)]
@@ -56,6 +56,17 @@ impl Evaluation {
         self.on_time_rate = self.on_time().rate();
     }
 
+    /// Done on time, of the tasks decided so far.
+    fn on_time(&self) -> Fraction {
+        Fraction::new(self.completed_on_time, self.tasks_due - self.not_yet_due)
+    }
+
+    fn standing(&self) -> Standing {
+        Standing { on_time: self.on_time(), red_coverage: self.red_coverage.fraction() }
+    }
+}
+
+impl Absorb for Evaluation {
     fn absorb(&mut self, o: &Evaluation) {
         self.tasks_due += o.tasks_due;
         self.completed_on_time += o.completed_on_time;
@@ -66,15 +77,6 @@ impl Evaluation {
         self.on_time_rate = self.on_time().rate();
         self.red_coverage.add(o.red_coverage.planned, o.red_coverage.covered);
         self.visits.absorb(&o.visits);
-    }
-
-    /// Done on time, of the tasks decided so far.
-    fn on_time(&self) -> Fraction {
-        Fraction::new(self.completed_on_time, self.tasks_due - self.not_yet_due)
-    }
-
-    fn standing(&self) -> Standing {
-        Standing { on_time: self.on_time(), red_coverage: self.red_coverage.fraction() }
     }
 }
 
@@ -157,7 +159,7 @@ pub(super) fn evaluation_of(
     for (_, user) in &assignments {
         per_worker.entry(user.clone()).or_default();
     }
-    for s in t.slices() {
+    for s in t.slices()? {
         let today = today_in(s.timezone, now);
         let over = period.is_over(today);
         for r in store::task_outcomes(conn, &s, period.first_day, period.last_day, today)? {
@@ -205,34 +207,33 @@ pub(super) fn evaluation_of(
             }
         })
         .collect();
-    let mut totals = Evaluation::default();
-    let mut communities: Vec<CommunityEvaluation> = t
+    let Folded { totals, communities: mut per_community, grids } = fold(grids, per_grid);
+    let communities = t
         .communities
         .iter()
         .map(|c| {
-            let today = today_in(zone(&c.timezone), now);
-            CommunityEvaluation {
+            let today = today_in(c.zone()?, now);
+            Ok(CommunityEvaluation {
                 community_id: c.id.clone(),
                 name: c.name.clone(),
                 timezone: c.timezone.clone(),
                 as_of: period.as_of(today),
                 period_over: period.is_over(today),
-                figures: Evaluation::default(),
-            }
+                figures: per_community.remove(&c.id).unwrap_or_default(),
+            })
         })
-        .collect();
+        .collect::<ApiResult<Vec<_>>>()?;
     let mut grids: Vec<GridEvaluation> = grids
         .into_iter()
-        .map(|g| {
-            let figures = per_grid.remove(&g.id).unwrap_or_default();
-            if let Some(c) = communities.iter_mut().find(|c| c.community_id == g.community_id) {
-                c.figures.absorb(&figures);
-            }
-            totals.absorb(&figures);
-            GridEvaluation { rank: 0, grid_id: g.id, community_id: g.community_id, code: g.code, name: g.name, figures }
+        .map(|(g, figures)| GridEvaluation {
+            rank: 0,
+            grid_id: g.id,
+            community_id: g.community_id,
+            code: g.code,
+            name: g.name,
+            figures,
         })
         .collect();
     rank(&mut grids);
-    communities.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.community_id.cmp(&b.community_id)));
     Ok(EvaluationReport { period, scope: t.scope, generated_at: now, totals, communities, grids, workers })
 }

@@ -56,6 +56,7 @@ pub use self::types::{Coverage, CoverageByTag, KindCounts, ScopeOut, TagCounts};
 use crate::AppState;
 use crate::api::input::Params;
 use crate::auth::AuthUser;
+use crate::db::DbConn;
 use crate::domain::Period;
 use crate::error::{ApiError, ApiResult, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::stats::snapshot;
@@ -69,8 +70,6 @@ use crate::store::stats::snapshot;
     params(ScopeQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "The figures of the scope, its communities and its grids", body = Overview),
-        (status = 400, description = "Malformed query", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such community or grid in the caller's scope", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn overview(
@@ -78,18 +77,27 @@ pub async fn overview(
     caller: AuthUser,
     query: Params<ScopeQuery>,
 ) -> ApiResult<web::Json<Overview>> {
-    let q = query.into_inner();
     let now = Utc::now();
-    let out = state
+    let out = of_target(&state, caller, query.into_inner(), move |c, t| overview::overview_of(c, t, now)).await?;
+    Ok(web::Json(out))
+}
+
+/// Computes figures of the caller's scope narrowed by `q` (404 outside it), on one snapshot.
+async fn of_target<T: Send + 'static>(
+    state: &AppState,
+    caller: AuthUser,
+    q: ScopeQuery,
+    figures: impl FnOnce(&mut DbConn, scope::Target) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    state
         .db
         .read(move |conn| {
             snapshot(conn, |conn| {
-                let t = scope::target(conn, &caller, &q)?;
-                overview::overview_of(conn, t, now)
+                let target = scope::target(conn, &caller, &q)?;
+                figures(conn, target)
             })
         })
-        .await?;
-    Ok(web::Json(out))
+        .await
 }
 
 #[derive(Deserialize, ToSchema, Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +127,32 @@ pub struct EvaluationQuery {
     pub format: Option<ReportFormat>,
 }
 
+impl EvaluationQuery {
+    /// The period asked for (422 when missing or malformed).
+    fn period(&self) -> ApiResult<Period> {
+        match self.period.as_deref() {
+            None | Some("") => {
+                Err(ApiError::invalid("period", "required", "give a period: 2026-11, 2026-Q4, 2026-H2 or 2026"))
+            }
+            Some(p) => Period::parse(p).ok_or_else(|| {
+                ApiError::invalid(
+                    "period",
+                    "invalid_format",
+                    "must be a month (2026-11), quarter (2026-Q4), half year (2026-H2) or year (2026)",
+                )
+            }),
+        }
+    }
+
+    /// Whether the report is wanted as CSV: `format`, else the `Accept` header.
+    fn as_csv(&self, req: &HttpRequest) -> bool {
+        match self.format {
+            Some(f) => f == ReportFormat::Csv,
+            None => csv::wanted(req),
+        }
+    }
+}
+
 /// The evaluation report of a month, quarter, half year or year.
 ///
 /// Per grid (ranked), per worker and per community, with the scope's totals: tasks due and how
@@ -132,8 +166,6 @@ pub struct EvaluationQuery {
             (EvaluationReport = "application/json"),
             (String = "text/csv", example = "level,rank,period,…\r\ngrid,1,2026-Q4,…\r\n"),
         ), headers(("Content-Disposition" = String, description = "For CSV: an attachment named after the period"))),
-        (status = 400, description = "Malformed query (e.g. an unknown format)", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such community or grid in the caller's scope", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Missing or invalid period", body = Problem, content_type = PROBLEM),
     ))]
@@ -144,43 +176,14 @@ pub async fn evaluation(
     query: Params<EvaluationQuery>,
 ) -> ApiResult<HttpResponse> {
     let q = query.into_inner();
-    let period = match q.period.as_deref() {
-        None | Some("") => {
-            return Err(ApiError::invalid("period", "required", "give a period: 2026-11, 2026-Q4, 2026-H2 or 2026"));
-        }
-        Some(p) => Period::parse(p).ok_or_else(|| {
-            ApiError::invalid(
-                "period",
-                "invalid_format",
-                "must be a month (2026-11), quarter (2026-Q4), half year (2026-H2) or year (2026)",
-            )
-        })?,
-    };
-    let as_csv = match q.format {
-        Some(f) => f == ReportFormat::Csv,
-        None => csv::wanted(&req),
-    };
+    let (period, as_csv) = (q.period()?, q.as_csv(&req));
     let scope_query = ScopeQuery { community_id: q.community_id, grid_id: q.grid_id };
     let now = Utc::now();
-    let report = state
-        .db
-        .read(move |conn| {
-            snapshot(conn, |conn| {
-                let t = scope::target(conn, &caller, &scope_query)?;
-                evaluation::evaluation_of(conn, t, period, now)
-            })
-        })
-        .await?;
-    if as_csv {
-        let filename = format!("evaluation-{}.csv", report.period.label);
-        Ok(HttpResponse::Ok()
-            .content_type(csv::CONTENT_TYPE)
-            .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")))
-            .insert_header((header::VARY, "Accept"))
-            .body(to_csv(&report)))
-    } else {
-        Ok(HttpResponse::Ok().insert_header((header::VARY, "Accept")).json(report))
-    }
+    let report =
+        of_target(&state, caller, scope_query, move |c, t| evaluation::evaluation_of(c, t, period, now)).await?;
+    let mut res = HttpResponse::Ok();
+    res.insert_header((header::VARY, "Accept"));
+    Ok(if as_csv { csv::attachment(res, &report) } else { res.json(report) })
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

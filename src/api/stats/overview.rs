@@ -8,10 +8,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::api::stats::scope::{Target, today_in};
-use crate::api::stats::types::{CoverageByTag, KindCounts, ScopeOut, TagCounts};
+use crate::api::stats::types::{Absorb, CoverageByTag, Folded, KindCounts, ScopeOut, TagCounts, fold};
 use crate::db::DbConn;
 use crate::error::ApiResult;
-use crate::store::stats::{self as store, start_of_day, zone};
+use crate::store::communities::DEFAULT_TIMEZONE;
+use crate::store::stats::{self as store, start_of_day};
 
 /// The dashboard figures of a grid, a community or a whole scope.
 #[derive(Serialize, ToSchema, Debug, Default, Clone, PartialEq)]
@@ -34,7 +35,7 @@ pub struct Figures {
     pub reviews_due: TagCounts,
 }
 
-impl Figures {
+impl Absorb for Figures {
     fn absorb(&mut self, o: &Figures) {
         self.households.absorb(&o.households);
         self.open_tasks.absorb(&o.open_tasks);
@@ -87,7 +88,7 @@ pub struct Overview {
 pub(super) fn overview_of(conn: &mut DbConn, t: Target, now: DateTime<Utc>) -> ApiResult<Overview> {
     let grids = store::grids_of(conn, &t.community_ids(), t.grids.as_deref())?;
     let mut per_grid: HashMap<String, Figures> = grids.iter().map(|g| (g.id.clone(), Figures::default())).collect();
-    for s in t.slices() {
+    for s in t.slices()? {
         let today = today_in(s.timezone, now);
         let day = |offset: i64| start_of_day(today + Duration::days(offset), s.timezone);
         for r in store::households_by_tag(conn, &s, today)? {
@@ -119,35 +120,35 @@ pub(super) fn overview_of(conn: &mut DbConn, t: Target, now: DateTime<Utc>) -> A
             }
         }
     }
-    let mut totals = Figures::default();
-    let mut communities: Vec<CommunityOverview> = t
+    let Folded { totals, communities: mut per_community, grids } = fold(grids, per_grid);
+    let communities = t
         .communities
         .iter()
-        .map(|c| CommunityOverview {
-            community_id: c.id.clone(),
-            name: c.name.clone(),
-            timezone: c.timezone.clone(),
-            today: today_in(zone(&c.timezone), now),
-            figures: Figures::default(),
+        .map(|c| {
+            Ok(CommunityOverview {
+                community_id: c.id.clone(),
+                name: c.name.clone(),
+                timezone: c.timezone.clone(),
+                today: today_in(c.zone()?, now),
+                figures: per_community.remove(&c.id).unwrap_or_default(),
+            })
         })
-        .collect();
-    let grids: Vec<GridOverview> = grids
+        .collect::<ApiResult<Vec<_>>>()?;
+    let grids = grids
         .into_iter()
-        .map(|g| {
-            let figures = per_grid.remove(&g.id).unwrap_or_default();
-            if let Some(c) = communities.iter_mut().find(|c| c.community_id == g.community_id) {
-                c.figures.absorb(&figures);
-            }
-            totals.absorb(&figures);
-            GridOverview { grid_id: g.id, community_id: g.community_id, code: g.code, name: g.name, figures }
+        .map(|(g, figures)| GridOverview {
+            grid_id: g.id,
+            community_id: g.community_id,
+            code: g.code,
+            name: g.name,
+            figures,
         })
         .collect();
     let dates: BTreeSet<NaiveDate> = communities.iter().map(|c| c.today).collect();
     let today = match dates.len() {
-        0 => Some(today_in(chrono_tz::Asia::Shanghai, now)),
+        0 => Some(today_in(DEFAULT_TIMEZONE, now)),
         1 => dates.first().copied(),
         _ => None,
     };
-    communities.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.community_id.cmp(&b.community_id)));
     Ok(Overview { scope: t.scope, generated_at: now, today, totals, communities, grids })
 }

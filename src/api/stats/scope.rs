@@ -10,7 +10,7 @@ use crate::auth::scope::{self, Reach};
 use crate::db::DbConn;
 use crate::error::{ApiError, ApiResult};
 use crate::store::communities::{self, CommunityRow};
-use crate::store::stats::{self as store, Slice, zone};
+use crate::store::stats::{self as store, Slice};
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -23,6 +23,7 @@ pub struct ScopeQuery {
 
 /// The communities and grids a request covers.
 pub(super) struct Target {
+    /// By name.
     pub(super) communities: Vec<CommunityRow>,
     /// `None`: every grid of the communities.
     pub(super) grids: Option<Vec<String>>,
@@ -35,16 +36,16 @@ impl Target {
     }
 
     /// The communities split by timezone, each with the grid restriction.
-    pub(super) fn slices(&self) -> Vec<Slice> {
+    pub(super) fn slices(&self) -> ApiResult<Vec<Slice>> {
         let mut out: Vec<Slice> = Vec::new();
         for c in &self.communities {
-            let tz = zone(&c.timezone);
+            let tz = c.zone()?;
             match out.iter_mut().find(|s| s.timezone == tz) {
                 Some(s) => s.communities.push(c.id.clone()),
                 None => out.push(Slice { communities: vec![c.id.clone()], grids: self.grids.clone(), timezone: tz }),
             }
         }
-        out
+        Ok(out)
     }
 }
 
@@ -68,11 +69,12 @@ pub(super) fn target(conn: &mut DbConn, caller: &AuthUser, q: &ScopeQuery) -> Ap
         Reach::Grids { grid_ids, .. } => Some(grid_ids.clone()),
         _ => None,
     };
-    let communities = match (&q.community_id, reach) {
+    let mut communities = match (&q.community_id, reach) {
         (Some(id), _) => vec![scope::community(conn, caller, id)?],
         (None, Reach::Everything) => store::all_communities(conn)?,
         (None, Reach::Community(id) | Reach::Grids { community_id: id, .. }) => vec![find(conn, &id, "community")?],
     };
+    communities.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
     let single = match communities.as_slice() {
         [c] => Some(c.id.clone()),
         _ => None,

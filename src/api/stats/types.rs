@@ -4,11 +4,44 @@
 //! community and the totals (`absorb`), so the rows of an answer always sum to its totals. A
 //! rate is recomputed from the summed counts, never averaged.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::ranking::Fraction;
 use crate::domain::{ServiceKind, Tag};
+use crate::store::stats::GridInfo;
+
+/// Figures that add up: a grid's are absorbed into its community's and the scope's.
+pub(super) trait Absorb: Default {
+    fn absorb(&mut self, other: &Self);
+}
+
+/// The figures of an answer, folded from its grids' (see [`fold`]).
+pub(super) struct Folded<F> {
+    pub(super) totals: F,
+    /// By community id.
+    pub(super) communities: HashMap<String, F>,
+    /// Each grid with its figures, in the order given.
+    pub(super) grids: Vec<(GridInfo, F)>,
+}
+
+/// Folds each grid's figures (none: the default) into its community's and the totals.
+pub(super) fn fold<F: Absorb>(grids: Vec<GridInfo>, mut per_grid: HashMap<String, F>) -> Folded<F> {
+    let mut totals = F::default();
+    let mut communities: HashMap<String, F> = HashMap::new();
+    let grids = grids
+        .into_iter()
+        .map(|g| {
+            let figures = per_grid.remove(&g.id).unwrap_or_default();
+            communities.entry(g.community_id.clone()).or_default().absorb(&figures);
+            totals.absorb(&figures);
+            (g, figures)
+        })
+        .collect();
+    Folded { totals, communities, grids }
+}
 
 /// Counts by traffic-light tag.
 #[derive(Serialize, ToSchema, Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use self::feed::{ChangeOut, Ctx, FIRST_GRID_KIND};
 use self::push::{PushRequest, PushResponse};
 use self::token::{Progress, Token};
-use crate::AppState;
+use crate::api::answer::Api;
 use crate::api::input::{Batch, Params};
 use crate::auth::{AuthUser, scope};
 use crate::db::DbConn;
@@ -215,43 +215,36 @@ fn fill(
         (status = 404, description = "No such community in the caller's scope", body = Problem, content_type = PROBLEM),
         (status = 410, description = "The token cannot be served (`resync_required`): start a new initial sync", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn sync(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    query: Params<SyncQuery>,
-) -> ApiResult<web::Json<SyncPage>> {
+pub async fn sync(api: Api, query: Params<SyncQuery>) -> ApiResult<web::Json<SyncPage>> {
     let q = query.into_inner();
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid("limit", "out_of_range", format!("must be between 1 and {MAX_LIMIT}")));
     }
+    let server = &api.state.config.server;
     let settings = Settings {
         limit: limit as usize,
-        visit_days: state.config.server.sync_visit_days,
-        retention_days: state.config.server.sync_retention_days,
+        visit_days: server.sync_visit_days,
+        retention_days: server.sync_retention_days,
     };
-    let secret = state.jwt_secret.clone();
-    let out = state.db.read(move |c| store::in_snapshot(c, |c| page(c, &caller, &q, &secret, settings))).await?;
+    let secret = api.state.jwt_secret.clone();
+    let out = api.read(move |c, caller| store::in_snapshot(c, |c| page(c, caller, &q, &secret, settings))).await?;
     Ok(web::Json(out))
 }
 
 /// Applies what a device did offline, in order, each operation through the same rules as its
 /// single endpoint, each with its own result (`applied`, `duplicate`, `conflict`, `rejected`):
-/// one bad operation never fails the others. At most 500 operations a request (422 `too_many`).
+/// one bad operation never fails the others. At most 500 operations a request (413).
 #[utoipa::path(post, path = "/api/v1/sync/push", tag = "sync", operation_id = "sync_push",
     request_body = PushRequest, security(("bearer" = [])),
     responses(
         (status = 200, description = "One result per operation", body = PushResponse),
     ))]
-pub async fn push(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    body: Batch<PushRequest>,
-) -> ApiResult<web::Json<PushResponse>> {
+pub async fn push(api: Api, body: Batch<PushRequest>) -> ApiResult<web::Json<PushResponse>> {
     let req = body.into_inner();
     push::check(&req)?;
-    let policy = crate::ops::visits::Policy { max_age_days: state.config.server.visit_max_age_days };
-    let out = state.db.write(move |c| push::push(c, &caller, &req, policy)).await?;
+    let policy = crate::ops::visits::Policy { max_age_days: api.state.config.server.visit_max_age_days };
+    let out = api.write(move |c, caller| push::push(c, caller, &req, policy)).await?;
     Ok(web::Json(out))
 }
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::api::answer::View;
 use crate::api::input::from_json;
 use crate::api::members::MemberOut;
 use crate::api::tags::TagChangeOut;
@@ -22,7 +23,7 @@ use crate::ops;
 use crate::store::now;
 use crate::store::sync::{self as store, Applied};
 
-/// At most this many operations a request (more: 422 `too_many`).
+/// At most this many operations a request (more: 413).
 pub const MAX_OPERATIONS: usize = 500;
 
 /// What an operation does; its `body` is what the single endpoint takes.
@@ -149,18 +150,13 @@ fn run(conn: &mut DbConn, caller: &AuthUser, op: &PushOperation, policy: ops::vi
         OpKind::HouseholdRegister => {
             let input = from_json::<households::CreateHousehold>(body.into())?.checked()?;
             let (created, row) = ops::households::register(conn, caller, input)?;
-            Done {
-                applied: created,
-                entity: "household",
-                id: row.id.clone(),
-                record: json(households::view(conn, row)?),
-            }
+            Done { applied: created, entity: "household", id: row.id.clone(), record: json(row.view(conn)?) }
         }
         OpKind::HouseholdEdit => {
             let id = take(&mut body, "id")?;
             let edit = from_json::<households::PatchHousehold>(body.into())?.checked()?;
             let row = ops::households::edit(conn, caller, &id, expected, edit)?;
-            Done { applied: true, entity: "household", id, record: json(households::view(conn, row)?) }
+            Done { applied: true, entity: "household", id, record: json(row.view(conn)?) }
         }
         OpKind::MemberAdd => {
             let household_id = take(&mut body, "household_id")?;
@@ -177,13 +173,13 @@ fn run(conn: &mut DbConn, caller: &AuthUser, op: &PushOperation, policy: ops::vi
         OpKind::VisitRecord => {
             let input = from_json::<visits::CreateVisit>(body.into())?.checked()?;
             let (created, row) = ops::visits::record(conn, caller, input, policy)?;
-            Done { applied: created, entity: "visit", id: row.id.clone(), record: json(visits::view(conn, row)?) }
+            Done { applied: created, entity: "visit", id: row.id.clone(), record: json(row.view(conn)?) }
         }
         OpKind::VisitCorrect => {
             let id = take(&mut body, "id")?;
             let correction = from_json::<visits::PatchVisit>(body.into())?.checked()?;
             let row = ops::visits::correct(conn, caller, &id, expected, correction)?;
-            Done { applied: true, entity: "visit", id, record: json(visits::view(conn, row)?) }
+            Done { applied: true, entity: "visit", id, record: json(row.view(conn)?) }
         }
         OpKind::TagChangePropose => {
             let household_id = take(&mut body, "household_id")?;
@@ -195,7 +191,7 @@ fn run(conn: &mut DbConn, caller: &AuthUser, op: &PushOperation, policy: ops::vi
             let id = take(&mut body, "id")?;
             let change = from_json::<tasks::PatchTask>(body.into())?.checked()?;
             let row = ops::tasks::change(conn, caller, &id, change)?;
-            Done { applied: true, entity: "task", id, record: json(tasks::view(conn, row)?) }
+            Done { applied: true, entity: "task", id, record: json(row.view(conn)?) }
         }
     })
 }
@@ -205,17 +201,17 @@ fn current(conn: &mut DbConn, caller: &AuthUser, entity: &str, id: &str) -> ApiR
     Ok(Some(match entity {
         "household" => {
             let row = scope::household(conn, caller, id)?;
-            json(households::view(conn, row)?)
+            json(row.view(conn)?)
         }
         "member" => json(MemberOut::from(scope::member(conn, caller, id)?.0)),
         "visit" => {
             let row = scope::visit(conn, caller, id)?;
-            json(visits::view(conn, row)?)
+            json(row.view(conn)?)
         }
         "tag_change" => json(TagChangeOut::from(scope::tag_change(conn, caller, id)?)),
         "task" => {
             let row = scope::task(conn, caller, id)?;
-            json(tasks::view(conn, row)?)
+            json(row.view(conn)?)
         }
         _ => return Ok(None),
     }))
@@ -286,8 +282,9 @@ fn apply(
 /// Checks a request's shape before anything runs.
 pub fn check(req: &PushRequest) -> ApiResult<()> {
     if req.operations.len() > MAX_OPERATIONS {
-        let message = format!("at most {MAX_OPERATIONS} operations a request; split the push");
-        return Err(ApiError::invalid("operations", "too_many", message));
+        return Err(ApiError::PayloadTooLarge(format!(
+            "at most {MAX_OPERATIONS} operations a request; split the push"
+        )));
     }
     let mut errors = Vec::new();
     let mut seen = std::collections::HashSet::new();
