@@ -84,6 +84,7 @@ start_server() {
   esac
   GRIDLIGHT_DATABASE_URL="$url" \
     GRIDLIGHT_JWT_SECRET="contract-run-secret-contract-run-secret-0123" \
+    GRIDLIGHT_DATA_KEY="Y29udHJhY3QtcnVuLWRhdGEta2V5LWNvbnRyYWN0LTA=" \
     GRIDLIGHT_BIND="127.0.0.1:$port" \
     GRIDLIGHT_ACCESS_TOKEN_TTL=86400 \
     GRIDLIGHT_LOGIN_MAX_FAILURES=1000000000 \

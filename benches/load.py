@@ -26,6 +26,9 @@ import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "gridlight")
+# The data key every run seals ID numbers and phones with (required with PostgreSQL; with SQLite
+# it keeps the cached data sets openable whichever directory they were made in).
+os.environ.setdefault("GRIDLIGHT_DATA_KEY", "YmVuY2htYXJrLWRhdGEta2V5LWJlbmNobWFyay0wMTI=")
 SEED = 1
 WORKER = f"syn{SEED}.g0"
 SECRETARY = f"syn{SEED}.c0.sec"

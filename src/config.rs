@@ -55,6 +55,12 @@ pub struct DbConfig {
     /// How long SQLite waits on a lock held by another process, in milliseconds.
     #[arg(long, env = "GRIDLIGHT_SQLITE_BUSY_TIMEOUT_MS", default_value_t = 5000, global = true)]
     pub sqlite_busy_timeout_ms: u64,
+
+    /// Data keys that seal ID numbers and phones (32 bytes in base64 each, comma-separated, the
+    /// current one first). With SQLite and none given they are kept beside the database file
+    /// (`<database>.data-key`, mode 0600, generated once); PostgreSQL requires them.
+    #[arg(long, env = "GRIDLIGHT_DATA_KEY", hide_env_values = true, global = true)]
+    pub data_key: Option<String>,
 }
 
 impl DbConfig {
@@ -113,6 +119,11 @@ pub struct ServerConfig {
     #[arg(long, env = "GRIDLIGHT_RECONCILE_INTERVAL_SECS", default_value_t = 3600)]
     pub reconcile_interval_secs: u64,
 
+    /// Years after which the personal fields of a removed household's members are erased by
+    /// the server's job (names kept as initials); 0 keeps them.
+    #[arg(long, env = "GRIDLIGHT_RETENTION_YEARS", default_value_t = 3)]
+    pub retention_years: u32,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "GRIDLIGHT_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
@@ -160,6 +171,7 @@ impl Config {
         let d = Defaults::parse_from(["gridlight"]);
         let mut db = d.db;
         db.database_url = url.to_owned();
+        db.data_key = None;
         let mut server = d.server;
         server.jwt_secret = None;
         server.cors_origins.clear();

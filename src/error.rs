@@ -63,6 +63,8 @@ pub enum ErrorCode {
     TaskClosed,
     /// 409: a value that must be unique (a username, a grid code) is taken.
     AlreadyExists,
+    /// 409: a current resident already holds this ID number (a person is registered once).
+    IdNumberTaken,
     /// 409: a record the request names does not exist, or one it would remove is still used.
     InUse,
     /// 409: a concurrent change got there first; the request can be retried.

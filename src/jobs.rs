@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use crate::db::Db;
 use crate::error::ApiResult;
+use crate::store::audit::{self, Actor, Event};
+use crate::store::record;
 use crate::store::tasks::{self, Reconciled};
 
 /// Households reconciled per transaction: small enough that requests waiting for the SQLite
@@ -32,12 +34,68 @@ pub fn prune_sync_log(db: &Db, retention_days: u32) -> ApiResult<usize> {
     db.write_blocking(|conn| Ok(crate::store::sync::prune(conn, before)?))
 }
 
-/// Runs [`reconcile_all`] and [`prune_sync_log`] now and then every `interval`, on the
-/// blocking pool, until the server stops. Failures (say, the database is away) are logged and
-/// retried next time.
-pub fn spawn_reconciler(db: Db, interval: Duration, sync_retention_days: u32) {
+/// What one retention run erased.
+#[derive(Debug, Default, Clone)]
+pub struct Retained {
+    pub households: usize,
+    pub members: usize,
+}
+
+/// Erases the personal fields of the households removed more than `years` ago (`0`: keeps
+/// everything), in batches, and records the run as one audit event (`retention.erased`, with the
+/// households' ids and counts; no personal value).
+pub fn apply_retention(db: &Db, years: u32) -> ApiResult<Retained> {
+    if years == 0 {
+        return Ok(Retained::default());
+    }
+    let today = crate::store::now();
+    let before = today
+        .date()
+        .checked_sub_months(chrono::Months::new(12 * years))
+        .map_or(chrono::NaiveDateTime::MIN, |d| d.and_time(today.time()));
+    let mut ids = Vec::new();
+    let mut members = 0;
+    loop {
+        let batch = db.write_blocking(|conn| Ok(record::erase_removed_before(conn, before, BATCH)?))?;
+        members += batch.members;
+        let done = batch.households.is_empty();
+        ids.extend(batch.households);
+        if done {
+            break;
+        }
+    }
+    if !ids.is_empty() {
+        let summary = serde_json::json!({"removed_before": before, "households": ids.len(), "members": members,
+            "household_ids": ids});
+        db.write_blocking(|conn| {
+            let event = Event {
+                action: "retention.erased",
+                entity_type: "household",
+                entity_id: None,
+                community_id: None,
+                summary,
+            };
+            Ok(audit::record(conn, &Actor::default(), event)?)
+        })?;
+    }
+    Ok(Retained { households: ids.len(), members })
+}
+
+/// Runs [`reconcile_all`], [`prune_sync_log`] and [`apply_retention`] now and then every
+/// `interval`, on the blocking pool, until the server stops. Failures (say, the database is
+/// away) are logged and retried next time.
+pub fn spawn_reconciler(db: Db, interval: Duration, sync_retention_days: u32, retention_years: u32) {
     actix_web::rt::spawn(async move {
         loop {
+            let handle = db.clone();
+            match actix_web::web::block(move || apply_retention(&handle, retention_years)).await {
+                Ok(Ok(r)) if r.households > 0 => {
+                    tracing::info!(households = r.households, members = r.members, "retention erased personal fields")
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "retention failed; will retry"),
+                Err(e) => tracing::warn!(error = %e, "retention was interrupted"),
+            }
             let handle = db.clone();
             match actix_web::web::block(move || prune_sync_log(&handle, sync_retention_days)).await {
                 Ok(Ok(n)) if n > 0 => tracing::info!(rows = n, "sync change log pruned"),

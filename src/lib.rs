@@ -113,6 +113,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = config.server.shutdown_timeout;
     let reconcile_every = config.server.reconcile_interval_secs;
     let sync_retention = config.server.sync_retention_days;
+    let retention_years = config.server.retention_years;
     let state = AppState::new(db.clone(), config, jwt_secret);
     let mut server = HttpServer::new(move || app(state.clone()))
         .bind(&bind)
@@ -126,7 +127,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         server = server.workers(n.max(1));
     }
     if reconcile_every > 0 {
-        jobs::spawn_reconciler(db.clone(), Duration::from_secs(reconcile_every), sync_retention);
+        jobs::spawn_reconciler(db.clone(), Duration::from_secs(reconcile_every), sync_retention, retention_years);
     }
     tracing::info!(bind = %bind, backend = db.backend().name(), "serving");
     server.run().await?;

@@ -51,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         command: TasksCommand,
     },
+    /// The data keys that seal ID numbers and phones: make one, rotate, verify.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Write the OpenAPI document, or check that the committed one matches the code.
     Openapi {
         /// Fail (exit 1) if the file differs from what the code serves, instead of writing it.
@@ -99,6 +104,21 @@ enum SeedCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a new random data key (for GRIDLIGHT_DATA_KEY); touches no database.
+    Generate,
+    /// Re-seal every value with the current key, in batches, beside a running server; then
+    /// retire the keys nothing uses. With a key file (SQLite) a new key is added first.
+    Rotate {
+        /// Finish a rotation that was stopped: no new key, only what is left.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Open every sealed value and check its blind index; exit 1 if any fails.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -214,6 +234,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 done.cancelled
             );
         }
+        Command::Keys { command } => {
+            let db_config = cli.db.clone();
+            return actix_web::web::block(move || keys_command(&db_config, command)).await?;
+        }
         Command::Openapi { check, path } => {
             let text = gridlight::api::openapi_json();
             if check {
@@ -229,6 +253,59 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 std::fs::write(&path, text)?;
                 println!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gridlight keys rotate` and `gridlight keys verify`.
+fn keys_command(db_config: &gridlight::config::DbConfig, command: KeysCommand) -> anyhow::Result<ExitCode> {
+    use gridlight::db::sealing;
+    use gridlight::seed::Progress;
+    let open = || -> anyhow::Result<gridlight::db::Db> {
+        let db = gridlight::db::Db::connect(db_config)?;
+        db.migrate()?;
+        Ok(db)
+    };
+    let started = std::time::Instant::now();
+    match command {
+        KeysCommand::Generate => println!("{}", gridlight::db::keys::DataKey::generate()),
+        KeysCommand::Rotate { resume } => {
+            let db = open()?;
+            if !resume && matches!(db.keys().source(), gridlight::db::keyfile::KeySource::File(_)) {
+                let id = db.keys().add_key(&db)?;
+                println!("added data key {id} to the key file (back it up)");
+            }
+            let mut progress = Progress::new("re-sealing", sealing::rotation_left(&db)?);
+            let done = sealing::rotate(&db, &mut |n| progress.advance(n))?;
+            progress.finish();
+            println!("re-sealed {} values with key {} in {:.1?}", done.resealed, done.current, started.elapsed());
+            for id in &done.retired {
+                println!(
+                    "retired key {id}: nothing uses it any more (remove it from GRIDLIGHT_DATA_KEY if it is there)"
+                );
+            }
+        }
+        KeysCommand::Verify => {
+            let db = open()?;
+            let mut progress = Progress::new("verifying", sealing::value_count(&db)?);
+            let report = sealing::verify(&db, &mut |n| progress.advance(n))?;
+            progress.finish();
+            for (key, n) in &report.by_key {
+                println!("key {key}: {n} values");
+            }
+            for failure in &report.failures {
+                println!("FAILED {failure}");
+            }
+            println!(
+                "checked {} values in {:.1?}: {} failed",
+                report.checked,
+                started.elapsed(),
+                report.failures.len()
+            );
+            if !report.failures.is_empty() {
+                return Ok(ExitCode::FAILURE);
             }
         }
     }

@@ -16,6 +16,7 @@ pub mod members;
 pub mod pagination;
 pub mod pii;
 pub mod plans;
+pub mod record;
 pub mod stats;
 pub mod sync;
 pub mod tags;
@@ -52,7 +53,7 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         grids::list, grids::create, grids::get, grids::patch, grids::put_workers,
         households::list, households::create, households::get, households::patch, households::remove,
         members::list, members::create, members::get, members::patch, members::remove,
-        pii::member, pii::household,
+        pii::member, pii::household, record::household,
         audit::list,
         tags::reasons, tags::propose, tags::list, tags::get, tags::approve, tags::reject, tags::history,
         plans::list, plans::put,
@@ -120,6 +121,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(households::routes)
                 .configure(members::routes)
                 .configure(pii::routes)
+                .configure(record::routes)
                 .configure(audit::routes)
                 .configure(tags::routes)
                 .configure(plans::routes)

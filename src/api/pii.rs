@@ -33,7 +33,7 @@ pub struct PiiQuery {
 
 impl PiiQuery {
     /// The reason as recorded.
-    fn checked(self) -> ApiResult<String> {
+    pub fn checked(self) -> ApiResult<String> {
         done(declared(&self))?;
         Ok(clean(self.reason.as_deref().unwrap_or_default()))
     }
@@ -57,7 +57,7 @@ pub struct HouseholdPii {
     pub phone: Option<String>,
 }
 
-fn no_store<T: Serialize>(body: T) -> HttpResponse {
+pub fn no_store<T: Serialize>(body: T) -> HttpResponse {
     HttpResponse::Ok().insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store"))).json(body)
 }
 

@@ -5,13 +5,18 @@
 //! writers queue in the process instead of failing with "database is locked". PostgreSQL has
 //! one pool for both. Every call runs on the blocking thread pool, never on an actix worker.
 
+pub mod keyfile;
+pub mod keys;
 pub mod schema;
+pub mod sealing;
 pub mod types;
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use self::keyfile::KeyState;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, R2D2Connection};
@@ -174,12 +179,15 @@ struct Pools {
 #[derive(Clone)]
 pub struct Db {
     pools: Arc<Pools>,
+    /// The data keys, loaded by [`Db::migrate`].
+    keys: Arc<KeyState>,
 }
 
 impl Db {
     /// Opens the pools. Fails when the database cannot be reached within the checkout timeout.
     pub fn connect(cfg: &DbConfig) -> anyhow::Result<Db> {
         let backend = Backend::of_url(&cfg.database_url);
+        let keys = Arc::new(KeyState::configured(cfg)?);
         let url = match backend {
             Backend::Postgres => cfg.database_url.clone(),
             Backend::Sqlite => {
@@ -226,16 +234,33 @@ impl Db {
                 Pools { backend, read, write, timeout }
             }
         };
-        Ok(Db { pools: Arc::new(pools) })
+        Ok(Db { pools: Arc::new(pools), keys })
     }
 
     pub fn backend(&self) -> Backend {
         self.pools.backend
     }
 
-    /// Applies pending migrations. On PostgreSQL an advisory lock keeps several instances
-    /// starting at once from migrating together.
+    /// Applies pending migrations, then loads the data keys (refusing keys that cannot open
+    /// what the database holds) and seals any personal value still stored in clear (a database
+    /// of an earlier version), in batches. On PostgreSQL an advisory lock keeps several
+    /// instances starting at once from migrating together.
     pub fn migrate(&self) -> anyhow::Result<Vec<String>> {
+        let applied = self.migrate_schema()?;
+        self.keys.load(self)?;
+        let sealed = sealing::seal_clear_values(self, &mut |_| {})?;
+        if sealed > 0 {
+            tracing::info!(values = sealed, "sealed personal values stored in clear");
+        }
+        Ok(applied)
+    }
+
+    /// The data keys this database is opened with (after [`Db::migrate`]).
+    pub fn keys(&self) -> &KeyState {
+        &self.keys
+    }
+
+    fn migrate_schema(&self) -> anyhow::Result<Vec<String>> {
         let mut conn = self.pools.write.get()?;
         fn names(versions: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
             versions.into_iter().map(|v| v.to_string()).collect()
@@ -278,13 +303,13 @@ impl Db {
     /// [`Db::read`] for callers that are already off the async workers (CLI, jobs).
     pub fn read_blocking<T>(&self, f: impl FnOnce(&mut DbConn) -> ApiResult<T>) -> ApiResult<T> {
         let mut conn = self.pools.read.get()?;
-        on(&mut conn, f)
+        keys::with(self.keys.ring(), || on(&mut conn, f))
     }
 
     /// [`Db::write`] for callers that are already off the async workers (CLI, jobs).
     pub fn write_blocking<T>(&self, f: impl FnOnce(&mut DbConn) -> ApiResult<T>) -> ApiResult<T> {
         let mut conn = self.pools.write.get()?;
-        on(&mut conn, |c| write_transaction(c, f))
+        keys::with(self.keys.ring(), || on(&mut conn, |c| write_transaction(c, f)))
     }
 
     /// Checks that the database answers a query, within a short timeout.

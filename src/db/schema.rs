@@ -29,6 +29,7 @@ diesel::table! {
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        phone_bidx -> Nullable<Text>,
     }
 }
 
@@ -104,6 +105,8 @@ diesel::table! {
         removed_note -> Nullable<Text>,
         created_by -> Nullable<Text>,
         create_digest -> Nullable<Text>,
+        phone_bidx -> Nullable<Text>,
+        erased_at -> Nullable<Timestamp>,
     }
 }
 
@@ -130,6 +133,8 @@ diesel::table! {
         removed_at -> Nullable<Timestamp>,
         created_by -> Nullable<Text>,
         create_digest -> Nullable<Text>,
+        id_number_bidx -> Nullable<Text>,
+        phone_bidx -> Nullable<Text>,
     }
 }
 
@@ -261,6 +266,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Every data key that sealed values (see `db::keys`); retired once none uses it.
+    data_keys (id) {
+        id -> Text,
+        created_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(users -> communities (community_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(grids -> communities (community_id));
@@ -291,4 +305,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     visits,
     tasks,
     audit_events,
+    data_keys,
 );

@@ -236,3 +236,31 @@ mod tests {
         assert!(!instant_in_range(d(-5000, 1, 1).and_hms_opt(0, 0, 0).unwrap().and_utc()));
     }
 }
+
+/// What retention keeps of a name: for a name in Chinese characters its surname character and
+/// `某` (`张桂兰` → `张某`), otherwise the first letter of each word (`Anna Li` → `A. L.`).
+pub fn initials(name: &str) -> String {
+    let name = name.trim();
+    match name.chars().next() {
+        None => String::new(),
+        Some(first) if !first.is_ascii() && !name.contains(char::is_whitespace) => format!("{first}某"),
+        Some(_) => name
+            .split_whitespace()
+            .filter_map(|w| w.chars().next())
+            .map(|c| format!("{}.", c.to_uppercase()))
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+#[cfg(test)]
+mod initials_tests {
+    use super::initials;
+
+    #[test]
+    fn names_keep_their_initials() {
+        assert_eq!(initials("张桂兰"), "张某");
+        assert_eq!(initials("anna li"), "A. L.");
+        assert_eq!(initials(""), "");
+    }
+}

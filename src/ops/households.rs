@@ -70,7 +70,7 @@ pub fn register(conn: &mut DbConn, caller: &AuthUser, h: NewHousehold) -> ApiRes
         removed_reason: None,
         removed_note: None,
     };
-    let origin = Origin::of(&caller.id, &content);
+    let origin = Origin::of(&caller.id, &content)?;
     if !store::insert_new(conn, &row, &origin)? {
         let stored = store::origin(conn, &row.id)?.ok_or_else(|| ApiError::not_found("household"))?;
         origin.retries(&stored)?;

@@ -111,7 +111,8 @@ pub fn add(conn: &mut DbConn, caller: &AuthUser, household_id: &str, m: NewMembe
         "relation": row.relation, "living_alone": row.living_alone, "disability_grade": row.disability_grade,
         "chronic_illness": row.chronic_illness, "serious_illness": row.serious_illness,
         "low_income": row.low_income, "extreme_poverty": row.extreme_poverty, "notes": row.notes});
-    let origin = Origin::of(&caller.id, &content);
+    let origin = Origin::of(&caller.id, &content)?;
+    refuse_taken_id_number(conn, &row.id, row.id_number.as_deref())?;
     if !store::insert_new_member(conn, &row, &origin)? {
         let stored = store::member_origin(conn, &row.id)?.ok_or_else(|| ApiError::not_found("member"))?;
         origin.retries(&stored)?;
@@ -168,12 +169,29 @@ pub fn edit(
     let identity = Identity::new(gender, birth_date, id_number).map_err(invalid)?;
     check_version(expected, current.version)?;
     let id_number = identity.id_number();
+    if e.id_number.is_some() {
+        refuse_taken_id_number(conn, id, id_number.as_deref())?;
+    }
     let updated =
         store::update_member(conn, id, current.version, &e, (id_number.as_deref(), identity.birth_date), now())?;
     applied(updated, "member")?;
     let summary = serde_json::json!({"household_id": household.id, "fields": fields});
     changed(conn, caller, &household, "member.updated", id, summary)?;
     store::find_member(conn, id)?.ok_or_else(|| ApiError::not_found("member"))
+}
+
+/// A person is registered once: an ID number another current resident holds is refused (409
+/// `id_number_taken`), found through its blind index. Only someone who already holds the whole
+/// number can ask, and the answer says nothing about where that resident lives.
+fn refuse_taken_id_number(conn: &mut DbConn, member_id: &str, id_number: Option<&str>) -> ApiResult<()> {
+    let Some(number) = id_number else { return Ok(()) };
+    if store::members_by_id_number(conn, number)?.iter().any(|m| m.id != member_id) {
+        return Err(ApiError::conflict(
+            ErrorCode::IdNumberTaken,
+            "a resident with this ID number is already registered",
+        ));
+    }
+    Ok(())
 }
 
 /// Removes a member from a household that was not removed (moved out, deceased, registered in

@@ -12,7 +12,7 @@ use crate::domain::{Finding, Location, Role, ServiceKind};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ops::{audit_event, check_version};
 use crate::store::audit::{self, Event};
-use crate::store::replay::{self, Origin};
+use crate::store::replay::{self, StoredOrigin};
 use crate::store::visits::{self as store, VisitCorrection, VisitRow};
 use crate::store::{JsonText, households, now, tasks};
 
@@ -76,7 +76,8 @@ pub fn record(conn: &mut DbConn, caller: &AuthUser, v: NewVisit, policy: Policy)
     let hash = content_hash(&household.id, v.kind, v.visited_at, &v.content);
     let replayed = |conn: &mut DbConn| -> ApiResult<(bool, VisitRow)> {
         let stored = store::find(conn, &v.id)?.ok_or_else(|| ApiError::not_found("visit"))?;
-        let origin = Origin { created_by: Some(stored.worker_id.clone()), digest: Some(stored.content_hash.clone()) };
+        let origin =
+            StoredOrigin { created_by: Some(stored.worker_id.clone()), digest: Some(stored.content_hash.clone()) };
         replay::check_retry(&origin, &caller.id, &hash)?;
         Ok((false, stored))
     };

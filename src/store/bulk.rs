@@ -26,7 +26,23 @@ macro_rules! bulk_insert {
     };
 }
 
-bulk_insert!(households, households, HouseholdRow);
-bulk_insert!(members, members, MemberRow);
+/// [`bulk_insert!`] for rows with sealed fields: sealed first, with their blind indexes.
+macro_rules! bulk_insert_sealed {
+    ($name:ident, $table:ident, $row:ty) => {
+        /// Inserts the rows, sealed, in slices; returns how many.
+        pub fn $name(conn: &mut DbConn, rows: &[$row]) -> QueryResult<usize> {
+            let keys = crate::store::data_keys()?;
+            let mut n = 0;
+            for slice in rows.chunks(SLICE) {
+                let sealed: Vec<_> = slice.iter().map(|r| r.sealed(&keys)).collect();
+                n += crate::db_run!(&mut *conn, |c| diesel::insert_into($table::table).values(sealed).execute(c))?;
+            }
+            Ok(n)
+        }
+    };
+}
+
+bulk_insert_sealed!(households, households, HouseholdRow);
+bulk_insert_sealed!(members, members, MemberRow);
 bulk_insert!(visits, visits, VisitRow);
 bulk_insert!(tasks, tasks, TaskRow);

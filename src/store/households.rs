@@ -4,10 +4,11 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
 use crate::db::DbConn;
+use crate::db::keys::{Field, HOUSEHOLD_PHONE, KeyRing, MEMBER_ID_NUMBER, MEMBER_PHONE};
 use crate::db::schema::{households, members, tasks};
 use crate::domain::{Gender, IdNumber, Relation, RemovalReason, Tag};
-use crate::store::replay::{self, Origin};
-use crate::store::{JsonText, Narrow};
+use crate::store::replay::{self, Origin, StoredOrigin};
+use crate::store::{JsonText, Narrow, Opened, Sealed, data_keys, open_value, seal_edit, seal_value};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
 #[diesel(table_name = households)]
@@ -41,21 +42,46 @@ impl HouseholdRow {
     pub fn reasons(&self) -> Vec<String> {
         self.tag_reasons.0.clone()
     }
+
+    /// The row as stored (its phone sealed), and the phone's blind index.
+    pub fn sealed(&self, keys: &KeyRing) -> (HouseholdRow, diesel::dsl::Eq<households::phone_bidx, Option<String>>) {
+        let (phone, index) = seal_value(keys, HOUSEHOLD_PHONE, &self.id, self.phone.as_deref());
+        (HouseholdRow { phone, ..self.clone() }, households::phone_bidx.eq(index))
+    }
+}
+
+impl Sealed for HouseholdRow {
+    fn open(mut self, keys: &KeyRing) -> QueryResult<Self> {
+        self.phone = open_value(keys, HOUSEHOLD_PHONE, &self.id, self.phone.take())?;
+        Ok(self)
+    }
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<HouseholdRow>> {
-    households::table.find(id).select(HouseholdRow::as_select()).first(conn).optional()
+    households::table.find(id).select(HouseholdRow::as_select()).first(conn).optional().opened()
+}
+
+/// The current households with this phone (normalised, `Phone::as_str`): one lookup of the
+/// blind index, the only way to find a household by its phone.
+pub fn households_by_phone(conn: &mut DbConn, phone: &str) -> QueryResult<Vec<HouseholdRow>> {
+    households::table
+        .filter(households::phone_bidx.eq_any(data_keys()?.blinds(HOUSEHOLD_PHONE, phone)))
+        .filter(households::removed_at.is_null())
+        .order(households::id.asc())
+        .select(HouseholdRow::as_select())
+        .load(conn)
+        .opened()
 }
 
 /// Reads a household for changing it: on PostgreSQL the row stays locked until the
 /// transaction ends, so two concurrent edits are applied one after the other and the version
 /// check of the second sees the first (on SQLite the write transaction is exclusive already).
 pub fn find_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<HouseholdRow>> {
-    crate::locked_first!(conn, households::table.find(id).select(HouseholdRow::as_select()))
+    crate::locked_first!(conn, households::table.find(id).select(HouseholdRow::as_select())).opened()
 }
 
 pub fn insert(conn: &mut DbConn, row: &HouseholdRow) -> QueryResult<()> {
-    diesel::insert_into(households::table).values(row).execute(conn).map(|_| ())
+    diesel::insert_into(households::table).values(row.sealed(&*data_keys()?)).execute(conn).map(|_| ())
 }
 
 /// Inserts a household created through the API, with who created it and the request's digest;
@@ -63,15 +89,21 @@ pub fn insert(conn: &mut DbConn, row: &HouseholdRow) -> QueryResult<()> {
 pub fn insert_new(conn: &mut DbConn, row: &HouseholdRow, origin: &Origin) -> QueryResult<bool> {
     // Its tasks go to the grid's workers: they stay who they are until this commits.
     crate::store::communities::hold_workers(conn, &row.grid_id)?;
+    let (row, index) = row.sealed(&*data_keys()?);
     replay::insert_new(conn, "households", |c| {
         diesel::insert_into(households::table)
-            .values((row, households::created_by.eq(&origin.created_by), households::create_digest.eq(&origin.digest)))
+            .values((
+                &row,
+                index,
+                households::created_by.eq(origin.created_by()),
+                households::create_digest.eq(origin.digest()),
+            ))
             .execute(c)
     })
 }
 
 /// Who created a household, and with what request.
-pub fn origin(conn: &mut DbConn, id: &str) -> QueryResult<Option<Origin>> {
+pub fn origin(conn: &mut DbConn, id: &str) -> QueryResult<Option<StoredOrigin>> {
     households::table.find(id).select((households::created_by, households::create_digest)).first(conn).optional()
 }
 
@@ -158,7 +190,7 @@ pub fn list(conn: &mut DbConn, f: &ListFilter, after: Option<&After>, limit: i64
             q = q.filter(households::id.gt(id.clone()));
         }
     }
-    q.limit(limit).load(conn)
+    q.limit(limit).load(conn).opened()
 }
 
 /// An edit of a household: each field present replaces the stored one (`Some(None)` clears).
@@ -188,8 +220,11 @@ pub struct AddressEdit {
 /// Applies an edit if the household is still at `version`, moving it to the next version;
 /// returns whether it was.
 pub fn update(conn: &mut DbConn, id: &str, version: i32, edit: &HouseholdEdit, at: NaiveDateTime) -> QueryResult<bool> {
+    let (phone, index) = seal_edit(&*data_keys()?, HOUSEHOLD_PHONE, id, edit.phone.as_ref().map(Option::as_deref));
+    let edit = HouseholdEdit { phone, ..edit.clone() };
+    let index = index.map(|i| households::phone_bidx.eq(i));
     diesel::update(households::table.filter(households::id.eq(id)).filter(households::version.eq(version)))
-        .set((edit, households::version.eq(version + 1), households::updated_at.eq(at)))
+        .set((&edit, index, households::version.eq(version + 1), households::updated_at.eq(at)))
         .execute(conn)
         .map(|n| n == 1)
 }
@@ -266,25 +301,84 @@ pub struct MemberRow {
     pub removed_at: Option<NaiveDateTime>,
 }
 
+/// The blind indexes of a member's ID number and phone, as stored beside them.
+pub type MemberIndexes =
+    (diesel::dsl::Eq<members::id_number_bidx, Option<String>>, diesel::dsl::Eq<members::phone_bidx, Option<String>>);
+
+impl MemberRow {
+    /// The row as stored (ID number and phone sealed), and their blind indexes.
+    pub fn sealed(&self, keys: &KeyRing) -> (MemberRow, MemberIndexes) {
+        let (id_number, id_index) = seal_value(keys, MEMBER_ID_NUMBER, &self.id, self.id_number.as_deref());
+        let (phone, phone_index) = seal_value(keys, MEMBER_PHONE, &self.id, self.phone.as_deref());
+        (
+            MemberRow { id_number, phone, ..self.clone() },
+            (members::id_number_bidx.eq(id_index), members::phone_bidx.eq(phone_index)),
+        )
+    }
+}
+
+impl Sealed for MemberRow {
+    fn open(mut self, keys: &KeyRing) -> QueryResult<Self> {
+        self.id_number = open_value(keys, MEMBER_ID_NUMBER, &self.id, self.id_number.take())?;
+        self.phone = open_value(keys, MEMBER_PHONE, &self.id, self.phone.take())?;
+        Ok(self)
+    }
+}
+
 pub fn find_member(conn: &mut DbConn, id: &str) -> QueryResult<Option<MemberRow>> {
-    members::table.find(id).select(MemberRow::as_select()).first(conn).optional()
+    members::table.find(id).select(MemberRow::as_select()).first(conn).optional().opened()
+}
+
+/// The current members (of current households) with this ID number (normalised,
+/// `IdNumber::as_str`): one lookup of the blind index, the only way to find a member by ID
+/// number (duplicate checks, roster imports).
+pub fn members_by_id_number(conn: &mut DbConn, id_number: &str) -> QueryResult<Vec<MemberRow>> {
+    members_by(conn, MEMBER_ID_NUMBER, id_number)
+}
+
+/// The current members (of current households) with this phone (normalised, `Phone::as_str`).
+pub fn members_by_phone(conn: &mut DbConn, phone: &str) -> QueryResult<Vec<MemberRow>> {
+    members_by(conn, MEMBER_PHONE, phone)
+}
+
+fn members_by(conn: &mut DbConn, field: Field, value: &str) -> QueryResult<Vec<MemberRow>> {
+    let blinds = data_keys()?.blinds(field, value);
+    let current = households::table.filter(households::removed_at.is_null()).select(households::id);
+    let q = members::table
+        .filter(members::removed_at.is_null())
+        .filter(members::household_id.eq_any(current))
+        .order(members::id.asc())
+        .select(MemberRow::as_select())
+        .into_boxed();
+    let q = if field == MEMBER_ID_NUMBER {
+        q.filter(members::id_number_bidx.eq_any(blinds))
+    } else {
+        q.filter(members::phone_bidx.eq_any(blinds))
+    };
+    q.load(conn).opened()
 }
 
 pub fn insert_member(conn: &mut DbConn, row: &MemberRow) -> QueryResult<()> {
-    diesel::insert_into(members::table).values(row).execute(conn).map(|_| ())
+    diesel::insert_into(members::table).values(row.sealed(&*data_keys()?)).execute(conn).map(|_| ())
 }
 
 /// [`insert_new`] for members.
 pub fn insert_new_member(conn: &mut DbConn, row: &MemberRow, origin: &Origin) -> QueryResult<bool> {
+    let (row, indexes) = row.sealed(&*data_keys()?);
     replay::insert_new(conn, "members", |c| {
         diesel::insert_into(members::table)
-            .values((row, members::created_by.eq(&origin.created_by), members::create_digest.eq(&origin.digest)))
+            .values((
+                &row,
+                indexes,
+                members::created_by.eq(origin.created_by()),
+                members::create_digest.eq(origin.digest()),
+            ))
             .execute(c)
     })
 }
 
 /// Who created a member, and with what request.
-pub fn member_origin(conn: &mut DbConn, id: &str) -> QueryResult<Option<Origin>> {
+pub fn member_origin(conn: &mut DbConn, id: &str) -> QueryResult<Option<StoredOrigin>> {
     members::table.find(id).select((members::created_by, members::create_digest)).first(conn).optional()
 }
 
@@ -304,6 +398,7 @@ pub fn list_members(
         .into_boxed()
         .narrow(after, |q, a| q.filter(members::id.gt(a.to_owned())))
         .load(conn)
+        .opened()
 }
 
 /// What the tag suggestion reads of a member: the fact columns, without contact data or
@@ -315,6 +410,7 @@ pub struct MemberFactsRow {
     pub household_id: String,
     pub name: String,
     pub birth_date: Option<NaiveDate>,
+    /// Opened only when `birth_date` is missing (see the `Sealed` impl).
     pub id_number: Option<String>,
     pub living_alone: bool,
     pub disability_grade: Option<i32>,
@@ -322,6 +418,19 @@ pub struct MemberFactsRow {
     pub serious_illness: bool,
     pub low_income: bool,
     pub extreme_poverty: bool,
+}
+
+impl Sealed for MemberFactsRow {
+    /// The ID number stands in for a missing birth date only: with a birth date (every member
+    /// registered through the API has one) it is not opened at all, which keeps a households
+    /// page free of decryption for its members.
+    fn open(mut self, keys: &KeyRing) -> QueryResult<Self> {
+        let stored = self.id_number.take();
+        if self.birth_date.is_none() {
+            self.id_number = open_value(keys, MEMBER_ID_NUMBER, &self.id, stored)?;
+        }
+        Ok(self)
+    }
 }
 
 /// The facts of the current members of some households, in household then id order.
@@ -332,6 +441,7 @@ pub fn members_of(conn: &mut DbConn, household_ids: &[String]) -> QueryResult<Ve
         .order((members::household_id.asc(), members::id.asc()))
         .select(MemberFactsRow::as_select())
         .load(conn)
+        .opened()
 }
 
 /// An edit of a member: each field present replaces the stored one (`Some(None)` clears). The
@@ -370,9 +480,18 @@ pub fn update_member(
     (id_number, birth_date): (Option<&str>, Option<NaiveDate>),
     at: NaiveDateTime,
 ) -> QueryResult<bool> {
-    let identity = (members::id_number.eq(id_number), members::birth_date.eq(birth_date));
+    let keys = data_keys()?;
+    let (id_number, id_index) = seal_value(&keys, MEMBER_ID_NUMBER, id, id_number);
+    let (phone, phone_index) = seal_edit(&keys, MEMBER_PHONE, id, edit.phone.as_ref().map(Option::as_deref));
+    let edit = MemberEdit { phone, ..edit.clone() };
+    let identity = (
+        members::id_number.eq(id_number),
+        members::id_number_bidx.eq(id_index),
+        members::birth_date.eq(birth_date),
+        phone_index.map(|i| members::phone_bidx.eq(i)),
+    );
     diesel::update(members::table.filter(members::id.eq(id)).filter(members::version.eq(version)))
-        .set((edit, identity, members::version.eq(version + 1), members::updated_at.eq(at)))
+        .set((&edit, identity, members::version.eq(version + 1), members::updated_at.eq(at)))
         .execute(conn)
         .map(|n| n == 1)
 }

@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod communities;
 pub mod households;
 pub mod plans;
+pub mod record;
 pub mod replay;
 pub mod sessions;
 pub mod stats;
@@ -15,10 +16,80 @@ pub mod tasks;
 pub mod users;
 pub mod visits;
 
+use std::sync::Arc;
+
 use chrono::{NaiveDateTime, SubsecRound, Utc};
+use diesel::QueryResult;
 
 use crate::db::DbConn;
+use crate::db::keys::{self, Field, KeyRing};
 use crate::error::ApiResult;
+
+/// The data keys of the database this thread works on (see `db::keys`).
+pub fn data_keys() -> QueryResult<Arc<KeyRing>> {
+    keys::current().map_err(keys::to_diesel)
+}
+
+/// A row with sealed fields, opened after it is read: every read of such a row goes through
+/// [`Opened::opened`], so nothing else of the crate sees a sealed value.
+pub trait Sealed: Sized {
+    fn open(self, keys: &KeyRing) -> QueryResult<Self>;
+}
+
+/// Opens the sealed rows a query answered: `query.first(conn).optional().opened()`.
+pub trait Opened<T> {
+    fn opened(self) -> QueryResult<T>;
+}
+
+impl<T: Sealed> Opened<Option<T>> for QueryResult<Option<T>> {
+    fn opened(self) -> QueryResult<Option<T>> {
+        match self? {
+            Some(row) => Ok(Some(row.open(&*data_keys()?)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl<T: Sealed> Opened<Vec<T>> for QueryResult<Vec<T>> {
+    fn opened(self) -> QueryResult<Vec<T>> {
+        let rows = self?;
+        if rows.is_empty() {
+            return Ok(rows);
+        }
+        let keys = data_keys()?;
+        rows.into_iter().map(|r| r.open(&keys)).collect()
+    }
+}
+
+/// Opens one stored value of a row.
+pub fn open_value(keys: &KeyRing, field: Field, id: &str, stored: Option<String>) -> QueryResult<Option<String>> {
+    keys.open_opt(field, id, stored.as_deref()).map_err(keys::to_diesel)
+}
+
+/// A value as it is stored: sealed, with its blind index.
+pub fn seal_value(keys: &KeyRing, field: Field, id: &str, clear: Option<&str>) -> (Option<String>, Option<String>) {
+    match clear {
+        Some(v) => (Some(keys.seal(field, id, v)), Some(keys.blind(field, v))),
+        None => (None, None),
+    }
+}
+
+/// An edit of a sealed value (`Some(None)` clears it), as stored: the sealed edit and the edit
+/// of its blind index.
+pub fn seal_edit(
+    keys: &KeyRing,
+    field: Field,
+    id: &str,
+    edit: Option<Option<&str>>,
+) -> (Option<Option<String>>, Option<Option<String>>) {
+    match edit {
+        Some(v) => {
+            let (sealed, index) = seal_value(keys, field, id, v);
+            (Some(sealed), Some(index))
+        }
+        None => (None, None),
+    }
+}
 
 /// Reads one row to change it: on PostgreSQL the row stays locked (`FOR NO KEY UPDATE`) until
 /// the transaction ends, so concurrent changes queue and each sees the one before it; on SQLite

@@ -198,6 +198,7 @@ pub fn prune(conn: &mut DbConn, before: NaiveDateTime) -> QueryResult<usize> {
 
 use crate::db::schema::{grid_assignments, grids, households, members, tag_changes, tasks, users, visits};
 use crate::domain::{TagChangeStatus, TaskStatus};
+use crate::store::Opened;
 use crate::store::communities::GridRow;
 use crate::store::households::{HouseholdRow, MemberRow};
 use crate::store::tags::TagChangeRow;
@@ -249,6 +250,7 @@ pub fn households_page(conn: &mut DbConn, s: &Scope, after: &str, limit: i64) ->
         .limit(limit)
         .select(HouseholdRow::as_select())
         .load(conn)
+        .opened()
 }
 
 pub fn members_page(conn: &mut DbConn, s: &Scope, after: &str, limit: i64) -> QueryResult<Vec<MemberRow>> {
@@ -260,6 +262,7 @@ pub fn members_page(conn: &mut DbConn, s: &Scope, after: &str, limit: i64) -> Qu
         .limit(limit)
         .select(MemberRow::as_select())
         .load(conn)
+        .opened()
 }
 
 pub fn open_tasks_page(conn: &mut DbConn, s: &Scope, after: &str, limit: i64) -> QueryResult<Vec<TaskRow>> {
@@ -330,6 +333,7 @@ pub fn users_page(conn: &mut DbConn, community_id: &str, after: &str, limit: i64
         .limit(limit)
         .select(UserRow::as_select())
         .load(conn)
+        .opened()
 }
 
 /// The households now in some grids, after an id (what leaves with the grids).
@@ -396,6 +400,7 @@ pub fn members_of(conn: &mut DbConn, household_ids: &[String]) -> QueryResult<Ve
         .order(members::id.asc())
         .select(MemberRow::as_select())
         .load(conn)
+        .opened()
 }
 
 /// The open tasks of some households.

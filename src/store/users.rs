@@ -5,10 +5,11 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::db::DbConn;
+use crate::db::keys::{KeyRing, USER_PHONE};
 use crate::db::schema::users;
 use crate::domain::Role;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::store::Narrow;
+use crate::store::{Narrow, Opened, Sealed, data_keys, open_value, seal_edit, seal_value};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
@@ -25,6 +26,13 @@ pub struct UserRow {
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+}
+
+impl Sealed for UserRow {
+    fn open(mut self, keys: &KeyRing) -> QueryResult<Self> {
+        self.phone = open_value(keys, USER_PHONE, &self.id, self.phone.take())?;
+        Ok(self)
+    }
 }
 
 impl UserRow {
@@ -52,21 +60,34 @@ pub struct NewUser<'a> {
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<UserRow>> {
-    users::table.find(id).select(UserRow::as_select()).first(conn).optional()
+    users::table.find(id).select(UserRow::as_select()).first(conn).optional().opened()
 }
 
 /// [`find`], locked for a change (see [`crate::locked_first`]).
 pub fn find_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<UserRow>> {
-    crate::locked_first!(conn, users::table.find(id).select(UserRow::as_select()))
+    crate::locked_first!(conn, users::table.find(id).select(UserRow::as_select())).opened()
 }
 
 pub fn find_by_username(conn: &mut DbConn, username: &str) -> QueryResult<Option<UserRow>> {
-    users::table.filter(users::username.eq(username)).select(UserRow::as_select()).first(conn).optional()
+    users::table.filter(users::username.eq(username)).select(UserRow::as_select()).first(conn).optional().opened()
+}
+
+/// The accounts with this phone (normalised, `Phone::as_str`): one lookup of the blind index.
+pub fn find_by_phone(conn: &mut DbConn, phone: &str) -> QueryResult<Vec<UserRow>> {
+    users::table
+        .filter(users::phone_bidx.eq_any(data_keys()?.blinds(USER_PHONE, phone)))
+        .order(users::id.asc())
+        .select(UserRow::as_select())
+        .load(conn)
+        .opened()
 }
 
 /// Inserts an account; a taken username is 409 `already_exists`.
 pub fn insert(conn: &mut DbConn, user: &NewUser<'_>) -> ApiResult<()> {
-    diesel::insert_into(users::table).values(user).execute(conn).map_err(|e| match e {
+    let (phone, index) = seal_value(&*data_keys()?, USER_PHONE, user.id, user.phone);
+    let stored = NewUser { phone: phone.as_deref(), ..*user };
+    let values = (stored, users::phone_bidx.eq(index));
+    diesel::insert_into(users::table).values(values).execute(conn).map_err(|e| match e {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
             if info.constraint_name() == Some("users_username_key") || info.message().ends_with("users.username") =>
         {
@@ -101,6 +122,7 @@ pub fn list(conn: &mut DbConn, filter: &ListFilter, limit: i64) -> QueryResult<V
         .narrow(filter.active, |q, a| q.filter(users::active.eq(a)))
         .narrow(filter.after.as_ref(), |q, after| q.filter(users::id.gt(after)))
         .load(conn)
+        .opened()
 }
 
 /// A change to an account: each field present replaces the stored one. The operation's input
@@ -128,8 +150,11 @@ pub fn update(
 ) -> QueryResult<bool> {
     let next = (users::version.eq(version + 1), users::updated_at.eq(at));
     let credentials = credentials_changed_at.map(|t| users::credentials_changed_at.eq(t));
+    let (phone, index) = seal_edit(&*data_keys()?, USER_PHONE, id, edit.phone.as_ref().map(Option::as_deref));
+    let edit = AccountEdit { phone, ..edit.clone() };
+    let index = index.map(|i| users::phone_bidx.eq(i));
     let n = diesel::update(users::table.filter(users::id.eq(id)).filter(users::version.eq(version)))
-        .set((edit, credentials, next))
+        .set((&edit, index, credentials, next))
         .execute(conn)?;
     Ok(n == 1)
 }

@@ -15,6 +15,7 @@ mod households;
 mod migrations;
 mod openapi;
 mod outage;
+mod privacy;
 mod scope;
 mod seeds;
 mod stats;

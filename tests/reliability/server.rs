@@ -18,6 +18,8 @@ use crate::http::Client;
 use crate::postgres::{Cluster, TestDatabase, admin_url};
 
 pub const JWT_SECRET: &str = "reliability-secret-reliability-secret-0123";
+/// The data key of every server and command (required with PostgreSQL).
+pub const DATA_KEY: &str = "cmVsaWFiaWxpdHktZGF0YS1rZXktcmVsaWFiaWxpdHk=";
 
 /// How long a started server may take to answer `/readyz`.
 const READY_WITHIN: Duration = Duration::from_secs(60);
@@ -115,6 +117,7 @@ impl Store {
         clear_gridlight_env(&mut cmd);
         cmd.args(args)
             .env("GRIDLIGHT_DATABASE_URL", &self.url)
+            .env("GRIDLIGHT_DATA_KEY", DATA_KEY)
             .env("GRIDLIGHT_LOG", "warn")
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
@@ -176,6 +179,7 @@ impl Server {
             ("GRIDLIGHT_DATABASE_URL".into(), store.url.clone()),
             ("GRIDLIGHT_BIND".into(), addr.to_string()),
             ("GRIDLIGHT_JWT_SECRET".into(), JWT_SECRET.into()),
+            ("GRIDLIGHT_DATA_KEY".into(), DATA_KEY.into()),
             ("GRIDLIGHT_LOG".into(), "warn".into()),
             ("GRIDLIGHT_WORKERS".into(), "2".into()),
         ];

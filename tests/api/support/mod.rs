@@ -146,8 +146,14 @@ impl TestApp {
     }
 }
 
+/// The data key of the PostgreSQL test databases (SQLite ones make a key file of their own).
+pub const TEST_DATA_KEY: &str = "dGVzdC1kYXRhLWtleS10ZXN0LWRhdGEta2V5LTAxMjM=";
+
 pub fn test_config(url: &str) -> Config {
     let mut config = Config::for_database(url);
     config.db.db_pool_size = 3;
+    if gridlight::config::is_postgres_url(url) {
+        config.db.data_key = Some(TEST_DATA_KEY.to_owned());
+    }
     config
 }

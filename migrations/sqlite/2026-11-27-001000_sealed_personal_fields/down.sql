@@ -1,0 +1,11 @@
+ALTER TABLE households DROP COLUMN erased_at;
+DROP TABLE data_keys;
+DROP INDEX users_phone_bidx_idx;
+DROP INDEX households_phone_bidx_idx;
+DROP INDEX members_phone_bidx_idx;
+DROP INDEX members_id_number_bidx_idx;
+CREATE INDEX members_id_number_idx ON members (id_number) WHERE id_number IS NOT NULL;
+ALTER TABLE users DROP COLUMN phone_bidx;
+ALTER TABLE households DROP COLUMN phone_bidx;
+ALTER TABLE members DROP COLUMN phone_bidx;
+ALTER TABLE members DROP COLUMN id_number_bidx;
