@@ -366,15 +366,24 @@ macro_rules! by_ids {
             $table::table.filter($table::id.eq_any(ids.to_vec())).select(<$row>::as_select()).load(conn)
         }
     };
+    ($name:ident, $table:ident, $row:ty, sealed) => {
+        /// The records of these ids (in any order; missing ones left out), opened.
+        pub fn $name(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<$row>> {
+            if ids.is_empty() {
+                return Ok(vec![]);
+            }
+            $table::table.filter($table::id.eq_any(ids.to_vec())).select(<$row>::as_select()).load(conn).opened()
+        }
+    };
 }
 
-by_ids!(households_by_ids, households, HouseholdRow);
-by_ids!(members_by_ids, members, MemberRow);
+by_ids!(households_by_ids, households, HouseholdRow, sealed);
+by_ids!(members_by_ids, members, MemberRow, sealed);
 by_ids!(tasks_by_ids, tasks, TaskRow);
 by_ids!(visits_by_ids, visits, VisitRow);
 by_ids!(tag_changes_by_ids, tag_changes, TagChangeRow);
 by_ids!(grids_by_ids, grids, GridRow);
-by_ids!(users_by_ids, users, UserRow);
+by_ids!(users_by_ids, users, UserRow, sealed);
 
 /// Of these households, those that moved between grids in the window `(from, to]`: a device
 /// they moved to gets everything that belongs to them.

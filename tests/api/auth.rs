@@ -421,8 +421,13 @@ async fn cli_creates_the_first_admin(app: TestApp) {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let url = app.state.config.db.database_url.clone();
+    let data_key = app.state.config.db.data_key.clone();
     let run = move |username: &str, password: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gridlight"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gridlight"));
+        if let Some(key) = &data_key {
+            command.env("GRIDLIGHT_DATA_KEY", key);
+        }
+        let mut child = command
             .args([
                 "--database-url",
                 &url,

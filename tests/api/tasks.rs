@@ -284,11 +284,13 @@ async fn reconcile_twice_changes_nothing(app: TestApp) {
     assert_eq!(assert_no_duplicates(&app).await, 4);
     // The CLI does the same, and finds nothing to do.
     let url = app.state.config.db.database_url.clone();
+    let key = app.state.config.db.data_key.clone().unwrap_or_default();
     let out = actix_web::web::block(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_gridlight"))
-            .args(["--database-url", &url, "--log", "warn", "tasks", "reconcile"])
-            .output()
-            .unwrap()
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gridlight"));
+        if !key.is_empty() {
+            command.env("GRIDLIGHT_DATA_KEY", &key);
+        }
+        command.args(["--database-url", &url, "--log", "warn", "tasks", "reconcile"]).output().unwrap()
     })
     .await
     .unwrap();
