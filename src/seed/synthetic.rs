@@ -239,13 +239,9 @@ fn insert_user(
             phone: None,
             role,
             community_id: Some(community),
-            active: true,
             password_hash: hash,
-            credentials_changed_at: at,
-            version: 1,
-            created_at: at,
-            updated_at: at,
         },
+        at,
     )?;
     Ok(())
 }

@@ -34,6 +34,7 @@ impl UserRow {
     }
 }
 
+/// An account to create; [`insert`] makes it active, at version 1, with credentials set now.
 #[derive(Insertable)]
 #[diesel(table_name = users)]
 pub struct NewUser<'a> {
@@ -43,12 +44,7 @@ pub struct NewUser<'a> {
     pub phone: Option<&'a str>,
     pub role: &'a str,
     pub community_id: Option<&'a str>,
-    pub active: bool,
     pub password_hash: &'a str,
-    pub credentials_changed_at: NaiveDateTime,
-    pub version: i32,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<UserRow>> {
@@ -64,9 +60,17 @@ pub fn find_by_username(conn: &mut DbConn, username: &str) -> QueryResult<Option
     users::table.filter(users::username.eq(username)).select(UserRow::as_select()).first(conn).optional()
 }
 
-/// Inserts an account; a taken username is 409 `already_exists`.
-pub fn insert(conn: &mut DbConn, user: &NewUser<'_>) -> ApiResult<()> {
-    diesel::insert_into(users::table).values(user).execute(conn).map_err(|e| match e {
+/// Inserts an account, created `at`; a taken username is 409 `already_exists`.
+pub fn insert(conn: &mut DbConn, user: &NewUser<'_>, at: NaiveDateTime) -> ApiResult<()> {
+    let new = (
+        user,
+        users::active.eq(true),
+        users::credentials_changed_at.eq(at),
+        users::version.eq(1),
+        users::created_at.eq(at),
+        users::updated_at.eq(at),
+    );
+    diesel::insert_into(users::table).values(new).execute(conn).map_err(|e| match e {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
             if info.constraint_name() == Some("users_username_key") || info.message().ends_with("users.username") =>
         {
