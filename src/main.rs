@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use gridlight::config::{Config, DbConfig, LogConfig, ServerConfig};
+use gridlight::db::Db;
 use gridlight::ops::users::Acting;
 
 /// mimalloc instead of glibc's malloc: answering a page allocates many small strings (rows,
@@ -125,44 +126,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { server, demo } => {
             if demo {
-                let db_config = cli.db.clone();
-                let loaded = actix_web::web::block(move || -> anyhow::Result<_> {
-                    let db = gridlight::db::Db::connect(&db_config)?;
-                    db.migrate()?;
-                    gridlight::seed::demo::load(&db).map_err(describe)
-                })
-                .await??;
-                print_demo(&loaded);
+                print_demo(&on_migrated(&cli.db, gridlight::seed::demo::load).await?);
             }
             gridlight::serve(Config { db: cli.db, server }).await?;
         }
         Command::Seed { command } => {
-            let db_config = cli.db.clone();
             let started = std::time::Instant::now();
             match command {
-                SeedCommand::Demo => {
-                    let loaded = actix_web::web::block(move || -> anyhow::Result<_> {
-                        let db = gridlight::db::Db::connect(&db_config)?;
-                        db.migrate()?;
-                        gridlight::seed::demo::load(&db).map_err(describe)
-                    })
-                    .await??;
-                    print_demo(&loaded);
-                }
+                SeedCommand::Demo => print_demo(&on_migrated(&cli.db, gridlight::seed::demo::load).await?),
                 SeedCommand::Synthetic { households, seed } => {
-                    let made = actix_web::web::block(move || -> anyhow::Result<_> {
-                        let db = gridlight::db::Db::connect(&db_config)?;
-                        db.migrate()?;
-                        gridlight::seed::synthetic::load(&db, households, seed).map_err(describe)
-                    })
-                    .await??;
+                    let made =
+                        on_migrated(&cli.db, move |db| gridlight::seed::synthetic::load(db, households, seed)).await?;
                     println!("{made}");
                 }
             }
             println!("done in {:.1?}", started.elapsed());
         }
         Command::Migrate => {
-            let db = gridlight::db::Db::connect(&cli.db)?;
+            let db = Db::connect(&cli.db)?;
             let applied = db.migrate()?;
             println!("applied {} migration(s)", applied.len());
             for version in applied {
@@ -185,27 +166,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 community_id: community,
                 phone,
             };
-            let db_config = cli.db.clone();
-            let row = actix_web::web::block(move || -> anyhow::Result<_> {
-                let db = gridlight::db::Db::connect(&db_config)?;
-                db.migrate()?;
-                let created = input.checked().and_then(|account| {
-                    db.write_blocking(|conn| gridlight::ops::users::create(conn, Acting::Operator, account))
-                });
-                created.map_err(describe)
+            let row = on_migrated(&cli.db, move |db| {
+                let account = input.checked()?;
+                db.write_blocking(|conn| gridlight::ops::users::create(conn, Acting::Operator, account))
             })
-            .await??;
+            .await?;
             println!("created {} `{}` ({})", row.role, row.username, row.id);
         }
         Command::Tasks { command: TasksCommand::Reconcile } => {
-            let db_config = cli.db.clone();
             let started = std::time::Instant::now();
-            let done = actix_web::web::block(move || -> anyhow::Result<_> {
-                let db = gridlight::db::Db::connect(&db_config)?;
-                db.migrate()?;
-                gridlight::jobs::reconcile_all(&db).map_err(describe)
-            })
-            .await??;
+            let done = on_migrated(&cli.db, gridlight::jobs::reconcile_all).await?;
             println!(
                 "reconciled {} households in {:.1?}: {} tasks created, {} cancelled",
                 done.households,
@@ -233,6 +203,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a command's `work` on the database, migrated first, off the async workers.
+async fn on_migrated<T: Send + 'static>(
+    config: &DbConfig,
+    work: impl FnOnce(&Db) -> gridlight::error::ApiResult<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let config = config.clone();
+    actix_web::web::block(move || {
+        let db = Db::connect(&config)?;
+        db.migrate()?;
+        work(&db).map_err(describe)
+    })
+    .await?
 }
 
 /// A CLI-readable account of an API error, with the field errors spelled out.
