@@ -15,14 +15,13 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::api::answer::{Api, View};
+use crate::api::answer::{Api, view_from};
 use crate::api::conditional::IfMatch;
 use crate::api::input::{Body, Params, from_json};
 use crate::api::pagination::{Page, PageQuery, parse_time_key, time_key};
 use crate::api::validate::{clean, clean_optional, declared, done};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
-use crate::db::DbConn;
 use crate::domain::text::{optional_lines, required_lines};
 use crate::domain::{Tag, TagChangeStatus, TagReason, catalogue, reason};
 use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
@@ -107,13 +106,7 @@ impl From<TagChangeRow> for TagChangeOut {
     }
 }
 
-impl View for TagChangeRow {
-    type Out = TagChangeOut;
-
-    fn view(self, _: &mut DbConn) -> ApiResult<TagChangeOut> {
-        Ok(TagChangeOut::from(self))
-    }
-}
+view_from!(TagChangeRow => TagChangeOut);
 
 #[derive(Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
