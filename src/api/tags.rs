@@ -357,10 +357,7 @@ pub async fn history(
     page: PageQuery,
 ) -> ApiResult<web::Json<Page<TagChangeOut>>> {
     let fetch = page.fetch()?;
-    let after = match page.key(2)? {
-        None => None,
-        Some(mut k) => Some((parse_time_key(&k[0])?, k.remove(1))),
-    };
+    let after = page.after_pair(parse_time_key)?;
     api.listed(move |c, caller| {
         scope::household(c, caller, &household_id)?;
         let rows = tags::history(c, &household_id, after, fetch)?;
