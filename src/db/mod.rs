@@ -259,9 +259,7 @@ impl Db {
         F: FnOnce(&mut DbConn) -> ApiResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let db = self.clone();
-        let span = tracing::Span::current();
-        actix_web::web::block(move || span.in_scope(|| db.read_blocking(f))).await?
+        self.off_workers(move |db| db.read_blocking(f)).await
     }
 
     /// Runs `f` inside a write transaction on the blocking pool; an `Err` rolls it back.
@@ -270,9 +268,17 @@ impl Db {
         F: FnOnce(&mut DbConn) -> ApiResult<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.off_workers(move |db| db.write_blocking(f)).await
+    }
+
+    /// Runs `work` on the blocking pool, in the caller's tracing span.
+    async fn off_workers<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Db) -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
         let db = self.clone();
         let span = tracing::Span::current();
-        actix_web::web::block(move || span.in_scope(|| db.write_blocking(f))).await?
+        actix_web::web::block(move || span.in_scope(|| work(&db))).await?
     }
 
     /// [`Db::read`] for callers that are already off the async workers (CLI, jobs).
