@@ -11,6 +11,7 @@ pub mod docs;
 pub mod grids;
 pub mod health;
 pub mod households;
+pub mod imports;
 pub mod input;
 pub mod members;
 pub mod pagination;
@@ -60,6 +61,7 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         visits::list, visits::create, visits::get, visits::patch,
         stats::overview, stats::evaluation,
         sync::sync, sync::push,
+        imports::create, imports::get, imports::errors, imports::commit_import,
     ),
     components(schemas(Problem, FieldError)),
     modifiers(&BearerAuth, &CommonResponses),
@@ -77,6 +79,7 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         (name = "tasks", description = "Scheduled services: to-do lists and the unassigned queue"),
         (name = "visits", description = "Home visits, phone calls and services recorded by grid workers"),
         (name = "stats", description = "Dashboards and periodic evaluation reports"),
+        (name = "imports", description = "Household rosters from Excel or CSV: dry run, errors, commit (docs/import.md)"),
         (name = "sync", description = "Offline sync for mobile clients: the change feed and the batch push (docs/sync.md)"),
     )
 )]
@@ -126,7 +129,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(tasks::routes)
                 .configure(visits::routes)
                 .configure(stats::routes)
-                .configure(sync::routes),
+                .configure(sync::routes)
+                .configure(imports::routes),
         );
 }
 
