@@ -197,7 +197,6 @@ fn check_member(m: roster::Member, errors: &mut Vec<RowError>) -> Option<ops::Me
 /// A file refused whole: what it is, as a problem.
 fn refused(e: FileError) -> ApiError {
     match e {
-        FileError::NotASpreadsheet => ApiError::UnsupportedMediaType(e.to_string()),
         FileError::TooBig(_) => ApiError::PayloadTooLarge(e.to_string()),
         other => ApiError::invalid("file", other.code(), other.to_string()),
     }
@@ -278,7 +277,13 @@ fn scoped(conn: &mut DbConn, caller: &AuthUser, id: &str, for_update: bool) -> A
 
 /// The commit: the stored file read and planned again, and applied if the plan is the one the
 /// dry run made.
-pub fn commit(conn: &mut DbConn, caller: &AuthUser, id: &str, skip_errors: bool) -> ApiResult<ImportRow> {
+pub fn commit(
+    conn: &mut DbConn,
+    caller: &AuthUser,
+    id: &str,
+    skip_errors: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> ApiResult<ImportRow> {
     let import = scoped(conn, caller, id, true)?;
     if import.status != "validated" {
         let detail = format!("the import is {} already", import.status);
@@ -288,7 +293,8 @@ pub fn commit(conn: &mut DbConn, caller: &AuthUser, id: &str, skip_errors: bool)
     let bytes = store::file(conn, id)?;
     let checked = read_upload(&bytes)?;
     let plan = ops::plan(conn, &community, checked.households, checked.errors, checked.rows)?;
-    ops::apply(conn, caller, &import, plan, skip_errors)?;
+    let total = plan.households() as u64;
+    ops::apply(conn, caller, &import, plan, skip_errors, &mut |n| progress(n, total))?;
     store::find(conn, id)?.ok_or_else(|| ApiError::not_found("import"))
 }
 
@@ -328,7 +334,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> ApiResult<T> {
 }
 
 impl ImportOut {
-    fn of(row: ImportRow) -> ApiResult<ImportOut> {
+    pub fn of(row: ImportRow) -> ApiResult<ImportOut> {
         let mut errors: Vec<RowError> = parse_json(&row.errors)?;
         errors.truncate(ERRORS_SHOWN);
         Ok(ImportOut {
@@ -376,8 +382,7 @@ pub struct UploadQuery {
         (status = 403, description = "Grid workers do not import", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such community in the caller's scope", body = Problem, content_type = PROBLEM),
         (status = 413, description = "Larger than 100 MiB, or a workbook that inflates beyond 256 MiB", body = Problem, content_type = PROBLEM),
-        (status = 415, description = "Neither an .xlsx workbook nor a CSV file", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "A file refused whole (`errors[0].code`: `encrypted_workbook`, `macros`, `formula`, `merged_cells`, `extra_sheet`, `missing_header`, `unknown_column`, `too_many_rows`, …); row errors are in the import", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "A file refused whole (`errors[0].code`: `not_a_spreadsheet`, `encrypted_workbook`, `macros`, `formula`, `merged_cells`, `extra_sheet`, `missing_header`, `unknown_column`, `too_many_rows`, …); row errors are in the import", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn create(api: Api, query: Params<UploadQuery>, body: web::Bytes) -> ApiResult<HttpResponse> {
     let UploadQuery { community_id, file_name } = query.into_inner();
@@ -449,7 +454,7 @@ pub async fn commit_import(
     query: Params<CommitQuery>,
 ) -> ApiResult<web::Json<ImportOut>> {
     let skip = query.into_inner().skip_errors;
-    let row = api.write(move |c, caller| commit(c, caller, &id, skip)).await?;
+    let row = api.write(move |c, caller| commit(c, caller, &id, skip, &mut |_, _| {})).await?;
     Ok(web::Json(ImportOut::of(row)?))
 }
 

@@ -104,6 +104,13 @@ pub struct Plan {
     steps: Vec<Step>,
 }
 
+impl Plan {
+    /// How many households a commit goes through (for a progress bar).
+    pub fn households(&self) -> usize {
+        self.steps.len()
+    }
+}
+
 /// The community an import is for, in the caller's scope (404) and theirs to import into:
 /// secretaries and administrators (403).
 pub fn community(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<CommunityRow> {
@@ -479,6 +486,7 @@ pub fn apply(
     import: &imports::ImportRow,
     plan: Plan,
     skip_errors: bool,
+    progress: &mut dyn FnMut(u64),
 ) -> ApiResult<Outcome> {
     if import.status != "validated" {
         return Err(ApiError::conflict(ErrorCode::ImportClosed, format!("the import is {} already", import.status)));
@@ -499,6 +507,7 @@ pub fn apply(
     actor.request_id = Some(format!("import:{}", import.id));
     let mut out = Outcome { rows_skipped: plan.summary.rows_with_errors, ..Outcome::default() };
     for step in plan.steps {
+        progress(1);
         if let Step::Existing { edit: None, add, edits, .. } = &step
             && add.is_empty()
             && edits.is_empty()

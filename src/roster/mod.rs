@@ -9,6 +9,7 @@
 pub mod cells;
 pub mod columns;
 pub mod read;
+pub mod write;
 
 use std::collections::HashMap;
 

@@ -271,7 +271,7 @@ async fn files_that_are_not_rosters_are_refused_whole(app: TestApp) {
         p["errors"][0]["code"].as_str().map(str::to_owned).unwrap_or_else(|| p["code"].as_str().unwrap().to_owned())
     };
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-    assert_eq!(code(upload(&app, &w.sec_a, &w.community_a, png, "image/png").await, 415), "unsupported_media_type");
+    assert_eq!(code(upload(&app, &w.sec_a, &w.community_a, png, "image/png").await, 422), "not_a_spreadsheet");
     let ole = vec![0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1, 0, 0, 0, 0];
     assert_eq!(
         code(upload(&app, &w.sec_a, &w.community_a, ole, "application/octet-stream").await, 422),
@@ -328,7 +328,65 @@ async fn files_that_are_not_rosters_are_refused_whole(app: TestApp) {
     assert!(!app.audit_actions().await.iter().any(|a| a.starts_with("import")));
 }
 
+async fn download(app: &TestApp, token: &str, path: &str) -> TestResponse {
+    app.get_as(path, token).await
+}
+
+async fn exports_read_back_as_a_no_op(app: TestApp) {
+    let w = app.world().await;
+    // A note that a spreadsheet would run as a formula.
+    ok(&app
+        .patch(&format!("/api/v1/members/{}", w.member_a1), &w.sec_a, serde_json::json!({"notes": "=1+2"}), None)
+        .await);
+    let csv_path = format!("/api/v1/exports/households.csv?community_id={}", w.community_a);
+    let res = download(&app, &w.sec_a, &csv_path).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("content-type"), Some("text/csv; charset=utf-8"));
+    let text = String::from_utf8(res.body.to_vec()).unwrap();
+    assert!(text.starts_with("\u{feff}网格编码,楼栋,"), "{text}");
+    assert!(text.contains("139****5678") && text.contains("**************"), "masked: {text}");
+    assert!(!text.contains(&id_number("1941-03-02", 2)), "no ID number in clear: {text}");
+    assert!(text.contains(",'=1+2"), "formula neutralised: {text}");
+    assert!(text.contains(",1941,"), "a birth year only: {text}");
+    let xlsx_path = format!("/api/v1/exports/households.xlsx?community_id={}", w.community_a);
+    let xlsx = download(&app, &w.sec_a, &xlsx_path).await;
+    assert_eq!(xlsx.status, 200);
+    assert!(xlsx.body.starts_with(b"PK"));
+    for (body, kind) in [(res.body.to_vec(), "text/csv"), (xlsx.body.to_vec(), "application/octet-stream")] {
+        let import = ok(&upload(&app, &w.sec_a, &w.community_a, body, kind).await);
+        assert_eq!(summary(&import), [0, 0, 2, 0, 0, 2, 0], "{import}");
+        let done = ok(&commit(&app, &w.sec_a, import["id"].as_str().unwrap(), false).await);
+        assert_eq!(done["outcome"]["members_updated"], 0);
+        assert_eq!(done["outcome"]["households_updated"], 0);
+    }
+    // In clear, for a reason: secretaries only, audited, never cached.
+    let clear = download(&app, &w.sec_a, &format!("{csv_path}&reason=%E6%A0%B8%E5%AF%B9")).await;
+    assert_eq!(clear.status, 200);
+    assert_eq!(clear.header("cache-control"), Some("no-store"));
+    let text = String::from_utf8(clear.body.to_vec()).unwrap();
+    assert!(text.contains(&id_number("1941-03-02", 2)) && text.contains("1941-03-02"), "{text}");
+    assert!(app.audit_actions().await.contains(&"export.pii_revealed".to_owned()));
+    let import = ok(&upload(&app, &w.sec_a, &w.community_a, clear.body.to_vec(), "text/csv").await);
+    assert_eq!(summary(&import), [0, 0, 2, 0, 0, 2, 0], "{import}");
+    download(&app, &w.admin, &format!("{csv_path}&reason=x")).await.assert_problem(403);
+    // Scope: a worker exports their grid, not the community; nobody another community.
+    download(&app, &w.w_a1, &csv_path).await.assert_problem(403);
+    let grid = download(&app, &w.w_a1, &format!("/api/v1/exports/households.csv?grid_id={}", w.grid_a1)).await;
+    assert_eq!(grid.status, 200);
+    assert_eq!(String::from_utf8(grid.body.to_vec()).unwrap().lines().count(), 2);
+    download(&app, &w.sec_b, &csv_path).await.assert_problem(404);
+    download(&app, &w.sec_a, "/api/v1/exports/households.csv").await.assert_problem(422);
+    // The template is an empty roster.
+    for path in ["/api/v1/imports/template.xlsx", "/api/v1/imports/template.csv"] {
+        let t = download(&app, &w.sec_a, path).await;
+        assert_eq!(t.status, 200, "{path}");
+        let import = ok(&upload(&app, &w.sec_a, &w.community_a, t.body.to_vec(), "application/octet-stream").await);
+        assert_eq!(summary(&import), [0, 0, 0, 0, 0, 0, 0]);
+    }
+}
+
 on_both_backends!(
+    exports_read_back_as_a_no_op,
     roster_is_checked_committed_and_reimported_as_a_no_op,
     a_changed_roster_updates_and_a_stale_plan_is_refused,
     files_that_are_not_rosters_are_refused_whole,
