@@ -401,3 +401,51 @@ pub fn lock_with_tag(conn: &mut DbConn, community_id: &str, tag: &str) -> QueryR
         DbConn::Sqlite(c) => q.load(c),
     }
 }
+
+/// The current households of a community, in id order (what an import matches its rows to).
+pub fn current_in_community(conn: &mut DbConn, community_id: &str) -> QueryResult<Vec<HouseholdRow>> {
+    households::table
+        .filter(households::community_id.eq(community_id))
+        .filter(households::removed_at.is_null())
+        .order(households::id.asc())
+        .select(HouseholdRow::as_select())
+        .load(conn)
+}
+
+/// How many ids one `IN (…)` list carries (well under SQLite's and PostgreSQL's bind limits).
+const IN_LIST: usize = 1000;
+
+/// The current members of some households, in household then id order.
+pub fn current_members_of(conn: &mut DbConn, household_ids: &[String]) -> QueryResult<Vec<MemberRow>> {
+    let mut out = Vec::new();
+    for chunk in household_ids.chunks(IN_LIST) {
+        out.extend(
+            members::table
+                .filter(members::household_id.eq_any(chunk))
+                .filter(members::removed_at.is_null())
+                .order((members::household_id.asc(), members::id.asc()))
+                .select(MemberRow::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// The current members holding any of these ID numbers, each with the number it was found by.
+///
+/// Every lookup of members by ID number goes through this one function, so that storing the
+/// numbers differently (encrypted, with a blind index to find them by) changes this function
+/// and nothing else.
+pub fn members_with_id_numbers(conn: &mut DbConn, numbers: &[String]) -> QueryResult<Vec<(String, MemberRow)>> {
+    let mut out = Vec::new();
+    for chunk in numbers.chunks(IN_LIST) {
+        let rows: Vec<MemberRow> = members::table
+            .filter(members::id_number.eq_any(chunk))
+            .filter(members::removed_at.is_null())
+            .order(members::id.asc())
+            .select(MemberRow::as_select())
+            .load(conn)?;
+        out.extend(rows.into_iter().filter_map(|m| Some((m.id_number.clone()?, m))));
+    }
+    Ok(out)
+}
