@@ -50,6 +50,9 @@ RULES_BEYOND_THE_SCHEMA = [
     # A secret, and who is calling (nobody deactivates their own account).
     (r"current_password", "incorrect"),
     (r"active", "not_allowed"),
+    # What an uploaded roster holds: a file's structure (a workbook's sheets, cells and
+    # headers) is beyond what a binary string schema can state.
+    (r"file", ".*"),
     # Catalogues outside the document: the community's division code, IANA timezones,
     # GB/T 2260 provinces.
     (r"code", "division_mismatch"),

@@ -384,7 +384,9 @@ def bench_backend(backend, sizes, args, work, pg):
         db_for = lambda name: name
         url_for = pg.url
     names = {n: f"bench_{n}" for n in sizes}
-    for n, name in names.items():
+    # The sync measures use the largest set only.
+    wanted = {sizes[-1]: names[sizes[-1]]} if args.only == "sync" else names
+    for n, name in wanted.items():
         present = os.path.exists(db_for(name)) if backend == "sqlite" else pg.exists(name)
         if present and not args.fresh:
             continue
@@ -695,12 +697,15 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small data sets (2k, 20k, 60k) and short runs")
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--only", choices=["all", "sync"], default="all", help="run every measure, or only the sync ones")
+    ap.add_argument("--sync-households", type=int, default=None, help="with --only sync: the data set size (default: the largest)")
     ap.add_argument("--fresh", action="store_true", help="rebuild the data sets even if they exist")
     ap.add_argument("--seconds", type=int, default=None, help="length of one measurement run")
     ap.add_argument("--rounds", type=int, default=None, help="alternating rounds per comparison")
     ap.add_argument("--work", default=os.environ.get("GRIDLIGHT_BENCH_DIR", "/tmp/gridlight-bench"), help="where the data sets live")
     args = ap.parse_args()
     sizes = [2_000, 20_000, 60_000] if args.quick else [10_000, 300_000, 3_000_000]
+    if args.only == "sync" and args.sync_households:
+        sizes = [args.sync_households]
     args.seconds = args.seconds or (3 if args.quick else 8)
     args.rounds = args.rounds or (2 if args.quick else 3)
     os.makedirs(args.work, exist_ok=True)

@@ -69,6 +69,13 @@ pub enum ErrorCode {
     InUse,
     /// 409: a concurrent change got there first; the request can be retried.
     ConcurrentChange,
+    /// 409: what a roster import was checked against changed since its dry run: upload the
+    /// file again for a new dry run.
+    ImportStale,
+    /// 409: the import was committed (or failed) already.
+    ImportClosed,
+    /// 409: the import has rows with errors and the commit was not asked to skip them.
+    ImportHasErrors,
     /// 410: a sync token that cannot be served (too old, another account's or server's): start
     /// a new initial sync, keeping unsent work to push.
     ResyncRequired,

@@ -12,6 +12,7 @@ pub mod error;
 pub mod jobs;
 pub mod metrics;
 pub mod ops;
+pub mod roster;
 pub mod seed;
 pub mod store;
 pub mod telemetry;

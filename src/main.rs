@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use gridlight::config::{Config, DbConfig, LogConfig, ServerConfig};
+use gridlight::db::Db;
 use gridlight::ops::users::Acting;
 
 /// mimalloc instead of glibc's malloc: answering a page allocates many small strings (rows,
@@ -55,6 +56,34 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Import a household roster (.xlsx or .csv): the dry run, then (unless --dry-run) the commit.
+    Import {
+        /// The roster file.
+        file: PathBuf,
+        /// The community's id.
+        #[arg(long)]
+        community: String,
+        /// The account the import acts as (a secretary of the community or an administrator);
+        /// the audit log shows its changes as this account's.
+        #[arg(long = "as", value_name = "USERNAME")]
+        username: String,
+        /// Check only: record the dry run and print its errors; write nothing else.
+        #[arg(long)]
+        dry_run: bool,
+        /// Commit the households without errors and skip those with any.
+        #[arg(long)]
+        skip_errors: bool,
+    },
+    /// Export a community's households as a roster, masked (`.xlsx` or `.csv` by the file name).
+    Export {
+        /// Where to write it.
+        file: PathBuf,
+        #[arg(long)]
+        community: String,
+        /// The account the export reads as.
+        #[arg(long = "as", value_name = "USERNAME")]
+        username: String,
     },
     /// Write the OpenAPI document, or check that the committed one matches the code.
     Openapi {
@@ -145,44 +174,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { server, demo } => {
             if demo {
-                let db_config = cli.db.clone();
-                let loaded = actix_web::web::block(move || -> anyhow::Result<_> {
-                    let db = gridlight::db::Db::connect(&db_config)?;
-                    db.migrate()?;
-                    gridlight::seed::demo::load(&db).map_err(describe)
-                })
-                .await??;
-                print_demo(&loaded);
+                print_demo(&on_migrated(&cli.db, gridlight::seed::demo::load).await?);
             }
             gridlight::serve(Config { db: cli.db, server }).await?;
         }
         Command::Seed { command } => {
-            let db_config = cli.db.clone();
             let started = std::time::Instant::now();
             match command {
-                SeedCommand::Demo => {
-                    let loaded = actix_web::web::block(move || -> anyhow::Result<_> {
-                        let db = gridlight::db::Db::connect(&db_config)?;
-                        db.migrate()?;
-                        gridlight::seed::demo::load(&db).map_err(describe)
-                    })
-                    .await??;
-                    print_demo(&loaded);
-                }
+                SeedCommand::Demo => print_demo(&on_migrated(&cli.db, gridlight::seed::demo::load).await?),
                 SeedCommand::Synthetic { households, seed } => {
-                    let made = actix_web::web::block(move || -> anyhow::Result<_> {
-                        let db = gridlight::db::Db::connect(&db_config)?;
-                        db.migrate()?;
-                        gridlight::seed::synthetic::load(&db, households, seed).map_err(describe)
-                    })
-                    .await??;
+                    let made =
+                        on_migrated(&cli.db, move |db| gridlight::seed::synthetic::load(db, households, seed)).await?;
                     println!("{made}");
                 }
             }
             println!("done in {:.1?}", started.elapsed());
         }
         Command::Migrate => {
-            let db = gridlight::db::Db::connect(&cli.db)?;
+            let db = Db::connect(&cli.db)?;
             let applied = db.migrate()?;
             println!("applied {} migration(s)", applied.len());
             for version in applied {
@@ -205,27 +214,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 community_id: community,
                 phone,
             };
-            let db_config = cli.db.clone();
-            let row = actix_web::web::block(move || -> anyhow::Result<_> {
-                let db = gridlight::db::Db::connect(&db_config)?;
-                db.migrate()?;
-                let created = input.checked().and_then(|account| {
-                    db.write_blocking(|conn| gridlight::ops::users::create(conn, Acting::Operator, account))
-                });
-                created.map_err(describe)
+            let row = on_migrated(&cli.db, move |db| {
+                let account = input.checked()?;
+                db.write_blocking(|conn| gridlight::ops::users::create(conn, Acting::Operator, account))
             })
-            .await??;
+            .await?;
             println!("created {} `{}` ({})", row.role, row.username, row.id);
         }
         Command::Tasks { command: TasksCommand::Reconcile } => {
-            let db_config = cli.db.clone();
             let started = std::time::Instant::now();
-            let done = actix_web::web::block(move || -> anyhow::Result<_> {
-                let db = gridlight::db::Db::connect(&db_config)?;
-                db.migrate()?;
-                gridlight::jobs::reconcile_all(&db).map_err(describe)
-            })
-            .await??;
+            let done = on_migrated(&cli.db, gridlight::jobs::reconcile_all).await?;
             println!(
                 "reconciled {} households in {:.1?}: {} tasks created, {} cancelled",
                 done.households,
@@ -237,6 +235,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys { command } => {
             let db_config = cli.db.clone();
             return actix_web::web::block(move || keys_command(&db_config, command)).await?;
+        }
+        Command::Import { file, community, username, dry_run, skip_errors } => {
+            let db_config = cli.db.clone();
+            actix_web::web::block(move || {
+                roster_import(&db_config, &file, &community, &username, dry_run, skip_errors)
+            })
+            .await??;
+        }
+        Command::Export { file, community, username } => {
+            let db_config = cli.db.clone();
+            let xlsx = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
+            let bytes = actix_web::web::block(move || -> anyhow::Result<Vec<u8>> {
+                let db = gridlight::db::Db::connect(&db_config)?;
+                db.migrate()?;
+                let caller = acting_as(&db, &username)?;
+                db.read_blocking(|c| gridlight::api::exports::community_roster(c, &caller, &community, xlsx))
+                    .map_err(describe)
+            })
+            .await??;
+            std::fs::write(&file, &bytes)?;
+            println!("wrote {} ({} bytes)", file.display(), bytes.len());
         }
         Command::Openapi { check, path } => {
             let text = gridlight::api::openapi_json();
@@ -310,6 +329,88 @@ fn keys_command(db_config: &gridlight::config::DbConfig, command: KeysCommand) -
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a command's `work` on the database, migrated first, off the async workers.
+async fn on_migrated<T: Send + 'static>(
+    config: &DbConfig,
+    work: impl FnOnce(&Db) -> gridlight::error::ApiResult<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let config = config.clone();
+    actix_web::web::block(move || {
+        let db = Db::connect(&config)?;
+        db.migrate()?;
+        work(&db).map_err(describe)
+    })
+    .await?
+}
+
+/// The account a command acts as, as the API would see it on a request.
+fn acting_as(db: &gridlight::db::Db, username: &str) -> anyhow::Result<gridlight::auth::AuthUser> {
+    let name = username.to_owned();
+    let row = db
+        .read_blocking(move |c| Ok(gridlight::store::users::find_by_username(c, &name)?))
+        .map_err(describe)?
+        .filter(|u| u.active)
+        .ok_or_else(|| anyhow::anyhow!("no active account `{username}`"))?;
+    Ok(gridlight::auth::AuthUser {
+        id: row.id.clone(),
+        role: row.role,
+        community_id: row.community_id.clone(),
+        request_id: None,
+        row,
+    })
+}
+
+/// `gridlight import`: the dry run as the API does it, its summary and errors, then the commit
+/// with a progress bar.
+fn roster_import(
+    db_config: &gridlight::config::DbConfig,
+    file: &std::path::Path,
+    community: &str,
+    username: &str,
+    dry_run: bool,
+    skip_errors: bool,
+) -> anyhow::Result<()> {
+    use gridlight::api::imports;
+    let started = std::time::Instant::now();
+    let db = gridlight::db::Db::connect(db_config)?;
+    db.migrate()?;
+    let caller = acting_as(&db, username)?;
+    let bytes = std::fs::read(file)?;
+    let checked = imports::read_upload(&bytes).map_err(describe)?;
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+    let row = db
+        .write_blocking(|c| imports::dry_run(c, &caller, community, name.as_deref(), &bytes, checked))
+        .map_err(describe)?;
+    let out = imports::ImportOut::of(row).map_err(describe)?;
+    println!("import {} ({}), checked in {:.1?}", out.id, out.file_sha256, started.elapsed());
+    println!("{}", serde_json::to_string_pretty(&out.summary)?);
+    for e in &out.errors {
+        println!("  row {:>6} {:<8} {:<22} {}", e.row, e.column.as_deref().unwrap_or(""), e.code, e.message);
+    }
+    if out.error_count as usize > out.errors.len() {
+        println!("  … {} errors in all: GET /api/v1/imports/{}/errors", out.error_count, out.id);
+    }
+    if dry_run {
+        return Ok(());
+    }
+    let committing = std::time::Instant::now();
+    let mut bar: Option<gridlight::seed::Progress> = None;
+    let id = out.id.clone();
+    let row = db
+        .write_blocking(|c| {
+            imports::commit(c, &caller, &id, skip_errors, &mut |n, total| {
+                bar.get_or_insert_with(|| gridlight::seed::Progress::new("households", total)).advance(n)
+            })
+        })
+        .map_err(describe)?;
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    let out = imports::ImportOut::of(row).map_err(describe)?;
+    println!("committed in {:.1?}: {}", committing.elapsed(), serde_json::to_string(&out.outcome)?);
+    Ok(())
 }
 
 /// A CLI-readable account of an API error, with the field errors spelled out.

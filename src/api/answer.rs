@@ -39,6 +39,28 @@ pub trait View: Sized + Send + 'static {
     }
 }
 
+/// Implements [`View`] for a row whose answer is `Out::from(row)`, reading nothing else:
+/// `view_from!(UserRow => UserOut, version)` for a versioned row (naming its version field),
+/// `view_from!(EventRow => AuditEventOut)` for one without a version.
+macro_rules! view_from {
+    ($row:ty => $out:ty $(, $version:ident)?) => {
+        impl $crate::api::answer::View for $row {
+            type Out = $out;
+
+            $(
+                fn version(&self) -> Option<i32> {
+                    Some(self.$version)
+                }
+            )?
+
+            fn view(self, _: &mut $crate::db::DbConn) -> $crate::error::ApiResult<$out> {
+                Ok(<$out>::from(self))
+            }
+        }
+    };
+}
+pub(crate) use view_from;
+
 /// What an authenticated handler works with: who calls (taking an `Api` authenticates the
 /// request, 401 otherwise, as [`AuthUser`]) and the application they call. Its methods run
 /// work as the caller off the async workers and answer with what it returns.

@@ -5,10 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::answer::{Api, View};
+use crate::api::answer::{Api, view_from};
 use crate::api::input::{Instant, Params};
 use crate::api::pagination::{Page, PageQuery};
-use crate::db::DbConn;
 use crate::domain::Role;
 use crate::error::{ApiResult, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::audit::{self as store, EventRow, ListFilter};
@@ -30,12 +29,9 @@ pub struct AuditEventOut {
     pub request_id: Option<String>,
 }
 
-impl View for EventRow {
-    type Out = AuditEventOut;
-
-    fn view(self, _: &mut DbConn) -> ApiResult<AuditEventOut> {
-        let e = self;
-        Ok(AuditEventOut {
+impl From<EventRow> for AuditEventOut {
+    fn from(e: EventRow) -> Self {
+        AuditEventOut {
             id: e.id,
             at: e.at.and_utc(),
             actor_id: e.actor_id,
@@ -45,9 +41,11 @@ impl View for EventRow {
             community_id: e.community_id,
             summary: e.summary.0,
             request_id: e.request_id,
-        })
+        }
     }
 }
+
+view_from!(EventRow => AuditEventOut);
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

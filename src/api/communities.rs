@@ -7,13 +7,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use crate::api::answer::{Api, View};
+use crate::api::answer::{Api, view_from};
 use crate::api::conditional::IfMatch;
 use crate::api::input::Body;
 use crate::api::pagination::{Page, PageQuery};
 use crate::api::validate::{clean, declared, done};
 use crate::auth::scope;
-use crate::db::DbConn;
 use crate::domain::is_division_code;
 use crate::domain::text::required_line;
 use crate::error::{ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
@@ -40,16 +39,9 @@ pub struct CommunityOut {
     pub updated_at: DateTime<Utc>,
 }
 
-impl View for CommunityRow {
-    type Out = CommunityOut;
-
-    fn version(&self) -> Option<i32> {
-        Some(self.version)
-    }
-
-    fn view(self, _: &mut DbConn) -> ApiResult<CommunityOut> {
-        let c = self;
-        Ok(CommunityOut {
+impl From<CommunityRow> for CommunityOut {
+    fn from(c: CommunityRow) -> Self {
+        CommunityOut {
             id: c.id,
             name: c.name,
             district: c.district,
@@ -59,9 +51,11 @@ impl View for CommunityRow {
             version: c.version,
             created_at: c.created_at.and_utc(),
             updated_at: c.updated_at.and_utc(),
-        })
+        }
     }
 }
+
+view_from!(CommunityRow => CommunityOut, version);
 
 #[derive(Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]

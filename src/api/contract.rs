@@ -24,7 +24,8 @@ pub const NO_DATABASE: [&str; 5] = ["healthz", "metrics", "openapi_document", "d
 
 pub struct CommonResponses;
 
-fn problem(description: &str) -> ResponseBuilder {
+/// A problem+json response.
+pub(crate) fn problem(description: &str) -> ResponseBuilder {
     ResponseBuilder::new()
         .description(description)
         .content(PROBLEM_JSON, Content::new(Some(Ref::from_schema_name("Problem"))))

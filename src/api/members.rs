@@ -7,13 +7,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use crate::api::answer::{Api, View};
+use crate::api::answer::{Api, view_from};
 use crate::api::conditional::IfMatch;
 use crate::api::input::{Body, Day};
 use crate::api::pagination::{Page, PageQuery};
 use crate::api::validate::{clean, clean_optional, client_id, declared, done, done_with, phone};
 use crate::auth::scope;
-use crate::db::DbConn;
 use crate::domain::text::{optional_lines, required_line};
 use crate::domain::{Gender, IdNumber, Relation, mask};
 use crate::error::{ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
@@ -80,17 +79,7 @@ impl From<MemberRow> for MemberOut {
     }
 }
 
-impl View for MemberRow {
-    type Out = MemberOut;
-
-    fn version(&self) -> Option<i32> {
-        Some(self.version)
-    }
-
-    fn view(self, _: &mut DbConn) -> ApiResult<MemberOut> {
-        Ok(MemberOut::from(self))
-    }
-}
+view_from!(MemberRow => MemberOut, version);
 
 #[derive(Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]

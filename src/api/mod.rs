@@ -8,9 +8,11 @@ pub mod communities;
 pub mod conditional;
 pub mod contract;
 pub mod docs;
+pub mod exports;
 pub mod grids;
 pub mod health;
 pub mod households;
+pub mod imports;
 pub mod input;
 pub mod members;
 pub mod pagination;
@@ -61,6 +63,8 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         visits::list, visits::create, visits::get, visits::patch,
         stats::overview, stats::evaluation,
         sync::sync, sync::push,
+        imports::create, imports::get, imports::errors, imports::commit_import,
+        exports::template_xlsx, exports::template_csv, exports::households_xlsx, exports::households_csv,
     ),
     components(schemas(Problem, FieldError)),
     modifiers(&BearerAuth, &CommonResponses),
@@ -78,6 +82,7 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         (name = "tasks", description = "Scheduled services: to-do lists and the unassigned queue"),
         (name = "visits", description = "Home visits, phone calls and services recorded by grid workers"),
         (name = "stats", description = "Dashboards and periodic evaluation reports"),
+        (name = "imports", description = "Household rosters in and out: the template, dry run, errors, commit, and exports (docs/import.md)"),
         (name = "sync", description = "Offline sync for mobile clients: the change feed and the batch push (docs/sync.md)"),
     )
 )]
@@ -128,7 +133,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(tasks::routes)
                 .configure(visits::routes)
                 .configure(stats::routes)
-                .configure(sync::routes),
+                .configure(sync::routes)
+                .configure(exports::routes)
+                .configure(imports::routes),
         );
 }
 

@@ -50,6 +50,12 @@ impl PageQuery {
     pub fn after_id(&self) -> ApiResult<Option<String>> {
         Ok(self.key(1)?.map(|mut k| k.remove(0)))
     }
+
+    /// The `(value, id)` a list in that order continues after, the value read by `parse`
+    /// ([`parse_time_key`], [`parse_date_key`]).
+    pub fn after_pair<T>(&self, parse: impl Fn(&str) -> ApiResult<T>) -> ApiResult<Option<(T, String)>> {
+        self.key(2)?.map(|mut k| Ok((parse(&k[0])?, k.remove(1)))).transpose()
+    }
 }
 
 impl FromRequest for PageQuery {

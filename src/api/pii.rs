@@ -4,18 +4,23 @@
 //! values go to the community's secretary and the grid's workers only, for a stated reason; each
 //! call writes an audit event with it ([`crate::ops::pii`]), and the answer is never cached.
 
+use std::collections::BTreeMap;
+
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpResponse, web};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::response::Response;
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 use validator::Validate;
 
 use crate::api::answer::Api;
+use crate::api::contract::problem;
 use crate::api::input::Params;
 use crate::api::validate::{clean, declared, done};
 use crate::domain::text::required_line;
-use crate::error::{ApiResult, PROBLEM_JSON as PROBLEM, Problem};
+use crate::error::ApiResult;
 use crate::ops;
 
 #[derive(Deserialize, IntoParams, Validate)]
@@ -57,6 +62,21 @@ pub struct HouseholdPii {
     pub phone: Option<String>,
 }
 
+/// Why either reveal is refused: the same rule ([`crate::ops::pii`]) decides both.
+struct Refusals;
+
+impl IntoResponses for Refusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        [
+            ("403", "Only the community's secretary and the grid's workers see personal data"),
+            ("422", "No reason given, or one with nothing visible in it or longer than 200 characters"),
+        ]
+        .into_iter()
+        .map(|(status, description)| (status.to_owned(), RefOr::T(problem(description).build())))
+        .collect()
+    }
+}
+
 pub fn no_store<T: Serialize>(body: T) -> HttpResponse {
     HttpResponse::Ok().insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store"))).json(body)
 }
@@ -67,8 +87,7 @@ pub fn no_store<T: Serialize>(body: T) -> HttpResponse {
     params(PiiQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "The full values (Cache-Control: no-store)", body = MemberPii),
-        (status = 403, description = "Only the community's secretary and the grid's workers see personal data", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "No reason given, or one with nothing visible in it or longer than 200 characters", body = Problem, content_type = PROBLEM),
+        Refusals,
     ))]
 pub async fn member(api: Api, id: web::Path<String>, query: Params<PiiQuery>) -> ApiResult<HttpResponse> {
     let reason = query.into_inner().checked()?;
@@ -82,8 +101,7 @@ pub async fn member(api: Api, id: web::Path<String>, query: Params<PiiQuery>) ->
     params(PiiQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "The full values (Cache-Control: no-store)", body = HouseholdPii),
-        (status = 403, description = "Only the community's secretary and the grid's workers see personal data", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "No reason given, or one with nothing visible in it or longer than 200 characters", body = Problem, content_type = PROBLEM),
+        Refusals,
     ))]
 pub async fn household(api: Api, id: web::Path<String>, query: Params<PiiQuery>) -> ApiResult<HttpResponse> {
     let reason = query.into_inner().checked()?;

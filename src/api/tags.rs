@@ -15,14 +15,13 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::api::answer::{Api, View};
+use crate::api::answer::{Api, view_from};
 use crate::api::conditional::IfMatch;
 use crate::api::input::{Body, Params, from_json};
 use crate::api::pagination::{Page, PageQuery, parse_time_key, time_key};
 use crate::api::validate::{clean, clean_optional, declared, done};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
-use crate::db::DbConn;
 use crate::domain::text::{optional_lines, required_lines};
 use crate::domain::{Tag, TagChangeStatus, TagReason, catalogue, reason};
 use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
@@ -107,13 +106,7 @@ impl From<TagChangeRow> for TagChangeOut {
     }
 }
 
-impl View for TagChangeRow {
-    type Out = TagChangeOut;
-
-    fn view(self, _: &mut DbConn) -> ApiResult<TagChangeOut> {
-        Ok(TagChangeOut::from(self))
-    }
-}
+view_from!(TagChangeRow => TagChangeOut);
 
 #[derive(Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
@@ -364,10 +357,7 @@ pub async fn history(
     page: PageQuery,
 ) -> ApiResult<web::Json<Page<TagChangeOut>>> {
     let fetch = page.fetch()?;
-    let after = match page.key(2)? {
-        None => None,
-        Some(mut k) => Some((parse_time_key(&k[0])?, k.remove(1))),
-    };
+    let after = page.after_pair(parse_time_key)?;
     api.listed(move |c, caller| {
         scope::household(c, caller, &household_id)?;
         let rows = tags::history(c, &household_id, after, fetch)?;

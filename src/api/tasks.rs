@@ -120,10 +120,7 @@ impl ListTasks {
     ))]
 pub async fn list(api: Api, query: Params<ListTasks>, page: PageQuery) -> ApiResult<web::Json<Page<TaskOut>>> {
     let (q, fetch) = (query.into_inner(), page.fetch()?);
-    let after = match page.key(2)? {
-        Some(k) => Some((parse_date_key(&k[0])?, k[1].clone())),
-        None => None,
-    };
+    let after = page.after_pair(parse_date_key)?;
     let out = api
         .read(move |conn, caller| {
             let reach = scope::reach(conn, caller)?;

@@ -6,13 +6,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::api::answer::{Api, View};
+use crate::api::answer::{Api, view_from};
 use crate::api::conditional::IfMatch;
 use crate::api::input::{Body, Params};
 use crate::api::pagination::{Page, PageQuery};
 use crate::api::validate::{clean, declared, done, phone};
 use crate::auth::{AuthUser, password, scope};
-use crate::db::DbConn;
 use crate::domain::text::required_line;
 use crate::domain::{Role, mask};
 use crate::error::{ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
@@ -57,17 +56,7 @@ impl From<UserRow> for UserOut {
     }
 }
 
-impl View for UserRow {
-    type Out = UserOut;
-
-    fn version(&self) -> Option<i32> {
-        Some(self.version)
-    }
-
-    fn view(self, _: &mut DbConn) -> ApiResult<UserOut> {
-        Ok(UserOut::from(self))
-    }
-}
+view_from!(UserRow => UserOut, version);
 
 #[derive(Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]

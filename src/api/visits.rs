@@ -183,10 +183,7 @@ pub struct ListVisits {
     ))]
 pub async fn list(api: Api, query: Params<ListVisits>, page: PageQuery) -> ApiResult<web::Json<Page<VisitOut>>> {
     let (q, fetch) = (query.into_inner(), page.fetch()?);
-    let before = match page.key(2)? {
-        Some(k) => Some((parse_time_key(&k[0])?, k[1].clone())),
-        None => None,
-    };
+    let before = page.after_pair(parse_time_key)?;
     api.listed(move |c, caller| {
         let filter = q.within(scope::reach(c, caller)?);
         let rows = store::list(c, &filter, before, fetch)?;

@@ -140,6 +140,9 @@ pub const MEMBER_ID_NUMBER: Field = Field { table: "members", column: "id_number
 pub const MEMBER_PHONE: Field = Field { table: "members", column: "phone" };
 pub const HOUSEHOLD_PHONE: Field = Field { table: "households", column: "phone" };
 pub const USER_PHONE: Field = Field { table: "users", column: "phone" };
+/// Uploaded roster files (sealed whole, as bytes; not one of [`FIELDS`]: they are few, short-lived
+/// and re-sealed by a rotation on their own).
+pub const IMPORT_FILE: Field = Field { table: "imports", column: "file" };
 /// Every sealed column.
 pub const FIELDS: [Field; 4] = [MEMBER_ID_NUMBER, MEMBER_PHONE, HOUSEHOLD_PHONE, USER_PHONE];
 
@@ -180,17 +183,32 @@ impl KeyRing {
 
     /// Seals a value of `field` of the record `record_id` with the current key.
     pub fn seal(&self, field: Field, record_id: &str, clear: &str) -> String {
+        let (key, bytes) = self.seal_raw(field, record_id, clear.as_bytes());
+        format!("{SEALED_PREFIX}{key}.{}", URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Seals a file (bytes) of `field` of the record `record_id` with the current key, stored as
+    /// `gl1.<key id>.` then the nonce and the sealed bytes.
+    pub fn seal_bytes(&self, field: Field, record_id: &str, clear: &[u8]) -> Vec<u8> {
+        let (key, bytes) = self.seal_raw(field, record_id, clear);
+        let mut out = format!("{SEALED_PREFIX}{key}.").into_bytes();
+        out.extend_from_slice(&bytes);
+        out
+    }
+
+    /// The current key's id and the nonce followed by the sealed bytes.
+    fn seal_raw(&self, field: Field, record_id: &str, clear: &[u8]) -> (&str, Vec<u8>) {
         let key = self.current();
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let aad = Self::aad(field, record_id);
         let sealed = key
             .cipher
-            .encrypt(&Nonce::from(nonce), Payload { msg: clear.as_bytes(), aad: &aad })
+            .encrypt(&Nonce::from(nonce), Payload { msg: clear, aad: &aad })
             .expect("AES-GCM encrypts any value shorter than 64 GiB");
         let mut bytes = nonce.to_vec();
         bytes.extend_from_slice(&sealed);
-        format!("{SEALED_PREFIX}{}.{}", key.id, URL_SAFE_NO_PAD.encode(bytes))
+        (&key.id, bytes)
     }
 
     /// The id of the key a stored value is sealed with (`None` for a value in clear).
@@ -202,19 +220,37 @@ impl KeyRing {
     pub fn open(&self, field: Field, record_id: &str, stored: &str) -> Result<String, KeyError> {
         let rest = stored.strip_prefix(SEALED_PREFIX).ok_or_else(|| KeyError::Clear(field.to_string()))?;
         let (id, body) = rest.split_once('.').ok_or_else(|| KeyError::DoesNotOpen(field.to_string()))?;
-        let key = self.get(id).ok_or_else(|| KeyError::UnknownKey(id.to_owned()))?;
         let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|_| KeyError::DoesNotOpen(field.to_string()))?;
+        let clear = self.open_raw(field, record_id, id, &bytes)?;
+        String::from_utf8(clear).map_err(|_| KeyError::DoesNotOpen(field.to_string()))
+    }
+
+    /// Opens what [`KeyRing::seal_bytes`] stored.
+    pub fn open_bytes(&self, field: Field, record_id: &str, stored: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let rest = stored.strip_prefix(SEALED_PREFIX.as_bytes()).ok_or_else(|| KeyError::Clear(field.to_string()))?;
+        let dot = rest.iter().position(|b| *b == b'.').ok_or_else(|| KeyError::DoesNotOpen(field.to_string()))?;
+        let id = std::str::from_utf8(&rest[..dot]).map_err(|_| KeyError::DoesNotOpen(field.to_string()))?;
+        self.open_raw(field, record_id, id, &rest[dot + 1..])
+    }
+
+    /// The id of the key a file [`KeyRing::seal_bytes`] stored is sealed with.
+    pub fn key_of_bytes(stored: &[u8]) -> Option<&str> {
+        let rest = stored.strip_prefix(SEALED_PREFIX.as_bytes())?;
+        let dot = rest.iter().position(|b| *b == b'.')?;
+        std::str::from_utf8(&rest[..dot]).ok()
+    }
+
+    fn open_raw(&self, field: Field, record_id: &str, key_id: &str, bytes: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let key = self.get(key_id).ok_or_else(|| KeyError::UnknownKey(key_id.to_owned()))?;
         if bytes.len() < NONCE_LEN {
             return Err(KeyError::DoesNotOpen(field.to_string()));
         }
         let (nonce, sealed) = bytes.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| KeyError::DoesNotOpen(field.to_string()))?;
         let aad = Self::aad(field, record_id);
-        let clear = key
-            .cipher
+        key.cipher
             .decrypt(&Nonce::from(nonce), Payload { msg: sealed, aad: &aad })
-            .map_err(|_| KeyError::DoesNotOpen(field.to_string()))?;
-        String::from_utf8(clear).map_err(|_| KeyError::DoesNotOpen(field.to_string()))
+            .map_err(|_| KeyError::DoesNotOpen(field.to_string()))
     }
 
     /// Opens an optional stored value.

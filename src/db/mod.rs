@@ -215,9 +215,11 @@ impl Db {
                 Pools { backend, read, write, timeout }
             }
             Backend::Sqlite => {
+                // secure_delete: a value overwritten (sealed, re-sealed, erased by retention)
+                // leaves no copy in the page it was in.
                 let pragmas = format!(
                     "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; \
-                     PRAGMA foreign_keys = ON;",
+                     PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
                     cfg.sqlite_busy_timeout_ms,
                     cfg.sqlite_synchronous.pragma()
                 );
@@ -251,8 +253,21 @@ impl Db {
         let sealed = sealing::seal_clear_values(self, &mut |_| {})?;
         if sealed > 0 {
             tracing::info!(values = sealed, "sealed personal values stored in clear");
+            self.scrub()?;
         }
         Ok(applied)
+    }
+
+    /// Rewrites the storage so that values replaced in place leave no copy behind: SQLite's free
+    /// pages and WAL, PostgreSQL's dead row versions of the sealed tables. Run once after the
+    /// values of an earlier version were sealed (it takes the tables' locks for a while).
+    pub fn scrub(&self) -> anyhow::Result<()> {
+        let mut conn = self.pools.write.get()?;
+        match &mut conn.conn {
+            DbConn::Sqlite(c) => c.batch_execute("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")?,
+            DbConn::Postgres(c) => c.batch_execute("VACUUM FULL members, households, users, imports")?,
+        }
+        Ok(())
     }
 
     /// The data keys this database is opened with (after [`Db::migrate`]).
@@ -284,9 +299,7 @@ impl Db {
         F: FnOnce(&mut DbConn) -> ApiResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let db = self.clone();
-        let span = tracing::Span::current();
-        actix_web::web::block(move || span.in_scope(|| db.read_blocking(f))).await?
+        self.off_workers(move |db| db.read_blocking(f)).await
     }
 
     /// Runs `f` inside a write transaction on the blocking pool; an `Err` rolls it back.
@@ -295,9 +308,17 @@ impl Db {
         F: FnOnce(&mut DbConn) -> ApiResult<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.off_workers(move |db| db.write_blocking(f)).await
+    }
+
+    /// Runs `work` on the blocking pool, in the caller's tracing span.
+    async fn off_workers<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Db) -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
         let db = self.clone();
         let span = tracing::Span::current();
-        actix_web::web::block(move || span.in_scope(|| db.write_blocking(f))).await?
+        actix_web::web::block(move || span.in_scope(|| work(&db))).await?
     }
 
     /// [`Db::read`] for callers that are already off the async workers (CLI, jobs).

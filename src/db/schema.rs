@@ -275,6 +275,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Roster imports: the uploaded file, its dry run and its commit.
+    imports (id) {
+        id -> Text,
+        community_id -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        status -> Text,
+        format -> Text,
+        file_name -> Nullable<Text>,
+        file_sha256 -> Text,
+        file -> Binary,
+        summary -> Text,
+        errors -> Text,
+        error_count -> Integer,
+        basis -> Text,
+        committed_at -> Nullable<Timestamp>,
+        committed_by -> Nullable<Text>,
+        outcome -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(users -> communities (community_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(grids -> communities (community_id));
@@ -289,6 +312,7 @@ diesel::joinable!(tasks -> service_templates (template_id));
 diesel::joinable!(visits -> households (household_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    imports,
     sync_log,
     sync_operations,
     communities,

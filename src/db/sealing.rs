@@ -15,7 +15,7 @@ use chrono::Utc;
 use diesel::prelude::*;
 
 use super::keys::{
-    self, FIELDS, Field, HOUSEHOLD_PHONE, KeyError, KeyRing, MEMBER_ID_NUMBER, MEMBER_PHONE, SEALED_PREFIX,
+    self, FIELDS, Field, HOUSEHOLD_PHONE, IMPORT_FILE, KeyError, KeyRing, MEMBER_ID_NUMBER, MEMBER_PHONE, SEALED_PREFIX,
 };
 use super::schema::data_keys;
 use super::{Db, DbConn};
@@ -189,8 +189,39 @@ fn reseal_all(db: &Db, keep: impl Fn(&KeyRing) -> String, progress: &mut dyn FnM
     Ok(total)
 }
 
+/// Re-seals every uploaded roster file not sealed with the current key (in clear, from an
+/// earlier version, or under an older key). They are few (a file is kept until its import ends),
+/// so one transaction does them all.
+fn seal_import_files(conn: &mut DbConn, ring: &KeyRing) -> QueryResult<u64> {
+    use super::schema::imports;
+    let current = ring.current().id();
+    let ids: Vec<String> = imports::table.select(imports::id).order(imports::id.asc()).load(conn)?;
+    let mut n = 0;
+    for id in ids {
+        let stored: Vec<u8> = imports::table.find(&id).select(imports::file).first(conn)?;
+        if stored.is_empty() || KeyRing::key_of_bytes(&stored) == Some(current) {
+            continue;
+        }
+        let clear = match ring.open_bytes(IMPORT_FILE, &id, &stored) {
+            Err(KeyError::Clear(_)) => stored,
+            other => other.map_err(keys::to_diesel)?,
+        };
+        let sealed = ring.seal_bytes(IMPORT_FILE, &id, &clear);
+        diesel::update(imports::table.find(&id)).set(imports::file.eq(sealed)).execute(conn)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// Seals every value still stored in clear (a database of an earlier version); resumable.
 pub fn seal_clear_values(db: &Db, progress: &mut dyn FnMut(u64)) -> anyhow::Result<u64> {
+    let files = db
+        .write_blocking(|c| {
+            let ring = keys::current().map_err(|e| ApiError::Internal(e.into()))?;
+            Ok(seal_import_files(c, &ring)?)
+        })
+        .map_err(anyhow_of)?;
+    progress(files);
     let clear = values_outside(db, &format!("{SEALED_PREFIX}%"))?;
     if clear == 0 {
         return Ok(0);
@@ -237,6 +268,9 @@ pub fn rotate(db: &Db, progress: &mut dyn FnMut(u64)) -> anyhow::Result<Rotation
     let current = ring.current().id().to_owned();
     let retired = db
         .write_blocking(|c| {
+            // Files first, in this transaction: then no file holds a key retired below.
+            let ring = keys::current().map_err(|e| ApiError::Internal(e.into()))?;
+            seal_import_files(c, &ring)?;
             let mut retired = Vec::new();
             for id in keys_in_use(c)?.into_iter().filter(|id| *id != current) {
                 let pattern = format!("{SEALED_PREFIX}{id}.%");

@@ -54,6 +54,15 @@ impl Identity {
         Ok(Identity { gender, birth_date, id_number })
     }
 
+    pub fn gender(&self) -> Gender {
+        self.gender
+    }
+
+    /// Given, or taken from the ID number.
+    pub fn birth_date(&self) -> Option<NaiveDate> {
+        self.birth_date
+    }
+
     fn id_number(&self) -> Option<String> {
         self.id_number.as_ref().map(|n| n.as_str().to_owned())
     }

@@ -12,6 +12,7 @@
 pub mod communities;
 pub mod grids;
 pub mod households;
+pub mod imports;
 pub mod members;
 pub mod pii;
 pub mod plans;

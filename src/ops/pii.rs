@@ -83,3 +83,25 @@ fn revealed(
     let community_id = Some(household.community_id.as_str());
     audit_event(conn, caller, Event { action, entity_type, entity_id: Some(entity_id), community_id, summary })
 }
+
+/// A roster export with the full values, for `reason` (checked): secretaries only, like a
+/// reveal; one audit event for the export, naming how many households it holds.
+pub fn reveal_export(
+    conn: &mut DbConn,
+    caller: &AuthUser,
+    community_id: &str,
+    grid_id: Option<&str>,
+    reason: &str,
+    households: usize,
+) -> ApiResult<()> {
+    caller.require(&[Role::Secretary])?;
+    let summary = serde_json::json!({"reason": reason, "grid_id": grid_id, "households": households});
+    let event = Event {
+        action: "export.pii_revealed",
+        entity_type: "community",
+        entity_id: Some(community_id),
+        community_id: Some(community_id),
+        summary,
+    };
+    audit_event(conn, caller, event)
+}

@@ -99,13 +99,9 @@ pub fn create(conn: &mut DbConn, by: Acting<'_>, a: NewAccount) -> ApiResult<Use
             phone: a.phone.as_deref(),
             role: a.role.as_str(),
             community_id: community_id.as_deref(),
-            active: true,
             password_hash: &a.password_hash,
-            credentials_changed_at: at,
-            version: 1,
-            created_at: at,
-            updated_at: at,
         },
+        at,
     )?;
     let summary = json!({"username": a.username, "role": a.role});
     audit::record(conn, &actor, account_event("user.created", &id, community_id.as_deref(), summary))?;

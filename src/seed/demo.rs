@@ -277,13 +277,9 @@ fn add_user(
             phone: phone.as_deref(),
             role,
             community_id: community,
-            active: true,
             password_hash: hash,
-            credentials_changed_at: at,
-            version: 1,
-            created_at: at,
-            updated_at: at,
         },
+        at,
     )?;
     ids.insert(a.username.clone(), id);
     Ok(())

@@ -14,14 +14,14 @@ use chrono::{Days, Duration, NaiveDate, NaiveDateTime};
 
 use super::{Progress, SplitMix, seeded_id};
 use crate::db::{Db, DbConn};
-use crate::domain::{Gender, Relation, ServiceKind, TaskStatus};
+use crate::domain::{Gender, Relation, ServiceKind};
 use crate::domain::{IdNumber, Tag, check_char, schedule};
 use crate::error::{ApiError, ApiResult};
 use crate::store::JsonText;
 use crate::store::bulk;
 use crate::store::communities::{self, CommunityRow, DEFAULT_TIMEZONE, GridRow};
 use crate::store::households::{HouseholdRow, MemberRow};
-use crate::store::tasks::{TaskRow, local_date};
+use crate::store::tasks::{NewTask, TaskRow, local_date};
 use crate::store::users::{self, NewUser};
 use crate::store::visits::VisitRow;
 use crate::store::{now, plans};
@@ -239,13 +239,9 @@ fn insert_user(
             phone: None,
             role,
             community_id: Some(community),
-            active: true,
             password_hash: hash,
-            credentials_changed_at: at,
-            version: 1,
-            created_at: at,
-            updated_at: at,
         },
+        at,
     )?;
     Ok(())
 }
@@ -414,7 +410,7 @@ fn generate(
                 local_date(tag_set_at, DEFAULT_TIMEZONE),
                 u32::try_from(t.interval_days).unwrap_or(1),
             );
-            out.tasks.push(TaskRow {
+            let task = NewTask {
                 id: seeded_id(ns, "task", &format!("{i}-{}", t.kind), i * 8 + u64::from(t.kind.as_str().len() as u8)),
                 household_id: id.clone(),
                 template_id: t.id.clone(),
@@ -424,14 +420,8 @@ fn generate(
                 kind: t.kind,
                 assignee_id: Some(s.workers[g].clone()),
                 due_on: due,
-                status: TaskStatus::Open,
-                completed_at: None,
-                visit_id: None,
-                cancel_reason: None,
-                version: 1,
-                created_at: at,
-                updated_at: at,
-            });
+            };
+            out.tasks.push(task.open(at));
         }
     }
     out

@@ -1,5 +1,7 @@
 //! Households and their members.
 
+use std::collections::HashMap;
+
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
@@ -519,4 +521,56 @@ pub fn lock_with_tag(conn: &mut DbConn, community_id: &str, tag: &str) -> QueryR
         DbConn::Postgres(c) => q.for_no_key_update().load(c),
         DbConn::Sqlite(c) => q.load(c),
     }
+}
+
+/// The current households of a community, in id order (what an import matches its rows to).
+pub fn current_in_community(conn: &mut DbConn, community_id: &str) -> QueryResult<Vec<HouseholdRow>> {
+    households::table
+        .filter(households::community_id.eq(community_id))
+        .filter(households::removed_at.is_null())
+        .order(households::id.asc())
+        .select(HouseholdRow::as_select())
+        .load(conn)
+}
+
+/// How many ids one `IN (…)` list carries (well under SQLite's and PostgreSQL's bind limits).
+const IN_LIST: usize = 1000;
+
+/// The current members of some households, in household then id order.
+pub fn current_members_of(conn: &mut DbConn, household_ids: &[String]) -> QueryResult<Vec<MemberRow>> {
+    let mut out = Vec::new();
+    for chunk in household_ids.chunks(IN_LIST) {
+        out.extend(
+            members::table
+                .filter(members::household_id.eq_any(chunk))
+                .filter(members::removed_at.is_null())
+                .order((members::household_id.asc(), members::id.asc()))
+                .select(MemberRow::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// The current members holding any of these ID numbers (normalised), each with the number it
+/// was found by: lookups of the blind index, a few hundred numbers per query.
+pub fn members_with_id_numbers(conn: &mut DbConn, numbers: &[String]) -> QueryResult<Vec<(String, MemberRow)>> {
+    let keys = data_keys()?;
+    let mut out = Vec::new();
+    for chunk in numbers.chunks(IN_LIST / 4) {
+        let by_blind: HashMap<String, &String> =
+            chunk.iter().flat_map(|n| keys.blinds(MEMBER_ID_NUMBER, n).into_iter().map(move |b| (b, n))).collect();
+        let rows: Vec<(String, MemberRow)> = members::table
+            .filter(members::id_number_bidx.eq_any(by_blind.keys()))
+            .filter(members::removed_at.is_null())
+            .order(members::id.asc())
+            .select((MemberRow::as_select(), members::id_number_bidx))
+            .load::<(MemberRow, Option<String>)>(conn)?
+            .into_iter()
+            .filter_map(|(m, blind)| Some(((*by_blind.get(blind.as_deref()?)?).clone(), m)))
+            .map(|(number, m)| Ok((number, m.open(&keys)?)))
+            .collect::<QueryResult<Vec<_>>>()?;
+        out.extend(rows);
+    }
+    Ok(out)
 }

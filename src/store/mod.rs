@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bulk;
 pub mod communities;
 pub mod households;
+pub mod imports;
 pub mod plans;
 pub mod record;
 pub mod replay;

@@ -50,6 +50,46 @@ pub struct TaskRow {
     pub updated_at: NaiveDateTime,
 }
 
+/// A task the schedule makes: what it is for, whose it is and when it is due. Every task is
+/// born the same way, as [`NewTask::open`] says.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub id: String,
+    pub household_id: String,
+    pub template_id: String,
+    pub community_id: String,
+    pub grid_id: String,
+    pub tag: Tag,
+    pub kind: ServiceKind,
+    pub assignee_id: Option<String>,
+    pub due_on: NaiveDate,
+}
+
+impl NewTask {
+    /// Its row: open, at version 1, created `at`.
+    pub fn open(self, at: NaiveDateTime) -> TaskRow {
+        let NewTask { id, household_id, template_id, community_id, grid_id, tag, kind, assignee_id, due_on } = self;
+        TaskRow {
+            id,
+            household_id,
+            template_id,
+            community_id,
+            grid_id,
+            tag,
+            kind,
+            assignee_id,
+            due_on,
+            status: TaskStatus::Open,
+            completed_at: None,
+            visit_id: None,
+            cancel_reason: None,
+            version: 1,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+}
+
 pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<TaskRow>> {
     tasks::table.find(id).select(TaskRow::as_select()).first(conn).optional()
 }
@@ -241,8 +281,7 @@ pub fn new_task(
     if let Some(floor) = not_before {
         due = due.max(floor);
     }
-    let at = now();
-    Ok(TaskRow {
+    let task = NewTask {
         id: new_id(),
         household_id: h.id.clone(),
         template_id: t.id.clone(),
@@ -252,14 +291,8 @@ pub fn new_task(
         kind: t.kind,
         assignee_id: communities::primary_worker(conn, &h.grid_id)?,
         due_on: due,
-        status: TaskStatus::Open,
-        completed_at: None,
-        visit_id: None,
-        cancel_reason: None,
-        version: 1,
-        created_at: at,
-        updated_at: at,
-    })
+    };
+    Ok(task.open(now()))
 }
 
 /// A community's timezone (see [`communities::timezone`]), read once per run.
@@ -400,7 +433,7 @@ fn reconcile_span(
         let tz = timezone_of(conn, timezones, &m.community_id)?;
         let tag_day = local_date(m.tag_set_at.unwrap_or(m.created_at), tz);
         let last = m.last_visit.map(|t| local_date(t, tz));
-        rows.push(TaskRow {
+        let task = NewTask {
             id: new_id(),
             due_on: schedule::due_on(last, tag_day, u32::try_from(m.interval_days).unwrap_or(1)),
             household_id: m.household_id,
@@ -410,14 +443,8 @@ fn reconcile_span(
             tag: m.tag,
             kind: m.kind,
             assignee_id: m.assignee_id,
-            status: TaskStatus::Open,
-            completed_at: None,
-            visit_id: None,
-            cancel_reason: None,
-            version: 1,
-            created_at: at,
-            updated_at: at,
-        });
+        };
+        rows.push(task.open(at));
     }
     let mut created = 0;
     for slice in rows.chunks(1000) {

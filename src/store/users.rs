@@ -42,6 +42,7 @@ impl UserRow {
     }
 }
 
+/// An account to create; [`insert`] makes it active, at version 1, with credentials set now.
 #[derive(Insertable)]
 #[diesel(table_name = users)]
 pub struct NewUser<'a> {
@@ -51,12 +52,7 @@ pub struct NewUser<'a> {
     pub phone: Option<&'a str>,
     pub role: &'a str,
     pub community_id: Option<&'a str>,
-    pub active: bool,
     pub password_hash: &'a str,
-    pub credentials_changed_at: NaiveDateTime,
-    pub version: i32,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<UserRow>> {
@@ -82,12 +78,20 @@ pub fn find_by_phone(conn: &mut DbConn, phone: &str) -> QueryResult<Vec<UserRow>
         .opened()
 }
 
-/// Inserts an account; a taken username is 409 `already_exists`.
-pub fn insert(conn: &mut DbConn, user: &NewUser<'_>) -> ApiResult<()> {
+/// Inserts an account, created `at`, its phone sealed; a taken username is 409 `already_exists`.
+pub fn insert(conn: &mut DbConn, user: &NewUser<'_>, at: NaiveDateTime) -> ApiResult<()> {
     let (phone, index) = seal_value(&*data_keys()?, USER_PHONE, user.id, user.phone);
     let stored = NewUser { phone: phone.as_deref(), ..*user };
-    let values = (stored, users::phone_bidx.eq(index));
-    diesel::insert_into(users::table).values(values).execute(conn).map_err(|e| match e {
+    let new = (
+        stored,
+        users::phone_bidx.eq(index),
+        users::active.eq(true),
+        users::credentials_changed_at.eq(at),
+        users::version.eq(1),
+        users::created_at.eq(at),
+        users::updated_at.eq(at),
+    );
+    diesel::insert_into(users::table).values(new).execute(conn).map_err(|e| match e {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
             if info.constraint_name() == Some("users_username_key") || info.message().ends_with("users.username") =>
         {

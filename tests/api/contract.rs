@@ -43,6 +43,7 @@ fn normalize(path: &str) -> String {
 }
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 fn document() -> Value {
     serde_json::from_str(&gridlight::api::openapi_json()).expect("the document is JSON")
@@ -272,9 +273,17 @@ fn every_operation_is_complete() {
                 fail(format!("security is {} instead of bearer", op["security"]));
             }
 
-            // The request body is JSON with a schema.
+            // The request body is JSON with a schema; a roster upload is a file (binary string).
             let body = op.get("requestBody");
-            if let Some(body) = body
+            if id == "create_import" {
+                let spreadsheet = |media: &str| {
+                    let schema = &body.unwrap()["content"][media]["schema"];
+                    resolve(&doc, schema)["format"] == "binary"
+                };
+                if !spreadsheet("text/csv") || !spreadsheet(XLSX) {
+                    fail("the upload is not a binary xlsx or CSV body".into());
+                }
+            } else if let Some(body) = body
                 && !body["content"]["application/json"]["schema"].is_object()
             {
                 fail("the request body has no application/json schema".into());
