@@ -107,7 +107,7 @@ class Postgres:
 
 
 class Server:
-    def __init__(self, url, extra_env=None):
+    def __init__(self, url, extra_env=None, binary=None):
         self.port = free_port()
         env = dict(os.environ)
         env.update({
@@ -121,7 +121,7 @@ class Server:
             "GRIDLIGHT_DB_POOL_SIZE": "8",
         })
         env.update(extra_env or {})
-        self.proc = subprocess.Popen(pinned(0, [BIN, "serve"]), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(pinned(0, [binary or BIN, "serve"]), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.base = f"http://127.0.0.1:{self.port}"
         # Generous: `serve` first applies pending migrations, which on a cached 3M set may build
         # an index for minutes.
@@ -211,10 +211,10 @@ def alternate(a, b, rounds):
 # ---------------------------------------------------------------------------------------------
 
 
-def build_dataset(url, n, label):
+def build_dataset(url, n, label, binary=None):
     log(f"seeding {label}: {n} households")
     started = time.time()
-    subprocess.run([BIN, "--database-url", url, "--log", "warn", "seed", "synthetic", "--households", str(n), "--seed", str(SEED)],
+    subprocess.run([binary or BIN, "--database-url", url, "--log", "warn", "seed", "synthetic", "--households", str(n), "--seed", str(SEED)],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.time() - started
 
@@ -644,6 +644,72 @@ def sync_bench(url, args):
     return res
 
 
+def sealing_bench(backend, args, work, pg):
+    """The cost of sealing personal fields: the same data set seeded and served by the binary
+    before sealing (`--baseline`) and by this one, measured alternately, one at a time on the
+    same core: a worker's 50-household page and POST /visits with 32 clients."""
+    n = args.sealing_households
+    servers = {}
+    try:
+        for label, binary in (("before", args.baseline), ("after", BIN)):
+            name = f"sealing_{label}_{n}"
+            if backend == "sqlite":
+                url = os.path.join(work, f"{name}.db")
+                for suffix in ("", "-wal", "-shm", ".data-key"):
+                    if os.path.exists(url + suffix):
+                        os.remove(url + suffix)
+            else:
+                pg.psql("postgres", f'DROP DATABASE IF EXISTS "{name}"')
+                pg.psql("postgres", f'CREATE DATABASE "{name}"')
+                url = pg.url(name)
+            build_dataset(url, n, f"{backend} {label} sealing", binary)
+            servers[label] = Server(url, binary=binary)
+        d = args.seconds
+        runs = {}
+        for label, srv in servers.items():
+            token = srv.login(WORKER)
+            me = srv.get("/api/v1/me", token)
+            grid = srv.get(f"/api/v1/communities/{me['community_id']}/grids", token)["items"][0]["id"]
+            page = f"{srv.base}/api/v1/households?grid_id={grid}&limit=50"
+            bodies = visit_bodies(srv, token, os.path.join(work, f"sealing-visits-{backend}-{label}.jsonl"))
+            runs[label] = (token, page, bodies, srv)
+            oha(page, 2, 16, token=token)
+
+        def page_of(label):
+            token, page, _, _ = runs[label]
+            return lambda: oha(page, d, 16, token=token)
+
+        def visits_of(label):
+            token, _, bodies, srv = runs[label]
+            return lambda: oha(srv.base + "/api/v1/visits", d, 32, token=token, body_lines=bodies)
+
+        log(f"{backend}: sealing — households page before vs after")
+        page_before, page_after = alternate(page_of("before"), page_of("after"), args.rounds)
+        log(f"{backend}: sealing — POST /visits before vs after")
+        visits_before, visits_after = alternate(visits_of("before"), visits_of("after"), args.rounds)
+    finally:
+        for srv in servers.values():
+            srv.stop()
+    return {
+        "households": n,
+        "page": {"before": page_before, "after": page_after, "ratio": page_after["rps"] / max(page_before["rps"], 1e-9)},
+        "visits": {"before": visits_before, "after": visits_after, "ratio": visits_after["rps"] / max(visits_before["rps"], 1e-9)},
+    }
+
+
+def sealing_markdown(results, meta):
+    lines = [f"Run {meta['started']} on {meta['machine']}: sealing off (`{meta['baseline']}`) vs on (`{meta['binary']}`), "
+             f"server on core 0, oha on core 1, medians of {meta['rounds']} alternating rounds of {meta['seconds']} s.", "",
+             "| measure | backend | before (rps) | after (rps) | after / before | target |", "|---|---|---|---|---|---|"]
+    for backend, r in results.items():
+        for key, name in (("page", "worker's 50-household page"), ("visits", "POST /visits, 32 clients")):
+            m = r[key]
+            mark = "✅" if m["ratio"] >= 0.9 else "❌"
+            extra = f", non-2xx {m['after']['non_2xx_share']:.1%}" if key == "visits" else ""
+            lines.append(f"| {name} ({r['households']:,} households) | {backend} | {m['before']['rps']:.0f} | {m['after']['rps']:.0f}{extra} | {m['ratio']:.3f} {mark} | ≥ 0.90 |")
+    return "\n".join(lines) + "\n"
+
+
 TARGETS = [
     ("households page ≥ 0.15× healthz throughput", "page_vs_healthz", lambda v: v >= 0.15),
     ("/me ≥ 0.4× healthz throughput", "me_vs_healthz", lambda v: v >= 0.4),
@@ -696,7 +762,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small data sets (2k, 20k, 60k) and short runs")
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
-    ap.add_argument("--only", choices=["all", "sync"], default="all", help="run every measure, or only the sync ones")
+    ap.add_argument("--only", choices=["all", "sync", "sealing"], default="all", help="run every measure, only the sync ones, or only the sealing comparison")
+    ap.add_argument("--baseline", default=None, help="with --only sealing: the binary of the version before sealing")
+    ap.add_argument("--sealing-households", type=int, default=20_000, help="with --only sealing: the data set size")
     ap.add_argument("--sync-households", type=int, default=None, help="with --only sync: the data set size (default: the largest)")
     ap.add_argument("--fresh", action="store_true", help="rebuild the data sets even if they exist")
     ap.add_argument("--seconds", type=int, default=None, help="length of one measurement run")
@@ -719,6 +787,26 @@ def main():
     }
     results = {}
     pg = None
+    if args.only == "sealing":
+        if not args.baseline:
+            ap.error("--only sealing needs --baseline BINARY (the version before sealing)")
+        meta["baseline"] = subprocess.run([args.baseline, "--version"], capture_output=True, text=True).stdout.strip()
+        try:
+            if args.backend in ("sqlite", "both"):
+                results["sqlite"] = sealing_bench("sqlite", args, args.work, None)
+            if args.backend in ("postgres", "both"):
+                pg = Postgres(args.work)
+                pg.start()
+                results["postgres"] = sealing_bench("postgres", args, args.work, pg)
+        finally:
+            if pg:
+                pg.stop()
+        md = sealing_markdown(results, meta)
+        out_dir = os.path.join(ROOT, "benches", "results")
+        with open(os.path.join(out_dir, "sealing-latest.json"), "w") as f:
+            json.dump({"meta": meta, "results": results}, f, indent=2, default=str)
+        print(md)
+        return
     try:
         if args.backend in ("sqlite", "both"):
             results["sqlite"] = bench_backend("sqlite", sizes, args, args.work, None)

@@ -531,6 +531,7 @@ pub fn current_in_community(conn: &mut DbConn, community_id: &str) -> QueryResul
         .order(households::id.asc())
         .select(HouseholdRow::as_select())
         .load(conn)
+        .opened()
 }
 
 /// How many ids one `IN (…)` list carries (well under SQLite's and PostgreSQL's bind limits).
@@ -546,7 +547,8 @@ pub fn current_members_of(conn: &mut DbConn, household_ids: &[String]) -> QueryR
                 .filter(members::removed_at.is_null())
                 .order((members::household_id.asc(), members::id.asc()))
                 .select(MemberRow::as_select())
-                .load(conn)?,
+                .load(conn)
+                .opened()?,
         );
     }
     Ok(out)
