@@ -321,13 +321,13 @@ fn roster_import(
     let committing = std::time::Instant::now();
     let mut bar: Option<gridlight::seed::Progress> = None;
     let id = out.id.clone();
-    let row = db
-        .write_blocking(|c| {
-            imports::commit(c, &caller, &id, skip_errors, &mut |n, total| {
-                bar.get_or_insert_with(|| gridlight::seed::Progress::new("households", total)).advance(n)
-            })
-        })
-        .map_err(describe)?;
+    let options = gridlight::ops::imports::CommitOptions { skip_errors, remove_missing: None };
+    let mut last = 0;
+    let row = imports::commit(&db, &caller, &id, options, &mut |done, total| {
+        bar.get_or_insert_with(|| gridlight::seed::Progress::new("households", total)).advance(done - last);
+        last = done;
+    })
+    .map_err(describe)?;
     if let Some(bar) = bar {
         bar.finish();
     }
