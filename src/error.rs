@@ -76,6 +76,9 @@ pub enum ErrorCode {
     ImportClosed,
     /// 409: the import has rows with errors and the commit was not asked to skip them.
     ImportHasErrors,
+    /// 410: the import's file was cleared (it ended, or its dry run expired) and it kept no
+    /// error workbook.
+    ImportFileCleared,
     /// 410: a sync token that cannot be served (too old, another account's or server's): start
     /// a new initial sync, keeping unsent work to push.
     ResyncRequired,

@@ -109,6 +109,16 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let jwt_secret = auth::secret::resolve(config.server.jwt_secret.as_deref(), &config.db.database_url)?;
     let db = open_database(&config).await?;
+    // A commit that stopped with the last process is reported failed, never left half-applied
+    // without saying so. On SQLite only one server writes the file: none can be under way.
+    let silence = match db.backend() {
+        db::Backend::Sqlite => Duration::ZERO,
+        db::Backend::Postgres => jobs::IMPORT_SILENCE,
+    };
+    let handle = db.clone();
+    web::block(move || jobs::end_abandoned_imports(&handle, silence))
+        .await
+        .context("ending abandoned imports was interrupted")??;
     let bind = config.server.bind.clone();
     let workers = config.server.workers;
     let shutdown = config.server.shutdown_timeout;

@@ -74,6 +74,13 @@ enum Command {
         /// Commit the households without errors and skip those with any.
         #[arg(long)]
         skip_errors: bool,
+        /// Also remove the community's households the file does not list, for this reason
+        /// (moved_out, deceased, merged, other), as `DELETE /households/{id}` does.
+        #[arg(long, value_name = "REASON")]
+        remove_missing: Option<String>,
+        /// A note for those removals.
+        #[arg(long, requires = "remove_missing")]
+        removal_note: Option<String>,
     },
     /// Export a community's households as a roster, masked (`.xlsx` or `.csv` by the file name).
     Export {
@@ -236,12 +243,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let db_config = cli.db.clone();
             return actix_web::web::block(move || keys_command(&db_config, command)).await?;
         }
-        Command::Import { file, community, username, dry_run, skip_errors } => {
+        Command::Import { file, community, username, dry_run, skip_errors, remove_missing, removal_note } => {
+            // The same rules as `DELETE /households/{id}?reason=…&note=…`.
+            let remove_missing = remove_missing
+                .map(|reason| {
+                    gridlight::api::households::RemoveQuery { reason: Some(reason), note: removal_note }.checked()
+                })
+                .transpose()
+                .map_err(describe)?;
+            let options = gridlight::ops::imports::CommitOptions { skip_errors, remove_missing };
             let db_config = cli.db.clone();
-            actix_web::web::block(move || {
-                roster_import(&db_config, &file, &community, &username, dry_run, skip_errors)
-            })
-            .await??;
+            actix_web::web::block(move || roster_import(&db_config, &file, &community, &username, dry_run, options))
+                .await??;
         }
         Command::Export { file, community, username } => {
             let db_config = cli.db.clone();
@@ -370,7 +383,7 @@ fn roster_import(
     community: &str,
     username: &str,
     dry_run: bool,
-    skip_errors: bool,
+    options: gridlight::ops::imports::CommitOptions,
 ) -> anyhow::Result<()> {
     use gridlight::api::imports;
     let started = std::time::Instant::now();
@@ -398,13 +411,12 @@ fn roster_import(
     let committing = std::time::Instant::now();
     let mut bar: Option<gridlight::seed::Progress> = None;
     let id = out.id.clone();
-    let row = db
-        .write_blocking(|c| {
-            imports::commit(c, &caller, &id, skip_errors, &mut |n, total| {
-                bar.get_or_insert_with(|| gridlight::seed::Progress::new("households", total)).advance(n)
-            })
-        })
-        .map_err(describe)?;
+    let mut last = 0;
+    let row = imports::commit(&db, &caller, &id, options, &mut |done, total| {
+        bar.get_or_insert_with(|| gridlight::seed::Progress::new("households", total)).advance(done - last);
+        last = done;
+    })
+    .map_err(describe)?;
     if let Some(bar) = bar {
         bar.finish();
     }

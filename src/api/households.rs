@@ -389,7 +389,7 @@ pub struct RemoveQuery {
 }
 
 impl RemoveQuery {
-    pub(crate) fn checked(self) -> ApiResult<Removal> {
+    pub fn checked(self) -> ApiResult<Removal> {
         let reason = match self.reason.as_deref() {
             None => Err(FieldError::new("reason", "required", "say why: moved_out, deceased, merged or other")),
             Some(r) => RemovalReason::parse(r).map_err(|e| FieldError::new("reason", "invalid", e.to_string())),

@@ -7,22 +7,25 @@
 //! meets the same rules as a typed one, and its errors carry the same codes, named by row and
 //! column. The plan against the stored data and the commit are [`crate::ops::imports`].
 
-use actix_web::{HttpResponse, web};
+use actix_multipart::Multipart;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::answer::Api;
-use crate::api::households::{Address, CreateHousehold};
+use crate::api::households::{Address, CreateHousehold, RemoveQuery};
 use crate::api::input::{Day, Params};
 use crate::api::members::CreateMember;
 use crate::api::pagination::{Page, PageQuery};
 use crate::auth::AuthUser;
-use crate::db::DbConn;
-use crate::domain::{Gender, IdNumber, Relation};
+use crate::db::{Db, DbConn};
+use crate::domain::{Gender, IdNumber, Relation, RemovalReason};
 use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
-use crate::ops::imports::{self as ops, Given, Outcome, Summary};
+use crate::ops::imports::{self as ops, CommitOptions, Given, Outcome, Summary};
 use crate::roster::cells::{Day as CellDay, Secret};
 use crate::roster::columns::Column;
 use crate::roster::read::{FileError, Format, Limits};
@@ -262,6 +265,7 @@ pub fn dry_run(
             errors: &errors,
             error_count: i32::try_from(plan.errors.len()).unwrap_or(i32::MAX),
             basis: &plan.basis,
+            missing_basis: &plan.missing_basis,
         },
     )?;
     store::find(conn, &id)?.ok_or_else(|| ApiError::not_found("import"))
@@ -275,27 +279,104 @@ fn scoped(conn: &mut DbConn, caller: &AuthUser, id: &str, for_update: bool) -> A
     Ok(row)
 }
 
-/// The commit: the stored file read and planned again, and applied if the plan is the one the
-/// dry run made.
-pub fn commit(
+/// Households applied per transaction of a commit: each batch commits with the import's
+/// progress, so `GET /imports/{id}` shows it, and requests waiting for the SQLite writer are
+/// not held up for long.
+pub const COMMIT_BATCH: usize = 250;
+
+/// A commit under way: the import as it was, its plan, and its error workbook (kept once the
+/// file is cleared).
+struct Started {
+    import: ImportRow,
+    plan: ops::Plan,
+    errors_file: Option<Vec<u8>>,
+}
+
+/// The commit's first transaction: the import still `validated`, the file planned again and
+/// found to be what the dry run planned (409 otherwise), and the import marked `committing`,
+/// so a second commit of it is refused.
+fn start(
     conn: &mut DbConn,
     caller: &AuthUser,
     id: &str,
-    skip_errors: bool,
+    checked: Checked,
+    bytes: &[u8],
+    options: &CommitOptions,
+) -> ApiResult<Started> {
+    let import = scoped(conn, caller, id, true)?;
+    let community = ops::community(conn, caller, &import.community_id)?;
+    let plan = ops::plan(conn, &community, checked.households, checked.errors, checked.rows)?;
+    ops::check_commit(&import, &plan, options)?;
+    let errors_file = if plan.errors.is_empty() {
+        None
+    } else {
+        Some(roster::write::errors_xlsx(bytes, &plan.errors).map_err(ApiError::internal)?)
+    };
+    let total = i32::try_from(plan.households(options.remove_missing.is_some())).unwrap_or(i32::MAX);
+    if store::start(conn, id, total, now())? == 0 {
+        return Err(ApiError::conflict(crate::error::ErrorCode::ImportClosed, "the import is being committed already"));
+    }
+    Ok(Started { import, plan, errors_file })
+}
+
+/// The commit: the stored file read and planned again, and applied — if the plan is the one
+/// the dry run made — batch by batch through the API's operations, each batch a transaction
+/// that also records the progress. A batch that fails ends the import `failed`, saying how far
+/// it got (what was applied stays, audited as the import's; importing the file again applies
+/// the rest and changes nothing else). `progress` hears (done, total) after each batch.
+pub fn commit(
+    db: &Db,
+    caller: &AuthUser,
+    id: &str,
+    options: CommitOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> ApiResult<ImportRow> {
-    let import = scoped(conn, caller, id, true)?;
-    if import.status != "validated" {
-        let detail = format!("the import is {} already", import.status);
+    let bytes = db.read_blocking(|c| {
+        scoped(c, caller, id, false)?;
+        Ok(store::file(c, id)?)
+    })?;
+    if bytes.is_empty() {
+        let detail = "the import has ended, and its file was cleared: upload the file again";
         return Err(ApiError::conflict(crate::error::ErrorCode::ImportClosed, detail));
     }
-    let community = ops::community(conn, caller, &import.community_id)?;
-    let bytes = store::file(conn, id)?;
     let checked = read_upload(&bytes)?;
-    let plan = ops::plan(conn, &community, checked.households, checked.errors, checked.rows)?;
-    let total = plan.households() as u64;
-    ops::apply(conn, caller, &import, plan, skip_errors, &mut |n| progress(n, total))?;
-    store::find(conn, id)?.ok_or_else(|| ApiError::not_found("import"))
+    let Started { import, plan, errors_file } =
+        db.write_blocking(|c| start(c, caller, id, checked, &bytes, &options))?;
+    drop(bytes);
+    let remove = options.remove_missing.as_ref();
+    let total = plan.households(remove.is_some()) as u64;
+    let actor = ops::as_import(caller, id);
+    let mut out = Outcome { rows_skipped: plan.summary.rows_with_errors, ..Outcome::default() };
+    let mut done = 0u64;
+    for batch in plan.into_batches(COMMIT_BATCH, remove.is_some()) {
+        let n = batch.len() as u64;
+        let applied = db.write_blocking(|c| {
+            let o = ops::apply_batch(c, &actor, batch, remove)?;
+            store::advance(c, id, i32::try_from(done + n).unwrap_or(i32::MAX), now())?;
+            Ok(o)
+        });
+        match applied {
+            Ok(o) => {
+                out += o;
+                done += n;
+                progress(done, total);
+            }
+            Err(e) => {
+                let why = format!(
+                    "the commit stopped after {done} of {total} households: {}. What was applied stays, audited as \
+                     this import's; upload the file again to apply the rest",
+                    e.problem().detail
+                );
+                tracing::warn!(import = id, error = %e, "import commit failed");
+                db.write_blocking(|c| ops::failed(c, &import, &out, &why, errors_file.as_deref()))?;
+                return Err(e);
+            }
+        }
+    }
+    db.write_blocking(|c| {
+        ops::committed(c, &actor, &import, &out, errors_file.as_deref())?;
+        store::find(c, id)?.ok_or_else(|| ApiError::not_found("import"))
+    })
 }
 
 /// Where an import stands.
@@ -304,8 +385,34 @@ pub fn commit(
 pub enum ImportStatus {
     /// The dry run is done; nothing but the import was written.
     Validated,
+    /// A commit is under way (see `progress`).
+    Committing,
     /// Applied.
     Committed,
+    /// The commit stopped part-way (see `failure` and `outcome`: what was applied stays).
+    Failed,
+    /// Never committed, and its file was cleared after the retention period.
+    Expired,
+}
+
+impl ImportStatus {
+    fn of(stored: &str) -> ApiResult<ImportStatus> {
+        Ok(match stored {
+            "validated" => ImportStatus::Validated,
+            "committing" => ImportStatus::Committing,
+            "committed" => ImportStatus::Committed,
+            "failed" => ImportStatus::Failed,
+            "expired" => ImportStatus::Expired,
+            other => return Err(ApiError::internal(anyhow::anyhow!("unknown import status {other:?}"))),
+        })
+    }
+}
+
+/// How far a commit is: households gone through of those it goes through.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub struct Progress {
+    pub done: i32,
+    pub total: i32,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -325,8 +432,12 @@ pub struct ImportOut {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub committed_at: Option<DateTime<Utc>>,
-    /// What the commit did.
+    /// What the commit did (for a failed one: what it applied before it stopped).
     pub outcome: Option<Outcome>,
+    /// Where a commit stands, updated after each batch; none before a commit starts.
+    pub progress: Option<Progress>,
+    /// Why the commit failed.
+    pub failure: Option<String>,
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> ApiResult<T> {
@@ -344,7 +455,10 @@ impl ImportOut {
             errors,
             id: row.id,
             community_id: row.community_id,
-            status: if row.status == "committed" { ImportStatus::Committed } else { ImportStatus::Validated },
+            status: ImportStatus::of(&row.status)?,
+            progress: (row.status != "validated" && row.status != "expired")
+                .then_some(Progress { done: row.progress_done, total: row.progress_total }),
+            failure: row.failure,
             file_name: row.file_name,
             file_sha256: row.file_sha256,
             error_count: row.error_count,
@@ -366,27 +480,88 @@ pub struct UploadQuery {
     pub file_name: Option<String>,
 }
 
-/// Checks a roster (the body: an `.xlsx` workbook or a CSV file, at most 100 MiB) against
-/// every rule the API checks and against the stored households, and records the import with
-/// what a commit would do. Nothing but the import record is written.
+/// The form of a multipart upload.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "a schema only")]
+pub struct UploadForm {
+    /// The roster file (`.xlsx` or `.csv`); its file name is recorded when the query gives none.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+fn too_large() -> ApiError {
+    ApiError::PayloadTooLarge(format!("the upload is larger than {} MiB", MAX_UPLOAD / (1024 * 1024)))
+}
+
+/// The uploaded file and the name its form part gives: the body as it is, or the part `file`
+/// of a `multipart/form-data` body (other parts are read and ignored, within the same limit).
+async fn upload_of(req: &HttpRequest, payload: web::Payload) -> ApiResult<(web::Bytes, Option<String>)> {
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+    if !multipart {
+        return match payload.to_bytes_limited(MAX_UPLOAD).await {
+            Ok(Ok(body)) => Ok((body, None)),
+            Ok(Err(e)) => Err(ApiError::BadRequest(format!("the body could not be read: {e}"))),
+            Err(_) => Err(too_large()),
+        };
+    }
+    let malformed =
+        |e: actix_multipart::MultipartError| ApiError::BadRequest(format!("a malformed multipart body: {e}"));
+    let mut form = Multipart::new(req.headers(), payload);
+    let mut file = None;
+    let mut left = MAX_UPLOAD;
+    while let Some(part) = form.next().await {
+        let mut part = part.map_err(malformed)?;
+        let bytes = match part.bytes(left).await {
+            Ok(read) => read.map_err(malformed)?,
+            Err(_) => return Err(too_large()),
+        };
+        left -= bytes.len();
+        if part.name() != Some("file") {
+            continue;
+        }
+        if file.is_some() {
+            return Err(ApiError::invalid("file", "duplicate", "send one file per import"));
+        }
+        let name = part.content_disposition().and_then(|d| d.get_filename()).map(str::to_owned);
+        file = Some((bytes, name));
+    }
+    file.ok_or_else(|| ApiError::invalid("file", "required", "send the roster as the form part `file`"))
+}
+
+/// Checks a roster (an `.xlsx` workbook or a CSV file, at most 100 MiB, as the body or as the
+/// part `file` of a `multipart/form-data` body) against every rule the API checks and against
+/// the stored households, and records the import with what a commit would do. Nothing but the
+/// import record is written.
 #[utoipa::path(post, path = "/api/v1/imports", tag = "imports", operation_id = "create_import",
     params(UploadQuery), security(("bearer" = [])),
-    request_body(description = "The roster file",
+    request_body(description = "The roster file, as the body or as the form part `file`",
         content(
             (Spreadsheet = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
             (Spreadsheet = "text/csv"),
             (Spreadsheet = "application/octet-stream"),
+            (UploadForm = "multipart/form-data"),
         )),
     responses(
         (status = 201, description = "Checked; nothing written but the import", body = ImportOut),
+        (status = 400, description = "A malformed multipart body", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Grid workers do not import", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such community in the caller's scope", body = Problem, content_type = PROBLEM),
         (status = 413, description = "Larger than 100 MiB, or a workbook that inflates beyond 256 MiB", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "A file refused whole (`errors[0].code`: `not_a_spreadsheet`, `encrypted_workbook`, `macros`, `formula`, `merged_cells`, `extra_sheet`, `missing_header`, `unknown_column`, `too_many_rows`, …); row errors are in the import", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "A file refused whole (`errors[0].code`: `required` (no file, or no part `file`), `duplicate` (two), `not_a_spreadsheet`, `encrypted_workbook`, `macros`, `formula`, `merged_cells`, `extra_sheet`, `missing_header`, `unknown_column`, `too_many_rows`, …); row errors are in the import", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn create(api: Api, query: Params<UploadQuery>, body: web::Bytes) -> ApiResult<HttpResponse> {
+pub async fn create(
+    api: Api,
+    query: Params<UploadQuery>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
     let UploadQuery { community_id, file_name } = query.into_inner();
-    let file_name = file_name.map(|n| crate::api::validate::clean(&n)).filter(|n| !n.is_empty());
+    let (body, part_name) = upload_of(&req, payload).await?;
+    let file_name = file_name.or(part_name).map(|n| crate::api::validate::clean(&n)).filter(|n| !n.is_empty());
     let file_name = file_name.map(|n| n.chars().take(200).collect::<String>());
     let upload = body.clone();
     let checked = web::block(move || read_upload(&upload)).await.map_err(ApiError::internal)??;
@@ -430,6 +605,52 @@ pub async fn errors(api: Api, id: web::Path<String>, page: PageQuery) -> ApiResu
     Ok(web::Json(Page { items: page.items.into_iter().map(|(_, e)| e).collect(), next_cursor: page.next_cursor }))
 }
 
+/// The rows with errors of an import as a workbook in the template's format, each erroneous
+/// cell filled red with a note saying what is wrong (a problem of a whole row is noted on its
+/// first cell); the other rows of their households come along, since a household is skipped
+/// whole. Fix them in Excel and upload the workbook again.
+#[utoipa::path(get, path = "/api/v1/imports/{id}/errors.xlsx", tag = "imports", operation_id = "get_import_errors_xlsx",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The rows with errors", body = Spreadsheet,
+            content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (status = 403, description = "Grid workers do not import", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such import in the caller's scope", body = Problem, content_type = PROBLEM),
+        (status = 410, description = "The import expired: its file was cleared (`import_file_cleared`)", body = Problem, content_type = PROBLEM),
+    ))]
+pub async fn errors_xlsx(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let (row, kept, file) = api
+        .read(move |c, caller| {
+            let row = scoped(c, caller, &id, false)?;
+            let kept = store::errors_file(c, &id)?;
+            let file = if kept.is_none() { store::file(c, &id)? } else { vec![] };
+            Ok((row, kept, file))
+        })
+        .await?;
+    let book = match kept {
+        Some(book) => book,
+        None if row.error_count == 0 => roster::write::xlsx(&[]).map_err(ApiError::internal)?,
+        None if file.is_empty() => {
+            let detail = "the import's file was cleared and it kept no error workbook: upload the file again";
+            return Err(ApiError::Gone(crate::error::ErrorCode::ImportFileCleared, detail.into()));
+        }
+        None => {
+            let errors: Vec<RowError> = parse_json(&row.errors)?;
+            web::block(move || roster::write::errors_xlsx(&file, &errors))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(ApiError::internal)?
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(XLSX)
+        .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"import-errors.xlsx\""))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(book))
+}
+
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CommitQuery {
@@ -437,30 +658,71 @@ pub struct CommitQuery {
     /// commit while there are errors, 409 `import_has_errors`).
     #[serde(default)]
     pub skip_errors: bool,
+    /// Also remove (softly, as `DELETE /households/{id}` does) the community's households the
+    /// file does not list — the dry run's `households_missing`. Needs `removal_reason`.
+    #[serde(default)]
+    pub remove_missing: bool,
+    /// Why the missing households leave (`moved_out`, `deceased`, `merged`, `other`); only
+    /// with `remove_missing`.
+    #[param(value_type = Option<RemovalReason>)]
+    pub removal_reason: Option<String>,
+    /// A note for the removals.
+    #[param(example = "2026 年度台账核对", max_length = 500)]
+    pub removal_note: Option<String>,
 }
 
-/// Applies exactly what the dry run planned, through the same operations as the API, in one
-/// transaction; each change is audited with the request id `import:{id}`.
+impl CommitQuery {
+    fn checked(self) -> ApiResult<CommitOptions> {
+        let remove_missing = match (self.remove_missing, self.removal_reason, self.removal_note) {
+            (false, None, None) => None,
+            (false, _, _) => {
+                let message = "a removal reason or note goes with remove_missing=true";
+                return Err(ApiError::invalid("remove_missing", "required", message));
+            }
+            (true, reason, note) => {
+                let removal = RemoveQuery { reason, note }.checked().map_err(|e| match e {
+                    ApiError::Validation(fields) => ApiError::Validation(
+                        fields.into_iter().map(|f| FieldError { field: format!("removal_{}", f.field), ..f }).collect(),
+                    ),
+                    other => other,
+                })?;
+                Some(removal)
+            }
+        };
+        Ok(CommitOptions { skip_errors: self.skip_errors, remove_missing })
+    }
+}
+
+/// Applies exactly what the dry run planned, through the same operations as the API, in
+/// batches of 250 households (each a transaction; `GET /imports/{id}` shows the `progress`);
+/// each change is audited with the request id `import:{id}`. A commit that fails part-way
+/// leaves the import `failed`, saying how far it got. The uploaded file is cleared when the
+/// import ends (an error workbook of the skipped rows is kept).
 #[utoipa::path(post, path = "/api/v1/imports/{id}/commit", tag = "imports", operation_id = "commit_import",
     params(CommitQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "Committed: the import with its outcome", body = ImportOut),
         (status = 403, description = "Grid workers do not import", body = Problem, content_type = PROBLEM),
-        (status = 409, description = "Committed already (`import_closed`); rows have errors and `skip_errors` is not set (`import_has_errors`); or what the dry run was checked against changed since (`import_stale`: upload the file again)", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such import in the caller's scope", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "Committed (or being committed, failed, expired) already (`import_closed`); rows have errors and `skip_errors` is not set (`import_has_errors`); or what the dry run was checked against changed since (`import_stale`: upload the file again)", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "`remove_missing` without a valid `removal_reason`, or a reason without `remove_missing`", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn commit_import(
     api: Api,
     id: web::Path<String>,
     query: Params<CommitQuery>,
 ) -> ApiResult<web::Json<ImportOut>> {
-    let skip = query.into_inner().skip_errors;
-    let row = api.write(move |c, caller| commit(c, caller, &id, skip, &mut |_, _| {})).await?;
+    let options = query.into_inner().checked()?;
+    let Api { caller, state } = api;
+    let db = state.db.clone();
+    let row = web::block(move || commit(&db, &caller, &id, options, &mut |_, _| {})).await??;
     Ok(web::Json(ImportOut::of(row)?))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/imports").app_data(web::PayloadConfig::new(MAX_UPLOAD)).route(web::post().to(create)))
+    cfg.service(web::resource("/imports").route(web::post().to(create)))
         .service(web::resource("/imports/{id}").route(web::get().to(get)))
         .service(web::resource("/imports/{id}/errors").route(web::get().to(errors)))
+        .service(web::resource("/imports/{id}/errors.xlsx").route(web::get().to(errors_xlsx)))
         .service(web::resource("/imports/{id}/commit").route(web::post().to(commit_import)));
 }

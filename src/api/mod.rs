@@ -63,7 +63,7 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         visits::list, visits::create, visits::get, visits::patch,
         stats::overview, stats::evaluation,
         sync::sync, sync::push,
-        imports::create, imports::get, imports::errors, imports::commit_import,
+        imports::create, imports::get, imports::errors, imports::errors_xlsx, imports::commit_import,
         exports::template_xlsx, exports::template_csv, exports::households_xlsx, exports::households_csv,
     ),
     components(schemas(Problem, FieldError)),

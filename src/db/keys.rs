@@ -143,6 +143,8 @@ pub const USER_PHONE: Field = Field { table: "users", column: "phone" };
 /// Uploaded roster files (sealed whole, as bytes; not one of [`FIELDS`]: they are few, short-lived
 /// and re-sealed by a rotation on their own).
 pub const IMPORT_FILE: Field = Field { table: "imports", column: "file" };
+/// The error workbook an import keeps once its file is cleared (the rows with errors, sealed).
+pub const IMPORT_ERRORS_FILE: Field = Field { table: "imports", column: "errors_file" };
 /// Every sealed column.
 pub const FIELDS: [Field; 4] = [MEMBER_ID_NUMBER, MEMBER_PHONE, HOUSEHOLD_PHONE, USER_PHONE];
 

@@ -295,6 +295,11 @@ diesel::table! {
         committed_at -> Nullable<Timestamp>,
         committed_by -> Nullable<Text>,
         outcome -> Nullable<Text>,
+        progress_done -> Integer,
+        progress_total -> Integer,
+        failure -> Nullable<Text>,
+        missing_basis -> Text,
+        errors_file -> Nullable<Binary>,
     }
 }
 

@@ -15,7 +15,7 @@ use chrono::Utc;
 use diesel::prelude::*;
 
 use super::keys::{
-    self, FIELDS, Field, HOUSEHOLD_PHONE, IMPORT_FILE, KeyError, KeyRing, MEMBER_ID_NUMBER, MEMBER_PHONE, SEALED_PREFIX,
+    self, FIELDS, Field, HOUSEHOLD_PHONE, IMPORT_ERRORS_FILE, IMPORT_FILE, KeyError, KeyRing, MEMBER_ID_NUMBER, MEMBER_PHONE, SEALED_PREFIX,
 };
 use super::schema::data_keys;
 use super::{Db, DbConn};
@@ -195,20 +195,29 @@ fn reseal_all(db: &Db, keep: impl Fn(&KeyRing) -> String, progress: &mut dyn FnM
 fn seal_import_files(conn: &mut DbConn, ring: &KeyRing) -> QueryResult<u64> {
     use super::schema::imports;
     let current = ring.current().id();
+    let reseal = |id: &str, field: Field, stored: &[u8]| -> QueryResult<Option<Vec<u8>>> {
+        if stored.is_empty() || KeyRing::key_of_bytes(stored) == Some(current) {
+            return Ok(None);
+        }
+        let clear = match ring.open_bytes(field, id, stored) {
+            Err(KeyError::Clear(_)) => stored.to_vec(),
+            other => other.map_err(keys::to_diesel)?,
+        };
+        Ok(Some(ring.seal_bytes(field, id, &clear)))
+    };
     let ids: Vec<String> = imports::table.select(imports::id).order(imports::id.asc()).load(conn)?;
     let mut n = 0;
     for id in ids {
-        let stored: Vec<u8> = imports::table.find(&id).select(imports::file).first(conn)?;
-        if stored.is_empty() || KeyRing::key_of_bytes(&stored) == Some(current) {
-            continue;
+        let (file, errors): (Vec<u8>, Option<Vec<u8>>) =
+            imports::table.find(&id).select((imports::file, imports::errors_file)).first(conn)?;
+        if let Some(sealed) = reseal(&id, IMPORT_FILE, &file)? {
+            diesel::update(imports::table.find(&id)).set(imports::file.eq(sealed)).execute(conn)?;
+            n += 1;
         }
-        let clear = match ring.open_bytes(IMPORT_FILE, &id, &stored) {
-            Err(KeyError::Clear(_)) => stored,
-            other => other.map_err(keys::to_diesel)?,
-        };
-        let sealed = ring.seal_bytes(IMPORT_FILE, &id, &clear);
-        diesel::update(imports::table.find(&id)).set(imports::file.eq(sealed)).execute(conn)?;
-        n += 1;
+        if let Some(sealed) = errors.map(|e| reseal(&id, IMPORT_ERRORS_FILE, &e)).transpose()?.flatten() {
+            diesel::update(imports::table.find(&id)).set(imports::errors_file.eq(sealed)).execute(conn)?;
+            n += 1;
+        }
     }
     Ok(n)
 }

@@ -23,12 +23,12 @@ use crate::auth::{AuthUser, scope};
 use crate::db::DbConn;
 use crate::domain::{GridCode, IdNumber, Role, mask};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::ops::households::{Address, HouseholdEdit, NewHousehold};
+use crate::ops::households::{Address, HouseholdEdit, NewHousehold, Removal};
 use crate::ops::members::{MemberEdit, NewMember};
-use crate::ops::{audit_event, households, members};
+use crate::ops::{households, members};
 use crate::roster::RowError;
 use crate::roster::columns::Column;
-use crate::store::audit::Event;
+use crate::store::audit::{self, Actor, Event};
 use crate::store::communities::{self, CommunityRow};
 use crate::store::households::{self as store, HouseholdRow, MemberRow};
 use crate::store::{imports, new_id, now};
@@ -80,6 +80,10 @@ pub struct Summary {
     pub rows_with_errors: u32,
     /// Rows that were not blank.
     pub rows: u32,
+    /// Stored households of the community that the file does not list: what a commit with
+    /// `remove_missing` removes.
+    #[serde(default)]
+    pub households_missing: u32,
 }
 
 /// What one household of the roster comes to.
@@ -101,13 +105,52 @@ pub struct Plan {
     pub errors: Vec<RowError>,
     /// A digest of what the plan was made against (see the module documentation).
     pub basis: String,
+    /// A digest of the households the file does not list (their ids and versions): a commit
+    /// that removes them refuses when it differs from the dry run's.
+    pub missing_basis: String,
     steps: Vec<Step>,
+    missing: Vec<String>,
+}
+
+/// One transaction's share of a commit: some households of the plan, in file order, then the
+/// missing ones to remove.
+pub struct Batch {
+    steps: Vec<Step>,
+    remove: Vec<String>,
+}
+
+impl Batch {
+    /// How many households the batch goes through.
+    pub fn len(&self) -> usize {
+        self.steps.len() + self.remove.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl Plan {
+    /// The plan cut into batches of `size` households; the missing households, to remove,
+    /// only when `remove_missing`.
+    pub fn into_batches(self, size: usize, remove_missing: bool) -> Vec<Batch> {
+        let size = size.max(1);
+        let mut out = Vec::new();
+        let mut steps = self.steps.into_iter().peekable();
+        while steps.peek().is_some() {
+            out.push(Batch { steps: steps.by_ref().take(size).collect(), remove: vec![] });
+        }
+        if remove_missing {
+            for chunk in self.missing.chunks(size) {
+                out.push(Batch { steps: vec![], remove: chunk.to_vec() });
+            }
+        }
+        out
+    }
+
     /// How many households a commit goes through (for a progress bar).
-    pub fn households(&self) -> usize {
-        self.steps.len()
+    pub fn households(&self, remove_missing: bool) -> usize {
+        self.steps.len() + if remove_missing { self.missing.len() } else { 0 }
     }
 }
 
@@ -137,16 +180,24 @@ pub fn plan(
         .iter()
         .map(|h| ((h.grid_id.as_str(), h.building.as_str(), h.unit.as_str(), h.room.as_str()), h))
         .collect();
-    let matched_ids: Vec<String> = roster
+    // What the file lists, errors or not: the rest of the community is missing from it.
+    let listed: HashSet<&str> = roster
         .iter()
         .filter_map(|h| {
             let grid = grids.get(&h.grid_code)?;
             let a = &h.address;
             by_address
                 .get(&(grid.as_str(), a.building.as_str(), a.unit.as_str(), a.room.as_str()))
-                .map(|s| s.id.clone())
+                .map(|s| s.id.as_str())
         })
         .collect();
+    let matched_ids: Vec<String> = listed.iter().map(|id| (*id).to_owned()).collect();
+    let mut missing_basis = Sha256::new();
+    let mut missing = Vec::new();
+    for h in stored.iter().filter(|h| !listed.contains(h.id.as_str())) {
+        missing_basis.update(format!("{} {}\n", h.id, h.version));
+        missing.push(h.id.clone());
+    }
     let mut members_of: HashMap<String, Vec<MemberRow>> = HashMap::new();
     for m in store::current_members_of(conn, &matched_ids)? {
         members_of.entry(m.household_id.clone()).or_default().push(m);
@@ -239,7 +290,9 @@ pub fn plan(
         basis.update(format!("error {} {:?} {}\n", e.row, e.column, e.code));
     }
     summary.rows_with_errors = errors.iter().map(|e| e.row).collect::<HashSet<_>>().len() as u32;
-    Ok(Plan { summary, errors, basis: hex(&basis.finalize()), steps })
+    summary.households_missing = missing.len() as u32;
+    let (basis, missing_basis) = (hex(&basis.finalize()), hex(&missing_basis.finalize()));
+    Ok(Plan { summary, errors, basis, missing_basis, steps, missing })
 }
 
 /// Errors of a row in the template's column order.
@@ -473,41 +526,72 @@ pub struct Outcome {
     pub households_updated: u32,
     pub members_created: u32,
     pub members_updated: u32,
+    /// Households the file did not list, removed because the commit asked to.
+    #[serde(default)]
+    pub households_removed: u32,
     /// Rows left out because they (or another row of their household) had errors.
     pub rows_skipped: u32,
 }
 
-/// Applies a plan as the import `import_id`: every change through its operation, each audit
-/// event carrying `import:<id>` as its request id, then the import marked committed — all in
-/// the caller's transaction, so a commit is applied whole or not at all.
-pub fn apply(
-    conn: &mut DbConn,
-    caller: &AuthUser,
-    import: &imports::ImportRow,
-    plan: Plan,
-    skip_errors: bool,
-    progress: &mut dyn FnMut(u64),
-) -> ApiResult<Outcome> {
+impl std::ops::AddAssign for Outcome {
+    fn add_assign(&mut self, o: Outcome) {
+        self.households_created += o.households_created;
+        self.households_updated += o.households_updated;
+        self.members_created += o.members_created;
+        self.members_updated += o.members_updated;
+        self.households_removed += o.households_removed;
+        self.rows_skipped += o.rows_skipped;
+    }
+}
+
+/// What the caller asks of a commit.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// Commit the households without errors, skipping the others.
+    pub skip_errors: bool,
+    /// Soft-remove the stored households the file does not list, for this reason.
+    pub remove_missing: Option<Removal>,
+}
+
+/// Whether a plan may be committed as the import `import`: still `validated`, made against
+/// what the dry run saw (409 `import_stale` otherwise), and without errors unless they are to
+/// be skipped.
+pub fn check_commit(import: &imports::ImportRow, plan: &Plan, options: &CommitOptions) -> ApiResult<()> {
     if import.status != "validated" {
         return Err(ApiError::conflict(ErrorCode::ImportClosed, format!("the import is {} already", import.status)));
     }
+    let stale = |what: &str| {
+        let detail = format!("{what} changed since the dry run of this import: upload the file again");
+        Err(ApiError::conflict(ErrorCode::ImportStale, detail))
+    };
     if plan.basis != import.basis {
-        return Err(ApiError::conflict(
-            ErrorCode::ImportStale,
-            "the households or members this import was checked against changed since its dry run: upload the file again",
-        ));
+        return stale("the households or members this import was checked against");
     }
-    if !plan.errors.is_empty() && !skip_errors {
+    if options.remove_missing.is_some() && plan.missing_basis != import.missing_basis {
+        return stale("the households missing from the file");
+    }
+    if !plan.errors.is_empty() && !options.skip_errors {
         return Err(ApiError::conflict(
             ErrorCode::ImportHasErrors,
             format!("{} rows have errors: fix them, or commit with skip_errors=true", plan.summary.rows_with_errors),
         ));
     }
+    Ok(())
+}
+
+/// The caller acting as the import: every audit event of its commit carries `import:<id>` as
+/// its request id.
+pub fn as_import(caller: &AuthUser, import_id: &str) -> AuthUser {
     let mut actor = caller.clone();
-    actor.request_id = Some(format!("import:{}", import.id));
-    let mut out = Outcome { rows_skipped: plan.summary.rows_with_errors, ..Outcome::default() };
-    for step in plan.steps {
-        progress(1);
+    actor.request_id = Some(format!("import:{import_id}"));
+    actor
+}
+
+/// Applies one batch of a plan through the operations of the API, in the caller's
+/// transaction; `actor` is [`as_import`]'s.
+pub fn apply_batch(conn: &mut DbConn, actor: &AuthUser, batch: Batch, removal: Option<&Removal>) -> ApiResult<Outcome> {
+    let mut out = Outcome::default();
+    for step in batch.steps {
         if let Step::Existing { edit: None, add, edits, .. } = &step
             && add.is_empty()
             && edits.is_empty()
@@ -516,38 +600,115 @@ pub fn apply(
         }
         match step {
             Step::New { household, members: new } => {
-                let (_, row) = households::register(conn, &actor, household)?;
+                let (_, row) = households::register(conn, actor, household)?;
                 out.households_created += 1;
                 for m in new {
-                    members::add(conn, &actor, &row.id, m)?;
+                    members::add(conn, actor, &row.id, m)?;
                     out.members_created += 1;
                 }
             }
             Step::Existing { id, version, edit, add, edits } => {
                 out.households_updated += 1;
                 if let Some(edit) = edit {
-                    households::edit(conn, &actor, &id, Some(&version.to_string()), edit)?;
+                    households::edit(conn, actor, &id, Some(&version.to_string()), edit)?;
                 }
                 for m in add {
-                    members::add(conn, &actor, &id, m)?;
+                    members::add(conn, actor, &id, m)?;
                     out.members_created += 1;
                 }
                 for c in edits {
-                    members::edit(conn, &actor, &c.id, Some(&c.version.to_string()), c.edit)?;
+                    members::edit(conn, actor, &c.id, Some(&c.version.to_string()), c.edit)?;
                     out.members_updated += 1;
                 }
             }
         }
     }
-    let outcome = serde_json::to_string(&out).map_err(ApiError::internal)?;
-    imports::finish(conn, &import.id, "committed", &caller.id, &outcome, now())?;
+    if let Some(removal) = removal {
+        for id in batch.remove {
+            households::remove(conn, actor, &id, removal.clone())?;
+            out.households_removed += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Marks an import committed with what its batches did, audited as the import's.
+pub fn committed(
+    conn: &mut DbConn,
+    actor: &AuthUser,
+    import: &imports::ImportRow,
+    out: &Outcome,
+    errors_file: Option<&[u8]>,
+) -> ApiResult<()> {
+    let summary = serde_json::to_value(out).map_err(ApiError::internal)?;
+    let end = Ending { status: "committed", by: Some(&actor.id), failure: None, errors_file };
+    end_import(conn, &actor.actor(), import, out, end, ("import.committed", summary))
+}
+
+/// Marks an import failed, saying what of it was applied: a commit stopped half-way is never
+/// left to look whole. Audited (`import.failed`).
+pub fn failed(
+    conn: &mut DbConn,
+    import: &imports::ImportRow,
+    out: &Outcome,
+    why: &str,
+    errors_file: Option<&[u8]>,
+) -> ApiResult<()> {
+    let system = Actor { user_id: None, request_id: Some(format!("import:{}", import.id)) };
+    let end = Ending { status: "failed", by: None, failure: Some(why), errors_file };
+    end_import(conn, &system, import, out, end, ("import.failed", serde_json::json!({"reason": why, "applied": out})))
+}
+
+/// How an import ends, but for its outcome.
+struct Ending<'a> {
+    status: &'a str,
+    by: Option<&'a str>,
+    failure: Option<&'a str>,
+    errors_file: Option<&'a [u8]>,
+}
+
+fn end_import(
+    conn: &mut DbConn,
+    actor: &Actor,
+    import: &imports::ImportRow,
+    out: &Outcome,
+    end: Ending<'_>,
+    (action, summary): (&str, serde_json::Value),
+) -> ApiResult<()> {
+    let outcome = serde_json::to_string(out).map_err(ApiError::internal)?;
+    let Ending { status, by, failure, errors_file } = end;
+    imports::finish(conn, &import.id, imports::Ending { status, by, outcome: &outcome, failure, errors_file }, now())?;
     let event = Event {
-        action: "import.committed",
+        action,
         entity_type: "import",
         entity_id: Some(&import.id),
         community_id: Some(&import.community_id),
-        summary: serde_json::to_value(&out).map_err(ApiError::internal)?,
+        summary,
     };
-    audit_event(conn, &actor, event)?;
-    Ok(out)
+    Ok(audit::record(conn, actor, event)?)
+}
+
+/// Ends the imports left `committing` by a process that stopped (their last batch is older
+/// than `before`): each is marked `failed`, saying how far its commit got — what was applied
+/// stays, audited as the import's, and importing the file again applies the rest. Returns
+/// their ids.
+pub fn fail_abandoned(conn: &mut DbConn, before: chrono::NaiveDateTime) -> ApiResult<Vec<String>> {
+    let mut ended = Vec::new();
+    for import in imports::abandoned(conn, before)? {
+        let why = format!(
+            "the server stopped during the commit, after {} of {} households: what was applied stays, audited as \
+             this import's; upload the file again to apply the rest",
+            import.progress_done, import.progress_total
+        );
+        let errors: Vec<RowError> = serde_json::from_str(&import.errors).map_err(ApiError::internal)?;
+        let book = if errors.is_empty() {
+            None
+        } else {
+            let file = imports::file(conn, &import.id)?;
+            crate::roster::write::errors_xlsx(&file, &errors).ok()
+        };
+        failed(conn, &import, &Outcome::default(), &why, book.as_deref())?;
+        ended.push(import.id);
+    }
+    Ok(ended)
 }

@@ -11,7 +11,7 @@ pub mod columns;
 pub mod read;
 pub mod write;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -212,6 +212,28 @@ pub fn parse(sheet: &[Vec<Cell>]) -> Result<Roster, HeaderError> {
         }
     }
     Ok(roster)
+}
+
+/// The rows of a sheet that a fix needs, each with its row number and its cells' text in the
+/// template's column order: the rows in `wanted`, and every row of a household that has one
+/// (a household is skipped whole, so it is sent again whole).
+pub fn lines_of(sheet: &[Vec<Cell>], wanted: &HashSet<u32>) -> Result<Vec<(u32, Vec<String>)>, HeaderError> {
+    let roster = parse(sheet)?;
+    let layout = Layout::of(&sheet[0])?;
+    let mut rows: Vec<u32> = wanted.iter().copied().collect();
+    for h in roster.households.iter().filter(|h| h.rows.iter().any(|r| wanted.contains(r))) {
+        rows.extend(&h.rows);
+    }
+    rows.sort_unstable();
+    rows.dedup();
+    Ok(rows
+        .into_iter()
+        .filter_map(|n| {
+            let row = sheet.get(usize::try_from(n).ok()?.checked_sub(1)?)?;
+            let cells = COLUMNS.iter().map(|s| cells::text(layout.cell(row, s.column)).unwrap_or_default());
+            Some((n, cells.collect()))
+        })
+        .collect())
 }
 
 /// Takes a household's value from the first row that gives it; a later row that gives another

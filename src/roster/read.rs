@@ -195,7 +195,10 @@ fn cell(d: &Data) -> Cell {
 
 fn csv(bytes: &[u8], limits: Limits) -> Result<Vec<Vec<Cell>>, FileError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if bytes.contains(&0) {
+    // A binary file (or UTF-16 text) is full of NUL bytes; a stray one in a cell of a text file
+    // is that row's error (a control character), not the file's.
+    let nuls = bytes.iter().filter(|b| **b == 0).count();
+    if nuls * 100 > bytes.len() {
         return Err(FileError::NotASpreadsheet);
     }
     let text = match std::str::from_utf8(bytes) {

@@ -8,10 +8,11 @@
 
 use std::borrow::Cow;
 
-use rust_xlsxwriter::{DataValidation, Format, FormatBorder, Workbook, XlsxError};
+use rust_xlsxwriter::{DataValidation, Format, FormatBorder, Note, Workbook, XlsxError};
 
+use super::RowError;
 use super::columns::{COLUMNS, Column};
-use super::read::HELP_SHEET;
+use super::read::{HELP_SHEET, Limits};
 
 /// The data sheet's name.
 pub const ROSTER_SHEET: &str = "户籍名册";
@@ -53,6 +54,23 @@ pub fn csv(lines: &[Line]) -> Vec<u8> {
 /// and leading zeros as typed; a list of the allowed values on each enumeration), and the
 /// explanation sheet.
 pub fn xlsx(lines: &[Line]) -> Result<Vec<u8>, XlsxError> {
+    marked_xlsx(lines, &[])
+}
+
+/// A cell to mark in a workbook: the line (an index into the lines) and column (none: the
+/// whole row, marked on its first cell), and the note to attach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    pub line: usize,
+    pub column: Option<usize>,
+    pub note: String,
+}
+
+/// The fill of a marked cell (Excel's "bad" red).
+const MARKED_FILL: &str = "#FFC7CE";
+
+/// [`xlsx`] with some cells filled red and carrying a note.
+pub fn marked_xlsx(lines: &[Line], marks: &[Mark]) -> Result<Vec<u8>, XlsxError> {
     let mut book = Workbook::new();
     let header = Format::new().set_bold().set_background_color("#DDEBF7").set_border(FormatBorder::Thin);
     let text = Format::new().set_num_format("@");
@@ -77,6 +95,20 @@ pub fn xlsx(lines: &[Line]) -> Result<Vec<u8>, XlsxError> {
         for (c, value) in line.iter().enumerate().filter(|(_, v)| !v.is_empty()) {
             sheet.write_string(row, u16::try_from(c).expect("a few columns"), guard(value))?;
         }
+    }
+    let marked = text.clone().set_background_color(MARKED_FILL);
+    let mut notes: std::collections::BTreeMap<(usize, usize), Vec<&str>> = std::collections::BTreeMap::new();
+    for m in marks {
+        notes.entry((m.line, m.column.unwrap_or(0))).or_default().push(&m.note);
+    }
+    for ((line, col), texts) in notes {
+        let row = u32::try_from(line + 1).unwrap_or(u32::MAX);
+        let col16 = u16::try_from(col).expect("a few columns");
+        match lines.get(line).and_then(|l| l.get(col)).filter(|v| !v.is_empty()) {
+            Some(value) => sheet.write_string_with_format(row, col16, guard(value), &marked)?,
+            None => sheet.write_blank(row, col16, &marked)?,
+        };
+        sheet.insert_note(row, col16, &Note::new(texts.join("\n")).set_author("Gridlight").add_author_prefix(false))?;
     }
     let help = book.add_worksheet().set_name(HELP_SHEET)?;
     for (c, title) in ["列名", "属于", "必填", "可填的值", "说明"].iter().enumerate() {
@@ -103,6 +135,27 @@ pub fn xlsx(lines: &[Line]) -> Result<Vec<u8>, XlsxError> {
     help.set_column_width(3, 30)?;
     help.set_column_width(4, 80)?;
     book.save_to_buffer()
+}
+
+/// The error workbook of an upload: the rows with errors (and the other rows of their
+/// households) in the template's format, each erroneous cell filled red with a note saying
+/// what is wrong, so a secretary fixes them in Excel and uploads the workbook again.
+pub fn errors_xlsx(file: &[u8], errors: &[RowError]) -> anyhow::Result<Vec<u8>> {
+    let (_, sheet) = super::read::read(file, Limits::default())?;
+    let wanted = errors.iter().map(|e| e.row).collect();
+    let numbered = super::lines_of(&sheet, &wanted)?;
+    let at: std::collections::HashMap<u32, usize> = numbered.iter().enumerate().map(|(i, (n, _))| (*n, i)).collect();
+    let marks = errors
+        .iter()
+        .filter_map(|e| {
+            let column = e.column.as_deref().and_then(Column::from_header).map(position);
+            Some(Mark {
+                line: *at.get(&e.row)?, column, note: format!("第 {} 行: {} ({})", e.row, e.message, e.code)
+            })
+        })
+        .collect::<Vec<_>>();
+    let lines: Vec<Line> = numbered.into_iter().map(|(_, l)| l).collect();
+    Ok(marked_xlsx(&lines, &marks)?)
 }
 
 /// A member column's position, for building lines.

@@ -9,10 +9,10 @@ use crate::on_both_backends;
 use crate::support::world::{id_number, ok};
 use crate::support::{TestApp, TestResponse};
 
-const HEADER: &str = "网格编码,楼栋,单元,房号,户主姓名,联系电话,户备注,成员姓名,性别,出生日期,身份证号,成员电话,与户主关系,独居,残疾等级,慢性病,重病,低保,特困,备注";
+pub(crate) const HEADER: &str = "网格编码,楼栋,单元,房号,户主姓名,联系电话,户备注,成员姓名,性别,出生日期,身份证号,成员电话,与户主关系,独居,残疾等级,慢性病,重病,低保,特困,备注";
 
 pub(crate) const A1: &str = "37010300100101";
-const A2: &str = "37010300100102";
+pub(crate) const A2: &str = "37010300100102";
 
 /// One CSV line: the household's 7 cells, then the member's 13 (missing ones blank).
 pub(crate) fn line(household: &[&str], member: &[&str]) -> String {
@@ -47,7 +47,7 @@ fn full_width(s: &str) -> String {
 
 /// The roster of the tests: rows 2–6 are good (an existing household with a new member, two new
 /// households, spreadsheet damage that is repaired), rows 7–20 each hold one kind of error.
-fn roster(taken: &str) -> Vec<u8> {
+pub(crate) fn roster(taken: &str) -> Vec<u8> {
     let wang = id_number("1950-01-01", 11);
     let zhao = id_number("1952-06-30", 22);
     let bad_check = {
@@ -116,7 +116,7 @@ pub(crate) async fn commit(app: &TestApp, token: &str, id: &str, skip: bool) -> 
     app.call(req).await
 }
 
-fn errors(import: &Value) -> Vec<(u64, String, String)> {
+pub(crate) fn errors(import: &Value) -> Vec<(u64, String, String)> {
     import["errors"]
         .as_array()
         .unwrap()
@@ -131,7 +131,7 @@ fn errors(import: &Value) -> Vec<(u64, String, String)> {
         .collect()
 }
 
-fn summary(import: &Value) -> [u64; 7] {
+pub(crate) fn summary(import: &Value) -> [u64; 7] {
     let s = &import["summary"];
     [
         "households_new",
@@ -145,7 +145,7 @@ fn summary(import: &Value) -> [u64; 7] {
     .map(|k| s[k].as_u64().unwrap())
 }
 
-async fn household_count(app: &TestApp, token: &str, community: &str) -> usize {
+pub(crate) async fn household_count(app: &TestApp, token: &str, community: &str) -> usize {
     let res = app.get_as(&format!("/api/v1/households?community_id={community}&limit=500"), token).await;
     ok(&res)["items"].as_array().unwrap().len()
 }
@@ -208,7 +208,7 @@ async fn roster_is_checked_committed_and_reimported_as_a_no_op(app: TestApp) {
     assert_eq!(
         done["outcome"],
         serde_json::json!({"households_created": 2, "households_updated": 1, "members_created": 4,
-                           "members_updated": 0, "rows_skipped": 14})
+                           "members_updated": 0, "households_removed": 0, "rows_skipped": 14})
     );
     assert_eq!(household_count(&app, &w.sec_a, &w.community_a).await, 4);
     let again = commit(&app, &w.sec_a, &id, true).await.assert_problem(409);
@@ -238,7 +238,7 @@ async fn roster_is_checked_committed_and_reimported_as_a_no_op(app: TestApp) {
     assert_eq!(
         none["outcome"],
         serde_json::json!({"households_created": 0, "households_updated": 0, "members_created": 0,
-                           "members_updated": 0, "rows_skipped": 14})
+                           "members_updated": 0, "households_removed": 0, "rows_skipped": 14})
     );
     assert_eq!(household_count(&app, &w.sec_a, &w.community_a).await, 4);
 }

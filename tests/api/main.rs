@@ -12,6 +12,7 @@ mod errors;
 mod hardening;
 mod health;
 mod households;
+mod import_commit;
 mod imports;
 mod migrations;
 mod openapi;

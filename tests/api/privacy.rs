@@ -429,18 +429,26 @@ async fn uploaded_rosters_are_sealed_and_still_commit(app: TestApp) {
     let w = app.world().await;
     let number = id_number("1977-07-07", 71);
     let phone = "13677776666";
-    let file = csv(&[line(&[A1, "21号楼", "1单元", "1", "周九", phone], &["周九", "男", "", &number, "", "户主"])]);
+    // A good household, and one with an error (a bad phone) that stays in the error workbook.
+    let kept = id_number("1978-08-08", 72);
+    let file = csv(&[
+        line(&[A1, "21号楼", "1单元", "1", "周九", phone], &["周九", "男", "", &number, "", "户主"]),
+        line(&[A1, "22号楼", "1单元", "1", "吴十", "12345"], &["吴十", "男", "", &kept, "", "户主"]),
+    ]);
     let res = upload(&app, &w.sec_a, &w.community_a, file, "text/csv").await;
     assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
     let id = res.json()["id"].as_str().unwrap().to_owned();
-    let values = [number.clone(), phone.to_owned()];
+    let values = [number.clone(), phone.to_owned(), kept.clone()];
     assert!(found_in(&raw_contents(&app), &values).is_empty(), "the uploaded file is stored in clear");
-    // The commit opens the sealed file and applies it.
-    let done = ok(&commit(&app, &w.sec_a, &id, false).await);
+    // The commit opens the sealed file and applies it; the error workbook is sealed too.
+    let done = ok(&commit(&app, &w.sec_a, &id, true).await);
     assert_eq!(done["status"], "committed");
     let found = ok(&app.get_as("/api/v1/households?q=%E5%91%A8%E4%B9%9D", &w.sec_a).await);
     assert_eq!(found["items"].as_array().unwrap().len(), 1, "{found}");
     assert!(found_in(&raw_contents(&app), &values).is_empty(), "the committed roster is stored in clear");
+    let workbook = app.get_as(&format!("/api/v1/imports/{id}/errors.xlsx"), &w.sec_a).await;
+    assert_eq!(workbook.status, 200, "the sealed error workbook opens");
+    assert!(workbook.body.len() > 1000);
 }
 
 /// A member's `(id, id_number, phone)`.
