@@ -15,7 +15,8 @@ use chrono::Utc;
 use diesel::prelude::*;
 
 use super::keys::{
-    self, FIELDS, Field, HOUSEHOLD_PHONE, IMPORT_ERRORS_FILE, IMPORT_FILE, KeyError, KeyRing, MEMBER_ID_NUMBER, MEMBER_PHONE, SEALED_PREFIX,
+    self, FIELDS, Field, HOUSEHOLD_PHONE, IMPORT_ERRORS_FILE, IMPORT_FILE, KeyError, KeyRing, MEMBER_ID_NUMBER,
+    MEMBER_PHONE, SEALED_PREFIX,
 };
 use super::schema::data_keys;
 use super::{Db, DbConn};

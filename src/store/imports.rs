@@ -73,9 +73,12 @@ pub fn find_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<Import
     crate::locked_first!(conn, imports::table.find(id).select(ImportRow::as_select()))
 }
 
-/// The file as uploaded.
+/// The file as uploaded (empty once cleared).
 pub fn file(conn: &mut DbConn, id: &str) -> QueryResult<Vec<u8>> {
     let stored: Vec<u8> = imports::table.find(id).select(imports::file).first(conn)?;
+    if stored.is_empty() {
+        return Ok(stored);
+    }
     data_keys()?.open_bytes(IMPORT_FILE, id, &stored).map_err(keys::to_diesel)
 }
 
