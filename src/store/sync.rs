@@ -119,6 +119,27 @@ fn in_scope(scope: &LogScope) -> Condition {
     }
 }
 
+/// The log's watermark now, if nothing in `scope` came after `at` — and, with `grids_fixed`,
+/// no grid of the community changed either (a grid worker's scope is the grids assigned to
+/// it; every change of an assignment logs its grid). The watermark first, then one indexed
+/// look for a row in the window between: what an up-to-date device's delta costs when there
+/// is nothing new for it.
+pub fn quiet(conn: &mut DbConn, scope: &LogScope, at: &Watermark, grids_fixed: bool) -> ApiResult<Option<Watermark>> {
+    let to = watermark(conn)?;
+    if to == *at {
+        return Ok(Some(to));
+    }
+    let mut touching = in_scope(scope);
+    if grids_fixed {
+        let grid =
+            sync_log::community_id.eq(scope.community_id.clone()).assume_not_null().and(sync_log::entity.eq("grid"));
+        touching = Box::new(touching.or(grid));
+    }
+    let any: Vec<i64> =
+        sync_log::table.filter(window(Some(at), &to)?).filter(touching).select(sync_log::seq).limit(1).load(conn)?;
+    Ok(any.is_empty().then_some(to))
+}
+
 /// One change: which record, at which place in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct Change {
