@@ -77,7 +77,8 @@ pub fn views(conn: &mut DbConn, rows: Vec<VisitRow>) -> ApiResult<Vec<VisitOut>>
     Ok(rows
         .into_iter()
         .map(|v| {
-            let c = completed.remove(&v.id).unwrap_or_default();
+            // A page can hold a visit twice (a push's replay of a visit it recorded).
+            let c = completed.get(&v.id).cloned().unwrap_or_default();
             visit_out(v, c)
         })
         .collect())

@@ -59,25 +59,60 @@ impl FromRequest for AuthUser {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<AuthUser, ApiError>>>>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let header = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let request_id = request_id(req);
+        let bearer = Bearer::from_request(req, payload).into_inner();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
-            let header = header.ok_or_else(unauthorized)?;
+            let bearer = bearer?;
+            state.db.read(move |conn| bearer.user(conn)).await
+        })
+    }
+}
+
+/// A request's bearer token, checked (signature, expiry) but not yet its account: a handler
+/// that reaches the database anyway authenticates in the same trip with [`Bearer::user`]
+/// (exactly what [`AuthUser`] does in a trip of its own).
+pub struct Bearer {
+    claims: crate::auth::token::Claims,
+    request_id: Option<String>,
+}
+
+impl Bearer {
+    /// The account behind the token, re-read now: 401 when it is gone, deactivated, or its
+    /// credentials changed since the token was issued.
+    pub fn user(self, conn: &mut crate::db::DbConn) -> ApiResult<AuthUser> {
+        let row = users::find(conn, &self.claims.sub)?.ok_or_else(unauthorized)?;
+        if !row.active || row.credentials_epoch() != self.claims.cv {
+            return Err(unauthorized());
+        }
+        let role = row.role;
+        Ok(AuthUser {
+            id: row.id.clone(),
+            role,
+            community_id: row.community_id.clone(),
+            request_id: self.request_id,
+            row,
+        })
+    }
+}
+
+impl FromRequest for Bearer {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Bearer, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready((|| {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+            let header = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
             let (scheme, token) = header.split_once(' ').ok_or_else(unauthorized)?;
             if !scheme.eq_ignore_ascii_case("bearer") {
                 return Err(unauthorized());
             }
             let claims = verify_access(&state.jwt_secret, token.trim()).ok_or_else(unauthorized)?;
-            let sub = claims.sub.clone();
-            let row = state.db.read(move |conn| Ok(users::find(conn, &sub)?)).await?.ok_or_else(unauthorized)?;
-            if !row.active || row.credentials_epoch() != claims.cv {
-                return Err(unauthorized());
-            }
-            let role = row.role;
-            Ok(AuthUser { id: row.id.clone(), role, community_id: row.community_id.clone(), request_id, row })
-        })
+            Ok(Bearer { claims, request_id: request_id(req) })
+        })())
     }
 }

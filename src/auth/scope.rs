@@ -48,12 +48,15 @@ pub fn community(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<Co
 
 /// Whether the caller works in (or oversees) a grid of the given community.
 fn sees_grid(conn: &mut DbConn, caller: &AuthUser, grid_id: &str, community_id: &str) -> ApiResult<bool> {
+    sees_grid_by(caller, community_id, || Ok(communities::is_assigned(conn, &caller.id, grid_id)?))
+}
+
+/// [`sees_grid`], asking `assigned` whether a grid worker serves the grid.
+fn sees_grid_by(caller: &AuthUser, community_id: &str, assigned: impl FnOnce() -> ApiResult<bool>) -> ApiResult<bool> {
     Ok(match caller.role {
         Role::Admin => true,
         Role::Secretary => caller.community_id.as_deref() == Some(community_id),
-        Role::GridWorker => {
-            caller.community_id.as_deref() == Some(community_id) && communities::is_assigned(conn, &caller.id, grid_id)?
-        }
+        Role::GridWorker => caller.community_id.as_deref() == Some(community_id) && assigned()?,
     })
 }
 
@@ -115,9 +118,45 @@ pub fn household_for_update(conn: &mut DbConn, caller: &AuthUser, id: &str) -> A
 }
 
 fn check_household(conn: &mut DbConn, caller: &AuthUser, row: HouseholdRow) -> ApiResult<HouseholdRow> {
-    let visible = sees_grid(conn, caller, &row.grid_id, &row.community_id)?
-        && (row.removed_at.is_none() || caller.role != Role::GridWorker);
-    if visible { Ok(row) } else { Err(ApiError::not_found("household")) }
+    let sees = sees_grid(conn, caller, &row.grid_id, &row.community_id)?;
+    if household_visible(caller, &row, sees) { Ok(row) } else { Err(ApiError::not_found("household")) }
+}
+
+/// A household in a grid the caller sees (`sees`) is visible, unless it was removed and the
+/// caller is a grid worker.
+fn household_visible(caller: &AuthUser, row: &HouseholdRow, sees: bool) -> bool {
+    sees && (row.removed_at.is_none() || caller.role != Role::GridWorker)
+}
+
+/// [`household`] for several ids at once (a batch of writes): the visible ones, locked for a
+/// change in id order (see `households::find_many_for_update`), by id; an id left out answers
+/// 404 `household`, as [`household`] does. The grid worker's grids are read once for all.
+pub fn households_for_update(
+    conn: &mut DbConn,
+    caller: &AuthUser,
+    ids: &[String],
+) -> ApiResult<std::collections::HashMap<String, HouseholdRow>> {
+    let found = households::find_many(conn, ids)?;
+    let served = match caller.role {
+        Role::GridWorker if !found.is_empty() => communities::grids_of_worker(conn, &caller.id)?,
+        _ => Vec::new(),
+    };
+    let mut visible = Vec::with_capacity(found.len());
+    for row in &found {
+        let sees = sees_grid_by(caller, &row.community_id, || Ok(served.contains(&row.grid_id)))?;
+        if household_visible(caller, row, sees) {
+            visible.push(row.id.clone());
+        }
+    }
+    if visible.is_empty() {
+        return Ok(Default::default());
+    }
+    let locked = match conn {
+        // The write transaction holds the database: the rows just read are the ones to use.
+        DbConn::Sqlite(_) => found.into_iter().filter(|r| visible.contains(&r.id)).collect(),
+        DbConn::Postgres(_) => households::find_many_for_update(conn, &visible)?,
+    };
+    Ok(locked.into_iter().map(|r| (r.id.clone(), r)).collect())
 }
 
 /// A current member of a household in the caller's scope, with that household.

@@ -30,19 +30,32 @@ pub fn fields_set<const N: usize>(fields: [(&'static str, bool); N]) -> Vec<&'st
 }
 
 pub fn record(conn: &mut DbConn, actor: &Actor, event: Event<'_>) -> QueryResult<()> {
-    diesel::insert_into(audit_events::table)
-        .values((
-            audit_events::id.eq(new_id()),
-            audit_events::at.eq(now()),
-            audit_events::actor_id.eq(actor.user_id.as_deref()),
-            audit_events::action.eq(event.action),
-            audit_events::entity_type.eq(event.entity_type),
-            audit_events::entity_id.eq(event.entity_id),
-            audit_events::community_id.eq(event.community_id),
-            audit_events::summary.eq(event.summary.to_string()),
-            audit_events::request_id.eq(actor.request_id.as_deref()),
-        ))
-        .execute(conn)?;
+    record_many(conn, actor, std::slice::from_ref(&event))
+}
+
+/// Writes several events in one statement (per slice), in order (ids are UUIDv7).
+pub fn record_many(conn: &mut DbConn, actor: &Actor, events: &[Event<'_>]) -> QueryResult<()> {
+    let at = now();
+    let rows: Vec<_> = events
+        .iter()
+        .map(|event| {
+            (
+                audit_events::id.eq(new_id()),
+                audit_events::at.eq(at),
+                audit_events::actor_id.eq(actor.user_id.as_deref()),
+                audit_events::action.eq(event.action),
+                audit_events::entity_type.eq(event.entity_type),
+                audit_events::entity_id.eq(event.entity_id),
+                audit_events::community_id.eq(event.community_id),
+                audit_events::summary.eq(event.summary.to_string()),
+                audit_events::request_id.eq(actor.request_id.as_deref()),
+            )
+        })
+        .collect();
+    // 9 binds a row: far under either backend's limit.
+    for slice in rows.chunks(500) {
+        crate::db_run!(&mut *conn, |c| diesel::insert_into(audit_events::table).values(slice).execute(c))?;
+    }
     Ok(())
 }
 

@@ -82,6 +82,28 @@ pub fn find_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<Househ
     crate::locked_first!(conn, households::table.find(id).select(HouseholdRow::as_select())).opened()
 }
 
+/// The households of these ids (missing ones left out), by id.
+pub fn find_many(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<HouseholdRow>> {
+    households::table
+        .filter(households::id.eq_any(ids.to_vec()))
+        .order(households::id.asc())
+        .select(HouseholdRow::as_select())
+        .load(conn)
+        .opened()
+}
+
+/// [`find_many`], each locked as [`find_for_update`] locks one, in id order (the order every
+/// writer of several households takes them).
+pub fn find_many_for_update(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<HouseholdRow>> {
+    let of = |ids: &[String]| households::table.filter(households::id.eq_any(ids.to_vec())).order(households::id.asc());
+    match conn {
+        DbConn::Postgres(c) => of(ids).select(HouseholdRow::as_select()).for_no_key_update().load(c),
+        // One writer at a time: the write transaction holds the database.
+        DbConn::Sqlite(c) => of(ids).select(HouseholdRow::as_select()).load(c),
+    }
+    .opened()
+}
+
 pub fn insert(conn: &mut DbConn, row: &HouseholdRow) -> QueryResult<()> {
     diesel::insert_into(households::table).values(row.sealed(&*data_keys()?)).execute(conn).map(|_| ())
 }

@@ -119,6 +119,27 @@ fn in_scope(scope: &LogScope) -> Condition {
     }
 }
 
+/// The log's watermark now, if nothing in `scope` came after `at` — and, with `grids_fixed`,
+/// no grid of the community changed either (a grid worker's scope is the grids assigned to
+/// it; every change of an assignment logs its grid). The watermark first, then one indexed
+/// look for a row in the window between: what an up-to-date device's delta costs when there
+/// is nothing new for it.
+pub fn quiet(conn: &mut DbConn, scope: &LogScope, at: &Watermark, grids_fixed: bool) -> ApiResult<Option<Watermark>> {
+    let to = watermark(conn)?;
+    if to == *at {
+        return Ok(Some(to));
+    }
+    let mut touching = in_scope(scope);
+    if grids_fixed {
+        let grid =
+            sync_log::community_id.eq(scope.community_id.clone()).assume_not_null().and(sync_log::entity.eq("grid"));
+        touching = Box::new(touching.or(grid));
+    }
+    let any: Vec<i64> =
+        sync_log::table.filter(window(Some(at), &to)?).filter(touching).select(sync_log::seq).limit(1).load(conn)?;
+    Ok(any.is_empty().then_some(to))
+}
+
 /// One change: which record, at which place in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct Change {
@@ -463,17 +484,42 @@ pub fn applied(conn: &mut DbConn, user_id: &str, op_id: &str) -> QueryResult<Opt
         .optional()
 }
 
+/// [`applied`] for several operations of this account at once: those applied, by op id.
+pub fn applied_many(
+    conn: &mut DbConn,
+    user_id: &str,
+    op_ids: &[String],
+) -> QueryResult<std::collections::HashMap<String, Applied>> {
+    let rows: Vec<(String, String, Option<String>, Option<String>)> = sync_operations::table
+        .filter(sync_operations::user_id.eq(user_id.to_owned()))
+        .filter(sync_operations::op_id.eq_any(op_ids.to_vec()))
+        .select((sync_operations::op_id, sync_operations::kind, sync_operations::entity, sync_operations::entity_id))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(op, kind, entity, entity_id)| (op, Applied { kind, entity, entity_id })).collect())
+}
+
+/// [`remember`] for several operations, in one statement (per slice).
+pub fn remember_many(conn: &mut DbConn, user_id: &str, done: &[(&str, Applied)], at: NaiveDateTime) -> QueryResult<()> {
+    let rows: Vec<_> = done
+        .iter()
+        .map(|(op_id, a)| {
+            (
+                sync_operations::user_id.eq(user_id),
+                sync_operations::op_id.eq(*op_id),
+                sync_operations::kind.eq(&a.kind),
+                sync_operations::entity.eq(&a.entity),
+                sync_operations::entity_id.eq(&a.entity_id),
+                sync_operations::at.eq(at),
+            )
+        })
+        .collect();
+    for slice in rows.chunks(500) {
+        crate::db_run!(&mut *conn, |c| diesel::insert_into(sync_operations::table).values(slice).execute(c))?;
+    }
+    Ok(())
+}
+
 /// Remembers an applied operation, so that its replay is answered `duplicate`.
 pub fn remember(conn: &mut DbConn, user_id: &str, op_id: &str, a: &Applied, at: NaiveDateTime) -> QueryResult<()> {
-    diesel::insert_into(sync_operations::table)
-        .values((
-            sync_operations::user_id.eq(user_id),
-            sync_operations::op_id.eq(op_id),
-            sync_operations::kind.eq(&a.kind),
-            sync_operations::entity.eq(&a.entity),
-            sync_operations::entity_id.eq(&a.entity_id),
-            sync_operations::at.eq(at),
-        ))
-        .execute(conn)
-        .map(|_| ())
+    remember_many(conn, user_id, &[(op_id, a.clone())], at)
 }

@@ -305,11 +305,49 @@ fn timezone_of(conn: &mut DbConn, cache: &mut HashMap<String, Tz>, community_id:
     Ok(tz)
 }
 
-/// The households a reconcile covers: ids from `first` to `last` inclusive (one household:
-/// both the same), already locked by the caller.
-struct Span<'a> {
-    first: &'a str,
-    last: &'a str,
+/// The households a reconcile covers, already locked by the caller: the ids from `first` to
+/// `last` inclusive (a run of the job; one household: both the same), or a list of ids (a batch
+/// of changes, such as the visits of one sync push).
+enum Span<'a> {
+    Range { first: &'a str, last: &'a str },
+    Ids { ids: &'a [String], postgres: bool },
+}
+
+/// A condition on a household id column as SQL around two binds, the same shape for both kinds
+/// of span so that each statement keeps one type: `{pre}{a}{mid}{b}{post}`.
+struct SpanSql {
+    pre: String,
+    a: String,
+    mid: String,
+    b: String,
+    post: &'static str,
+}
+
+impl Span<'_> {
+    fn on(&self, column: &str) -> SpanSql {
+        match self {
+            Span::Range { first, last } => SpanSql {
+                pre: format!("{column} BETWEEN "),
+                a: (*first).to_owned(),
+                mid: " AND ".into(),
+                b: (*last).to_owned(),
+                post: "",
+            },
+            // The list goes as one JSON array, whatever its length; the lower bound helps the
+            // planner and is always true.
+            Span::Ids { ids, postgres } => SpanSql {
+                pre: format!("{column} >= "),
+                a: ids.iter().min().cloned().unwrap_or_default(),
+                mid: if *postgres {
+                    format!(" AND {column} IN (SELECT jsonb_array_elements_text(CAST(")
+                } else {
+                    format!(" AND {column} IN (SELECT value FROM json_each(")
+                },
+                b: serde_json::Value::from(ids.to_vec()).to_string(),
+                post: if *postgres { " AS jsonb)))" } else { "))" },
+            },
+        }
+    }
 }
 
 /// `UPDATE tasks SET {set}` (and the next version, at `at`) for the open tasks of the span's
@@ -320,14 +358,17 @@ fn update_open_tasks(
     set: &'static str,
     condition: &'static str,
 ) -> impl RunQueryDsl<DbConn> + QueryFragment<MultiBackend> + QueryId {
+    let on = span.on("household_id");
     sql::<Integer>("UPDATE tasks SET ")
         .sql(set)
         .sql(", version = version + 1, updated_at = ")
         .bind::<Timestamp, _>(at)
-        .sql(" WHERE status = 'open' AND household_id BETWEEN ")
-        .bind::<Text, _>(span.first.to_owned())
-        .sql(" AND ")
-        .bind::<Text, _>(span.last.to_owned())
+        .sql(" WHERE status = 'open' AND ")
+        .sql(&on.pre)
+        .bind::<Text, _>(on.a)
+        .sql(&on.mid)
+        .bind::<Text, _>(on.b)
+        .sql(on.post)
         .sql(" AND ")
         .sql(condition)
 }
@@ -371,6 +412,7 @@ fn hand_on_span(
 /// Every (household, active template of its tag) without an open task, with what the due date
 /// and the assignee (the grid's active primary worker) depend on.
 fn missing(span: &Span<'_>) -> impl LoadQuery<'static, DbConn, Missing> {
+    let on = span.on("h.id");
     sql::<Untyped>(
         "SELECT h.id AS household_id, h.community_id, h.grid_id, h.tag, h.tag_set_at, h.created_at, \
            t.id AS template_id, t.kind, t.interval_days, ga.user_id AS assignee_id, \
@@ -379,11 +421,13 @@ fn missing(span: &Span<'_>) -> impl LoadQuery<'static, DbConn, Missing> {
          JOIN service_templates t ON t.community_id = h.community_id AND t.tag = h.tag AND t.active \
          LEFT JOIN grid_assignments ga ON ga.grid_id = h.grid_id AND ga.is_primary \
            AND ga.user_id IN (SELECT u.id FROM users u WHERE u.active) \
-         WHERE h.id BETWEEN ",
+         WHERE ",
     )
-    .bind::<Text, _>(span.first.to_owned())
-    .sql(" AND ")
-    .bind::<Text, _>(span.last.to_owned())
+    .sql(&on.pre)
+    .bind::<Text, _>(on.a)
+    .sql(&on.mid)
+    .bind::<Text, _>(on.b)
+    .sql(on.post)
     .sql(
         " AND h.removed_at IS NULL AND NOT EXISTS (SELECT 1 FROM tasks x \
            WHERE x.household_id = h.id AND x.template_id = t.id AND x.status = 'open')",
@@ -424,6 +468,16 @@ fn reconcile_span(
     households: u64,
     timezones: &mut HashMap<String, Tz>,
 ) -> ApiResult<Reconciled> {
+    Ok(reconcile_span_created(conn, span, households, timezones)?.0)
+}
+
+/// [`reconcile_span`], also answering the tasks it set out to create: (household, kind).
+fn reconcile_span_created(
+    conn: &mut DbConn,
+    span: Span<'_>,
+    households: u64,
+    timezones: &mut HashMap<String, Tz>,
+) -> ApiResult<(Reconciled, Vec<(String, ServiceKind)>)> {
     let at = now();
     let cancelled = cancel_stale(&span, at).execute(conn)?;
     hand_on_span(&span, at).execute(conn)?;
@@ -450,7 +504,8 @@ fn reconcile_span(
     for slice in rows.chunks(1000) {
         created += insert_open_tasks(conn, slice)?;
     }
-    Ok(Reconciled { households, created: created as u64, cancelled: cancelled as u64 })
+    let made = rows.into_iter().map(|r| (r.household_id, r.kind)).collect();
+    Ok((Reconciled { households, created: created as u64, cancelled: cancelled as u64 }, made))
 }
 
 /// Re-establishes the task invariant for one household, inside the caller's transaction. The
@@ -459,7 +514,18 @@ pub fn household_changed(conn: &mut DbConn, household_id: &str) -> ApiResult<Rec
     if hh::find_for_update(conn, household_id)?.is_none() {
         return Ok(Reconciled::default());
     }
-    reconcile_span(conn, Span { first: household_id, last: household_id }, 1, &mut HashMap::new())
+    reconcile_span(conn, Span::Range { first: household_id, last: household_id }, 1, &mut HashMap::new())
+}
+
+/// [`household_changed`] for several households at once (a batch of changes), in a few
+/// statements for them all; the caller has locked them. Answers the tasks it created, as
+/// (household, kind), for the changes' audit events.
+pub fn households_changed(conn: &mut DbConn, household_ids: &[String]) -> ApiResult<Vec<(String, ServiceKind)>> {
+    if household_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let span = Span::Ids { ids: household_ids, postgres: matches!(conn, DbConn::Postgres(_)) };
+    Ok(reconcile_span_created(conn, span, household_ids.len() as u64, &mut HashMap::new())?.1)
 }
 
 /// Reconciles the next `batch` households after `after` (by id), in the caller's transaction;
@@ -477,28 +543,33 @@ pub fn reconcile_batch(conn: &mut DbConn, after: Option<&str>, batch: i64) -> Ap
         DbConn::Sqlite(c) => next.load(c)?,
     };
     let (Some(first), Some(last)) = (ids.first(), ids.last()) else { return Ok((Reconciled::default(), None)) };
-    let done = reconcile_span(conn, Span { first, last }, ids.len() as u64, &mut HashMap::new())?;
+    let done = reconcile_span(conn, Span::Range { first, last }, ids.len() as u64, &mut HashMap::new())?;
     Ok((done, Some(last.to_owned())))
 }
 
-/// Completes the household's open tasks of a kind with a visit; returns their ids. The caller
+/// An open task as a visit completes it: (id, household, kind, created_at).
+pub type OpenTask = (String, String, ServiceKind, NaiveDateTime);
+
+/// The open tasks of some households, by id.
+pub fn open_of(conn: &mut DbConn, household_ids: &[String]) -> QueryResult<Vec<OpenTask>> {
+    tasks::table
+        .filter(tasks::household_id.eq_any(household_ids.to_vec()))
+        .filter(tasks::status.eq("open"))
+        .select((tasks::id, tasks::household_id, tasks::kind, tasks::created_at))
+        .order(tasks::id.asc())
+        .load(conn)
+}
+
+/// Completes these open tasks (id, created_at) with a visit; returns their ids. The caller
 /// then reconciles, which schedules the successors from the visit's date.
-pub fn complete_with_visit(
+pub fn complete(
     conn: &mut DbConn,
-    household_id: &str,
-    kind: ServiceKind,
+    open: &[(String, NaiveDateTime)],
     visit_id: &str,
     visited_at: NaiveDateTime,
 ) -> QueryResult<Vec<String>> {
-    let open: Vec<(String, NaiveDateTime)> = tasks::table
-        .filter(tasks::household_id.eq(household_id))
-        .filter(tasks::kind.eq(kind))
-        .filter(tasks::status.eq("open"))
-        .select((tasks::id, tasks::created_at))
-        .order(tasks::id.asc())
-        .load(conn)?;
     let at = now();
-    for (id, created_at) in &open {
+    for (id, created_at) in open {
         diesel::update(tasks::table.find(id))
             .set((
                 tasks::status.eq("done"),
@@ -511,7 +582,7 @@ pub fn complete_with_visit(
             ))
             .execute(conn)?;
     }
-    Ok(open.into_iter().map(|(id, _)| id).collect())
+    Ok(open.iter().map(|(id, _)| id.clone()).collect())
 }
 
 /// The tasks a visit completed.

@@ -45,6 +45,12 @@ pub fn insert(conn: &mut DbConn, row: &VisitRow) -> QueryResult<bool> {
     crate::store::replay::insert_new(conn, "visits", |c| diesel::insert_into(visits::table).values(row).execute(c))
 }
 
+/// Inserts visits in one statement (per slice); `Ok(false)`, inserting none, when an id is
+/// taken (see [`crate::store::replay`]).
+pub fn insert_many(conn: &mut DbConn, rows: &[VisitRow]) -> QueryResult<bool> {
+    crate::store::replay::insert_new(conn, "visits", |c| crate::store::bulk::visits(c, rows))
+}
+
 #[derive(Default, Debug)]
 pub struct ListFilter {
     pub community_id: Option<String>,

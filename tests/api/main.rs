@@ -22,6 +22,7 @@ mod scope;
 mod seeds;
 mod stats;
 mod sync;
+mod sync_batch;
 mod tags;
 mod tasks;
 mod users;

@@ -242,20 +242,11 @@ fn apply(
     policy: ops::visits::Policy,
 ) -> ApiResult<PushResult> {
     if let Some(done) = store::applied(conn, &caller.id, &op.op_id)? {
-        let record = match (done.entity.as_deref(), done.entity_id.as_deref()) {
-            (Some(e), Some(id)) => current(conn, caller, e, id).ok().flatten(),
-            _ => None,
-        };
-        return Ok(result(op, PushStatus::Duplicate, record));
+        return Ok(replayed(conn, caller, op, &done));
     }
     let outcome = crate::store::savepoint(conn, |c| {
         let done = run(c, caller, op, policy)?;
-        let applied = Applied {
-            kind: serde_json::to_value(op.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
-            entity: Some(done.entity.to_owned()),
-            entity_id: Some(done.id.clone()),
-        };
-        store::remember(c, &caller.id, &op.op_id, &applied, now())?;
+        store::remember(c, &caller.id, &op.op_id, &applied_record(op, done.entity, &done.id), now())?;
         Ok(done)
     });
     match outcome {
@@ -264,19 +255,111 @@ fn apply(
             Ok(result(op, status, Some(done.record)))
         }
         Err(e @ ApiError::Unavailable(_)) => Err(e),
-        Err(e) => {
-            if matches!(e, ApiError::Internal(_)) {
-                tracing::error!(error = %e, kind = ?op.kind, "a pushed operation failed");
+        Err(e) => Ok(failed(conn, caller, op, e)),
+    }
+}
+
+/// The result of an operation that was not done: `conflict` with the server's record for a
+/// stale edit, `rejected` otherwise.
+fn failed(conn: &mut DbConn, caller: &AuthUser, op: &PushOperation, e: ApiError) -> PushResult {
+    if matches!(e, ApiError::Internal(_)) {
+        tracing::error!(error = %e, kind = ?op.kind, "a pushed operation failed");
+    }
+    let status = if matches!(e, ApiError::PreconditionFailed(_)) { PushStatus::Conflict } else { PushStatus::Rejected };
+    let record = match (status, edited(op)) {
+        (PushStatus::Conflict, Some((entity, id))) => current(conn, caller, entity, &id).ok().flatten(),
+        _ => None,
+    };
+    PushResult { op_id: op.op_id.clone(), status, code: Some(e.code()), problem: Some(e.problem()), record }
+}
+
+/// The answer to an operation done before (the same `op_id`): `duplicate`, with its record as
+/// the caller may read it now.
+fn replayed(conn: &mut DbConn, caller: &AuthUser, op: &PushOperation, done: &Applied) -> PushResult {
+    let record = match (done.entity.as_deref(), done.entity_id.as_deref()) {
+        (Some(e), Some(id)) => current(conn, caller, e, id).ok().flatten(),
+        _ => None,
+    };
+    result(op, PushStatus::Duplicate, record)
+}
+
+/// What an operation remembers for its replays.
+fn applied_record(op: &PushOperation, entity: &str, id: &str) -> Applied {
+    Applied {
+        kind: serde_json::to_value(op.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+        entity: Some(entity.to_owned()),
+        entity_id: Some(id.to_owned()),
+    }
+}
+
+/// Applies a run of `visit.record` operations together (`ops::visits::record_many`), each with
+/// the result [`apply`] would give it: the op ids looked up at once, the visits recorded as one
+/// batch in one savepoint, rendered and remembered together. Should the batch fail as a whole
+/// (a database error), its savepoint is rolled back and the run is applied one by one.
+fn apply_visits(
+    conn: &mut DbConn,
+    caller: &AuthUser,
+    ops: &[PushOperation],
+    policy: ops::visits::Policy,
+) -> ApiResult<Vec<PushResult>> {
+    let op_ids: Vec<String> = ops.iter().map(|op| op.op_id.clone()).collect();
+    let done = store::applied_many(conn, &caller.id, &op_ids)?;
+    let mut out: Vec<Option<PushResult>> = Vec::with_capacity(ops.len());
+    let mut batch = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        out.push(match done.get(&op.op_id) {
+            Some(d) => Some(replayed(conn, caller, op, d)),
+            None => match from_json::<visits::CreateVisit>(op.body.clone().into()).and_then(|v| v.checked()) {
+                Ok(v) => {
+                    batch.push((i, v));
+                    None
+                }
+                Err(e) => Some(failed(conn, caller, op, e)),
+            },
+        });
+    }
+    let (at, inputs): (Vec<usize>, Vec<ops::visits::NewVisit>) = batch.into_iter().unzip();
+    let outcome = crate::store::savepoint(conn, |c| {
+        let recorded = ops::visits::record_many(c, caller, inputs, policy)?;
+        let mut rows = Vec::new();
+        let mut statuses = Vec::new();
+        let mut remembered = Vec::new();
+        for (&i, r) in at.iter().zip(recorded) {
+            match r {
+                Ok((created, row)) => {
+                    remembered.push((ops[i].op_id.as_str(), applied_record(&ops[i], "visit", &row.id)));
+                    statuses.push((i, Ok(created)));
+                    rows.push(row);
+                }
+                Err(e) => statuses.push((i, Err(e))),
             }
-            let status =
-                if matches!(e, ApiError::PreconditionFailed(_)) { PushStatus::Conflict } else { PushStatus::Rejected };
-            let record = match (status, edited(op)) {
-                (PushStatus::Conflict, Some((entity, id))) => current(conn, caller, entity, &id).ok().flatten(),
-                _ => None,
-            };
-            Ok(PushResult { op_id: op.op_id.clone(), status, code: Some(e.code()), problem: Some(e.problem()), record })
+        }
+        store::remember_many(c, &caller.id, &remembered, now())?;
+        let views = visits::views(c, rows)?;
+        Ok((statuses, views))
+    });
+    match outcome {
+        Ok((statuses, views)) => {
+            let mut views = views.into_iter();
+            for (i, status) in statuses {
+                out[i] = Some(match status {
+                    Ok(created) => {
+                        let status = if created { PushStatus::Applied } else { PushStatus::Duplicate };
+                        result(&ops[i], status, views.next().map(json))
+                    }
+                    Err(e) => failed(conn, caller, &ops[i], e),
+                });
+            }
+        }
+        Err(e @ ApiError::Unavailable(_)) => return Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "a batch of pushed visits failed; applying them one by one");
+            for &i in &at {
+                out[i] = Some(apply(conn, caller, &ops[i], policy)?);
+            }
         }
     }
+    Ok(out.into_iter().flatten().collect())
 }
 
 /// Checks a request's shape before anything runs.
@@ -315,8 +398,18 @@ pub fn push(
     policy: ops::visits::Policy,
 ) -> ApiResult<PushResponse> {
     let mut results = Vec::with_capacity(req.operations.len());
-    for op in &req.operations {
-        results.push(apply(conn, caller, op, policy)?);
+    let ops = &req.operations;
+    let mut i = 0;
+    while i < ops.len() {
+        // A run of visits (what a day offline mostly is) goes as one batch.
+        let run = ops[i..].iter().take_while(|op| op.kind == OpKind::VisitRecord).count();
+        if run > 1 {
+            results.extend(apply_visits(conn, caller, &ops[i..i + run], policy)?);
+            i += run;
+        } else {
+            results.push(apply(conn, caller, &ops[i], policy)?);
+            i += 1;
+        }
     }
     Ok(PushResponse { results })
 }
