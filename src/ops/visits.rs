@@ -179,8 +179,7 @@ pub fn record_many(
 /// A visit whose id is taken: the same submission again from its author is answered with the
 /// stored visit; anything else is a 409.
 fn replayed(stored: &VisitRow, caller: &AuthUser, hash: &str) -> Recorded {
-    let origin =
-        StoredOrigin { created_by: Some(stored.worker_id.clone()), digest: Some(stored.content_hash.clone()) };
+    let origin = StoredOrigin { created_by: Some(stored.worker_id.clone()), digest: Some(stored.content_hash.clone()) };
     replay::check_retry(&origin, &caller.id, hash)?;
     Ok((false, stored.clone()))
 }
