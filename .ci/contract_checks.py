@@ -42,6 +42,9 @@ RULES_BEYOND_THE_SCHEMA = [
     # A device's operation ids, each once a push (JSON Schema's uniqueItems is over whole items).
     (r"operations\[\d+\]\.op_id", "duplicate"),
     (r"reasons", "required"),
+    # An import's commit: a removal reason goes with remove_missing=true and only with it (query
+    # parameters cannot depend on each other in OpenAPI).
+    (r"remove_missing|removal_reason", "required"),
     (r"cancel_reason", "required"),
     (r"body", "empty"),
     (r"templates\[\d+\]\.kind", "duplicate_active_kind"),

@@ -508,8 +508,11 @@ async fn upload_of(req: &HttpRequest, payload: web::Payload) -> ApiResult<(web::
             Err(_) => Err(too_large()),
         };
     }
-    let malformed =
-        |e: actix_multipart::MultipartError| ApiError::BadRequest(format!("a malformed multipart body: {e}"));
+    // A form that cannot be read is a file that cannot be read: 422 on `file`, as for a body
+    // that is not a roster.
+    let malformed = |e: actix_multipart::MultipartError| {
+        ApiError::invalid("file", "unreadable", format!("the multipart form could not be read: {e}"))
+    };
     let mut form = Multipart::new(req.headers(), payload);
     let mut file = None;
     let mut left = MAX_UPLOAD;
@@ -547,7 +550,7 @@ async fn upload_of(req: &HttpRequest, payload: web::Payload) -> ApiResult<(web::
         )),
     responses(
         (status = 201, description = "Checked; nothing written but the import", body = ImportOut),
-        (status = 400, description = "A malformed multipart body", body = Problem, content_type = PROBLEM),
+        (status = 400, description = "The body could not be read", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Grid workers do not import", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such community in the caller's scope", body = Problem, content_type = PROBLEM),
         (status = 413, description = "Larger than 100 MiB, or a workbook that inflates beyond 256 MiB", body = Problem, content_type = PROBLEM),

@@ -148,7 +148,11 @@ async fn a_multipart_upload_is_an_upload(app: TestApp) {
         post_form(&app, &w.sec_a, &w.community_a, two).await.assert_problem(422)["errors"][0]["code"],
         "duplicate"
     );
-    post_form(&app, &w.sec_a, &w.community_a, b"--XyZ\r\nnonsense".to_vec()).await.assert_problem(400);
+    let unreadable = post_form(&app, &w.sec_a, &w.community_a, b"--XyZ\r\nnonsense".to_vec()).await.assert_problem(422);
+    assert_eq!(
+        (unreadable["errors"][0]["field"].as_str(), unreadable["errors"][0]["code"].as_str()),
+        (Some("file"), Some("unreadable"))
+    );
     let png = multipart("XyZ", &[("file", Some("x.png"), b"\x89PNG\r\n\x1a\n\0\0")]);
     let refused = post_form(&app, &w.sec_a, &w.community_a, png).await.assert_problem(422);
     assert_eq!(refused["errors"][0]["code"], "not_a_spreadsheet");
