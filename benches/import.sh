@@ -14,6 +14,10 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export GRIDLIGHT_DATABASE_URL=${GRIDLIGHT_DATABASE_URL:-$work/bench.db}
 export GRIDLIGHT_LOG=warn
+# PostgreSQL takes its data key from the environment (SQLite keeps a key file beside the database).
+case "$GRIDLIGHT_DATABASE_URL" in
+  postgres*) export GRIDLIGHT_DATA_KEY=${GRIDLIGHT_DATA_KEY:-$("$bin" keys generate)} ;;
+esac
 "$bin" seed demo >/dev/null
 case "$GRIDLIGHT_DATABASE_URL" in
   postgres*) community=$(psql -Atq "$GRIDLIGHT_DATABASE_URL" -c "SELECT id FROM communities WHERE name = '建新社区'") ;;

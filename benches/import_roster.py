@@ -12,7 +12,7 @@ CHECK = "10X98765432"
 
 
 def id_number(birth, seq):
-    first17 = f"370103{birth}{seq:03d}"
+    first17 = f"370112{birth}{seq:03d}"  # 历城区: no demo resident has these
     return first17 + CHECK[sum(int(d) * w for d, w in zip(first17, WEIGHTS)) % 11]
 
 

@@ -348,6 +348,9 @@ pub fn commit(
     let actor = ops::as_import(caller, id);
     let mut out = Outcome { rows_skipped: plan.summary.rows_with_errors, ..Outcome::default() };
     let mut done = 0u64;
+    // Records added by the time the planner next hears of the growth: after the first batch
+    // that adds any, then each time they have grown fourfold.
+    let mut grown = 1;
     for batch in plan.into_batches(COMMIT_BATCH, remove.is_some()) {
         let n = batch.len() as u64;
         let applied = db.write_blocking(|c| {
@@ -360,6 +363,11 @@ pub fn commit(
                 out += o;
                 done += n;
                 progress(done, total);
+                let added = out.households_created + out.members_created;
+                if added >= grown {
+                    db.refresh_statistics()?;
+                    grown = added.saturating_mul(4);
+                }
             }
             Err(e) => {
                 let why = format!(

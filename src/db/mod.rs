@@ -270,6 +270,17 @@ impl Db {
         Ok(())
     }
 
+    /// Brings the planner's statistics up to date after a bulk load grew the household tables
+    /// (PostgreSQL only: without them it plans the next batches for the tables as they were,
+    /// e.g. empty, and a roster import's lookups become scans). SQLite plans without them.
+    pub fn refresh_statistics(&self) -> ApiResult<()> {
+        let mut conn = self.pools.write.get()?;
+        if let DbConn::Postgres(c) = &mut conn.conn {
+            c.batch_execute("ANALYZE households, members, tasks")?;
+        }
+        Ok(())
+    }
+
     /// The data keys this database is opened with (after [`Db::migrate`]).
     pub fn keys(&self) -> &KeyState {
         &self.keys

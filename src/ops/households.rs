@@ -1,13 +1,16 @@
 //! Households: registering one (retried safely with a client id), editing it (a move between
 //! grids takes its open tasks along) and removing it softly.
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 
 use crate::auth::{AuthUser, scope};
 use crate::db::DbConn;
 use crate::domain::{RemovalReason, Role, Tag};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::ops::{applied, audit_event, check_version};
+use crate::ops::members::NewMember;
+use crate::ops::{applied, audit_event, check_version, members};
 use crate::store::audit::{self, Event};
 use crate::store::communities::GridRow;
 use crate::store::households::{self as store, HouseholdRow};
@@ -42,10 +45,31 @@ pub struct NewHousehold {
 /// anything else with its id is a 409 `id_conflict`.
 pub fn register(conn: &mut DbConn, caller: &AuthUser, h: NewHousehold) -> ApiResult<(bool, HouseholdRow)> {
     let grid = target_grid(conn, caller, &h.grid_id, None)?;
+    let (row, content) = new_row(h, grid, 0, now());
+    let origin = Origin::of(&caller.id, &content)?;
+    if !store::insert_new(conn, &row, &origin)? {
+        let stored = store::origin(conn, &row.id)?.ok_or_else(|| ApiError::not_found("household"))?;
+        origin.retries(&stored)?;
+        // Still the caller's to see (a secretary may have moved or removed it since).
+        return match scope::household(conn, caller, &row.id) {
+            Ok(existing) if existing.removed_at.is_none() => Ok((false, existing)),
+            Ok(_) | Err(ApiError::NotFound(_)) => {
+                Err(ApiError::conflict(ErrorCode::IdConflict, "the household has been moved or removed since"))
+            }
+            Err(e) => Err(e),
+        };
+    }
+    audit_event(conn, caller, created_event(&row))?;
+    tasks::household_changed(conn, &row.id)?;
+    found(conn, &row.id).map(|row| (true, row))
+}
+
+/// A new household's row in `grid` with `member_count` members, and the content of its
+/// create request (what a retry must repeat).
+fn new_row(h: NewHousehold, grid: GridRow, member_count: i32, at: chrono::NaiveDateTime) -> (HouseholdRow, Value) {
     let Address { building, unit, room } = h.address;
     let content = json!({"grid_id": grid.id, "address": [building, unit, room],
         "head_name": h.head_name, "phone": h.phone, "notes": h.notes});
-    let at = now();
     let row = HouseholdRow {
         id: h.id,
         grid_id: grid.id,
@@ -62,7 +86,7 @@ pub fn register(conn: &mut DbConn, caller: &AuthUser, h: NewHousehold) -> ApiRes
         tag_set_by: None,
         tag_review_due_on: None,
         notes: h.notes,
-        member_count: 0,
+        member_count,
         version: 1,
         created_at: at,
         updated_at: at,
@@ -70,23 +94,58 @@ pub fn register(conn: &mut DbConn, caller: &AuthUser, h: NewHousehold) -> ApiRes
         removed_reason: None,
         removed_note: None,
     };
-    let origin = Origin::of(&caller.id, &content)?;
-    if !store::insert_new(conn, &row, &origin)? {
-        let stored = store::origin(conn, &row.id)?.ok_or_else(|| ApiError::not_found("household"))?;
-        origin.retries(&stored)?;
-        // Still the caller's to see (a secretary may have moved or removed it since).
-        return match scope::household(conn, caller, &row.id) {
-            Ok(existing) if existing.removed_at.is_none() => Ok((false, existing)),
-            Ok(_) | Err(ApiError::NotFound(_)) => {
-                Err(ApiError::conflict(ErrorCode::IdConflict, "the household has been moved or removed since"))
-            }
-            Err(e) => Err(e),
-        };
-    }
+    (row, content)
+}
+
+/// The audit event of a registration.
+fn created_event(row: &HouseholdRow) -> Event<'_> {
     let summary = json!({"grid_id": row.grid_id, "address": [row.building, row.unit, row.room]});
-    audit_event(conn, caller, event("household.created", &row, summary))?;
-    tasks::household_changed(conn, &row.id)?;
-    found(conn, &row.id).map(|row| (true, row))
+    event("household.created", row, summary)
+}
+
+/// Registers new households with their members in a few statements for them all — a roster
+/// import's batch — under the rules of [`register`] and [`members::add`]: grids in the
+/// caller's scope (422 `grid_id`), ID numbers held by no other current resident nor twice in
+/// the batch (409 `id_number_taken`), an audit event per household and per member, the plans'
+/// first tasks. The ids are new ones: this is no retry of an earlier request (a taken id fails
+/// the batch). Answers how many members were added.
+pub fn register_many(
+    conn: &mut DbConn,
+    caller: &AuthUser,
+    items: Vec<(NewHousehold, Vec<NewMember>)>,
+) -> ApiResult<usize> {
+    let at = now();
+    let mut grids: HashMap<String, GridRow> = HashMap::new();
+    let mut households = Vec::with_capacity(items.len());
+    let mut people = Vec::new();
+    for (h, new_members) in items {
+        let grid = match grids.get(&h.grid_id) {
+            Some(grid) => grid.clone(),
+            None => {
+                let grid = target_grid(conn, caller, &h.grid_id, None)?;
+                crate::store::communities::hold_workers(conn, &grid.id)?;
+                grids.insert(h.grid_id.clone(), grid.clone());
+                grid
+            }
+        };
+        let (row, content) = new_row(h, grid, new_members.len() as i32, at);
+        for m in new_members {
+            let (member, content) = members::new_row(m, &row.id, at);
+            people.push((Origin::of(&caller.id, &content)?, member));
+        }
+        households.push((Origin::of(&caller.id, &content)?, row));
+    }
+    let added: Vec<&crate::store::households::MemberRow> = people.iter().map(|(_, m)| m).collect();
+    members::refuse_taken_id_numbers(conn, &added)?;
+    crate::store::bulk::households_created(conn, &households)?;
+    crate::store::bulk::members_created(conn, &people)?;
+    let mut events: Vec<Event<'_>> = households.iter().map(|(_, row)| created_event(row)).collect();
+    let by_id: HashMap<&str, &HouseholdRow> = households.iter().map(|(_, row)| (row.id.as_str(), row)).collect();
+    events.extend(people.iter().map(|(_, m)| members::created_event(&by_id[m.household_id.as_str()].community_id, m)));
+    audit::record_many(conn, &caller.actor(), &events)?;
+    let ids: Vec<String> = households.iter().map(|(_, row)| row.id.clone()).collect();
+    tasks::households_changed(conn, &ids)?;
+    Ok(people.len())
 }
 
 /// An edit: each field present replaces the stored one (`Some(None)` clears); checked.

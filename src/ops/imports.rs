@@ -1,12 +1,15 @@
 //! Roster imports: the plan a checked roster makes against what is stored (which households
 //! and members are new, changed or unchanged), and its commit through the same operations as
-//! the API — `households::register`/`edit`, `members::add`/`edit` — so every rule, audit event
-//! and task reconcile applies to an imported row as to a typed one.
+//! the API — `households::register_many` (new households with their members, a batch in a few
+//! statements, under `register`'s and `members::add`'s rules), `households::edit`,
+//! `members::add`/`edit` — so every rule, audit event and task reconcile applies to an imported
+//! row as to a typed one.
 //!
 //! Households match by grid code and address, members by ID number, else by name within their
 //! household. A blank cell leaves the stored value alone; a masked one (what an export without
 //! a reason shows) stands for the stored value and must be its mask. So importing a file twice,
-//! or re-importing an export, changes nothing. Nothing is removed by an import.
+//! or re-importing an export, changes nothing. Nothing is removed unless the commit asks for it
+//! (`remove_missing`).
 //!
 //! A plan carries a digest of everything it was made against (each matched record's version,
 //! each address it would create, its errors): the commit plans again and refuses (409
@@ -202,8 +205,8 @@ pub fn plan(
     for m in store::current_members_of(conn, &matched_ids)? {
         members_of.entry(m.household_id.clone()).or_default().push(m);
     }
-    // Who holds the file's ID numbers now, in this community (a holder elsewhere is not told:
-    // that would say who lives in a community the caller cannot see).
+    // Who holds the file's ID numbers now, in this community; a holder elsewhere is only said to
+    // exist (the API's 409 `id_number_taken` says as much), never where.
     let numbers: Vec<String> = roster
         .iter()
         .flat_map(|h| &h.members)
@@ -217,11 +220,16 @@ pub fn plan(
     let in_community: HashSet<&str> = stored.iter().map(|h| h.id.as_str()).collect();
     // number → (household, member)
     let mut holders: HashMap<String, (String, String)> = HashMap::new();
+    let mut outside = Vec::new();
     for (number, m) in store::members_with_id_numbers(conn, &numbers)? {
         if in_community.contains(m.household_id.as_str()) {
             holders.insert(number, (m.household_id, m.id));
+        } else {
+            outside.push(number);
         }
     }
+    outside.retain(|n| !holders.contains_key(n));
+    let elsewhere = members::held_id_numbers(conn, &outside)?;
 
     let broken: HashSet<u32> = errors.iter().map(|e| e.row).collect();
     let mut basis = Sha256::new();
@@ -263,6 +271,10 @@ pub fn plan(
             {
                 let message = "this ID number belongs to a member of another household of the community";
                 found.push(RowError::new(m.row, Some(Column::IdNumber), "id_number_taken", message));
+            } else if let Given::Clear(n) = &m.id_number
+                && elsewhere.contains(n.as_str())
+            {
+                found.push(RowError::new(m.row, Some(Column::IdNumber), "id_number_taken", members::taken_message()));
             }
         }
         let step = match (&grid, existing) {
@@ -591,22 +603,11 @@ pub fn as_import(caller: &AuthUser, import_id: &str) -> AuthUser {
 /// transaction; `actor` is [`as_import`]'s.
 pub fn apply_batch(conn: &mut DbConn, actor: &AuthUser, batch: Batch, removal: Option<&Removal>) -> ApiResult<Outcome> {
     let mut out = Outcome::default();
+    let mut new = Vec::new();
     for step in batch.steps {
-        if let Step::Existing { edit: None, add, edits, .. } = &step
-            && add.is_empty()
-            && edits.is_empty()
-        {
-            continue;
-        }
         match step {
-            Step::New { household, members: new } => {
-                let (_, row) = households::register(conn, actor, household)?;
-                out.households_created += 1;
-                for m in new {
-                    members::add(conn, actor, &row.id, m)?;
-                    out.members_created += 1;
-                }
-            }
+            Step::New { household, members } => new.push((household, members)),
+            Step::Existing { edit: None, add, edits, .. } if add.is_empty() && edits.is_empty() => {}
             Step::Existing { id, version, edit, add, edits } => {
                 out.households_updated += 1;
                 if let Some(edit) = edit {
@@ -623,6 +624,8 @@ pub fn apply_batch(conn: &mut DbConn, actor: &AuthUser, batch: Batch, removal: O
             }
         }
     }
+    out.households_created += new.len() as u32;
+    out.members_created += households::register_many(conn, actor, new)? as u32;
     if let Some(removal) = removal {
         for id in batch.remove {
             households::remove(conn, actor, &id, removal.clone())?;

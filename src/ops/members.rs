@@ -2,6 +2,8 @@
 //! one. Each change locks the household first, refreshes its member count and keeps the ID
 //! number in agreement with the birth date and gender.
 
+use std::collections::HashSet;
+
 use chrono::{NaiveDate, Utc};
 
 use crate::auth::{AuthUser, scope};
@@ -12,7 +14,7 @@ use crate::domain::{Gender, IdNumber, IdNumberError, Relation};
 use crate::error::{ApiError, ApiResult, ErrorCode, FieldError};
 use crate::ops::{applied, audit_event, check_version};
 use crate::store::audit::{self, Event};
-use crate::store::households::{self as store, HouseholdRow, MemberRow};
+use crate::store::households::{self as store, MemberRow};
 use crate::store::now;
 use crate::store::replay::Origin;
 
@@ -93,10 +95,27 @@ pub struct NewMember {
 /// while it is current; anything else with its id is a 409 `id_conflict`.
 pub fn add(conn: &mut DbConn, caller: &AuthUser, household_id: &str, m: NewMember) -> ApiResult<(bool, MemberRow)> {
     let household = scope::household_for_update(conn, caller, household_id)?;
-    let at = now();
+    let (row, content) = new_row(m, &household.id, now());
+    let origin = Origin::of(&caller.id, &content)?;
+    refuse_taken_id_number(conn, &row.id, row.id_number.as_deref())?;
+    if !store::insert_new_member(conn, &row, &origin)? {
+        let stored = store::member_origin(conn, &row.id)?.ok_or_else(|| ApiError::not_found("member"))?;
+        origin.retries(&stored)?;
+        let existing = store::find_member(conn, &row.id)?.filter(|m| m.removed_at.is_none());
+        let existing =
+            existing.ok_or_else(|| ApiError::conflict(ErrorCode::IdConflict, "the member has been removed since"))?;
+        return Ok((false, existing));
+    }
+    changed(conn, caller, &household.id, created_event(&household.community_id, &row))?;
+    Ok((true, row))
+}
+
+/// A new member's row in the household, and the content of its create request (what a retry
+/// must repeat).
+pub(crate) fn new_row(m: NewMember, household_id: &str, at: chrono::NaiveDateTime) -> (MemberRow, serde_json::Value) {
     let row = MemberRow {
         id: m.id,
-        household_id: household.id.clone(),
+        household_id: household_id.to_owned(),
         name: m.name,
         gender: m.identity.gender,
         birth_date: m.identity.birth_date,
@@ -120,19 +139,18 @@ pub fn add(conn: &mut DbConn, caller: &AuthUser, household_id: &str, m: NewMembe
         "relation": row.relation, "living_alone": row.living_alone, "disability_grade": row.disability_grade,
         "chronic_illness": row.chronic_illness, "serious_illness": row.serious_illness,
         "low_income": row.low_income, "extreme_poverty": row.extreme_poverty, "notes": row.notes});
-    let origin = Origin::of(&caller.id, &content)?;
-    refuse_taken_id_number(conn, &row.id, row.id_number.as_deref())?;
-    if !store::insert_new_member(conn, &row, &origin)? {
-        let stored = store::member_origin(conn, &row.id)?.ok_or_else(|| ApiError::not_found("member"))?;
-        origin.retries(&stored)?;
-        let existing = store::find_member(conn, &row.id)?.filter(|m| m.removed_at.is_none());
-        let existing =
-            existing.ok_or_else(|| ApiError::conflict(ErrorCode::IdConflict, "the member has been removed since"))?;
-        return Ok((false, existing));
-    }
-    let summary = serde_json::json!({"household_id": household.id, "relation": row.relation});
-    changed(conn, caller, &household, "member.created", &row.id, summary)?;
-    Ok((true, row))
+    (row, content)
+}
+
+/// The audit event of an added member.
+pub(crate) fn created_event<'a>(community_id: &'a str, row: &'a MemberRow) -> Event<'a> {
+    let summary = serde_json::json!({"household_id": row.household_id, "relation": row.relation});
+    event("member.created", community_id, &row.id, summary)
+}
+
+/// The audit event of a change to a member.
+fn event<'a>(action: &'a str, community_id: &'a str, member_id: &'a str, summary: serde_json::Value) -> Event<'a> {
+    Event { action, entity_type: "member", entity_id: Some(member_id), community_id: Some(community_id), summary }
 }
 
 /// An edit: each field present replaces the stored one (`Some(None)` clears); checked.
@@ -185,7 +203,7 @@ pub fn edit(
         store::update_member(conn, id, current.version, &e, (id_number.as_deref(), identity.birth_date), now())?;
     applied(updated, "member")?;
     let summary = serde_json::json!({"household_id": household.id, "fields": fields});
-    changed(conn, caller, &household, "member.updated", id, summary)?;
+    changed(conn, caller, &household.id, event("member.updated", &household.community_id, id, summary))?;
     store::find_member(conn, id)?.ok_or_else(|| ApiError::not_found("member"))
 }
 
@@ -195,12 +213,44 @@ pub fn edit(
 fn refuse_taken_id_number(conn: &mut DbConn, member_id: &str, id_number: Option<&str>) -> ApiResult<()> {
     let Some(number) = id_number else { return Ok(()) };
     if store::members_by_id_number(conn, number)?.iter().any(|m| m.id != member_id) {
-        return Err(ApiError::conflict(
-            ErrorCode::IdNumberTaken,
-            "a resident with this ID number is already registered",
-        ));
+        return Err(taken());
     }
     Ok(())
+}
+
+/// [`refuse_taken_id_number`] for members about to be added together: their ID numbers held
+/// by no current resident nor twice among them.
+pub(crate) fn refuse_taken_id_numbers(conn: &mut DbConn, added: &[&MemberRow]) -> ApiResult<()> {
+    let mut numbers: Vec<String> = added.iter().filter_map(|m| m.id_number.clone()).collect();
+    let given = numbers.len();
+    numbers.sort_unstable();
+    numbers.dedup();
+    if numbers.len() != given || !held_id_numbers(conn, &numbers)?.is_empty() {
+        return Err(taken());
+    }
+    Ok(())
+}
+
+/// Which of these ID numbers (normalised) a current resident holds: one blind-index query per
+/// few hundred numbers, then [`refuse_taken_id_number`]'s own lookup for each one found.
+pub(crate) fn held_id_numbers(conn: &mut DbConn, numbers: &[String]) -> ApiResult<HashSet<String>> {
+    let mut held = HashSet::new();
+    for (number, _) in store::members_with_id_numbers(conn, numbers)? {
+        if !held.contains(&number) && !store::members_by_id_number(conn, &number)?.is_empty() {
+            held.insert(number);
+        }
+    }
+    Ok(held)
+}
+
+/// The refusal of an ID number a current resident holds: the same words wherever it is, which
+/// say nothing about where that resident lives.
+pub(crate) fn taken_message() -> &'static str {
+    "a resident with this ID number is already registered"
+}
+
+fn taken() -> ApiError {
+    ApiError::conflict(ErrorCode::IdNumberTaken, taken_message())
 }
 
 /// Removes a member from a household that was not removed (moved out, deceased, registered in
@@ -208,27 +258,14 @@ fn refuse_taken_id_number(conn: &mut DbConn, member_id: &str, id_number: Option<
 pub fn remove(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<()> {
     let (current, household) = scope::member_for_update(conn, caller, id)?;
     store::remove_member(conn, &current.id, now())?;
-    changed(conn, caller, &household, "member.removed", id, serde_json::json!({"household_id": household.id}))
+    let summary = serde_json::json!({"household_id": household.id});
+    changed(conn, caller, &household.id, event("member.removed", &household.community_id, id, summary))
 }
 
 /// What every member change does after its write: the household's member count (and its
 /// `updated_at`, which syncing clients follow), and the audit event.
-fn changed(
-    conn: &mut DbConn,
-    caller: &AuthUser,
-    household: &HouseholdRow,
-    action: &str,
-    member_id: &str,
-    summary: serde_json::Value,
-) -> ApiResult<()> {
-    store::refresh_member_count(conn, &household.id, now())?;
-    let event = Event {
-        action,
-        entity_type: "member",
-        entity_id: Some(member_id),
-        community_id: Some(&household.community_id),
-        summary,
-    };
+fn changed(conn: &mut DbConn, caller: &AuthUser, household_id: &str, event: Event<'_>) -> ApiResult<()> {
+    store::refresh_member_count(conn, household_id, now())?;
     audit_event(conn, caller, event)
 }
 

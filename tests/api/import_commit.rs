@@ -328,7 +328,77 @@ async fn control_characters_are_refused_row_by_row(app: TestApp) {
     assert_eq!(done["outcome"]["households_created"], 1);
 }
 
+/// The open tasks of a household, by kind.
+async fn open_task_kinds(app: &TestApp, token: &str, household: &str) -> Vec<String> {
+    let tasks = ok(&app.get_as(&format!("/api/v1/tasks?household_id={household}&status=open"), token).await);
+    let mut kinds: Vec<String> =
+        tasks["items"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap().to_owned()).collect();
+    kinds.sort();
+    kinds
+}
+
+/// New households are written a batch at a time (`ops::households::register_many`) under the
+/// rules of one registration: an ID number a resident of another community holds is an error
+/// of the dry run that says nothing of where, and one registered elsewhere after the dry run
+/// makes its plan stale; the households get their plan's first
+/// tasks, their member counts and an audit event per household and member.
+async fn a_batch_of_new_households_keeps_the_rules_of_one(app: TestApp) {
+    let w = app.world().await;
+    let elsewhere = id_number("1950-01-20", 4); // 王秀英's, in community B
+    let later = id_number("1977-07-07", 12);
+    let file = csv(&[
+        line(&[A1, "5号楼", "1单元", "101", "王五"], &["王五", "男", "", &id_number("1951-05-05", 31), "", "户主"]),
+        line(&[], &["王小五", "女", "", &later, "", "子女"]),
+        line(&[A2, "6号楼", "1单元", "101", "钱八"], &["钱八", "女", "", &elsewhere, "", "户主"]),
+    ]);
+    let import = ok(&upload(&app, &w.sec_a, &w.community_a, file.clone(), "text/csv").await);
+    assert_eq!(errors(&import), vec![(4, "身份证号".to_owned(), "id_number_taken".to_owned())]);
+    let message = import["errors"][0]["message"].as_str().unwrap();
+    assert_eq!(message, "a resident with this ID number is already registered");
+
+    // Registered in community B after the dry run: the commit plans again, finds the new error
+    // and refuses the stale plan, applying nothing.
+    let id = import["id"].as_str().unwrap().to_owned();
+    let body = serde_json::json!({"name": "周九", "gender": "female", "id_number": later, "relation": "spouse"});
+    app.create_member(&w.sec_b, &w.household_b1, body).await;
+    let refused = commit(&app, &w.sec_a, &id, true).await.assert_problem(409);
+    assert_eq!(refused["code"], "import_stale");
+    assert_eq!(household_count(&app, &w.sec_a, &w.community_a).await, 2);
+
+    // Without it: committed like households and members registered one by one.
+    let file = csv(&[
+        line(&[A1, "5号楼", "1单元", "101", "王五"], &["王五", "男", "", &id_number("1951-05-05", 31), "", "户主"]),
+        line(&[], &["王小五", "女", "", &id_number("1979-09-09", 22), "", "子女"]),
+    ]);
+    let import = ok(&upload(&app, &w.sec_a, &w.community_a, file, "text/csv").await);
+    let id = import["id"].as_str().unwrap().to_owned();
+    let done = ok(&commit(&app, &w.sec_a, &id, false).await);
+    assert_eq!(done["outcome"]["members_created"], 2);
+    let list = ok(&app
+        .get_as(&format!("/api/v1/households?community_id={}&q=%E7%8E%8B%E4%BA%94", w.community_a), &w.sec_a)
+        .await);
+    let imported = &list["items"][0];
+    assert_eq!(imported["member_count"], 2);
+    assert_eq!(imported["tag"], "green");
+    let typed = app.create_household(&w.sec_a, &w.grid_a1, "孙七").await;
+    let kinds = open_task_kinds(&app, &w.sec_a, imported["id"].as_str().unwrap()).await;
+    assert!(!kinds.is_empty());
+    assert_eq!(kinds, open_task_kinds(&app, &w.sec_a, &typed).await);
+    let audit = ok(&app.get_as("/api/v1/audit-events?limit=500", &w.sec_a).await);
+    let of_import: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["request_id"] == format!("import:{id}"))
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for (action, n) in [("household.created", 1), ("member.created", 2), ("import.committed", 1)] {
+        assert_eq!(of_import.iter().filter(|a| **a == action).count(), n, "{action}: {of_import:?}");
+    }
+}
+
 on_both_backends!(
+    a_batch_of_new_households_keeps_the_rules_of_one,
     the_error_workbook_marks_each_cell_and_reads_back,
     a_multipart_upload_is_an_upload,
     households_missing_from_the_file_go_only_when_asked,
