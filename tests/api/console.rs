@@ -117,6 +117,22 @@ fn assert_page(res: &TestResponse, status: u16, contains: &str) {
     assert!(text.contains(contains), "`{contains}` not on the page:\n{text}");
 }
 
+/// The session cookie `gl_session=token.cv.deadline.mac` with its idle deadline moved to
+/// `secs` from now and signed again with the test server's secret.
+fn with_deadline(cookie: &str, secs: i64) -> String {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let value = cookie.strip_prefix("gl_session=").unwrap();
+    let mut parts: Vec<&str> = value.split('.').collect();
+    let until = (chrono::Utc::now().timestamp() + secs).to_string();
+    parts[2] = &until;
+    let payload = parts[..3].join(".");
+    let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(crate::support::TEST_JWT_SECRET).unwrap();
+    m.update(format!("gridlight-console|session|{payload}").as_bytes());
+    let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(m.finalize().into_bytes());
+    format!("gl_session={payload}.{mac}")
+}
+
 fn location(res: &TestResponse) -> &str {
     res.header("location").unwrap_or_default()
 }
@@ -155,6 +171,11 @@ async fn console_sign_in_cookie_and_headers(app: TestApp) {
     // A tampered cookie is no session.
     let forged = Browser { app: &app, cookie: format!("{}x", b.cookie), csrf: b.csrf.clone() };
     assert_eq!(forged.get("/console/").await.status, 303);
+    // Past its idle deadline (signed as the server signs it), the cookie is no session either.
+    let idle = Browser { app: &app, cookie: with_deadline(&b.cookie, -1), csrf: b.csrf.clone() };
+    assert_eq!(idle.get("/console/").await.status, 303);
+    let fresh = Browser { app: &app, cookie: with_deadline(&b.cookie, 600), csrf: b.csrf.clone() };
+    assert_eq!(fresh.get("/console/").await.status, 200, "the re-signed cookie is good: the test signs as the server");
     // Sign out: audited, and the cookie is dead even if the browser kept it.
     let out = b.post("/console/logout", &[]).await;
     assert_eq!((out.status.as_u16(), location(&out)), (303, "/console/login"));
