@@ -23,6 +23,8 @@ on_both_backends!(
     console_direct_tag_change,
     console_session_ends_with_password_change_and_deactivation,
     console_bad_input_is_a_message_not_a_change,
+    console_import_dry_run_and_commit,
+    console_admin_sees_every_community,
 );
 
 fn body(res: &TestResponse) -> String {
@@ -504,4 +506,76 @@ async fn console_bad_input_is_a_message_not_a_change(app: TestApp) {
     let pending = ok(&app.get_as("/api/v1/tag-changes?status=pending", &w.sec_a).await);
     assert_eq!(pending["items"].as_array().unwrap().len(), 1);
     assert!(!app.audit_actions().await.iter().any(|a| a.contains("pii_revealed")));
+}
+
+/// A multipart upload of a roster through the console's form.
+async fn upload(b: &Browser<'_>, csrf: &str, file: &[u8]) -> TestResponse {
+    let boundary = "gridlight-console-test";
+    let mut payload = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"roster.csv\"\r\nContent-Type: text/csv\r\n\r\n"
+    )
+    .into_bytes();
+    payload.extend_from_slice(file);
+    payload.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let req = TestRequest::post()
+        .uri("/console/import")
+        .insert_header(("cookie", b.cookie.clone()))
+        .insert_header(("content-type", format!("multipart/form-data; boundary={boundary}")))
+        .set_payload(payload);
+    b.app.call(req).await
+}
+
+async fn console_import_dry_run_and_commit(app: TestApp) {
+    let w = app.world().await;
+    let b = Browser::sign_in(&app, "sec-a").await;
+    let before = crate::imports::household_count(&app, &w.sec_a, &w.community_a).await;
+    let roster = crate::imports::roster(&crate::support::world::id_number("1990-01-01", 61));
+    let res = upload(&b, &b.csrf, &roster).await;
+    assert_eq!(res.status, 303, "{}", body(&res));
+    let to = location(&res).to_owned();
+    assert!(to.starts_with("/console/import?id="), "{to}");
+    let id = to.trim_start_matches("/console/import?id=").to_owned();
+    let report = b.get(&to).await;
+    assert_page(&report, 200, "核对结果");
+    assert!(body(&report).contains("确认提交"));
+    assert_eq!(
+        crate::imports::household_count(&app, &w.sec_a, &w.community_a).await,
+        before,
+        "a dry run writes nothing"
+    );
+    // Another community's secretary does not see or commit it; a worker does not import.
+    let other = Browser::sign_in(&app, "sec-b").await;
+    assert_eq!(other.get(&to).await.status, 404);
+    assert_eq!(other.post(&format!("/console/import/{id}/commit"), &[]).await.status, 404);
+    let worker = Browser::sign_in(&app, "w-a1").await;
+    assert_eq!(upload(&worker, &worker.csrf, &roster).await.status, 403);
+    // Rows with errors: refused unless they are skipped.
+    let refused = b.post(&format!("/console/import/{id}/commit"), &[]).await;
+    assert_page(&refused, 409, "跳过错误行");
+    let done = b.post(&format!("/console/import/{id}/commit"), &[("skip_errors", "1")]).await;
+    assert_eq!(
+        (done.status.as_u16(), location(&done)),
+        (303, format!("/console/import?id={id}&done=committed").as_str())
+    );
+    assert!(crate::imports::household_count(&app, &w.sec_a, &w.community_a).await > before);
+    assert_page(&b.get(&format!("/console/import?id={id}&done=committed")).await, 200, "提交结果");
+    // Not a roster: the reason beside the file field, nothing recorded.
+    let bad = upload(&b, &b.csrf, b"not a spreadsheet").await;
+    assert_page(&bad, 422, "file-error");
+}
+
+async fn console_admin_sees_every_community(app: TestApp) {
+    let w = app.world().await;
+    let b = Browser::sign_in(&app, "admin").await;
+    let home = b.get("/console/").await;
+    assert_page(&home, 200, "今日概览");
+    let list = body(&b.get("/console/households").await);
+    assert!(list.contains("张桂兰") && list.contains("王秀英"), "an administrator sees every community");
+    assert_page(&b.get(&format!("/console/households/{}", w.household_b1)).await, 200, "家庭成员");
+    assert_page(&b.get("/console/tasks").await, 200, "任务");
+    assert_page(&b.get("/console/report?period=2026").await, 200, "网格排名");
+    // Administrators oversee but see personal data masked only, as in the API.
+    let reveal = b.post(&format!("/console/members/{}/reveal", w.member_a1), &[("reason", "核实")]).await;
+    assert_page(&reveal, 403, "没有这项操作的权限");
+    assert!(!body(&reveal).contains("13800138000"));
 }
