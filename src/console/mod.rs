@@ -131,6 +131,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/import", web::get().to(imports::form))
             .route("/import", web::post().to(imports::upload))
             .route("/import/{id}/commit", web::post().to(imports::commit))
+            .route("/import/template.xlsx", web::get().to(imports::template))
             .default_service(web::to(no_page)),
     );
 }

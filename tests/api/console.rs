@@ -224,6 +224,9 @@ async fn console_pages_for_a_secretary(app: TestApp) {
     assert_eq!(xlsx.status, 200);
     assert!(xlsx.body.starts_with(b"PK"), "an xlsx is a zip");
     assert_page(&b.get("/console/import").await, 200, "上传并核对");
+    let template = b.get("/console/import/template.xlsx").await;
+    assert_eq!(template.status, 200);
+    assert!(template.body.starts_with(b"PK"), "the template is a workbook");
     assert_page(&b.get("/console/no-such-page").await, 404, "页面不存在");
     let css = b.get("/console/static/console.css").await;
     assert_eq!(css.status, 200);

@@ -113,6 +113,7 @@ async fn every_served_route_is_documented_and_every_documented_route_is_served()
         ("GET", "/console/import"),
         ("POST", "/console/import"),
         ("POST", "/console/import/{}/commit"),
+        ("GET", "/console/import/template.xlsx"),
         ("GET", "/console/static/console.css"),
     ] {
         assert!(console.remove(&(m.to_owned(), p.to_owned())), "{m} {p} is not served");

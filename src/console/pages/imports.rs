@@ -106,3 +106,9 @@ pub async fn commit(id: web::Path<String>, post: Post<CommitForm>) -> Page {
         Err(e) => Err(e.into()),
     }
 }
+
+/// The empty roster workbook to fill in (the API's `/imports/template.xlsx`).
+pub async fn template(console: Console) -> Page {
+    reviewer(&console)?;
+    Ok(crate::api::exports::template_xlsx(console.caller.clone()).await?)
+}
