@@ -132,6 +132,11 @@ pub struct ServerConfig {
     #[arg(long, env = "GRIDLIGHT_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
+    /// Serve the console's session cookie without `Secure`, for a console reached over plain
+    /// HTTP on this machine only: refused unless `bind` is a loopback address.
+    #[arg(long, env = "GRIDLIGHT_CONSOLE_PLAIN_HTTP", default_value_t = false)]
+    pub console_plain_http: bool,
+
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "GRIDLIGHT_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,
@@ -195,6 +200,14 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     Some(PathBuf::from(path))
 }
 
+/// Whether `bind` (`host:port`) listens on a loopback address only.
+pub fn is_loopback_bind(bind: &str) -> bool {
+    match bind.parse::<std::net::SocketAddr>() {
+        Ok(addr) => addr.ip().is_loopback(),
+        Err(_) => bind.rsplit_once(':').is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost")),
+    }
+}
+
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
@@ -209,5 +222,7 @@ mod tests {
         assert_eq!(sqlite_path("sqlite:///var/lib/g.db"), Some(PathBuf::from("/var/lib/g.db")));
         assert_eq!(sqlite_path("postgres://u@h/db"), None);
         assert!(is_postgres_url("postgresql://h/db"));
+        assert!(is_loopback_bind("127.0.0.1:8080") && is_loopback_bind("[::1]:80") && is_loopback_bind("localhost:1"));
+        assert!(!is_loopback_bind("0.0.0.0:8080") && !is_loopback_bind("10.0.0.2:80"));
     }
 }

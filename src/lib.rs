@@ -6,6 +6,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod domain;
 pub mod error;
@@ -68,6 +69,7 @@ pub fn app(
         .app_data(web::QueryConfig::default().error_handler(api::query_error))
         .app_data(web::PathConfig::default().error_handler(api::path_error))
         .configure(api::routes)
+        .configure(console::routes)
         .default_service(web::to(api::no_route))
         .wrap(from_fn(api::input::guard_path))
         .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
@@ -107,6 +109,12 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
 /// `gridlight serve`: migrate, then serve until SIGTERM/SIGINT, letting in-flight requests
 /// finish.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    if config.server.console_plain_http && !config::is_loopback_bind(&config.server.bind) {
+        anyhow::bail!(
+            "GRIDLIGHT_CONSOLE_PLAIN_HTTP is only for a console on this machine: bind to a loopback \
+             address (127.0.0.1 or ::1), or serve the console over HTTPS"
+        );
+    }
     let jwt_secret = auth::secret::resolve(config.server.jwt_secret.as_deref(), &config.db.database_url)?;
     let db = open_database(&config).await?;
     // A commit that stopped with the last process is reported failed, never left half-applied

@@ -67,7 +67,7 @@ fn tokens(state: &AppState, user: UserRow, refresh_token: String) -> TokenRespon
     }
 }
 
-fn bad_credentials() -> ApiError {
+pub(crate) fn bad_credentials() -> ApiError {
     ApiError::Unauthorized("invalid username or password".into())
 }
 
@@ -96,6 +96,19 @@ pub async fn login(
 
 /// Checks the password under the account's throttle, then starts a session. Blocking.
 fn sign_in(st: &AppState, username: &str, pw: &str, request_id: Option<String>) -> ApiResult<TokenResponse> {
+    let (user, refresh_token) = authenticate(st, username, pw, request_id)?;
+    Ok(tokens(st, user, refresh_token))
+}
+
+/// The one sign-in of every entry point (the API's login, the console's): the password checked
+/// under the account's throttle, then a new session family; the account and the family's
+/// refresh token. `username` is normalised (trimmed, lower case). Blocking.
+pub(crate) fn authenticate(
+    st: &AppState,
+    username: &str,
+    pw: &str,
+    request_id: Option<String>,
+) -> ApiResult<(UserRow, String)> {
     let db = &st.db;
     let user = db.read_blocking(|c| Ok(users::find_by_username(c, username)?))?;
     let actor = Actor { user_id: None, request_id: request_id.clone() };
@@ -117,7 +130,7 @@ fn sign_in(st: &AppState, username: &str, pw: &str, request_id: Option<String>) 
     };
     let lifetime = st.config.server.refresh_token_ttl;
     let refresh_token = db.write_blocking(|c| ops::users::start_session(c, &user, username, request_id, lifetime))?;
-    Ok(tokens(st, user, refresh_token))
+    Ok((user, refresh_token))
 }
 
 /// Exchanges a refresh token for a new access token and a new refresh token.

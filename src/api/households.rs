@@ -283,11 +283,23 @@ pub async fn list(
     };
     let key =
         move |h: &HouseholdRow| if by_update { vec![time_key(h.updated_at), h.id.clone()] } else { vec![h.id.clone()] };
-    api.listed(move |c, caller| match within_reach(c, caller, &q)? {
-        Some(filter) => Ok(Page::of(households::list(c, &filter, after.as_ref(), fetch)?, fetch, key)),
+    api.listed(move |c, caller| rows(c, caller, &q, after.as_ref(), fetch, key)).await
+}
+
+/// A page of the households `q` asks for in the caller's reach (the API's list and the
+/// console's), cut with `key`.
+pub(crate) fn rows(
+    c: &mut DbConn,
+    caller: &AuthUser,
+    q: &ListHouseholds,
+    after: Option<&After>,
+    fetch: i64,
+    key: impl Fn(&HouseholdRow) -> Vec<String>,
+) -> ApiResult<Page<HouseholdRow>> {
+    match within_reach(c, caller, q)? {
+        Some(filter) => Ok(Page::of(households::list(c, &filter, after, fetch)?, fetch, key)),
         None => Ok(Page::empty()),
-    })
-    .await
+    }
 }
 
 /// One household; removed households stay readable here for secretaries and administrators.

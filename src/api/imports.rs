@@ -272,6 +272,11 @@ pub fn dry_run(
 }
 
 /// An import in the caller's scope, for secretaries of its community and administrators.
+/// An import the caller may read (404 outside their scope, 403 for grid workers).
+pub(crate) fn visible(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<ImportRow> {
+    scoped(conn, caller, id, false)
+}
+
 fn scoped(conn: &mut DbConn, caller: &AuthUser, id: &str, for_update: bool) -> ApiResult<ImportRow> {
     let row = if for_update { store::find_for_update(conn, id)? } else { store::find(conn, id)? };
     let row = row.ok_or_else(|| ApiError::not_found("import"))?;
@@ -504,6 +509,19 @@ fn too_large() -> ApiError {
 /// The uploaded file and the name its form part gives: the body as it is, or the part `file`
 /// of a `multipart/form-data` body (other parts are read and ignored, within the same limit).
 async fn upload_of(req: &HttpRequest, payload: web::Payload) -> ApiResult<(web::Bytes, Option<String>)> {
+    upload(req, payload).await.map(|u| (u.file, u.file_name))
+}
+
+/// An upload: the file, the name its form part gives, and the form's CSRF token (the
+/// console's upload form; the API has none).
+pub(crate) struct Upload {
+    pub file: web::Bytes,
+    pub file_name: Option<String>,
+    pub csrf: Option<String>,
+}
+
+/// Reads an upload (see [`upload_of`]); a short part `csrf` is kept as the form's token.
+pub(crate) async fn upload(req: &HttpRequest, payload: web::Payload) -> ApiResult<Upload> {
     let multipart = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -511,7 +529,7 @@ async fn upload_of(req: &HttpRequest, payload: web::Payload) -> ApiResult<(web::
         .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
     if !multipart {
         return match payload.to_bytes_limited(MAX_UPLOAD).await {
-            Ok(Ok(body)) => Ok((body, None)),
+            Ok(Ok(body)) => Ok(Upload { file: body, file_name: None, csrf: None }),
             Ok(Err(e)) => Err(ApiError::BadRequest(format!("the body could not be read: {e}"))),
             Err(_) => Err(too_large()),
         };
@@ -522,7 +540,7 @@ async fn upload_of(req: &HttpRequest, payload: web::Payload) -> ApiResult<(web::
         ApiError::invalid("file", "unreadable", format!("the multipart form could not be read: {e}"))
     };
     let mut form = Multipart::new(req.headers(), payload);
-    let mut file = None;
+    let (mut file, mut csrf) = (None, None);
     let mut left = MAX_UPLOAD;
     while let Some(part) = form.next().await {
         let mut part = part.map_err(malformed)?;
@@ -531,6 +549,10 @@ async fn upload_of(req: &HttpRequest, payload: web::Payload) -> ApiResult<(web::
             Err(_) => return Err(too_large()),
         };
         left -= bytes.len();
+        if part.name() == Some("csrf") && bytes.len() <= 200 {
+            csrf = std::str::from_utf8(&bytes).ok().map(str::to_owned);
+            continue;
+        }
         if part.name() != Some("file") {
             continue;
         }
@@ -540,7 +562,9 @@ async fn upload_of(req: &HttpRequest, payload: web::Payload) -> ApiResult<(web::
         let name = part.content_disposition().and_then(|d| d.get_filename()).map(str::to_owned);
         file = Some((bytes, name));
     }
-    file.ok_or_else(|| ApiError::invalid("file", "required", "send the roster as the form part `file`"))
+    let (file, file_name) =
+        file.ok_or_else(|| ApiError::invalid("file", "required", "send the roster as the form part `file`"))?;
+    Ok(Upload { file, file_name, csrf })
 }
 
 /// Checks a roster (an `.xlsx` workbook or a CSV file, at most 100 MiB, as the body or as the
@@ -572,13 +596,25 @@ pub async fn create(
 ) -> ApiResult<HttpResponse> {
     let UploadQuery { community_id, file_name } = query.into_inner();
     let (body, part_name) = upload_of(&req, payload).await?;
-    let file_name = file_name.or(part_name).map(|n| crate::api::validate::clean(&n)).filter(|n| !n.is_empty());
+    let Api { caller, state } = api;
+    let row = checked_upload(&state, caller, community_id, file_name.or(part_name), body).await?;
+    Ok(HttpResponse::Created().json(ImportOut::of(row)?))
+}
+
+/// Reads and checks an uploaded roster off the async workers, then records its dry run (the
+/// API's upload and the console's).
+pub(crate) async fn checked_upload(
+    state: &crate::AppState,
+    caller: AuthUser,
+    community_id: String,
+    file_name: Option<String>,
+    body: web::Bytes,
+) -> ApiResult<ImportRow> {
+    let file_name = file_name.map(|n| crate::api::validate::clean(&n)).filter(|n| !n.is_empty());
     let file_name = file_name.map(|n| n.chars().take(200).collect::<String>());
     let upload = body.clone();
     let checked = web::block(move || read_upload(&upload)).await.map_err(ApiError::internal)??;
-    let row =
-        api.write(move |c, caller| dry_run(c, caller, &community_id, file_name.as_deref(), &body, checked)).await?;
-    Ok(HttpResponse::Created().json(ImportOut::of(row)?))
+    state.db.write(move |c| dry_run(c, &caller, &community_id, file_name.as_deref(), &body, checked)).await
 }
 
 /// An import: its dry run's summary and first errors, and its commit's outcome.
@@ -589,7 +625,7 @@ pub async fn create(
         (status = 403, description = "Grid workers do not import", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn get(api: Api, id: web::Path<String>) -> ApiResult<web::Json<ImportOut>> {
-    let row = api.read(move |c, caller| scoped(c, caller, &id, false)).await?;
+    let row = api.read(move |c, caller| visible(c, caller, &id)).await?;
     Ok(web::Json(ImportOut::of(row)?))
 }
 
@@ -683,7 +719,7 @@ pub struct CommitQuery {
 }
 
 impl CommitQuery {
-    fn checked(self) -> ApiResult<CommitOptions> {
+    pub(crate) fn checked(self) -> ApiResult<CommitOptions> {
         let remove_missing = match (self.remove_missing, self.removal_reason, self.removal_note) {
             (false, None, None) => None,
             (false, _, _) => {

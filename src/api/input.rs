@@ -207,8 +207,18 @@ impl<T> std::ops::Deref for Params<T> {
 
 /// Parses a query string into `T` under the input rules.
 pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    parse_pairs(query, |_| false)
+}
+
+/// An HTML form's body (`application/x-www-form-urlencoded`), read as a query is, except that
+/// the fields that hold several lines of text ([`is_multiline`]) may hold line breaks.
+pub fn parse_form<T: DeserializeOwned>(body: &str) -> Result<T, ApiError> {
+    parse_pairs(body, is_multiline)
+}
+
+fn parse_pairs<T: DeserializeOwned>(query: &str, multiline: fn(&str) -> bool) -> Result<T, ApiError> {
     for (name, value) in form_urlencoded_pairs(query) {
-        if let Err(e) = text::check(&name, false).and_then(|()| text::check(&value, false)) {
+        if let Err(e) = text::check(&name, false).and_then(|()| text::check(&value, multiline(&name))) {
             let name: String = name.chars().filter(|c| !text::is_control(*c) && !text::is_bidi_override(*c)).collect();
             return Err(ApiError::Validation(vec![text_error(name, e)]));
         }

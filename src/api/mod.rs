@@ -225,8 +225,11 @@ pub fn path_error(_err: PathError, _req: &HttpRequest) -> actix_web::Error {
 /// Rewrites any error response that is not already problem+json (actix's own 404/405, an
 /// extractor's rejection) into problem+json, so that every failure has the same shape.
 pub fn problemify<B: MessageBody + 'static>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_problem =
-        res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    // The console's error pages are HTML of their own making, for people rather than programs.
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()) || v.as_bytes().starts_with(b"text/html"));
     if is_problem {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }

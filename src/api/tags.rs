@@ -22,6 +22,7 @@ use crate::api::pagination::{Page, PageQuery, parse_time_key, time_key};
 use crate::api::validate::{clean, clean_optional, declared, done};
 use crate::auth::AuthUser;
 use crate::auth::scope::{self, Reach};
+use crate::db::DbConn;
 use crate::domain::text::{optional_lines, required_lines};
 use crate::domain::{Tag, TagChangeStatus, TagReason, catalogue, reason};
 use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
@@ -242,11 +243,22 @@ pub async fn list(
         household_id: q.household_id,
         active_households_only: false,
     };
-    api.listed(move |c, caller| match within_reach(filter, scope::reach(c, caller)?) {
-        Some(filter) => Ok(Page::of(tags::list(c, &filter, after.as_deref(), fetch)?, fetch, |r| vec![r.id.clone()])),
+    api.listed(move |c, caller| changes(c, caller, filter, after.as_deref(), fetch)).await
+}
+
+/// A page of the tag changes `filter` asks for, narrowed to the caller's reach (the API's list
+/// and the console's review queue).
+pub(crate) fn changes(
+    c: &mut DbConn,
+    caller: &AuthUser,
+    filter: ListFilter,
+    after: Option<&str>,
+    fetch: i64,
+) -> ApiResult<Page<TagChangeRow>> {
+    match within_reach(filter, scope::reach(c, caller)?) {
+        Some(filter) => Ok(Page::of(tags::list(c, &filter, after, fetch)?, fetch, |r| vec![r.id.clone()])),
         None => Ok(Page::empty()),
-    })
-    .await
+    }
 }
 
 /// One tag change.

@@ -121,21 +121,28 @@ impl ListTasks {
 pub async fn list(api: Api, query: Params<ListTasks>, page: PageQuery) -> ApiResult<web::Json<Page<TaskOut>>> {
     let (q, fetch) = (query.into_inner(), page.fetch()?);
     let after = page.after_pair(parse_date_key)?;
-    let out = api
-        .read(move |conn, caller| {
-            let reach = scope::reach(conn, caller)?;
-            let community = match &reach {
-                Reach::Everything => None,
-                Reach::Community(c) | Reach::Grids { community_id: c, .. } => Some(c.clone()),
-            };
-            // One calendar for the page: the community's, or (an administrator's list) the default.
-            let today = communities::today_of_list(conn, community.as_deref())?;
-            let rows = store::list(conn, &q.filter(caller, reach, today), after, fetch)?;
-            let Page { items, next_cursor } = Page::of(rows, fetch, |t| vec![date_key(t.due_on), t.id.clone()]);
-            Ok(Page { items: items.into_iter().map(|t| task_out(t, today)).collect(), next_cursor })
-        })
-        .await?;
+    let out = api.read(move |conn, caller| tasks(conn, caller, q, after, fetch)).await?;
     Ok(web::Json(out))
+}
+
+/// A page of the tasks `q` asks for in the caller's reach (the API's list and the console's).
+pub(crate) fn tasks(
+    conn: &mut DbConn,
+    caller: &AuthUser,
+    q: ListTasks,
+    after: Option<(NaiveDate, String)>,
+    fetch: i64,
+) -> ApiResult<Page<TaskOut>> {
+    let reach = scope::reach(conn, caller)?;
+    let community = match &reach {
+        Reach::Everything => None,
+        Reach::Community(c) | Reach::Grids { community_id: c, .. } => Some(c.clone()),
+    };
+    // One calendar for the page: the community's, or (an administrator's list) the default.
+    let today = communities::today_of_list(conn, community.as_deref())?;
+    let rows = store::list(conn, &q.filter(caller, reach, today), after, fetch)?;
+    let Page { items, next_cursor } = Page::of(rows, fetch, |t| vec![date_key(t.due_on), t.id.clone()]);
+    Ok(Page { items: items.into_iter().map(|t| task_out(t, today)).collect(), next_cursor })
 }
 
 #[derive(Deserialize, ToSchema, Validate)]

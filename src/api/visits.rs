@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
@@ -185,12 +185,21 @@ pub struct ListVisits {
 pub async fn list(api: Api, query: Params<ListVisits>, page: PageQuery) -> ApiResult<web::Json<Page<VisitOut>>> {
     let (q, fetch) = (query.into_inner(), page.fetch()?);
     let before = page.after_pair(parse_time_key)?;
-    api.listed(move |c, caller| {
-        let filter = q.within(scope::reach(c, caller)?);
-        let rows = store::list(c, &filter, before, fetch)?;
-        Ok(Page::of(rows, fetch, |v| vec![time_key(v.visited_at), v.id.clone()]))
-    })
-    .await
+    api.listed(move |c, caller| rows(c, caller, q, before, fetch)).await
+}
+
+/// A page of the visits `q` asks for in the caller's reach, newest first (the API's list and
+/// the console's).
+pub(crate) fn rows(
+    c: &mut DbConn,
+    caller: &AuthUser,
+    q: ListVisits,
+    before: Option<(NaiveDateTime, String)>,
+    fetch: i64,
+) -> ApiResult<Page<VisitRow>> {
+    let filter = q.within(scope::reach(c, caller)?);
+    let rows = store::list(c, &filter, before, fetch)?;
+    Ok(Page::of(rows, fetch, |v| vec![time_key(v.visited_at), v.id.clone()]))
 }
 
 impl ListVisits {

@@ -82,19 +82,24 @@ impl Bearer {
     /// The account behind the token, re-read now: 401 when it is gone, deactivated, or its
     /// credentials changed since the token was issued.
     pub fn user(self, conn: &mut crate::db::DbConn) -> ApiResult<AuthUser> {
-        let row = users::find(conn, &self.claims.sub)?.ok_or_else(unauthorized)?;
-        if !row.active || row.credentials_epoch() != self.claims.cv {
-            return Err(unauthorized());
-        }
-        let role = row.role;
-        Ok(AuthUser {
-            id: row.id.clone(),
-            role,
-            community_id: row.community_id.clone(),
-            request_id: self.request_id,
-            row,
-        })
+        signed_in(conn, &self.claims.sub, self.claims.cv, self.request_id)
     }
+}
+
+/// The account a credential names, re-read now: 401 when it is gone, deactivated, or its
+/// credentials changed since the credential was issued (`cv`, the credentials epoch then). The
+/// one check behind the API's bearer tokens and the console's session cookie.
+pub fn signed_in(
+    conn: &mut crate::db::DbConn,
+    user_id: &str,
+    cv: i64,
+    request_id: Option<String>,
+) -> ApiResult<AuthUser> {
+    let row = users::find(conn, user_id)?.ok_or_else(unauthorized)?;
+    if !row.active || row.credentials_epoch() != cv {
+        return Err(unauthorized());
+    }
+    Ok(AuthUser { id: row.id.clone(), role: row.role, community_id: row.community_id.clone(), request_id, row })
 }
 
 impl FromRequest for Bearer {

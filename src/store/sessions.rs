@@ -95,6 +95,20 @@ pub fn rotate(conn: &mut DbConn, token: &str) -> QueryResult<Rotation> {
     Ok(Rotation::Rotated { user_id, refresh_token })
 }
 
+/// The account of a session token that is still good: known, not revoked, not past its
+/// family's absolute expiry, and never exchanged (the console holds its family's first token
+/// for the whole session; one that was rotated through the API is spent).
+pub fn live(conn: &mut DbConn, token: &str) -> QueryResult<Option<String>> {
+    refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(hash_refresh_token(token)))
+        .filter(refresh_tokens::revoked_at.is_null())
+        .filter(refresh_tokens::used_at.is_null())
+        .filter(refresh_tokens::expires_at.gt(now()))
+        .select(refresh_tokens::user_id)
+        .first(conn)
+        .optional()
+}
+
 pub fn revoke_family(conn: &mut DbConn, family_id: &str) -> QueryResult<usize> {
     diesel::update(
         refresh_tokens::table

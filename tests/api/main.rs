@@ -6,6 +6,7 @@ mod support;
 mod attack;
 mod auth;
 mod communities;
+mod console;
 mod contract;
 mod database_files;
 mod errors;

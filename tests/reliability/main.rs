@@ -18,9 +18,11 @@ mod replica;
 mod http;
 mod load;
 mod server;
+mod webdriver;
 mod world;
 
 mod bad_input;
+mod console_browser;
 mod contention;
 mod crash;
 mod instances;

@@ -166,6 +166,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub label: String,
     env: Vec<(String, String)>,
+    /// The subcommand and its flags (`serve`, or `serve --demo`).
+    args: Vec<String>,
     log: PathBuf,
     pub starts: u32,
 }
@@ -174,6 +176,11 @@ impl Server {
     /// Starts `gridlight serve` on `store` with extra `GRIDLIGHT_*` settings, and waits until it
     /// is ready.
     pub fn start(store: &Store, label: &str, settings: &[(&str, &str)]) -> Server {
+        Server::start_with(store, label, &["serve"], settings)
+    }
+
+    /// [`Server::start`] with other arguments, e.g. `serve --demo`.
+    pub fn start_with(store: &Store, label: &str, args: &[&str], settings: &[(&str, &str)]) -> Server {
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut env: Vec<(String, String)> = vec![
             ("GRIDLIGHT_DATABASE_URL".into(), store.url.clone()),
@@ -188,7 +195,8 @@ impl Server {
             env.push(((*name).to_owned(), (*value).to_owned()));
         }
         let log = store.dir.path().join(format!("{label}.log"));
-        let mut server = Server { child: None, addr, label: label.to_owned(), env, log, starts: 0 };
+        let args = args.iter().map(|a| (*a).to_owned()).collect();
+        let mut server = Server { child: None, addr, label: label.to_owned(), env, args, log, starts: 0 };
         server.restart();
         server
     }
@@ -203,7 +211,7 @@ impl Server {
         let log = File::options().create(true).append(true).open(&self.log).expect("server log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gridlight"));
         clear_gridlight_env(&mut cmd);
-        cmd.arg("serve")
+        cmd.args(&self.args)
             .envs(self.env.iter().map(|(n, v)| (n, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))

@@ -86,9 +86,8 @@ fn rate(rate: Option<f64>) -> String {
     rate.map(|r| format!("{r:.4}")).unwrap_or_default()
 }
 
-/// One row: the 11 text columns, then the figures. Every cell goes through [`field`], the
-/// numbers too, so that no cell escapes the formula guard.
-fn row(out: &mut String, text: [&str; 11], e: &Evaluation) {
+/// One row: the 11 text columns, then the figures.
+fn row(rows: &mut Vec<Vec<String>>, text: [&str; 11], e: &Evaluation) {
     let numbers = [
         e.tasks_due.to_string(),
         e.completed_on_time.to_string(),
@@ -105,14 +104,7 @@ fn row(out: &mut String, text: [&str; 11], e: &Evaluation) {
         e.visits.service.to_string(),
         e.visits.total.to_string(),
     ];
-    let cells = text.into_iter().chain(numbers.iter().map(String::as_str));
-    for (i, cell) in cells.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        field(out, cell);
-    }
-    out.push_str("\r\n");
+    rows.push(text.into_iter().map(str::to_owned).chain(numbers).collect());
 }
 
 /// The report as one table: the grids (ranked), the workers, the communities, then the total.
@@ -122,11 +114,9 @@ pub(super) fn attachment(mut res: HttpResponseBuilder, report: &EvaluationReport
     res.content_type(CONTENT_TYPE).insert_header((header::CONTENT_DISPOSITION, disposition)).body(to_csv(report))
 }
 
-pub fn to_csv(r: &EvaluationReport) -> String {
-    let mut out = String::new();
-    out.push(BOM);
-    out.push_str(&HEADER.join(","));
-    out.push_str("\r\n");
+/// The report as one table: a row per grid (ranked), worker, community, then the total.
+fn table(r: &EvaluationReport) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
     let name_of = |id: &str| r.communities.iter().find(|c| c.community_id == id).map(|c| c.name.as_str()).unwrap_or("");
     let p = r.period.label.as_str();
     for g in &r.grids {
@@ -144,7 +134,7 @@ pub fn to_csv(r: &EvaluationReport) -> String {
             "",
             "",
         ];
-        row(&mut out, text, &g.figures);
+        row(&mut rows, text, &g.figures);
     }
     for w in &r.workers {
         let community = w.community_id.as_deref().unwrap_or("");
@@ -161,14 +151,55 @@ pub fn to_csv(r: &EvaluationReport) -> String {
             w.username.as_str(),
             w.display_name.as_str(),
         ];
-        row(&mut out, text, &w.figures);
+        row(&mut rows, text, &w.figures);
     }
     for c in &r.communities {
         let text = ["community", "", p, c.community_id.as_str(), c.name.as_str(), "", "", "", "", "", ""];
-        row(&mut out, text, &c.figures);
+        row(&mut rows, text, &c.figures);
     }
-    row(&mut out, ["total", "", p, "", "", "", "", "", "", "", ""], &r.totals);
+    row(&mut rows, ["total", "", p, "", "", "", "", "", "", "", ""], &r.totals);
+    rows
+}
+
+/// The report as CSV: every cell goes through [`field`], the numbers too, so that no cell
+/// escapes the formula guard.
+pub fn to_csv(r: &EvaluationReport) -> String {
+    let mut out = String::new();
+    out.push(BOM);
+    out.push_str(&HEADER.join(","));
+    out.push_str("\r\n");
+    for cells in table(r) {
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            field(&mut out, cell);
+        }
+        out.push_str("\r\n");
+    }
     out
+}
+
+/// The same table as an Excel workbook (the console's download): text cells are written as
+/// text, never as formulas; the figures as numbers.
+pub fn to_xlsx(r: &EvaluationReport) -> anyhow::Result<Vec<u8>> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.set_name(&r.period.label)?;
+    for (col, name) in HEADER.iter().enumerate() {
+        sheet.write_string(0, u16::try_from(col)?, *name)?;
+    }
+    for (i, cells) in table(r).iter().enumerate() {
+        let line = u32::try_from(i + 1)?;
+        for (col, cell) in cells.iter().enumerate() {
+            let col = u16::try_from(col)?;
+            match cell.parse::<f64>() {
+                Ok(n) if col >= 11 => sheet.write_number(line, col, n)?,
+                _ => sheet.write_string(line, col, cell)?,
+            };
+        }
+    }
+    Ok(book.save_to_buffer()?)
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-pub use self::csv::to_csv;
+pub use self::csv::{to_csv, to_xlsx};
 pub use self::evaluation::{CommunityEvaluation, Evaluation, EvaluationReport, GridEvaluation, WorkerEvaluation};
 pub use self::overview::{CommunityOverview, Figures, GridOverview, Overview};
 pub use self::scope::ScopeQuery;
@@ -77,9 +77,25 @@ pub async fn overview(
     caller: AuthUser,
     query: Params<ScopeQuery>,
 ) -> ApiResult<web::Json<Overview>> {
+    Ok(web::Json(overview_for(&state, caller, query.into_inner()).await?))
+}
+
+/// The dashboard of the caller's scope narrowed by `q` (the API's and the console's).
+pub async fn overview_for(state: &AppState, caller: AuthUser, q: ScopeQuery) -> ApiResult<Overview> {
     let now = Utc::now();
-    let out = of_target(&state, caller, query.into_inner(), move |c, t| overview::overview_of(c, t, now)).await?;
-    Ok(web::Json(out))
+    of_target(state, caller, q, move |c, t| overview::overview_of(c, t, now)).await
+}
+
+/// The evaluation report of `period` for the caller's scope narrowed by `q` (the API's and the
+/// console's).
+pub async fn evaluation_for(
+    state: &AppState,
+    caller: AuthUser,
+    period: Period,
+    q: ScopeQuery,
+) -> ApiResult<EvaluationReport> {
+    let now = Utc::now();
+    of_target(state, caller, q, move |c, t| evaluation::evaluation_of(c, t, period, now)).await
 }
 
 /// Computes figures of the caller's scope narrowed by `q` (404 outside it), on one snapshot.
@@ -129,7 +145,7 @@ pub struct EvaluationQuery {
 
 impl EvaluationQuery {
     /// The period asked for (422 when missing or malformed).
-    fn period(&self) -> ApiResult<Period> {
+    pub fn period(&self) -> ApiResult<Period> {
         match self.period.as_deref() {
             None | Some("") => {
                 Err(ApiError::invalid("period", "required", "give a period: 2026-11, 2026-Q4, 2026-H2 or 2026"))
@@ -178,9 +194,7 @@ pub async fn evaluation(
     let q = query.into_inner();
     let (period, as_csv) = (q.period()?, q.as_csv(&req));
     let scope_query = ScopeQuery { community_id: q.community_id, grid_id: q.grid_id };
-    let now = Utc::now();
-    let report =
-        of_target(&state, caller, scope_query, move |c, t| evaluation::evaluation_of(c, t, period, now)).await?;
+    let report = evaluation_for(&state, caller, period, scope_query).await?;
     let mut res = HttpResponse::Ok();
     res.insert_header((header::VARY, "Accept"));
     Ok(if as_csv { csv::attachment(res, &report) } else { res.json(report) })

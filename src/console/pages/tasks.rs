@@ -1,0 +1,178 @@
+//! 任务: overdue and unassigned open tasks by grid, reassigned or cancelled with a reason
+//! (`ops::tasks::change`, as `PATCH /tasks/{id}`); and a grid worker's own to-do list.
+
+use actix_web::http::StatusCode;
+use actix_web::web;
+use minijinja::{Value, context};
+use serde::{Deserialize, Serialize};
+
+use crate::api::households::HouseholdOut;
+use crate::api::tasks::{ListTasks, PatchTask, TaskOut, tasks};
+use crate::auth::AuthUser;
+use crate::console::pages::{GridItem, grids, names, reviewer};
+use crate::console::view::{Problem, done_message};
+use crate::console::{Console, Page, Post};
+use crate::db::DbConn;
+use crate::domain::TaskStatus;
+use crate::error::{ApiError, ApiResult};
+use crate::ops;
+use crate::store::households as store;
+
+fn open(assignee: Option<&str>, overdue: bool) -> ListTasks {
+    ListTasks {
+        assignee: assignee.map(str::to_owned),
+        status: Some(TaskStatus::Open),
+        overdue: overdue.then_some(true),
+        due_before: None,
+        grid_id: None,
+        household_id: None,
+    }
+}
+
+#[derive(Serialize)]
+struct Row {
+    task: TaskOut,
+    household: String,
+    tag_of_household: String,
+    assignee: String,
+}
+
+#[derive(Serialize)]
+struct GridTasks {
+    grid: GridItem,
+    overdue: Vec<Row>,
+    unassigned: Vec<Row>,
+}
+
+/// The households the rows are about, by id (their addresses and heads, for the table).
+fn rows(c: &mut DbConn, caller: &AuthUser, list: Vec<TaskOut>) -> ApiResult<Vec<Row>> {
+    let ids: Vec<String> = list.iter().map(|t| t.household_id.clone()).collect();
+    let found = store::find_many(c, &ids)?;
+    let households: Vec<HouseholdOut> = crate::api::households::views(c, found)?;
+    let who = names(c, caller)?;
+    Ok(list
+        .into_iter()
+        .map(|task| {
+            let h = households.iter().find(|h| h.id == task.household_id);
+            Row {
+                household: h
+                    .map(|h| format!("{} · {}{}{}", h.head_name, h.address.building, h.address.unit, h.address.room))
+                    .unwrap_or_default(),
+                tag_of_household: h.map(|h| h.tag.as_str().to_owned()).unwrap_or_default(),
+                assignee: task.assignee_id.as_ref().and_then(|a| who.get(a)).cloned().unwrap_or_default(),
+                task,
+            }
+        })
+        .collect())
+}
+
+#[derive(Deserialize)]
+pub struct Flash {
+    done: Option<String>,
+}
+
+async fn render(console: Console, status: StatusCode, problem: Option<Problem>, done: Option<String>) -> Page {
+    reviewer(&console)?;
+    let caller = console.caller.clone();
+    let by_grid = console
+        .state
+        .db
+        .read(move |c| {
+            let late = tasks(c, &caller, open(None, true), None, 501)?.items;
+            let mut overdue = rows(c, &caller, late)?;
+            let nobody = tasks(c, &caller, open(Some("none"), false), None, 501)?.items;
+            let mut unassigned = rows(c, &caller, nobody)?;
+            let mut out = Vec::new();
+            for grid in grids(c, &caller, true)? {
+                let of_grid = |r: &Row| r.task.grid_id == grid.id;
+                let (o, rest): (Vec<Row>, Vec<Row>) = overdue.into_iter().partition(of_grid);
+                overdue = rest;
+                let (u, rest): (Vec<Row>, Vec<Row>) = unassigned.into_iter().partition(of_grid);
+                unassigned = rest;
+                if !o.is_empty() || !u.is_empty() {
+                    out.push(GridTasks { grid, overdue: o, unassigned: u });
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    let ctx = context! {
+        grids => Value::from_serialize(&by_grid), problem, done => done_message(done.as_deref()), page => "tasks",
+    };
+    console.page(status, "tasks.html", ctx)
+}
+
+pub async fn queue(console: Console, flash: web::Query<Flash>) -> Page {
+    render(console, StatusCode::OK, None, flash.into_inner().done).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskForm {
+    action: String,
+    #[serde(default)]
+    assignee_id: String,
+    #[serde(default)]
+    cancel_reason: String,
+}
+
+impl TaskForm {
+    /// The same change a `PATCH /tasks/{id}` body makes, checked by the same rules.
+    fn checked(self) -> ApiResult<ops::tasks::Change> {
+        let patch = match self.action.as_str() {
+            "reassign" => PatchTask {
+                assignee_id: Some(Some(self.assignee_id).filter(|a| !a.is_empty())),
+                status: None,
+                cancel_reason: None,
+            },
+            "cancel" => PatchTask {
+                assignee_id: None,
+                status: Some(TaskStatus::Cancelled),
+                cancel_reason: Some(self.cancel_reason).filter(|r| !r.trim().is_empty()),
+            },
+            _ => return Err(ApiError::invalid("action", "invalid", "reassign or cancel")),
+        };
+        patch.checked()
+    }
+}
+
+/// Reassigns or cancels a task; back to the queue, or the queue with the error beside it.
+pub async fn change(id: web::Path<String>, post: Post<TaskForm>) -> Page {
+    let (console, id) = (post.console, id.into_inner());
+    reviewer(&console)?;
+    let mut done = "reassigned";
+    let result = match post.form.and_then(|f| {
+        if f.action == "cancel" {
+            done = "cancelled";
+        }
+        f.checked()
+    }) {
+        Ok(change) => {
+            let (caller, tid) = (console.caller.clone(), id.clone());
+            console.state.db.write(move |c| ops::tasks::change(c, &caller, &tid, change).map(|_| ())).await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => console.redirect(&format!("/console/tasks?done={done}")),
+        Err(e @ (ApiError::Validation(_) | ApiError::Conflict(..))) => {
+            let status = actix_web::ResponseError::status_code(&e);
+            render(console, status, Some(Problem::of(Some(&id), &e)), None).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A grid worker's own open tasks, soonest due first (`/tasks?assignee=me`).
+pub async fn todo(console: Console) -> Page {
+    let caller = console.caller.clone();
+    let list = console
+        .state
+        .db
+        .read(move |c| {
+            let mine = tasks(c, &caller, open(Some("me"), false), None, 501)?.items;
+            rows(c, &caller, mine)
+        })
+        .await?;
+    console.ok("todo.html", context! { rows => Value::from_serialize(&list), page => "todo" })
+}
