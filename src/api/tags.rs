@@ -205,6 +205,12 @@ fn within_reach(mut filter: ListFilter, reach: Reach) -> Option<ListFilter> {
             }
             filter.community_id = Some(c);
         }
+        Reach::Communities(ids) => {
+            if filter.community_id.as_ref().is_some_and(|f| !ids.contains(f)) {
+                return None;
+            }
+            filter.community_ids = Some(ids);
+        }
         Reach::Grids { community_id, grid_ids } => {
             if elsewhere(&community_id) {
                 return None;
@@ -241,6 +247,7 @@ pub async fn list(
         grid_ids: q.grid_id.map(|g| vec![g]),
         household_id: q.household_id,
         active_households_only: false,
+        community_ids: None,
     };
     api.listed(move |c, caller| match within_reach(filter, scope::reach(c, caller)?) {
         Some(filter) => Ok(Page::of(tags::list(c, &filter, after.as_deref(), fetch)?, fetch, |r| vec![r.id.clone()])),

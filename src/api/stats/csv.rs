@@ -1,7 +1,7 @@
 //! The evaluation report as one CSV table, for the spreadsheets the report meetings use.
 //!
 //! RFC 4180 with CRLF line ends, a header row, and a `level` column telling the rows apart
-//! (`grid`, `worker`, `community`, `total`). Two things are for spreadsheet programs: the file
+//! (`grid`, `worker`, `community`, `street`, `total`). Two things are for spreadsheet programs: the file
 //! starts with a UTF-8 byte order mark, without which Excel reads UTF-8 as the local code page
 //! and shows the Chinese names as mojibake; and no cell begins with a character that makes a
 //! spreadsheet run it as a formula (`=`, `+`, `-`, `@`, tab, carriage return) — such a cell
@@ -18,10 +18,12 @@ pub(super) const CONTENT_TYPE: &str = "text/csv; charset=utf-8";
 /// The UTF-8 byte order mark the table starts with.
 pub const BOM: char = '\u{feff}';
 
-const HEADER: [&str; 25] = [
+const HEADER: [&str; 27] = [
     "level",
     "rank",
     "period",
+    "street_id",
+    "street_name",
     "community_id",
     "community_name",
     "grid_id",
@@ -86,9 +88,9 @@ fn rate(rate: Option<f64>) -> String {
     rate.map(|r| format!("{r:.4}")).unwrap_or_default()
 }
 
-/// One row: the 11 text columns, then the figures. Every cell goes through [`field`], the
+/// One row: the 13 text columns, then the figures. Every cell goes through [`field`], the
 /// numbers too, so that no cell escapes the formula guard.
-fn row(out: &mut String, text: [&str; 11], e: &Evaluation) {
+fn row(out: &mut String, text: [&str; 13], e: &Evaluation) {
     let numbers = [
         e.tasks_due.to_string(),
         e.completed_on_time.to_string(),
@@ -115,7 +117,8 @@ fn row(out: &mut String, text: [&str; 11], e: &Evaluation) {
     out.push_str("\r\n");
 }
 
-/// The report as one table: the grids (ranked), the workers, the communities, then the total.
+/// The report as one table: the grids (ranked), the workers, the communities (ranked within
+/// their street), a roll-up's streets (ranked), then the total.
 /// The answer with the report as a CSV attachment named after its period.
 pub(super) fn attachment(mut res: HttpResponseBuilder, report: &EvaluationReport) -> HttpResponse {
     let disposition = format!("attachment; filename=\"evaluation-{}.csv\"", report.period.label);
@@ -135,6 +138,8 @@ pub fn to_csv(r: &EvaluationReport) -> String {
             "grid",
             rank.as_str(),
             p,
+            "",
+            "",
             g.community_id.as_str(),
             name_of(&g.community_id),
             g.grid_id.as_str(),
@@ -152,6 +157,8 @@ pub fn to_csv(r: &EvaluationReport) -> String {
             "worker",
             "",
             p,
+            "",
+            "",
             community,
             name_of(community),
             "",
@@ -163,11 +170,18 @@ pub fn to_csv(r: &EvaluationReport) -> String {
         ];
         row(&mut out, text, &w.figures);
     }
+    let street_of = |id: &str| r.streets.iter().find(|s| s.street_id == id).map(|s| s.name.as_str()).unwrap_or("");
     for c in &r.communities {
-        let text = ["community", "", p, c.community_id.as_str(), c.name.as_str(), "", "", "", "", "", ""];
+        let rank = c.rank.to_string();
+        let (street, street_name) = (c.street_id.as_str(), street_of(&c.street_id));
+        let text = ["community", &rank, p, street, street_name, &c.community_id, &c.name, "", "", "", "", "", ""];
         row(&mut out, text, &c.figures);
     }
-    row(&mut out, ["total", "", p, "", "", "", "", "", "", "", ""], &r.totals);
+    for s in &r.streets {
+        let rank = s.rank.to_string();
+        row(&mut out, ["street", &rank, p, &s.street_id, &s.name, "", "", "", "", "", "", "", ""], &s.figures);
+    }
+    row(&mut out, ["total", "", p, "", "", "", "", "", "", "", "", "", ""], &r.totals);
     out
 }
 
@@ -208,10 +222,13 @@ mod tests {
         let figures = Evaluation { tasks_due: 2, completed_on_time: 1, on_time_rate: Some(0.5), ..Default::default() };
         EvaluationReport {
             period,
-            scope: ScopeOut { community_id: Some("c1".into()), grid_id: None },
+            scope: ScopeOut { community_id: Some("c1".into()), ..Default::default() },
             generated_at: Utc.with_ymd_and_hms(2026, 11, 15, 2, 0, 0).unwrap(),
             totals: figures.clone(),
+            streets: Vec::new(),
             communities: vec![CommunityEvaluation {
+                rank: 1,
+                street_id: "s1".into(),
                 community_id: "c1".into(),
                 name: "建新社区".into(),
                 timezone: "Asia/Shanghai".into(),
@@ -249,11 +266,11 @@ mod tests {
         assert_eq!(lines.len(), 1 + 4);
         assert_eq!(
             lines[1],
-            "grid,1,2026-Q4,c1,建新社区,g1,37010300100101,'=cmd|' /C calc'!A0,,,,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0"
+            "grid,1,2026-Q4,,,c1,建新社区,g1,37010300100101,'=cmd|' /C calc'!A0,,,,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0"
         );
-        assert_eq!(lines[2], "worker,,2026-Q4,c1,建新社区,,,,u1,'@w01,'-薛慧敏,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0");
-        assert_eq!(lines[3], "community,,2026-Q4,c1,建新社区,,,,,,,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0");
-        assert_eq!(lines[4], "total,,2026-Q4,,,,,,,,,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0");
+        assert_eq!(lines[2], "worker,,2026-Q4,,,c1,建新社区,,,,u1,'@w01,'-薛慧敏,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0");
+        assert_eq!(lines[3], "community,1,2026-Q4,s1,,c1,建新社区,,,,,,,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0");
+        assert_eq!(lines[4], "total,,2026-Q4,,,,,,,,,,,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0");
         for cell in lines.iter().flat_map(|l| l.split(',')) {
             assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']), "{cell:?} in {text}");
         }

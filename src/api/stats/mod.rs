@@ -49,8 +49,10 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 pub use self::csv::to_csv;
-pub use self::evaluation::{CommunityEvaluation, Evaluation, EvaluationReport, GridEvaluation, WorkerEvaluation};
-pub use self::overview::{CommunityOverview, Figures, GridOverview, Overview};
+pub use self::evaluation::{
+    CommunityEvaluation, Evaluation, EvaluationReport, GridEvaluation, StreetEvaluation, WorkerEvaluation,
+};
+pub use self::overview::{CommunityOverview, Figures, GridOverview, Overview, StreetOverview};
 pub use self::scope::ScopeQuery;
 pub use self::types::{Coverage, CoverageByTag, KindCounts, ScopeOut, TagCounts};
 use crate::AppState;
@@ -70,7 +72,7 @@ use crate::store::stats::snapshot;
     params(ScopeQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "The figures of the scope, its communities and its grids", body = Overview),
-        (status = 404, description = "No such community or grid in the caller's scope", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such community, grid, street or district in the caller's scope", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn overview(
     state: web::Data<AppState>,
@@ -122,6 +124,10 @@ pub struct EvaluationQuery {
     pub community_id: Option<String>,
     /// Only this grid (inside the caller's scope).
     pub grid_id: Option<String>,
+    /// This street's roll-up: communities ranked within it (see `/stats/overview`).
+    pub street_id: Option<String>,
+    /// This district's roll-up: streets ranked within it, communities within their street.
+    pub district_id: Option<String>,
     /// `csv` or `json`, overriding the `Accept` header (for download links).
     #[param(inline)]
     pub format: Option<ReportFormat>,
@@ -166,8 +172,8 @@ impl EvaluationQuery {
             (EvaluationReport = "application/json"),
             (String = "text/csv", example = "level,rank,period,…\r\ngrid,1,2026-Q4,…\r\n"),
         ), headers(("Content-Disposition" = String, description = "For CSV: an attachment named after the period"))),
-        (status = 404, description = "No such community or grid in the caller's scope", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "Missing or invalid period", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such community, grid, street or district in the caller's scope", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Missing or invalid period, or a roll-up mixed with another scope", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn evaluation(
     state: web::Data<AppState>,
@@ -177,7 +183,12 @@ pub async fn evaluation(
 ) -> ApiResult<HttpResponse> {
     let q = query.into_inner();
     let (period, as_csv) = (q.period()?, q.as_csv(&req));
-    let scope_query = ScopeQuery { community_id: q.community_id, grid_id: q.grid_id };
+    let scope_query = ScopeQuery {
+        community_id: q.community_id,
+        grid_id: q.grid_id,
+        street_id: q.street_id,
+        district_id: q.district_id,
+    };
     let now = Utc::now();
     let report =
         of_target(&state, caller, scope_query, move |c, t| evaluation::evaluation_of(c, t, period, now)).await?;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::api::stats::scope::{Target, today_in};
-use crate::api::stats::types::{Absorb, CoverageByTag, Folded, KindCounts, ScopeOut, TagCounts, fold};
+use crate::api::stats::types::{Absorb, CoverageByTag, Folded, KindCounts, ScopeOut, TagCounts, fold, fold_streets};
 use crate::db::DbConn;
 use crate::error::ApiResult;
 use crate::store::communities::DEFAULT_TIMEZONE;
@@ -59,6 +59,17 @@ pub struct CommunityOverview {
     pub figures: Figures,
 }
 
+/// A street's figures in a roll-up: the sum of its communities'.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct StreetOverview {
+    pub street_id: String,
+    pub district_id: String,
+    pub code: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
 #[derive(Serialize, ToSchema, Debug)]
 pub struct GridOverview {
     pub grid_id: String,
@@ -77,6 +88,9 @@ pub struct Overview {
     pub today: Option<NaiveDate>,
     /// The whole scope.
     pub totals: Figures,
+    /// A roll-up's streets (`street_id`: the one, `district_id`: each of the district's), by
+    /// code; empty otherwise. They sum to the totals.
+    pub streets: Vec<StreetOverview>,
     /// One row per community in scope, by name.
     pub communities: Vec<CommunityOverview>,
     /// One row per grid in scope, by code.
@@ -121,6 +135,16 @@ pub(super) fn overview_of(conn: &mut DbConn, t: Target, now: DateTime<Utc>) -> A
         }
     }
     let Folded { totals, communities: mut per_community, grids } = fold(grids, per_grid);
+    let streets = fold_streets(&t.streets, &t.communities, &per_community)
+        .into_iter()
+        .map(|(s, figures)| StreetOverview {
+            street_id: s.id,
+            district_id: s.district_id,
+            code: s.code,
+            name: s.name,
+            figures,
+        })
+        .collect();
     let communities = t
         .communities
         .iter()
@@ -150,5 +174,5 @@ pub(super) fn overview_of(conn: &mut DbConn, t: Target, now: DateTime<Utc>) -> A
         1 => dates.first().copied(),
         _ => None,
     };
-    Ok(Overview { scope: t.scope, generated_at: now, today, totals, communities, grids })
+    Ok(Overview { scope: t.scope, generated_at: now, today, totals, streets, communities, grids })
 }

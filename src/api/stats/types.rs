@@ -11,7 +11,9 @@ use utoipa::ToSchema;
 
 use crate::domain::ranking::Fraction;
 use crate::domain::{ServiceKind, Tag};
+use crate::store::communities::CommunityRow;
 use crate::store::stats::GridInfo;
+use crate::store::streets::StreetRow;
 
 /// Figures that add up: a grid's are absorbed into its community's and the scope's.
 pub(super) trait Absorb: Default {
@@ -150,12 +152,38 @@ impl CoverageByTag {
 }
 
 /// What a dashboard or report covers.
-#[derive(Serialize, ToSchema, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, ToSchema, Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScopeOut {
     /// The one community covered, if it is one.
     pub community_id: Option<String>,
     /// The one grid asked for, if any.
     pub grid_id: Option<String>,
+    /// The street rolled up, if it is a street's roll-up (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub street_id: Option<String>,
+    /// The district rolled up, if it is a district's roll-up (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub district_id: Option<String>,
+}
+
+/// Folds the communities' figures into their streets' (a roll-up's), in the streets' order.
+pub(super) fn fold_streets<F: Absorb>(
+    streets: &[StreetRow],
+    communities: &[CommunityRow],
+    per_community: &HashMap<String, F>,
+) -> Vec<(StreetRow, F)> {
+    streets
+        .iter()
+        .map(|s| {
+            let mut figures = F::default();
+            for c in communities.iter().filter(|c| c.street_id == s.id) {
+                if let Some(f) = per_community.get(&c.id) {
+                    figures.absorb(f);
+                }
+            }
+            (s.clone(), figures)
+        })
+        .collect()
 }
 
 #[cfg(test)]
