@@ -209,22 +209,14 @@ fn logins(c: &CommunitiesFile) -> Vec<Login> {
             community: None,
         })
         .collect();
-    for a in &c.district_officers {
-        out.push(Login {
-            username: a.username.clone(),
-            role: "district_officer",
-            display_name: a.display_name.clone(),
-            community: Some(c.district.clone()),
-        });
-    }
-    for s in &c.streets {
-        out.push(Login {
-            username: s.officer.username.clone(),
-            role: "street_officer",
-            display_name: s.officer.display_name.clone(),
-            community: Some(s.name.clone()),
-        });
-    }
+    let officer = |a: &Account, role, unit: &str| Login {
+        username: a.username.clone(),
+        role,
+        display_name: a.display_name.clone(),
+        community: Some(unit.to_owned()),
+    };
+    out.extend(c.district_officers.iter().map(|a| officer(a, "district_officer", &c.district)));
+    out.extend(c.streets.iter().map(|s| officer(&s.officer, "street_officer", &s.name)));
     for com in &c.communities {
         out.push(Login {
             username: com.secretary.username.clone(),
