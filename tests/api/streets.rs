@@ -180,6 +180,20 @@ async fn districts_and_streets_are_managed_by_administrators(app: TestApp) {
     ] {
         app.post("/api/v1/users", Some(&w.admin), body).await.assert_problem(422);
     }
+    // Control characters in ids of bodies: 422 naming the field, on both backends.
+    let path_a = format!("/api/v1/communities/{}", w.community_a);
+    let nul = app.patch(&path_a, &w.admin, json!({"street_id": "x\u{0}"}), None).await;
+    assert_eq!(nul.assert_problem(422)["errors"][0]["field"], "street_id");
+    let body = json!({"username": "x-6", "password": PASSWORD, "display_name": "x", "role": "district_officer", "district_id": "d\u{0}"});
+    assert_eq!(
+        app.post("/api/v1/users", Some(&w.admin), body).await.assert_problem(422)["errors"][0]["field"],
+        "district_id"
+    );
+    let body = json!({"district_id": "\u{1b}[2J", "name": "x", "code": "370103001"});
+    assert_eq!(
+        app.post("/api/v1/streets", Some(&w.admin), body).await.assert_problem(422)["errors"][0]["field"],
+        "district_id"
+    );
     // Secretaries create no officers; officers create nothing.
     let body = json!({"username": "x-5", "password": PASSWORD, "display_name": "x", "role": "street_officer", "street_id": u.street_1});
     app.post("/api/v1/users", Some(&w.sec_a), body.clone()).await.assert_problem(403);
