@@ -456,6 +456,15 @@ async fn roll_ups_add_up_and_rank(app: TestApp) {
     let codes: Vec<&str> = streets[1..].iter().map(|s| s["code"].as_str().unwrap()).collect();
     assert_eq!(codes, ["370103000", "370103008"]);
     assert!(report["communities"].as_array().unwrap().iter().all(|c| c["rank"] == 1));
+    // The dashboard ranks the same way without an on-time rate: by red coverage.
+    let overview = ok(&app.get_as("/api/v1/stats/overview", &u.do_1).await);
+    let ranks: Vec<(&str, u64)> = overview["streets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["code"].as_str().unwrap(), s["rank"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(ranks, [("370103000", 2), ("370103006", 1), ("370103008", 2)], "{overview}");
     // CSV: a street row per street.
     let csv = app.get_as(&format!("{path}&format=csv"), &u.do_1).await;
     let text = String::from_utf8(csv.body.to_vec()).unwrap();

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::api::stats::scope::{Target, today_in};
-use crate::api::stats::types::{Absorb, Coverage, Folded, KindCounts, ScopeOut, fold, fold_streets};
+use crate::api::stats::types::{Absorb, Coverage, Folded, KindCounts, ScopeOut, fold, fold_streets, rank_within};
 use crate::db::DbConn;
 use crate::domain::ranking::{self, Fraction, Standing};
 use crate::domain::{Period, Role};
@@ -171,26 +171,6 @@ fn rank_streets(streets: &mut [StreetEvaluation]) {
     }
 }
 
-/// Numbers the communities within each street by the same rule, leaving them in their order.
-fn rank_communities(communities: &mut [CommunityEvaluation]) {
-    let mut streets: Vec<&str> = communities.iter().map(|c| c.street_id.as_str()).collect();
-    streets.sort_unstable();
-    streets.dedup();
-    let streets: Vec<String> = streets.into_iter().map(str::to_owned).collect();
-    for street in streets {
-        let mut members: Vec<(usize, Standing, String)> = communities
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.street_id == street)
-            .map(|(i, c)| (i, c.figures.standing(), c.name.clone()))
-            .collect();
-        let ranks = ranking::rank(&mut members, |m| m.1, |a, b| a.2.cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
-        for ((i, _, _), r) in members.into_iter().zip(ranks) {
-            communities[i].rank = r;
-        }
-    }
-}
-
 /// The report of a target for a period as of `now`: per grid from the store's rows, per
 /// worker from the same rows by assignee and author, then folded into communities and totals.
 pub(super) fn evaluation_of(
@@ -286,7 +266,13 @@ pub(super) fn evaluation_of(
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    rank_communities(&mut communities);
+    rank_within(
+        &mut communities,
+        |c| &c.street_id,
+        |c| c.figures.standing(),
+        |a, b| a.name.cmp(&b.name),
+        |c, r| c.rank = r,
+    );
     let mut grids: Vec<GridEvaluation> = grids
         .into_iter()
         .map(|(g, figures)| GridEvaluation {

@@ -8,8 +8,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::api::stats::scope::{Target, today_in};
-use crate::api::stats::types::{Absorb, CoverageByTag, Folded, KindCounts, ScopeOut, TagCounts, fold, fold_streets};
+use crate::api::stats::types::{
+    Absorb, CoverageByTag, Folded, KindCounts, ScopeOut, TagCounts, fold, fold_streets, rank_within,
+};
 use crate::db::DbConn;
+use crate::domain::ranking::{Fraction, Standing};
 use crate::error::ApiResult;
 use crate::store::communities::DEFAULT_TIMEZONE;
 use crate::store::stats::{self as store, start_of_day};
@@ -35,6 +38,13 @@ pub struct Figures {
     pub reviews_due: TagCounts,
 }
 
+impl Figures {
+    /// What a dashboard row ranks by: no on-time rate here, so red coverage decides.
+    fn standing(&self) -> Standing {
+        Standing { on_time: Fraction::default(), red_coverage: self.coverage.red.fraction() }
+    }
+}
+
 impl Absorb for Figures {
     fn absorb(&mut self, o: &Figures) {
         self.households.absorb(&o.households);
@@ -50,7 +60,11 @@ impl Absorb for Figures {
 
 #[derive(Serialize, ToSchema, Debug)]
 pub struct CommunityOverview {
+    /// Among the answer's communities of the same street, by red coverage (the dashboard has no
+    /// on-time rate; otherwise the grid rule of the reports): equal ones share a rank.
+    pub rank: u32,
     pub community_id: String,
+    pub street_id: String,
     pub name: String,
     pub timezone: String,
     /// Today in the community's timezone: the date the figures are for.
@@ -62,6 +76,8 @@ pub struct CommunityOverview {
 /// A street's figures in a roll-up: the sum of its communities'.
 #[derive(Serialize, ToSchema, Debug)]
 pub struct StreetOverview {
+    /// Among the district's streets, by red coverage, as communities rank.
+    pub rank: u32,
     pub street_id: String,
     pub district_id: String,
     pub code: String,
@@ -135,9 +151,10 @@ pub(super) fn overview_of(conn: &mut DbConn, t: Target, now: DateTime<Utc>) -> A
         }
     }
     let Folded { totals, communities: mut per_community, grids } = fold(grids, per_grid);
-    let streets = fold_streets(&t.streets, &t.communities, &per_community)
+    let mut streets: Vec<StreetOverview> = fold_streets(&t.streets, &t.communities, &per_community)
         .into_iter()
         .map(|(s, figures)| StreetOverview {
+            rank: 0,
             street_id: s.id,
             district_id: s.district_id,
             code: s.code,
@@ -145,12 +162,14 @@ pub(super) fn overview_of(conn: &mut DbConn, t: Target, now: DateTime<Utc>) -> A
             figures,
         })
         .collect();
-    let communities = t
+    let mut communities = t
         .communities
         .iter()
         .map(|c| {
             Ok(CommunityOverview {
+                rank: 0,
                 community_id: c.id.clone(),
+                street_id: c.street_id.clone(),
                 name: c.name.clone(),
                 timezone: c.timezone.clone(),
                 today: today_in(c.zone()?, now),
@@ -158,6 +177,20 @@ pub(super) fn overview_of(conn: &mut DbConn, t: Target, now: DateTime<Utc>) -> A
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
+    rank_within(
+        &mut streets,
+        |s| &s.district_id,
+        |s| s.figures.standing(),
+        |a, b| a.code.cmp(&b.code),
+        |s, r| s.rank = r,
+    );
+    rank_within(
+        &mut communities,
+        |c| &c.street_id,
+        |c| c.figures.standing(),
+        |a, b| a.name.cmp(&b.name),
+        |c, r| c.rank = r,
+    );
     let grids = grids
         .into_iter()
         .map(|(g, figures)| GridOverview {
