@@ -32,6 +32,8 @@ os.environ.setdefault("GRIDLIGHT_DATA_KEY", "YmVuY2htYXJrLWRhdGEta2V5LWJlbmNobWF
 SEED = 1
 WORKER = f"syn{SEED}.g0"
 SECRETARY = f"syn{SEED}.c0.sec"
+# The officer of the synthetic set's first district (src/seed/synthetic.rs).
+DISTRICT_OFFICER = f"syn{SEED}.d370102"
 PASSWORD = "gridlight-synthetic"
 
 
@@ -269,8 +271,9 @@ WHERE h.removed_at IS NULL""",
 
 
 def overview_sql(community, tz="Asia/Shanghai"):
-    """The overview dashboard's aggregates for one community as plain SQL (the statements
-    src/store/stats.rs builds, with the values bound): what the database alone must do."""
+    """The overview dashboard's aggregates for one community (or a list of them: a street's or
+    a district's roll-up) as plain SQL (the statements src/store/stats.rs builds, with the values
+    bound): what the database alone must do."""
     from zoneinfo import ZoneInfo
     zone = ZoneInfo(tz)
     now = datetime.datetime.now(zone)
@@ -282,7 +285,7 @@ def overview_sql(community, tz="Asia/Shanghai"):
 
     d = today.isoformat()
     f, r, u = start_of(today - datetime.timedelta(days=29)), start_of(today - datetime.timedelta(days=6)), start_of(today + datetime.timedelta(days=1))
-    c = f"'{community}'"
+    c = ", ".join(f"'{x}'" for x in ([community] if isinstance(community, str) else community))
     stmts = [
         f"SELECT grid_id, tag, count(*), sum(CASE WHEN tag_review_due_on <= '{d}' THEN 1 ELSE 0 END) FROM households WHERE removed_at IS NULL AND community_id IN ({c}) GROUP BY grid_id, tag",
         f"SELECT grid_id, tag, count(*), sum(CASE WHEN due_on < '{d}' THEN 1 ELSE 0 END) FROM tasks WHERE status = 'open' AND community_id IN ({c}) GROUP BY grid_id, tag",
@@ -455,6 +458,29 @@ def bench_backend(backend, sizes, args, work, pg):
             res["overview_vs_sql"] = dash["p50_ms"] / max(res["overview_sql_ms"], 1e-9)
         except Exception as e:  # the dashboard is optional for older builds
             res["overview"] = {"error": str(e)}
+        # 7: a district's roll-up (issue 20) vs its aggregates alone in the database's client:
+        # the same statements over every community of the district, and the look-ups of the
+        # district's streets and communities.
+        try:
+            officer = srv.login(DISTRICT_OFFICER)
+            district = srv.get("/api/v1/me", officer)["district_id"]
+            communities = [c["id"] for c in srv.get("/api/v1/communities?limit=500", officer)["items"]]
+            url = f"{srv.base}/api/v1/stats/overview?district_id={district}"
+            srv.get(f"/api/v1/stats/overview?district_id={district}", officer)
+            dash = oha(url, d, 1, token=officer)
+            res["district_overview"] = dash
+            target = db_for(names[mid]) if backend == "sqlite" else names[mid]
+            lookups = [
+                f"SELECT id FROM streets WHERE district_id = '{district}' ORDER BY code",
+                f"SELECT c.id FROM communities c JOIN streets s ON s.id = c.street_id WHERE s.district_id = '{district}'",
+                "SELECT id, community_id, code, name FROM grids WHERE community_id IN ("
+                + ", ".join(f"'{x}'" for x in communities) + ") ORDER BY code",
+            ]
+            res["district_overview_sql_ms"] = sql_batch_ms(backend, target, pg, lookups + overview_sql(communities))
+            res["district_overview_vs_sql"] = dash["p50_ms"] / max(res["district_overview_sql_ms"], 1e-9)
+            res["district_communities"] = len(communities)
+        except Exception as e:  # needs a build with streets and districts
+            res["district_overview"] = {"error": str(e)}
     finally:
         srv.stop()
     # 3: page latency at a fixed rate below saturation across data set sizes.
@@ -764,6 +790,7 @@ def markdown(results, meta):
     row("visits rps / page rps", lambda r: f"{r['visits_vs_page']:.2f} " + ("✅" if r["visits_vs_page"] >= 0.25 and r["visits"]["non_2xx_share"] == 0 else "❌"), "≥ 0.25, 0 non-2xx")
     row("page p99 alone → under writes (ms)", lambda r: f"{r['page_alone_p99_ms']:.2f} → {r['page_under_writes_p99_ms']:.2f} = ×{ok(r['reads_under_writes_p99_ratio'], lambda v: v <= 2)}", "≤ 2×")
     row("overview dashboard p50 (ms)", lambda r: f"{r['overview']['p50_ms']:.1f}" + (f" vs SQL {r['overview_sql_ms']:.1f} = ×{ok(r['overview_vs_sql'], lambda v: v <= 1.5)}" if 'overview_vs_sql' in r else ""), "≤ 1.5× SQL")
+    row("district overview p50 (ms)", lambda r: f"{r['district_overview']['p50_ms']:.1f}" + (f" vs SQL {r['district_overview_sql_ms']:.1f} = ×{ok(r['district_overview_vs_sql'], lambda v: v <= 1.5)} ({r['district_communities']} communities)" if 'district_overview_vs_sql' in r else ""), "≤ 1.5× SQL")
     row("reconcile / INSERT … SELECT (s)", lambda r: f"{r['reconcile']['reconcile_s']:.1f} / {r['reconcile']['sql_s']:.1f} = ×{ok(r['reconcile']['ratio'], lambda v: v <= 2)}", "≤ 2×")
     row(f"initial sync of one grid ({sizes[-1]:,} set): server s, KB gzip, changes",
         lambda r: f"{r['sync']['initial']['server_s']:.2f} s {'✅' if r['sync']['initial']['server_s'] <= 1 else '❌'}, "

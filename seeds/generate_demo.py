@@ -51,6 +51,9 @@ COMMUNITIES = [
     ("chunyuanli", "春元里社区", "杆石桥街道", "002", "007", "春元里小区", (36.6543, 117.0087), 3),
 ]
 GRID_ORDINALS = ["第一", "第二", "第三", "第四", "第五"]
+# The login of each street's officer (issue 20), by street.
+STREET_KEYS = {"七里山街道": "qilishan", "舜耕街道": "shungeng", "六里山街道": "liulishan",
+               "舜玉路街道": "shunyulu", "四里村街道": "silicun", "杆石桥街道": "ganshiqiao"}
 
 # The reason catalogue (same codes and order as src/domain/tags.rs): red reasons first.
 RED_REASONS = ["elderly_living_alone", "severe_disability", "serious_illness", "extreme_poverty",
@@ -1089,9 +1092,17 @@ def build():
         record["visits"] = make_visits(rng, record, ctx)
         out.append(record)
 
+    # The officers above the communities come last, so that adding them changed nothing drawn
+    # before them.
+    district_officers = [staff("shizhong.district", 1966, 1980)]
+    streets = [{"key": STREET_KEYS[street], "name": street, "code": DIVISION_CODE + street_code,
+                "officer": staff(f"{STREET_KEYS[street]}.street", 1970, 1988)}
+               for _, _, street, street_code, *_ in COMMUNITIES]
+
     meta = {"format_version": FORMAT_VERSION, "reference_date": REFERENCE_DATE.isoformat(), "seed": SEED}
     communities_doc = {**meta, "city": CITY, "district": DISTRICT, "division_code": DIVISION_CODE,
-                       "admins": admins, "communities": communities}
+                       "admins": admins, "district_officers": district_officers, "streets": streets,
+                       "communities": communities}
     households_doc = {**meta, "households": out}
     extras = {"scenario_of": scenario_of, "gaps": gaps}
     return communities_doc, households_doc, extras
@@ -1123,8 +1134,14 @@ def self_check(communities_doc, households_doc, extras):
         if not ok:
             errors.append(message)
 
-    usernames = [a["username"] for a in communities_doc["admins"]]
-    phones_staff = [a["phone"] for a in communities_doc["admins"]]
+    officers = communities_doc["district_officers"] + [s["officer"] for s in communities_doc["streets"]]
+    usernames = [a["username"] for a in communities_doc["admins"] + officers]
+    phones_staff = [a["phone"] for a in communities_doc["admins"] + officers]
+    street_names = {s["name"] for s in communities_doc["streets"]}
+    for s in communities_doc["streets"]:
+        check(re.fullmatch(DIVISION_CODE + r"\d{3}", s["code"]), f"{s['key']}: street code")
+    for c in communities_doc["communities"]:
+        check(c["street"] in street_names, f"{c['key']}: street {c['street']} is not among the streets")
     grid_codes, grid_keys = [], {}
     for c in communities_doc["communities"]:
         check(re.fullmatch(r"\d{3}", c["street_code"]) and re.fullmatch(r"\d{3}", c["community_code"]),

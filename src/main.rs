@@ -219,6 +219,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 password,
                 role,
                 community_id: community,
+                street_id: None,
+                district_id: None,
                 phone,
             };
             let row = on_migrated(&cli.db, move |db| {

@@ -12,7 +12,7 @@ use crate::api::conditional::IfMatch;
 use crate::api::input::Body;
 use crate::api::pagination::{Page, PageQuery};
 use crate::api::validate::{clean, declared, done};
-use crate::auth::scope;
+use crate::auth::scope::{self, Reach};
 use crate::domain::is_division_code;
 use crate::domain::text::required_line;
 use crate::error::{ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
@@ -34,6 +34,8 @@ pub struct CommunityOut {
     pub division_code: String,
     #[schema(example = "Asia/Shanghai")]
     pub timezone: String,
+    /// The street (街道) it belongs to; `street` and `district` are its and its district's names.
+    pub street_id: String,
     pub version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -48,6 +50,7 @@ impl From<CommunityRow> for CommunityOut {
             street: c.street,
             division_code: c.division_code,
             timezone: c.timezone,
+            street_id: c.street_id,
             version: c.version,
             created_at: c.created_at.and_utc(),
             updated_at: c.updated_at.and_utc(),
@@ -76,9 +79,14 @@ pub struct CreateCommunity {
     /// IANA timezone; `Asia/Shanghai` by default.
     #[schema(example = "Asia/Shanghai", min_length = 1)]
     pub timezone: Option<String>,
+    /// The street it belongs to, of the district of `division_code`; its name and its district's
+    /// then replace `street` and `district`. Without one, the district's default street
+    /// (made with the district when missing).
+    #[schema(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
+    pub street_id: Option<String>,
 }
 
-fn check_division(code: &str, errors: &mut Vec<FieldError>) {
+pub(crate) fn check_division(code: &str, errors: &mut Vec<FieldError>) {
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         errors.push(FieldError::new("division_code", "invalid_format", "must be a 6-digit GB/T 2260 division code"));
     } else if !is_division_code(code) {
@@ -105,6 +113,7 @@ impl CreateCommunity {
             street: clean(&self.street),
             division_code: self.division_code,
             timezone,
+            street_id: self.street_id,
         })
     }
 }
@@ -122,7 +131,8 @@ pub async fn create(api: Api, body: Body<CreateCommunity>) -> ApiResult<HttpResp
     api.created(move |c, caller| ops::communities::create(c, caller, input)).await
 }
 
-/// Lists communities: all for administrators, their own for everyone else.
+/// Lists communities: all for administrators, those of their street or district for officers,
+/// their own for everyone else.
 #[utoipa::path(get, path = "/api/v1/communities", tag = "communities", operation_id = "list_communities",
     params(PageQuery), security(("bearer" = [])),
     responses(
@@ -130,8 +140,12 @@ pub async fn create(api: Api, body: Body<CreateCommunity>) -> ApiResult<HttpResp
     ))]
 pub async fn list(api: Api, page: PageQuery) -> ApiResult<web::Json<Page<CommunityOut>>> {
     let (fetch, after) = (page.fetch()?, page.after_id()?);
-    let only = if api.caller.is_admin() { None } else { api.caller.community_id.clone() };
-    api.listed(move |c, _| {
+    api.listed(move |c, caller| {
+        let only = match scope::reach(c, caller)? {
+            Reach::Everything => None,
+            Reach::Communities(ids) => Some(ids),
+            Reach::Community(id) | Reach::Grids { community_id: id, .. } => Some(vec![id]),
+        };
         let rows = communities::list(c, only.as_deref(), after.as_deref(), fetch)?;
         Ok(Page::of(rows, fetch, |c| vec![c.id.clone()]))
     })
@@ -163,6 +177,10 @@ pub struct PatchCommunity {
     /// IANA timezone.
     #[schema(example = "Asia/Shanghai", min_length = 1)]
     pub timezone: Option<String>,
+    /// Moves the community to this street of its district (audited as `community.moved`); its
+    /// name and its district's replace `street` and `district`.
+    #[schema(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
+    pub street_id: Option<String>,
 }
 
 impl PatchCommunity {
@@ -178,6 +196,7 @@ impl PatchCommunity {
             district: cleaned(self.district),
             street: cleaned(self.street),
             timezone: self.timezone,
+            street_id: self.street_id,
         })
     }
 }

@@ -243,14 +243,20 @@ fn within_reach(conn: &mut DbConn, caller: &AuthUser, q: &ListHouseholds) -> Api
         updated_since: q.updated_since.map(|t| t.0.naive_utc()),
         ..Default::default()
     };
-    let (community_id, grid_ids) = scope::reach(conn, caller)?.bounds();
-    if let Some(c) = community_id {
+    let bounds = scope::reach(conn, caller)?.bounds();
+    if let Some(c) = bounds.community {
         if filter.community_id.as_ref().is_some_and(|f| *f != c) {
             return Ok(None);
         }
         filter.community_id = Some(c);
     }
-    if let Some(mine) = grid_ids {
+    if let Some(ids) = bounds.communities {
+        if filter.community_id.as_ref().is_some_and(|f| !ids.contains(f)) {
+            return Ok(None);
+        }
+        filter.community_ids = Some(ids);
+    }
+    if let Some(mine) = bounds.grids {
         filter.grid_ids = Some(match &filter.grid_ids {
             Some(wanted) => wanted.iter().filter(|g| mine.contains(g)).cloned().collect(),
             None => mine,

@@ -20,6 +20,7 @@ pub mod pii;
 pub mod plans;
 pub mod record;
 pub mod stats;
+pub mod streets;
 pub mod sync;
 pub mod tags;
 pub mod tasks;
@@ -52,6 +53,10 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         auth::login, auth::refresh, auth::logout, auth::me, auth::change_password,
         users::list, users::create, users::get, users::patch,
         communities::list, communities::create, communities::get, communities::patch,
+        streets::list_districts, streets::create_district, streets::get_district, streets::patch_district,
+        streets::delete_district,
+        streets::list_streets, streets::create_street, streets::get_street, streets::patch_street,
+        streets::delete_street,
         grids::list, grids::create, grids::get, grids::patch, grids::put_workers,
         households::list, households::create, households::get, households::patch, households::remove,
         members::list, members::create, members::get, members::patch, members::remove,
@@ -73,6 +78,7 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         (name = "auth", description = "Sessions and the caller's own account"),
         (name = "users", description = "User accounts"),
         (name = "communities", description = "Communities"),
+        (name = "streets", description = "Districts (区) and streets (街道) above the community"),
         (name = "grids", description = "Grids and their workers"),
         (name = "households", description = "Households and their traffic-light tags"),
         (name = "members", description = "Residents of households"),
@@ -122,6 +128,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(auth::routes)
                 .configure(users::routes)
                 .configure(communities::routes)
+                .configure(streets::routes)
                 .configure(grids::routes)
                 .configure(households::routes)
                 .configure(members::routes)

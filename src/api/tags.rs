@@ -206,6 +206,12 @@ fn within_reach(mut filter: ListFilter, reach: Reach) -> Option<ListFilter> {
             }
             filter.community_id = Some(c);
         }
+        Reach::Communities(ids) => {
+            if filter.community_id.as_ref().is_some_and(|f| !ids.contains(f)) {
+                return None;
+            }
+            filter.community_ids = Some(ids);
+        }
         Reach::Grids { community_id, grid_ids } => {
             if elsewhere(&community_id) {
                 return None;
@@ -242,6 +248,7 @@ pub async fn list(
         grid_ids: q.grid_id.map(|g| vec![g]),
         household_id: q.household_id,
         active_households_only: false,
+        community_ids: None,
     };
     api.listed(move |c, caller| changes(c, caller, filter, after.as_deref(), fetch)).await
 }

@@ -107,7 +107,9 @@ impl ListTasks {
         };
         // The households now in the worker's grids, not removed: the rule of changing one (a
         // done task keeps the grid it was done in).
-        (filter.community_id, filter.current_households_in) = reach.bounds();
+        let bounds = reach.bounds();
+        (filter.community_id, filter.community_ids, filter.current_households_in) =
+            (bounds.community, bounds.communities, bounds.grids);
         filter
     }
 }
@@ -134,12 +136,8 @@ pub(crate) fn tasks(
     fetch: i64,
 ) -> ApiResult<Page<TaskOut>> {
     let reach = scope::reach(conn, caller)?;
-    let community = match &reach {
-        Reach::Everything => None,
-        Reach::Community(c) | Reach::Grids { community_id: c, .. } => Some(c.clone()),
-    };
-    // One calendar for the page: the community's, or (an administrator's list) the default.
-    let today = communities::today_of_list(conn, community.as_deref())?;
+    // One calendar for the page: the community's, or (a list across communities) the default.
+    let today = communities::today_of_list(conn, reach.community())?;
     let rows = store::list(conn, &q.filter(caller, reach, today), after, fetch)?;
     let Page { items, next_cursor } = Page::of(rows, fetch, |t| vec![date_key(t.due_on), t.id.clone()]);
     Ok(Page { items: items.into_iter().map(|t| task_out(t, today)).collect(), next_cursor })

@@ -16,7 +16,7 @@ use crate::domain::text::required_line;
 use crate::domain::{Role, mask};
 use crate::error::{ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::ops;
-use crate::ops::users::{AccountEdit, Acting, NewAccount, community_rule};
+use crate::ops::users::{AccountEdit, Acting, NewAccount, unit_rule};
 use crate::store::users::{self, ListFilter, UserRow};
 
 /// A user account as clients see it; the phone number is masked.
@@ -33,6 +33,10 @@ pub struct UserOut {
     pub phone: Option<String>,
     pub role: Role,
     pub community_id: Option<String>,
+    /// A street officer's street.
+    pub street_id: Option<String>,
+    /// A district officer's district.
+    pub district_id: Option<String>,
     pub active: bool,
     pub version: i32,
     pub created_at: DateTime<Utc>,
@@ -48,6 +52,8 @@ impl From<UserRow> for UserOut {
             username: u.username,
             display_name: u.display_name,
             community_id: u.community_id,
+            street_id: u.street_id,
+            district_id: u.district_id,
             active: u.active,
             version: u.version,
             created_at: u.created_at.and_utc(),
@@ -76,6 +82,12 @@ pub struct CreateUser {
     /// none for administrators.
     #[schema(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
     pub community_id: Option<String>,
+    /// Required for street officers (administrators create them); none for other roles.
+    #[schema(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
+    pub street_id: Option<String>,
+    /// Required for district officers (administrators create them); none for other roles.
+    #[schema(example = "01936f4e-8a4b-7c3d-9e2f-0123456789ab")]
+    pub district_id: Option<String>,
     /// A mainland mobile or a landline with area code; empty for none.
     #[schema(example = "13800138000", pattern = r"^(|1[3-9][0-9]{9}|(010|02[0-9]|0[3-9][0-9]{2})-?[0-9]{7,8})$")]
     pub phone: Option<String>,
@@ -106,13 +118,20 @@ impl CreateUser {
         let username = username(&self.username, &mut errors);
         errors.extend(password::check_policy("password", &self.password).err());
         let phone = phone("phone", self.phone.as_deref(), &mut errors);
-        errors.extend(community_rule(self.role, self.community_id.as_deref()));
+        errors.extend(unit_rule(
+            self.role,
+            self.community_id.as_deref(),
+            self.street_id.as_deref(),
+            self.district_id.as_deref(),
+        ));
         done(errors)?;
         Ok(NewAccount {
             username,
             display_name: clean(&self.display_name),
             role: self.role,
             community_id: self.community_id,
+            street_id: self.street_id,
+            district_id: self.district_id,
             phone,
             password_hash: password::hash(&self.password)?,
         })
@@ -164,7 +183,7 @@ impl ListUsers {
                 }
                 filter.community_id = caller.community_id.clone();
             }
-            Role::GridWorker => filter.only_id = Some(caller.id.clone()),
+            Role::GridWorker | Role::StreetOfficer | Role::DistrictOfficer => filter.only_id = Some(caller.id.clone()),
         }
         Some(filter)
     }

@@ -213,7 +213,9 @@ impl ListVisits {
             to: self.to.map(|t| t.0.naive_utc()),
             ..Default::default()
         };
-        (filter.community_id, filter.current_households_in) = reach.bounds();
+        let bounds = reach.bounds();
+        (filter.community_id, filter.community_ids, filter.current_households_in) =
+            (bounds.community, bounds.communities, bounds.grids);
         filter
     }
 }

@@ -43,6 +43,11 @@ impl AuthUser {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
+
+    /// A street or district officer: reads the communities of their unit, changes nothing there.
+    pub fn is_officer(&self) -> bool {
+        matches!(self.role, Role::StreetOfficer | Role::DistrictOfficer)
+    }
 }
 
 /// The id the telemetry middleware made for this request (never one the client sent), for

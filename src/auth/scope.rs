@@ -10,14 +10,83 @@ use crate::domain::Role;
 use crate::error::{ApiError, ApiResult};
 use crate::store::communities::{self, CommunityRow, GridRow};
 use crate::store::households::{self, HouseholdRow, MemberRow};
+use crate::store::streets::{self, DistrictRow, StreetRow};
 use crate::store::tags::{self, TagChangeRow};
 use crate::store::tasks::{self, TaskRow};
 use crate::store::users::{self, UserRow};
 use crate::store::visits::{self, VisitRow};
 
-/// May the caller see things of this community at all?
-pub fn sees_community(caller: &AuthUser, community_id: &str) -> bool {
-    caller.is_admin() || caller.community_id.as_deref() == Some(community_id)
+/// May the caller see things of this community at all? Its own for a secretary or worker,
+/// those of their street or district for an officer.
+fn sees_community(conn: &mut DbConn, caller: &AuthUser, community_id: &str) -> ApiResult<bool> {
+    Ok(match caller.role {
+        Role::Admin => true,
+        Role::Secretary | Role::GridWorker => caller.community_id.as_deref() == Some(community_id),
+        Role::StreetOfficer | Role::DistrictOfficer => oversees(conn, caller, community_id)?,
+    })
+}
+
+/// Whether an officer's street or district holds the community (never, for other roles).
+fn oversees(conn: &mut DbConn, caller: &AuthUser, community_id: &str) -> ApiResult<bool> {
+    let Some(street) = streets::of_community(conn, community_id)? else { return Ok(false) };
+    Ok(match caller.role {
+        Role::StreetOfficer => caller.row.street_id.as_deref() == Some(street.id.as_str()),
+        Role::DistrictOfficer => caller.row.district_id.as_deref() == Some(street.district_id.as_str()),
+        Role::Admin | Role::Secretary | Role::GridWorker => false,
+    })
+}
+
+/// 403 for officers: they read their street's or district's communities and change nothing
+/// there (a secretary's or worker's work). Called by every `…_for_update` below, after the
+/// scope check (outside their scope an officer gets 404, as anyone).
+pub fn changes_allowed(caller: &AuthUser) -> ApiResult<()> {
+    if caller.is_officer() {
+        return Err(ApiError::Forbidden(format!("a {} reads only; changes are the community's", caller.role.as_str())));
+    }
+    Ok(())
+}
+
+/// The street and district a caller works under: `None` for administrators (all of them); a
+/// district officer's district (every street of it); everyone else's street and its district.
+pub fn home(conn: &mut DbConn, caller: &AuthUser) -> ApiResult<Option<(Option<String>, String)>> {
+    let street_of = |conn: &mut DbConn, id: &str| -> ApiResult<StreetRow> {
+        streets::find_street(conn, id)?.ok_or_else(|| ApiError::internal(anyhow::anyhow!("street {id} is missing")))
+    };
+    let missing = || ApiError::internal(anyhow::anyhow!("user {} has no unit", caller.id));
+    Ok(match caller.role {
+        Role::Admin => None,
+        Role::DistrictOfficer => Some((None, caller.row.district_id.clone().ok_or_else(missing)?)),
+        Role::StreetOfficer => {
+            let s = street_of(conn, caller.row.street_id.as_deref().ok_or_else(missing)?)?;
+            Some((Some(s.id), s.district_id))
+        }
+        Role::Secretary | Role::GridWorker => {
+            let c = caller.community_id.as_deref().ok_or_else(missing)?;
+            let s = streets::of_community(conn, c)?.ok_or_else(missing)?;
+            Some((Some(s.id), s.district_id))
+        }
+    })
+}
+
+/// A district the caller works in (any, for administrators).
+pub fn district(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<DistrictRow> {
+    let row = streets::find_district(conn, id)?.ok_or_else(|| ApiError::not_found("district"))?;
+    match home(conn, caller)? {
+        Some((_, d)) if d != row.id => Err(ApiError::not_found("district")),
+        _ => Ok(row),
+    }
+}
+
+/// A street the caller works in (any, for administrators; every street of their district for a
+/// district officer).
+pub fn street(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<StreetRow> {
+    let row = streets::find_street(conn, id)?.ok_or_else(|| ApiError::not_found("street"))?;
+    let visible = match home(conn, caller)? {
+        None => true,
+        Some((Some(s), _)) => s == row.id,
+        Some((None, d)) => d == row.district_id,
+    };
+    if visible { Ok(row) } else { Err(ApiError::not_found("street")) }
 }
 
 /// A user account the caller may see: admins see all, secretaries their community's accounts,
@@ -42,12 +111,15 @@ pub fn manage_user(caller: &AuthUser, target: &UserRow) -> ApiResult<()> {
 
 /// A community the caller belongs to (or any, for administrators).
 pub fn community(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<CommunityRow> {
-    let row = communities::find(conn, id)?.filter(|c| sees_community(caller, &c.id));
-    row.ok_or_else(|| ApiError::not_found("community"))
+    let row = communities::find(conn, id)?.ok_or_else(|| ApiError::not_found("community"))?;
+    if sees_community(conn, caller, &row.id)? { Ok(row) } else { Err(ApiError::not_found("community")) }
 }
 
 /// Whether the caller works in (or oversees) a grid of the given community.
 fn sees_grid(conn: &mut DbConn, caller: &AuthUser, grid_id: &str, community_id: &str) -> ApiResult<bool> {
+    if caller.is_officer() {
+        return oversees(conn, caller, community_id);
+    }
     sees_grid_by(caller, community_id, || Ok(communities::is_assigned(conn, &caller.id, grid_id)?))
 }
 
@@ -57,6 +129,8 @@ fn sees_grid_by(caller: &AuthUser, community_id: &str, assigned: impl FnOnce() -
         Role::Admin => true,
         Role::Secretary => caller.community_id.as_deref() == Some(community_id),
         Role::GridWorker => caller.community_id.as_deref() == Some(community_id) && assigned()?,
+        // Decided by `sees_grid`; an officer changes no household (`households_for_update`).
+        Role::StreetOfficer | Role::DistrictOfficer => false,
     })
 }
 
@@ -72,17 +146,42 @@ pub fn grid(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<GridRow
 pub enum Reach {
     Everything,
     Community(String),
-    Grids { community_id: String, grid_ids: Vec<String> },
+    Grids {
+        community_id: String,
+        grid_ids: Vec<String>,
+    },
+    /// An officer's: the communities of their street or district.
+    Communities(Vec<String>),
+}
+
+/// What a list is held to (`None`: not held by that).
+#[derive(Debug, Clone, Default)]
+pub struct Bounds {
+    /// One community (a secretary's or worker's).
+    pub community: Option<String>,
+    /// Several communities (an officer's).
+    pub communities: Option<Vec<String>>,
+    /// The grids whose current households it is held to (a worker's).
+    pub grids: Option<Vec<String>>,
 }
 
 impl Reach {
-    /// The community a list is held to and the grids whose current households it is held to
-    /// (`None`: not held).
-    pub fn bounds(self) -> (Option<String>, Option<Vec<String>>) {
+    pub fn bounds(self) -> Bounds {
         match self {
-            Reach::Everything => (None, None),
-            Reach::Community(c) => (Some(c), None),
-            Reach::Grids { community_id, grid_ids } => (Some(community_id), Some(grid_ids)),
+            Reach::Everything => Bounds::default(),
+            Reach::Community(c) => Bounds { community: Some(c), ..Default::default() },
+            Reach::Grids { community_id, grid_ids } => {
+                Bounds { community: Some(community_id), grids: Some(grid_ids), ..Default::default() }
+            }
+            Reach::Communities(ids) => Bounds { communities: Some(ids), ..Default::default() },
+        }
+    }
+
+    /// The one community a list is held to, if it is (its calendar is the list's).
+    pub fn community(&self) -> Option<&str> {
+        match self {
+            Reach::Community(c) | Reach::Grids { community_id: c, .. } => Some(c),
+            Reach::Everything | Reach::Communities(_) => None,
         }
     }
 }
@@ -96,6 +195,16 @@ pub fn reach(conn: &mut DbConn, caller: &AuthUser) -> ApiResult<Reach> {
         Role::GridWorker => {
             Reach::Grids { community_id: community()?, grid_ids: communities::grids_of_worker(conn, &caller.id)? }
         }
+        Role::StreetOfficer | Role::DistrictOfficer => Reach::Communities(overseen(conn, caller)?),
+    })
+}
+
+/// The communities of an officer's street or district (none for other roles).
+pub fn overseen(conn: &mut DbConn, caller: &AuthUser) -> ApiResult<Vec<String>> {
+    Ok(match (caller.role, &caller.row.street_id, &caller.row.district_id) {
+        (Role::StreetOfficer, Some(s), _) => streets::communities_of_street(conn, s)?,
+        (Role::DistrictOfficer, _, Some(d)) => streets::communities_of_district(conn, d)?,
+        _ => Vec::new(),
     })
 }
 
@@ -111,6 +220,7 @@ pub fn household(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<Ho
 pub fn household_for_update(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<HouseholdRow> {
     let row = households::find_for_update(conn, id)?.ok_or_else(|| ApiError::not_found("household"))?;
     let row = check_household(conn, caller, row)?;
+    changes_allowed(caller)?;
     if row.removed_at.is_some() {
         return Err(ApiError::household_removed());
     }
@@ -137,6 +247,15 @@ pub fn households_for_update(
     ids: &[String],
 ) -> ApiResult<std::collections::HashMap<String, HouseholdRow>> {
     let found = households::find_many(conn, ids)?;
+    if caller.is_officer() {
+        // An officer records nothing: 403 where they see a household, 404 (left out) elsewhere.
+        for row in &found {
+            if sees_grid(conn, caller, &row.grid_id, &row.community_id)? {
+                changes_allowed(caller)?;
+            }
+        }
+        return Ok(Default::default());
+    }
     let served = match caller.role {
         Role::GridWorker if !found.is_empty() => communities::grids_of_worker(conn, &caller.id)?,
         _ => Vec::new(),
@@ -187,6 +306,7 @@ pub fn member_for_update(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiR
 pub fn visit_for_update(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<VisitRow> {
     let v = visits::find(conn, id)?.ok_or_else(|| ApiError::not_found("visit"))?;
     household(conn, caller, &v.household_id).map_err(not_found_as("visit"))?;
+    changes_allowed(caller)?;
     households::find_for_update(conn, &v.household_id)?;
     visits::find_for_update(conn, id)?.ok_or_else(|| ApiError::not_found("visit"))
 }
@@ -196,6 +316,7 @@ pub fn visit_for_update(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiRe
 pub fn task_for_update(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<TaskRow> {
     let t = tasks::find(conn, id)?.ok_or_else(|| ApiError::not_found("task"))?;
     household(conn, caller, &t.household_id).map_err(not_found_as("task"))?;
+    changes_allowed(caller)?;
     households::find_for_update(conn, &t.household_id)?;
     tasks::find_for_update(conn, id)?.ok_or_else(|| ApiError::not_found("task"))
 }
@@ -216,6 +337,7 @@ pub fn tag_change_for_update(
     id: &str,
 ) -> ApiResult<(TagChangeRow, HouseholdRow)> {
     let found = tag_change(conn, caller, id)?;
+    changes_allowed(caller)?;
     let h = households::find_for_update(conn, &found.household_id)?.ok_or_else(|| ApiError::not_found("tag change"))?;
     let row = tags::find(conn, id)?.ok_or_else(|| ApiError::not_found("tag change"))?;
     Ok((row, h))
@@ -224,12 +346,14 @@ pub fn tag_change_for_update(
 /// [`community`], locked for a change.
 pub fn community_for_update(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<CommunityRow> {
     community(conn, caller, id)?;
+    changes_allowed(caller)?;
     communities::find_for_update(conn, id)?.ok_or_else(|| ApiError::not_found("community"))
 }
 
 /// [`grid`], locked for a change.
 pub fn grid_for_update(conn: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<GridRow> {
     grid(conn, caller, id)?;
+    changes_allowed(caller)?;
     communities::find_grid_for_update(conn, id)?.ok_or_else(|| ApiError::not_found("grid"))
 }
 

@@ -202,7 +202,7 @@ impl Console {
         let base = context! {
             csrf => self.csrf,
             me => context! { name => me.display_name, username => me.username, role => me.role.as_str() },
-            reviewer => !matches!(me.role, crate::domain::Role::GridWorker),
+            reviewer => matches!(me.role, crate::domain::Role::Admin | crate::domain::Role::Secretary),
             now => Utc::now().with_timezone(&chrono_tz::Asia::Shanghai).format("%Y-%m-%d").to_string(),
         };
         let body = render(name, context! { ..ctx, ..base })?;

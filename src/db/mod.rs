@@ -287,13 +287,32 @@ impl Db {
     }
 
     fn migrate_schema(&self) -> anyhow::Result<Vec<String>> {
+        #[derive(diesel::QueryableByName)]
+        struct Violations {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
         let mut conn = self.pools.write.get()?;
         fn names(versions: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
             versions.into_iter().map(|v| v.to_string()).collect()
         }
         match &mut conn.conn {
             DbConn::Sqlite(c) => {
-                Ok(names(c.run_pending_migrations(SQLITE_MIGRATIONS).map_err(|e| anyhow::anyhow!(e))?))
+                // Foreign keys off while migrating (SQLite's procedure for rebuilding a table;
+                // it cannot be switched inside the migrations' transactions): dropping a
+                // referenced table would otherwise check every row of every table referring to
+                // it, row by row, where no index helps (`households.tag_set_by` for `users`).
+                // Checked as a whole afterwards; a violation fails the start.
+                c.batch_execute("PRAGMA foreign_keys = OFF")?;
+                let applied = c.run_pending_migrations(SQLITE_MIGRATIONS).map(names).map_err(|e| anyhow::anyhow!(e));
+                let check = diesel::sql_query("SELECT count(*) AS n FROM pragma_foreign_key_check");
+                let violations = diesel::RunQueryDsl::get_result::<Violations>(check, c).map(|v| v.n);
+                c.batch_execute("PRAGMA foreign_keys = ON")?;
+                let applied = applied?;
+                if violations? > 0 {
+                    anyhow::bail!("the migrations left rows whose references do not hold (PRAGMA foreign_key_check)");
+                }
+                Ok(applied)
             }
             DbConn::Postgres(c) => {
                 c.batch_execute("SELECT pg_advisory_lock(7305861250)")?;

@@ -12,6 +12,30 @@ diesel::table! {
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        street_id -> Text,
+    }
+}
+
+diesel::table! {
+    districts (id) {
+        id -> Text,
+        name -> Text,
+        division_code -> Text,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    streets (id) {
+        id -> Text,
+        district_id -> Text,
+        name -> Text,
+        code -> Text,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }
 
@@ -30,6 +54,8 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         phone_bidx -> Nullable<Text>,
+        street_id -> Nullable<Text>,
+        district_id -> Nullable<Text>,
     }
 }
 
@@ -304,6 +330,8 @@ diesel::table! {
 }
 
 diesel::joinable!(users -> communities (community_id));
+diesel::joinable!(communities -> streets (street_id));
+diesel::joinable!(streets -> districts (district_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(grids -> communities (community_id));
 diesel::joinable!(grid_assignments -> grids (grid_id));
@@ -321,6 +349,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     sync_log,
     sync_operations,
     communities,
+    districts,
+    streets,
     users,
     refresh_tokens,
     login_failures,

@@ -168,12 +168,16 @@ impl PartialOrd for Tag {
 vocabulary! {
     /// What an account may do.
     Role as "role" {
-        /// District or street office: everything.
+        /// System administrator: everything.
         Admin = "admin",
         /// Community secretary: everything inside their community.
         Secretary = "secretary",
         /// Grid worker: the households of their assigned grids.
         GridWorker = "grid_worker",
+        /// Street officer (街道): reads every community of their street, changes nothing.
+        StreetOfficer = "street_officer",
+        /// District officer (区): reads every street of their district, changes nothing.
+        DistrictOfficer = "district_officer",
     }
 }
 

@@ -229,7 +229,10 @@ pub fn remove(conn: &mut DbConn, caller: &AuthUser, id: &str, r: Removal) -> Api
 fn target_grid(conn: &mut DbConn, caller: &AuthUser, id: &str, community: Option<&str>) -> ApiResult<GridRow> {
     let unknown = |where_: &str| ApiError::invalid("grid_id", "unknown", format!("no such grid in {where_}"));
     match scope::grid(conn, caller, id) {
-        Ok(grid) if community.is_none_or(|c| c == grid.community_id) => Ok(grid),
+        Ok(grid) if community.is_none_or(|c| c == grid.community_id) => {
+            scope::changes_allowed(caller)?;
+            Ok(grid)
+        }
         Ok(_) => Err(unknown("this community")),
         Err(ApiError::NotFound(_)) => Err(unknown(if community.is_some() { "this community" } else { "your scope" })),
         Err(e) => Err(e),

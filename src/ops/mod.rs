@@ -16,6 +16,7 @@ pub mod imports;
 pub mod members;
 pub mod pii;
 pub mod plans;
+pub mod streets;
 pub mod tags;
 pub mod tasks;
 pub mod users;

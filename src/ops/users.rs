@@ -16,7 +16,7 @@ use crate::ops::{applied, audit_event, check_version};
 use crate::store::audit::{self, Actor, Event};
 use crate::store::sessions::{self, Rotation};
 use crate::store::users::{self as store, NewUser, UserRow};
-use crate::store::{communities, new_id, now, tasks};
+use crate::store::{communities, new_id, now, streets, tasks};
 
 /// Who acts on an account.
 #[derive(Clone, Copy)]
@@ -36,6 +36,10 @@ pub struct NewAccount {
     pub display_name: String,
     pub role: Role,
     pub community_id: Option<String>,
+    /// A street officer's street.
+    pub street_id: Option<String>,
+    /// A district officer's district.
+    pub district_id: Option<String>,
     /// Normalised.
     pub phone: Option<String>,
     /// The password's PHC string.
@@ -45,7 +49,7 @@ pub struct NewAccount {
 /// Where `caller` may create an account of `role`: administrators anywhere; a secretary grid
 /// workers of their own community, which is where they go when no community is named. 403
 /// otherwise. Entry points call it before checking the fields, so that the community rule
-/// ([`community_rule`]) sees the community the account will have.
+/// ([`unit_rule`]) sees the community the account will have.
 pub fn placement(caller: &AuthUser, role: Role, community_id: Option<String>) -> ApiResult<Option<String>> {
     caller.require(&[Role::Admin, Role::Secretary])?;
     if caller.role == Role::Admin {
@@ -61,17 +65,32 @@ pub fn placement(caller: &AuthUser, role: Role, community_id: Option<String>) ->
     }
 }
 
-/// Administrators belong to no community; secretaries and grid workers to one.
-pub fn community_rule(role: Role, community_id: Option<&str>) -> Option<FieldError> {
-    match (role, community_id) {
-        (Role::Admin, Some(_)) => {
-            Some(FieldError::new("community_id", "not_allowed", "administrators belong to no community"))
+/// The unit an account of `role` is held to, and only that one: none (administrators), a
+/// community (secretaries and grid workers), a street (street officers) or a district (district
+/// officers).
+pub fn unit_rule(
+    role: Role,
+    community_id: Option<&str>,
+    street_id: Option<&str>,
+    district_id: Option<&str>,
+) -> Vec<FieldError> {
+    let wanted = match role {
+        Role::Admin => None,
+        Role::Secretary | Role::GridWorker => Some("community_id"),
+        Role::StreetOfficer => Some("street_id"),
+        Role::DistrictOfficer => Some("district_id"),
+    };
+    let mut errors = Vec::new();
+    for (field, given) in [("community_id", community_id), ("street_id", street_id), ("district_id", district_id)] {
+        match (wanted == Some(field), given.is_some()) {
+            (true, false) => errors.push(FieldError::new(field, "required", format!("a {} needs one", role.as_str()))),
+            (false, true) => {
+                errors.push(FieldError::new(field, "not_allowed", format!("a {} has none", role.as_str())))
+            }
+            _ => {}
         }
-        (Role::Secretary | Role::GridWorker, None) => {
-            Some(FieldError::new("community_id", "required", "secretaries and grid workers need a community"))
-        }
-        _ => None,
     }
+    errors
 }
 
 /// Creates an account in an existing community (422 `unknown` otherwise); a taken username is
@@ -81,13 +100,24 @@ pub fn create(conn: &mut DbConn, by: Acting<'_>, a: NewAccount) -> ApiResult<Use
         Acting::User(caller) => (placement(caller, a.role, a.community_id)?, caller.actor()),
         Acting::Operator => (a.community_id, Actor::default()),
     };
-    if let Some(e) = community_rule(a.role, community_id.as_deref()) {
-        return Err(ApiError::Validation(vec![e]));
+    let errors = unit_rule(a.role, community_id.as_deref(), a.street_id.as_deref(), a.district_id.as_deref());
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
     }
     if let Some(c) = &community_id
         && !communities::exists(conn, c)?
     {
         return Err(ApiError::invalid("community_id", "unknown", "no such community"));
+    }
+    if let Some(s) = &a.street_id
+        && streets::find_street(conn, s)?.is_none()
+    {
+        return Err(ApiError::invalid("street_id", "unknown", "no such street"));
+    }
+    if let Some(d) = &a.district_id
+        && streets::find_district(conn, d)?.is_none()
+    {
+        return Err(ApiError::invalid("district_id", "unknown", "no such district"));
     }
     let (id, at) = (new_id(), now());
     store::insert(
@@ -100,6 +130,8 @@ pub fn create(conn: &mut DbConn, by: Acting<'_>, a: NewAccount) -> ApiResult<Use
             role: a.role.as_str(),
             community_id: community_id.as_deref(),
             password_hash: &a.password_hash,
+            street_id: a.street_id.as_deref(),
+            district_id: a.district_id.as_deref(),
         },
         at,
     )?;

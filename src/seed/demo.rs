@@ -19,6 +19,7 @@ use crate::store::JsonText;
 use crate::store::audit::{self, Actor, Event};
 use crate::store::communities::{self, CommunityRow, GridRow};
 use crate::store::households::{self, HouseholdRow, MemberRow};
+use crate::store::streets::{self, DistrictRow, StreetRow};
 use crate::store::tags::{self, TagChangeRow};
 use crate::store::users::{self, NewUser};
 use crate::store::visits::{self, VisitRow};
@@ -33,8 +34,21 @@ const HOUSEHOLDS: &str = include_str!("../../seeds/demo/households.json");
 #[derive(Deserialize)]
 struct CommunitiesFile {
     format_version: u32,
+    district: String,
+    division_code: String,
     admins: Vec<Account>,
+    district_officers: Vec<Account>,
+    streets: Vec<Street>,
     communities: Vec<Community>,
+}
+
+/// A street (街道) of the district, with its officer.
+#[derive(Deserialize)]
+struct Street {
+    key: String,
+    name: String,
+    code: String,
+    officer: Account,
 }
 
 #[derive(Deserialize, Clone)]
@@ -156,6 +170,7 @@ pub struct Login {
     pub username: String,
     pub role: &'static str,
     pub display_name: String,
+    /// The community, street or district the account works in.
     pub community: Option<String>,
 }
 
@@ -194,6 +209,14 @@ fn logins(c: &CommunitiesFile) -> Vec<Login> {
             community: None,
         })
         .collect();
+    let officer = |a: &Account, role, unit: &str| Login {
+        username: a.username.clone(),
+        role,
+        display_name: a.display_name.clone(),
+        community: Some(unit.to_owned()),
+    };
+    out.extend(c.district_officers.iter().map(|a| officer(a, "district_officer", &c.district)));
+    out.extend(c.streets.iter().map(|s| officer(&s.officer, "street_officer", &s.name)));
     for com in &c.communities {
         out.push(Login {
             username: com.secretary.username.clone(),
@@ -258,10 +281,13 @@ fn phone(p: Option<&str>, what: &str) -> ApiResult<Option<String>> {
     p.map(|p| Phone::parse(p).map(|p| p.as_str().to_owned()).map_err(|e| bad(format!("{what}: {e}")))).transpose()
 }
 
+/// Where an account works: `(community, street, district)`, the one its role has.
+type Unit<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
 fn add_user(
     conn: &mut DbConn,
     ids: &mut HashMap<String, String>,
-    (a, role, community): (&Account, &str, Option<&str>),
+    (a, role, (community, street, district)): (&Account, &str, Unit<'_>),
     hash: &str,
     at: NaiveDateTime,
     ordinal: u64,
@@ -278,6 +304,8 @@ fn add_user(
             role,
             community_id: community,
             password_hash: hash,
+            street_id: street,
+            district_id: district,
         },
         at,
     )?;
@@ -294,7 +322,34 @@ fn insert_all(conn: &mut DbConn, cfile: &CommunitiesFile, hfile: &HouseholdsFile
         ordinal
     };
     for a in &cfile.admins {
-        add_user(conn, &mut user_ids, (a, "admin", None), hash, at, next())?;
+        add_user(conn, &mut user_ids, (a, "admin", (None, None, None)), hash, at, next())?;
+    }
+    let district = DistrictRow {
+        id: seeded_id(NS, "district", &cfile.division_code, 0),
+        name: cfile.district.clone(),
+        division_code: cfile.division_code.clone(),
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    };
+    streets::insert_district(conn, &district)?;
+    for a in &cfile.district_officers {
+        add_user(conn, &mut user_ids, (a, "district_officer", (None, None, Some(&district.id))), hash, at, next())?;
+    }
+    let mut street_ids: HashMap<String, String> = HashMap::new();
+    for (i, s) in cfile.streets.iter().enumerate() {
+        let row = StreetRow {
+            id: seeded_id(NS, "street", &s.key, i as u64),
+            district_id: district.id.clone(),
+            name: s.name.clone(),
+            code: s.code.clone(),
+            version: 1,
+            created_at: at,
+            updated_at: at,
+        };
+        streets::insert_street(conn, &row)?;
+        add_user(conn, &mut user_ids, (&s.officer, "street_officer", (None, Some(&row.id), None)), hash, at, next())?;
+        street_ids.insert(s.name.clone(), row.id);
     }
     let mut community_rows: HashMap<String, CommunityRow> = HashMap::new();
     let mut grid_rows: HashMap<String, GridRow> = HashMap::new();
@@ -312,12 +367,14 @@ fn insert_all(conn: &mut DbConn, cfile: &CommunitiesFile, hfile: &HouseholdsFile
             version: 1,
             created_at: at,
             updated_at: at,
+            street_id: street_ids.get(&c.street).cloned().ok_or_else(|| bad(format!("{}: street", c.key)))?,
         };
         communities::insert(conn, &row)?;
         plans::create_defaults(conn, &row.id)?;
-        add_user(conn, &mut user_ids, (&c.secretary, "secretary", Some(&row.id)), hash, at, next())?;
+        let unit = (Some(row.id.as_str()), None, None);
+        add_user(conn, &mut user_ids, (&c.secretary, "secretary", unit), hash, at, next())?;
         for w in &c.workers {
-            add_user(conn, &mut user_ids, (w, "grid_worker", Some(&row.id)), hash, at, next())?;
+            add_user(conn, &mut user_ids, (w, "grid_worker", unit), hash, at, next())?;
         }
         for g in &c.grids {
             let code = GridCode::parse(&g.code, &c.division_code).map_err(|e| bad(format!("{}: {e}", g.key)))?;

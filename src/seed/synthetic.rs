@@ -1,9 +1,10 @@
 //! `gridlight seed synthetic --households N [--seed S]`: a large deterministic data set for
-//! benchmarks: districts × communities × grids × households × members, four weeks of visit
-//! history, and the open tasks of the default service plans.
+//! benchmarks: districts × streets × communities × grids × households × members, four weeks of
+//! visit history, and the open tasks of the default service plans.
 //!
-//! Shape: 300 households per grid, 8 grids per community, communities spread over Jinan's
-//! districts. Everything comes from a seeded generator and seeded ids, so the same seed gives
+//! Shape: 300 households per grid, 5 grids per community, 7 communities per street (Shizhong
+//! district: 615 grids, 116 communities, 17 streets), communities spread over Jinan's districts,
+//! an officer per street and per district (`syn<seed>.s<division><street>`, `syn<seed>.d<division>`). Everything comes from a seeded generator and seeded ids, so the same seed gives
 //! the same data; rows are written in batched multi-row inserts, one transaction per chunk of
 //! households. Tasks are computed with the same scheduling rule as the reconcile job (a
 //! reconcile right after loading changes nothing — a test checks it).
@@ -21,6 +22,7 @@ use crate::store::JsonText;
 use crate::store::bulk;
 use crate::store::communities::{self, CommunityRow, DEFAULT_TIMEZONE, GridRow};
 use crate::store::households::{HouseholdRow, MemberRow};
+use crate::store::streets::{self, DistrictRow, StreetRow};
 use crate::store::tasks::{NewTask, TaskRow, local_date};
 use crate::store::users::{self, NewUser};
 use crate::store::visits::VisitRow;
@@ -28,7 +30,8 @@ use crate::store::{now, plans};
 
 pub const PASSWORD: &str = "gridlight-synthetic";
 pub const HOUSEHOLDS_PER_GRID: u64 = 300;
-pub const GRIDS_PER_COMMUNITY: u64 = 8;
+pub const GRIDS_PER_COMMUNITY: u64 = 5;
+pub const COMMUNITIES_PER_STREET: u64 = 7;
 const CHUNK: u64 = 2_000;
 const DISTRICTS: [(&str, &str); 12] = [
     ("370102", "历下区"),
@@ -61,6 +64,8 @@ fn ns(seed: u64) -> String {
 }
 
 struct Structure {
+    districts: Vec<DistrictRow>,
+    streets: Vec<StreetRow>,
     communities: Vec<CommunityRow>,
     grids: Vec<GridRow>,
     /// Per grid: its primary worker.
@@ -75,10 +80,36 @@ fn structure(seed: u64, n: u64) -> Structure {
     let mut communities = Vec::new();
     let mut grids = Vec::new();
     let mut workers = Vec::new();
+    let districts: Vec<DistrictRow> = DISTRICTS
+        .iter()
+        .take(usize::try_from(community_count).unwrap_or(usize::MAX).min(DISTRICTS.len()))
+        .map(|(division, name)| DistrictRow {
+            id: seeded_id(&ns, "district", division, 0),
+            name: (*name).to_owned(),
+            division_code: (*division).to_owned(),
+            version: 1,
+            created_at: at,
+            updated_at: at,
+        })
+        .collect();
+    let mut streets: Vec<StreetRow> = Vec::new();
     for i in 0..community_count {
-        let (division, district) = DISTRICTS[usize::try_from(i % 12).unwrap_or(0)];
-        let street = (i / 12) / 50 + 1;
-        let code = (i / 12) % 50 + 1;
+        let d = usize::try_from(i % 12).unwrap_or(0);
+        let (division, district) = DISTRICTS[d];
+        let street = (i / 12) / COMMUNITIES_PER_STREET + 1;
+        let code = (i / 12) % COMMUNITIES_PER_STREET + 1;
+        let street_code = format!("{division}{street:03}");
+        if code == 1 {
+            streets.push(StreetRow {
+                id: seeded_id(&ns, "street", &street_code, street),
+                district_id: districts[d].id.clone(),
+                name: format!("合成街道{street:03}"),
+                code: street_code.clone(),
+                version: 1,
+                created_at: at,
+                updated_at: at,
+            });
+        }
         let c = CommunityRow {
             id: seeded_id(&ns, "community", &i.to_string(), i),
             name: format!("合成社区{:05}", i + 1),
@@ -89,6 +120,7 @@ fn structure(seed: u64, n: u64) -> Structure {
             version: 1,
             created_at: at,
             updated_at: at,
+            street_id: seeded_id(&ns, "street", &street_code, street),
         };
         for j in 0..GRIDS_PER_COMMUNITY {
             let g = i * GRIDS_PER_COMMUNITY + j;
@@ -111,7 +143,7 @@ fn structure(seed: u64, n: u64) -> Structure {
         }
         communities.push(c);
     }
-    Structure { communities, grids, workers }
+    Structure { districts, streets, communities, grids, workers }
 }
 
 fn id_number(rng: &mut SplitMix, division: &str, birth: NaiveDate, male: bool) -> String {
@@ -149,6 +181,21 @@ pub fn load(db: &Db, n: u64, seed: u64) -> ApiResult<String> {
     let hash = crate::auth::password::hash(PASSWORD)?;
     let ns = ns(seed);
     let at = now();
+    db.write_blocking(|conn| {
+        for d in &s.districts {
+            streets::insert_district(conn, d)?;
+            let id = seeded_id(&ns, "user", &format!("d{}", d.division_code), 0);
+            let unit = (None, None, Some(d.id.as_str()));
+            insert_user(conn, &id, &format!("syn{seed}.d{}", d.division_code), "district_officer", unit, &hash, at)?;
+        }
+        for st in &s.streets {
+            streets::insert_street(conn, st)?;
+            let id = seeded_id(&ns, "user", &format!("s{}", st.code), 0);
+            let unit = (None, Some(st.id.as_str()), None);
+            insert_user(conn, &id, &format!("syn{seed}.s{}", st.code), "street_officer", unit, &hash, at)?;
+        }
+        Ok(())
+    })?;
     let mut progress = Progress::new("structure ", s.communities.len() as u64);
     // Communities, plans, accounts, grids, assignments.
     let mut templates: HashMap<String, Vec<plans::TemplateRow>> = HashMap::new();
@@ -164,7 +211,8 @@ pub fn load(db: &Db, n: u64, seed: u64) -> ApiResult<String> {
                     seeded_id(&ns, "plan", &format!("{i}-{n}"), i * 16 + n)
                 })?;
                 let sec = seeded_id(&ns, "user", &format!("c{i}"), i * 2);
-                insert_user(conn, &sec, &format!("syn{seed}.c{i}.sec"), "secretary", &c.id, &hash, at)?;
+                let unit = (Some(c.id.as_str()), None, None);
+                insert_user(conn, &sec, &format!("syn{seed}.c{i}.sec"), "secretary", unit, &hash, at)?;
                 let mut by_tag = Vec::new();
                 for tag in Tag::ALL {
                     by_tag.extend(plans::active_templates(conn, &c.id, *tag)?);
@@ -184,7 +232,8 @@ pub fn load(db: &Db, n: u64, seed: u64) -> ApiResult<String> {
                 let idx = gi * 500 + k;
                 communities::insert_grid(conn, g)?;
                 let worker = &s.workers[idx];
-                insert_user(conn, worker, &format!("syn{seed}.g{idx}"), "grid_worker", &g.community_id, &hash, at)?;
+                let unit = (Some(g.community_id.as_str()), None, None);
+                insert_user(conn, worker, &format!("syn{seed}.g{idx}"), "grid_worker", unit, &hash, at)?;
                 communities::replace_workers(conn, &g.id, &[(worker.clone(), true)], at)?;
             }
             Ok(())
@@ -215,7 +264,9 @@ pub fn load(db: &Db, n: u64, seed: u64) -> ApiResult<String> {
     progress.finish();
     let (m, v, t) = counts.get();
     Ok(format!(
-        "synthetic data set (seed {seed}): {} communities, {} grids, {n} households, {m} members, {v} visits, {t} open tasks",
+        "synthetic data set (seed {seed}): {} districts, {} streets, {} communities, {} grids, {n} households, {m} members, {v} visits, {t} open tasks",
+        s.districts.len(),
+        s.streets.len(),
         s.communities.len(),
         s.grids.len()
     ))
@@ -226,7 +277,7 @@ fn insert_user(
     id: &str,
     username: &str,
     role: &str,
-    community: &str,
+    (community, street, district): (Option<&str>, Option<&str>, Option<&str>),
     hash: &str,
     at: NaiveDateTime,
 ) -> ApiResult<()> {
@@ -238,8 +289,10 @@ fn insert_user(
             display_name: username,
             phone: None,
             role,
-            community_id: Some(community),
+            community_id: community,
             password_hash: hash,
+            street_id: street,
+            district_id: district,
         },
         at,
     )?;

@@ -38,6 +38,8 @@ pub struct CommunityRow {
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The street (街道) the community belongs to.
+    pub street_id: String,
 }
 
 /// The timezone of a community created without one, and the calendar of lists that span every
@@ -117,14 +119,19 @@ fn name_taken(e: DieselError) -> ApiError {
     }
 }
 
-/// Communities by id, optionally only one, after a cursor.
-pub fn list(conn: &mut DbConn, only: Option<&str>, after: Option<&str>, limit: i64) -> QueryResult<Vec<CommunityRow>> {
+/// Communities by id, optionally only those in `only`, after a cursor.
+pub fn list(
+    conn: &mut DbConn,
+    only: Option<&[String]>,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<CommunityRow>> {
     communities::table
         .select(CommunityRow::as_select())
         .order(communities::id.asc())
         .limit(limit)
         .into_boxed()
-        .narrow(only, |q, id| q.filter(communities::id.eq(id)))
+        .narrow(only, |q, ids| q.filter(communities::id.eq_any(ids.to_vec())))
         .narrow(after, |q, a| q.filter(communities::id.gt(a)))
         .load(conn)
 }
@@ -139,6 +146,8 @@ pub struct CommunityEdit {
     pub district: Option<String>,
     pub street: Option<String>,
     pub timezone: Option<String>,
+    /// Moves the community to another street (of its district).
+    pub street_id: Option<String>,
 }
 
 /// Applies an edit if the community is still at `version`, moving it to the next version;

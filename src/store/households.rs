@@ -153,6 +153,8 @@ pub fn current_in(grids: &[String]) -> CurrentIn {
 #[derive(Default, Debug)]
 pub struct ListFilter {
     pub community_id: Option<String>,
+    /// Only these communities (an officer's street or district).
+    pub community_ids: Option<Vec<String>>,
     /// Only these grids (a worker's assignments, or the `grid_id` filter).
     pub grid_ids: Option<Vec<String>>,
     pub tag: Option<Tag>,
@@ -188,6 +190,7 @@ pub fn list(conn: &mut DbConn, f: &ListFilter, after: Option<&After>, limit: i64
         .filter(households::removed_at.is_null())
         .into_boxed()
         .narrow(f.community_id.as_ref(), |q, c| q.filter(households::community_id.eq(c)))
+        .narrow(f.community_ids.clone(), |q, ids| q.filter(households::community_id.eq_any(ids)))
         .narrow(f.grid_ids.clone(), |q, ids| q.filter(households::grid_id.eq_any(ids)))
         .narrow(f.tag, |q, t| q.filter(households::tag.eq(t)))
         .narrow(text.map(escape_like), |q, pattern| {

@@ -11,6 +11,7 @@ pub mod record;
 pub mod replay;
 pub mod sessions;
 pub mod stats;
+pub mod streets;
 pub mod sync;
 pub mod tags;
 pub mod tasks;

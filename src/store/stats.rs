@@ -430,6 +430,24 @@ pub fn all_communities(conn: &mut DbConn) -> QueryResult<Vec<CommunityRow>> {
         .load(conn)
 }
 
+/// The communities of some streets, by name (a street's or a district's roll-up).
+pub fn communities_of_streets(conn: &mut DbConn, street_ids: &[String]) -> QueryResult<Vec<CommunityRow>> {
+    communities::table
+        .filter(communities::street_id.eq_any(street_ids.to_vec()))
+        .select(CommunityRow::as_select())
+        .order((communities::name.asc(), communities::id.asc()))
+        .load(conn)
+}
+
+/// Some communities by id, by name (an officer's scope).
+pub fn communities_by_id(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<CommunityRow>> {
+    communities::table
+        .filter(communities::id.eq_any(ids.to_vec()))
+        .select(CommunityRow::as_select())
+        .order((communities::name.asc(), communities::id.asc()))
+        .load(conn)
+}
+
 /// A grid as the reports list it.
 #[derive(Debug, Clone, Queryable)]
 pub struct GridInfo {

@@ -124,6 +124,8 @@ pub fn cancel_pending(
 pub struct ListFilter {
     pub status: Option<TagChangeStatus>,
     pub community_id: Option<String>,
+    /// Only these communities (an officer's street or district).
+    pub community_ids: Option<Vec<String>>,
     /// Only households currently in these grids.
     pub grid_ids: Option<Vec<String>>,
     pub household_id: Option<String>,
@@ -139,6 +141,7 @@ pub fn list(conn: &mut DbConn, f: &ListFilter, after: Option<&str>, limit: i64) 
         .into_boxed()
         .narrow(f.status, |q, s| q.filter(tag_changes::status.eq(s)))
         .narrow(f.community_id.as_ref(), |q, c| q.filter(tag_changes::community_id.eq(c)))
+        .narrow(f.community_ids.clone(), |q, ids| q.filter(tag_changes::community_id.eq_any(ids)))
         .narrow(f.grid_ids.clone(), |q, grids| q.filter(households::grid_id.eq_any(grids)))
         .narrow(f.household_id.as_ref(), |q, h| q.filter(tag_changes::household_id.eq(h)))
         .narrow(f.active_households_only.then_some(households::removed_at.is_null()), |q, active| q.filter(active))

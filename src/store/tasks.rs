@@ -111,6 +111,8 @@ pub enum Assignee {
 #[derive(Debug, Default)]
 pub struct ListFilter {
     pub community_id: Option<String>,
+    /// Only these communities (an officer's street or district).
+    pub community_ids: Option<Vec<String>>,
     /// Only the tasks of households now in these grids and not removed (what grid workers see:
     /// a done task keeps the grid it was done in).
     pub current_households_in: Option<Vec<String>>,
@@ -136,6 +138,7 @@ pub fn list(
         .limit(limit)
         .into_boxed()
         .narrow(f.community_id.as_ref(), |q, c| q.filter(tasks::community_id.eq(c)))
+        .narrow(f.community_ids.clone(), |q, ids| q.filter(tasks::community_id.eq_any(ids)))
         .narrow(f.current_households_in.as_deref(), |q, grids| {
             q.filter(tasks::household_id.eq_any(hh::current_in(grids)))
         })

@@ -26,6 +26,10 @@ pub struct UserRow {
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// A street officer's street.
+    pub street_id: Option<String>,
+    /// A district officer's district.
+    pub district_id: Option<String>,
 }
 
 impl Sealed for UserRow {
@@ -53,6 +57,8 @@ pub struct NewUser<'a> {
     pub role: &'a str,
     pub community_id: Option<&'a str>,
     pub password_hash: &'a str,
+    pub street_id: Option<&'a str>,
+    pub district_id: Option<&'a str>,
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<UserRow>> {

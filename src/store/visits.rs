@@ -54,6 +54,8 @@ pub fn insert_many(conn: &mut DbConn, rows: &[VisitRow]) -> QueryResult<bool> {
 #[derive(Default, Debug)]
 pub struct ListFilter {
     pub community_id: Option<String>,
+    /// Only these communities (an officer's street or district).
+    pub community_ids: Option<Vec<String>>,
     /// Visits recorded in these grids.
     pub grid_ids: Option<Vec<String>>,
     /// Only visits of households that are now in these grids and not removed: a grid worker's
@@ -78,6 +80,7 @@ pub fn list(
         .limit(limit)
         .into_boxed()
         .narrow(f.community_id.as_ref(), |q, c| q.filter(visits::community_id.eq(c)))
+        .narrow(f.community_ids.clone(), |q, ids| q.filter(visits::community_id.eq_any(ids)))
         .narrow(f.grid_ids.clone(), |q, grids| q.filter(visits::grid_id.eq_any(grids)))
         .narrow(f.household_id.as_ref(), |q, h| q.filter(visits::household_id.eq(h)))
         .narrow(f.current_households_in.as_deref(), |q, grids| q.filter(visits::household_id.eq_any(current_in(grids))))

@@ -22,6 +22,7 @@ mod privacy;
 mod scope;
 mod seeds;
 mod stats;
+mod streets;
 mod sync;
 mod sync_batch;
 mod tags;

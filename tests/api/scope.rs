@@ -9,7 +9,7 @@ use crate::support::{TestApp, TestResponse};
 
 on_both_backends!(every_endpoint_with_an_id, lists_never_leak);
 
-async fn send(app: &TestApp, method: &str, path: &str, token: &str, body: &Value) -> TestResponse {
+pub(crate) async fn send(app: &TestApp, method: &str, path: &str, token: &str, body: &Value) -> TestResponse {
     let req = match method {
         "GET" => TestRequest::get(),
         "POST" => TestRequest::post().set_json(body),
@@ -21,13 +21,32 @@ async fn send(app: &TestApp, method: &str, path: &str, token: &str, body: &Value
     app.call(req.uri(path).insert_header(("authorization", format!("Bearer {token}")))).await
 }
 
+/// One row of a scope matrix: a request and the status each caller gets.
+pub(crate) type Row<const N: usize> = (&'static str, String, Value, [u16; N]);
+
+/// Sends every request of a matrix as every caller: each gets its status, and a refusal is
+/// problem+json that says nothing about the resource (the world's household head, grid code).
+pub(crate) async fn check_matrix<const N: usize>(app: &TestApp, callers: &[(&str, &String); N], matrix: &[Row<N>]) {
+    for (method, path, body, expected) in matrix {
+        for ((who, token), want) in callers.iter().zip(expected) {
+            let res = send(app, method, path, token, body).await;
+            assert_eq!(res.status.as_u16(), *want, "{who} {method} {path}: {}", String::from_utf8_lossy(&res.body));
+            if *want >= 400 {
+                res.assert_problem(*want);
+                let text = String::from_utf8_lossy(&res.body);
+                assert!(!text.contains("张桂兰") && !text.contains("37010300100101"), "{who} {method} {path}: {text}");
+            }
+        }
+    }
+}
+
 async fn every_endpoint_with_an_id(app: TestApp) {
     let w: World = app.world().await;
     let callers = [("admin", &w.admin), ("sec_a", &w.sec_a), ("sec_b", &w.sec_b), ("w_a1", &w.w_a1), ("w_a2", &w.w_a2)];
     let (a, a1, h, m) = (&w.community_a, &w.grid_a1, &w.household_a1, &w.member_a1);
     let member = json!({"name": "张小明", "gender": "male", "relation": "grandchild", "birth_date": "2015-05-05"});
     #[rustfmt::skip]
-    let matrix: Vec<(&str, String, Value, [u16; 5])> = vec![
+    let matrix: Vec<Row<5>> = vec![
         //                                                                        admin sec_a sec_b w_a1 w_a2
         ("GET", format!("/api/v1/communities/{a}"), json!(null),                   [200, 200, 404, 200, 200]),
         ("PATCH", format!("/api/v1/communities/{a}"), json!({"street": "七里山街道"}), [200, 403, 404, 403, 403]),
@@ -45,18 +64,7 @@ async fn every_endpoint_with_an_id(app: TestApp) {
         ("GET", format!("/api/v1/members/{m}/pii?reason=home%20visit"), json!(null), [403, 200, 404, 200, 404]),
         ("GET", format!("/api/v1/users/{}", w.user_w_a1), json!(null),             [200, 200, 404, 200, 404]),
     ];
-    for (method, path, body, expected) in &matrix {
-        for ((who, token), want) in callers.iter().zip(expected) {
-            let res = send(&app, method, path, token, body).await;
-            assert_eq!(res.status.as_u16(), *want, "{who} {method} {path}: {}", String::from_utf8_lossy(&res.body));
-            if *want >= 400 {
-                res.assert_problem(*want);
-                // A refusal says nothing about the resource.
-                let text = String::from_utf8_lossy(&res.body);
-                assert!(!text.contains("张桂兰") && !text.contains("37010300100101"), "{who} {method} {path}: {text}");
-            }
-        }
-    }
+    check_matrix(&app, &callers, &matrix).await;
     // Refused writes changed nothing: only the three allowed PATCHes moved the household.
     let hh = app.get_as(&format!("/api/v1/households/{h}"), &w.admin).await.json();
     assert_eq!(hh["version"], 4);

@@ -21,7 +21,8 @@ async fn demo_loads_once_and_shows_real_content(app: TestApp) {
     let first = load_demo(&app).await;
     assert!(first.created);
     assert_eq!((first.households, first.members, first.visits, first.proposals), (318, 971, 655, 10));
-    assert_eq!(first.logins.len(), 1 + 6 + 25);
+    // An administrator, a district officer, six street officers, six secretaries, 25 workers.
+    assert_eq!(first.logins.len(), 1 + 1 + 6 + 6 + 25);
     let second = load_demo(&app).await;
     assert!(!second.created);
     let db = app.state.db.clone();
@@ -34,6 +35,20 @@ async fn demo_loads_once_and_shows_real_content(app: TestApp) {
     let res = app.login_as("jianxin.sec", gridlight::seed::demo::DEMO_PASSWORD).await;
     let sec = ok(&res)["access_token"].as_str().unwrap().to_owned();
     let count = |v: &Value| v["items"].as_array().unwrap().len();
+    // The district's officer oversees the six communities, in six named streets.
+    let res = app.login_as("shizhong.district", gridlight::seed::demo::DEMO_PASSWORD).await;
+    let district = ok(&res)["access_token"].as_str().unwrap().to_owned();
+    let overview = ok(&app.get_as("/api/v1/stats/overview", &district).await);
+    assert_eq!(
+        (overview["streets"].as_array().unwrap().len(), overview["communities"].as_array().unwrap().len()),
+        (6, 6)
+    );
+    assert_eq!(overview["totals"]["households"]["total"], 318);
+    let res = app.login_as("qilishan.street", gridlight::seed::demo::DEMO_PASSWORD).await;
+    let street = ok(&res)["access_token"].as_str().unwrap().to_owned();
+    let mine = ok(&app.get_as("/api/v1/communities", &street).await);
+    assert_eq!(mine["items"][0]["name"], "建新社区");
+    assert_eq!(count(&mine), 1);
     let reds = ok(&app.get_as("/api/v1/households?tag=red&limit=500", &admin).await);
     let yellows = ok(&app.get_as("/api/v1/households?tag=yellow&limit=500", &admin).await);
     assert_eq!((count(&reds), count(&yellows)), (16, 46));

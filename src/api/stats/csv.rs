@@ -1,7 +1,7 @@
 //! The evaluation report as one CSV table, for the spreadsheets the report meetings use.
 //!
 //! RFC 4180 with CRLF line ends, a header row, and a `level` column telling the rows apart
-//! (`grid`, `worker`, `community`, `total`). Two things are for spreadsheet programs: the file
+//! (`grid`, `worker`, `community`, `street`, `total`). Two things are for spreadsheet programs: the file
 //! starts with a UTF-8 byte order mark, without which Excel reads UTF-8 as the local code page
 //! and shows the Chinese names as mojibake; and no cell begins with a character that makes a
 //! spreadsheet run it as a formula (`=`, `+`, `-`, `@`, tab, carriage return) — such a cell
@@ -18,10 +18,12 @@ pub(super) const CONTENT_TYPE: &str = "text/csv; charset=utf-8";
 /// The UTF-8 byte order mark the table starts with.
 pub const BOM: char = '\u{feff}';
 
-const HEADER: [&str; 25] = [
+const HEADER: [&str; 27] = [
     "level",
     "rank",
     "period",
+    "street_id",
+    "street_name",
     "community_id",
     "community_name",
     "grid_id",
@@ -86,8 +88,11 @@ fn rate(rate: Option<f64>) -> String {
     rate.map(|r| format!("{r:.4}")).unwrap_or_default()
 }
 
-/// One row: the 11 text columns, then the figures.
-fn row(rows: &mut Vec<Vec<String>>, text: [&str; 11], e: &Evaluation) {
+/// The columns before the figures.
+const TEXT_COLUMNS: usize = 13;
+
+/// One row: the text columns, then the figures.
+fn row(rows: &mut Vec<Vec<String>>, text: [&str; TEXT_COLUMNS], e: &Evaluation) {
     let numbers = [
         e.tasks_due.to_string(),
         e.completed_on_time.to_string(),
@@ -107,14 +112,14 @@ fn row(rows: &mut Vec<Vec<String>>, text: [&str; 11], e: &Evaluation) {
     rows.push(text.into_iter().map(str::to_owned).chain(numbers).collect());
 }
 
-/// The report as one table: the grids (ranked), the workers, the communities, then the total.
 /// The answer with the report as a CSV attachment named after its period.
 pub(super) fn attachment(mut res: HttpResponseBuilder, report: &EvaluationReport) -> HttpResponse {
     let disposition = format!("attachment; filename=\"evaluation-{}.csv\"", report.period.label);
     res.content_type(CONTENT_TYPE).insert_header((header::CONTENT_DISPOSITION, disposition)).body(to_csv(report))
 }
 
-/// The report as one table: a row per grid (ranked), worker, community, then the total.
+/// The report as one table: the grids (ranked), the workers, the communities (ranked within
+/// their street), a roll-up's streets (ranked), then the total.
 fn table(r: &EvaluationReport) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     let name_of = |id: &str| r.communities.iter().find(|c| c.community_id == id).map(|c| c.name.as_str()).unwrap_or("");
@@ -125,6 +130,8 @@ fn table(r: &EvaluationReport) -> Vec<Vec<String>> {
             "grid",
             rank.as_str(),
             p,
+            "",
+            "",
             g.community_id.as_str(),
             name_of(&g.community_id),
             g.grid_id.as_str(),
@@ -142,6 +149,8 @@ fn table(r: &EvaluationReport) -> Vec<Vec<String>> {
             "worker",
             "",
             p,
+            "",
+            "",
             community,
             name_of(community),
             "",
@@ -153,11 +162,18 @@ fn table(r: &EvaluationReport) -> Vec<Vec<String>> {
         ];
         row(&mut rows, text, &w.figures);
     }
+    let street_of = |id: &str| r.streets.iter().find(|s| s.street_id == id).map(|s| s.name.as_str()).unwrap_or("");
     for c in &r.communities {
-        let text = ["community", "", p, c.community_id.as_str(), c.name.as_str(), "", "", "", "", "", ""];
+        let rank = c.rank.to_string();
+        let (street, street_name) = (c.street_id.as_str(), street_of(&c.street_id));
+        let text = ["community", &rank, p, street, street_name, &c.community_id, &c.name, "", "", "", "", "", ""];
         row(&mut rows, text, &c.figures);
     }
-    row(&mut rows, ["total", "", p, "", "", "", "", "", "", "", ""], &r.totals);
+    for s in &r.streets {
+        let rank = s.rank.to_string();
+        row(&mut rows, ["street", &rank, p, &s.street_id, &s.name, "", "", "", "", "", "", "", ""], &s.figures);
+    }
+    row(&mut rows, ["total", "", p, "", "", "", "", "", "", "", "", "", ""], &r.totals);
     rows
 }
 
@@ -194,7 +210,7 @@ pub fn to_xlsx(r: &EvaluationReport) -> anyhow::Result<Vec<u8>> {
         for (col, cell) in cells.iter().enumerate() {
             let col = u16::try_from(col)?;
             match cell.parse::<f64>() {
-                Ok(n) if col >= 11 => sheet.write_number(line, col, n)?,
+                Ok(n) if usize::from(col) >= TEXT_COLUMNS => sheet.write_number(line, col, n)?,
                 _ => sheet.write_string(line, col, cell)?,
             };
         }
@@ -239,10 +255,13 @@ mod tests {
         let figures = Evaluation { tasks_due: 2, completed_on_time: 1, on_time_rate: Some(0.5), ..Default::default() };
         EvaluationReport {
             period,
-            scope: ScopeOut { community_id: Some("c1".into()), grid_id: None },
+            scope: ScopeOut { community_id: Some("c1".into()), ..Default::default() },
             generated_at: Utc.with_ymd_and_hms(2026, 11, 15, 2, 0, 0).unwrap(),
             totals: figures.clone(),
+            streets: Vec::new(),
             communities: vec![CommunityEvaluation {
+                rank: 1,
+                street_id: "s1".into(),
                 community_id: "c1".into(),
                 name: "建新社区".into(),
                 timezone: "Asia/Shanghai".into(),
@@ -280,11 +299,11 @@ mod tests {
         assert_eq!(lines.len(), 1 + 4);
         assert_eq!(
             lines[1],
-            "grid,1,2026-Q4,c1,建新社区,g1,37010300100101,'=cmd|' /C calc'!A0,,,,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0"
+            "grid,1,2026-Q4,,,c1,建新社区,g1,37010300100101,'=cmd|' /C calc'!A0,,,,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0"
         );
-        assert_eq!(lines[2], "worker,,2026-Q4,c1,建新社区,,,,u1,'@w01,'-薛慧敏,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0");
-        assert_eq!(lines[3], "community,,2026-Q4,c1,建新社区,,,,,,,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0");
-        assert_eq!(lines[4], "total,,2026-Q4,,,,,,,,,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0");
+        assert_eq!(lines[2], "worker,,2026-Q4,,,c1,建新社区,,,,u1,'@w01,'-薛慧敏,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0");
+        assert_eq!(lines[3], "community,1,2026-Q4,s1,,c1,建新社区,,,,,,,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0");
+        assert_eq!(lines[4], "total,,2026-Q4,,,,,,,,,,,2,1,0,0,0,0,0.5000,0,0,,0,0,0,0");
         for cell in lines.iter().flat_map(|l| l.split(',')) {
             assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']), "{cell:?} in {text}");
         }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::api::stats::scope::{Target, today_in};
-use crate::api::stats::types::{Absorb, Coverage, Folded, KindCounts, ScopeOut, fold};
+use crate::api::stats::types::{Absorb, Coverage, Folded, KindCounts, ScopeOut, fold, fold_streets, rank_within};
 use crate::db::DbConn;
 use crate::domain::ranking::{self, Fraction, Standing};
 use crate::domain::{Period, Role};
@@ -82,13 +82,31 @@ impl Absorb for Evaluation {
 
 #[derive(Serialize, ToSchema, Debug)]
 pub struct CommunityEvaluation {
+    /// Among the report's communities of the same street: 1 = best on-time rate (then red
+    /// coverage), as the grids rank; equal communities share a rank.
+    pub rank: u32,
     pub community_id: String,
+    pub street_id: String,
     pub name: String,
     pub timezone: String,
     /// The day the figures are as of: the period's last day, or today while it runs.
     pub as_of: NaiveDate,
     /// Whether the period has ended in the community's timezone.
     pub period_over: bool,
+    #[serde(flatten)]
+    pub figures: Evaluation,
+}
+
+/// A street's figures in a roll-up: the sum of its communities'.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct StreetEvaluation {
+    /// Among the district's streets: 1 = best on-time rate (then red coverage), as the grids
+    /// rank; equal streets share a rank.
+    pub rank: u32,
+    pub street_id: String,
+    pub district_id: String,
+    pub code: String,
+    pub name: String,
     #[serde(flatten)]
     pub figures: Evaluation,
 }
@@ -126,6 +144,9 @@ pub struct EvaluationReport {
     pub generated_at: DateTime<Utc>,
     /// The whole scope.
     pub totals: Evaluation,
+    /// A roll-up's streets (`street_id`: the one, `district_id`: each of the district's), best
+    /// first; empty otherwise. They sum to the totals.
+    pub streets: Vec<StreetEvaluation>,
     /// One row per community, by name.
     pub communities: Vec<CommunityEvaluation>,
     /// One row per grid, best first.
@@ -139,6 +160,14 @@ fn rank(grids: &mut [GridEvaluation]) {
     let ranks = ranking::rank(grids, |g| g.figures.standing(), |a, b| a.code.cmp(&b.code));
     for (g, r) in grids.iter_mut().zip(ranks) {
         g.rank = r;
+    }
+}
+
+/// Sorts streets best first, by code among equals, and numbers them.
+fn rank_streets(streets: &mut [StreetEvaluation]) {
+    let ranks = ranking::rank(streets, |s| s.figures.standing(), |a, b| a.code.cmp(&b.code));
+    for (s, r) in streets.iter_mut().zip(ranks) {
+        s.rank = r;
     }
 }
 
@@ -208,13 +237,27 @@ pub(super) fn evaluation_of(
         })
         .collect();
     let Folded { totals, communities: mut per_community, grids } = fold(grids, per_grid);
-    let communities = t
+    let mut streets: Vec<StreetEvaluation> = fold_streets(&t.streets, &t.communities, &per_community)
+        .into_iter()
+        .map(|(s, figures)| StreetEvaluation {
+            rank: 0,
+            street_id: s.id,
+            district_id: s.district_id,
+            code: s.code,
+            name: s.name,
+            figures,
+        })
+        .collect();
+    rank_streets(&mut streets);
+    let mut communities = t
         .communities
         .iter()
         .map(|c| {
             let today = today_in(c.zone()?, now);
             Ok(CommunityEvaluation {
+                rank: 0,
                 community_id: c.id.clone(),
+                street_id: c.street_id.clone(),
                 name: c.name.clone(),
                 timezone: c.timezone.clone(),
                 as_of: period.as_of(today),
@@ -223,6 +266,13 @@ pub(super) fn evaluation_of(
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
+    rank_within(
+        &mut communities,
+        |c| &c.street_id,
+        |c| c.figures.standing(),
+        |a, b| a.name.cmp(&b.name),
+        |c, r| c.rank = r,
+    );
     let mut grids: Vec<GridEvaluation> = grids
         .into_iter()
         .map(|(g, figures)| GridEvaluation {
@@ -235,5 +285,5 @@ pub(super) fn evaluation_of(
         })
         .collect();
     rank(&mut grids);
-    Ok(EvaluationReport { period, scope: t.scope, generated_at: now, totals, communities, grids, workers })
+    Ok(EvaluationReport { period, scope: t.scope, generated_at: now, totals, streets, communities, grids, workers })
 }

@@ -49,8 +49,10 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 pub use self::csv::{to_csv, to_xlsx};
-pub use self::evaluation::{CommunityEvaluation, Evaluation, EvaluationReport, GridEvaluation, WorkerEvaluation};
-pub use self::overview::{CommunityOverview, Figures, GridOverview, Overview};
+pub use self::evaluation::{
+    CommunityEvaluation, Evaluation, EvaluationReport, GridEvaluation, StreetEvaluation, WorkerEvaluation,
+};
+pub use self::overview::{CommunityOverview, Figures, GridOverview, Overview, StreetOverview};
 pub use self::scope::ScopeQuery;
 pub use self::types::{Coverage, CoverageByTag, KindCounts, ScopeOut, TagCounts};
 use crate::AppState;
@@ -70,7 +72,7 @@ use crate::store::stats::snapshot;
     params(ScopeQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "The figures of the scope, its communities and its grids", body = Overview),
-        (status = 404, description = "No such community or grid in the caller's scope", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such community, grid, street or district in the caller's scope", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn overview(
     state: web::Data<AppState>,
@@ -123,7 +125,7 @@ pub enum ReportFormat {
     Csv,
 }
 
-#[derive(Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams, Default)]
 #[into_params(parameter_in = Query)]
 pub struct EvaluationQuery {
     /// `2026-11` (month), `2026-Q4` (quarter), `2026-H2` (half year) or `2026` (year); dates
@@ -138,6 +140,10 @@ pub struct EvaluationQuery {
     pub community_id: Option<String>,
     /// Only this grid (inside the caller's scope).
     pub grid_id: Option<String>,
+    /// This street's roll-up: communities ranked within it (see `/stats/overview`).
+    pub street_id: Option<String>,
+    /// This district's roll-up: streets ranked within it, communities within their street.
+    pub district_id: Option<String>,
     /// `csv` or `json`, overriding the `Accept` header (for download links).
     #[param(inline)]
     pub format: Option<ReportFormat>,
@@ -182,8 +188,8 @@ impl EvaluationQuery {
             (EvaluationReport = "application/json"),
             (String = "text/csv", example = "level,rank,period,…\r\ngrid,1,2026-Q4,…\r\n"),
         ), headers(("Content-Disposition" = String, description = "For CSV: an attachment named after the period"))),
-        (status = 404, description = "No such community or grid in the caller's scope", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "Missing or invalid period", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such community, grid, street or district in the caller's scope", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Missing or invalid period, or a roll-up mixed with another scope", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn evaluation(
     state: web::Data<AppState>,
@@ -193,7 +199,12 @@ pub async fn evaluation(
 ) -> ApiResult<HttpResponse> {
     let q = query.into_inner();
     let (period, as_csv) = (q.period()?, q.as_csv(&req));
-    let scope_query = ScopeQuery { community_id: q.community_id, grid_id: q.grid_id };
+    let scope_query = ScopeQuery {
+        community_id: q.community_id,
+        grid_id: q.grid_id,
+        street_id: q.street_id,
+        district_id: q.district_id,
+    };
     let report = evaluation_for(&state, caller, period, scope_query).await?;
     let mut res = HttpResponse::Ok();
     res.insert_header((header::VARY, "Accept"));

@@ -8,8 +8,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::api::stats::scope::{Target, today_in};
-use crate::api::stats::types::{Absorb, CoverageByTag, Folded, KindCounts, ScopeOut, TagCounts, fold};
+use crate::api::stats::types::{
+    Absorb, CoverageByTag, Folded, KindCounts, ScopeOut, TagCounts, fold, fold_streets, rank_within,
+};
 use crate::db::DbConn;
+use crate::domain::ranking::{Fraction, Standing};
 use crate::error::ApiResult;
 use crate::store::communities::DEFAULT_TIMEZONE;
 use crate::store::stats::{self as store, start_of_day};
@@ -35,6 +38,13 @@ pub struct Figures {
     pub reviews_due: TagCounts,
 }
 
+impl Figures {
+    /// What a dashboard row ranks by: no on-time rate here, so red coverage decides.
+    fn standing(&self) -> Standing {
+        Standing { on_time: Fraction::default(), red_coverage: self.coverage.red.fraction() }
+    }
+}
+
 impl Absorb for Figures {
     fn absorb(&mut self, o: &Figures) {
         self.households.absorb(&o.households);
@@ -50,11 +60,28 @@ impl Absorb for Figures {
 
 #[derive(Serialize, ToSchema, Debug)]
 pub struct CommunityOverview {
+    /// Among the answer's communities of the same street, by red coverage (the dashboard has no
+    /// on-time rate; otherwise the grid rule of the reports): equal ones share a rank.
+    pub rank: u32,
     pub community_id: String,
+    pub street_id: String,
     pub name: String,
     pub timezone: String,
     /// Today in the community's timezone: the date the figures are for.
     pub today: NaiveDate,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+/// A street's figures in a roll-up: the sum of its communities'.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct StreetOverview {
+    /// Among the district's streets, by red coverage, as communities rank.
+    pub rank: u32,
+    pub street_id: String,
+    pub district_id: String,
+    pub code: String,
+    pub name: String,
     #[serde(flatten)]
     pub figures: Figures,
 }
@@ -77,6 +104,9 @@ pub struct Overview {
     pub today: Option<NaiveDate>,
     /// The whole scope.
     pub totals: Figures,
+    /// A roll-up's streets (`street_id`: the one, `district_id`: each of the district's), by
+    /// code; empty otherwise. They sum to the totals.
+    pub streets: Vec<StreetOverview>,
     /// One row per community in scope, by name.
     pub communities: Vec<CommunityOverview>,
     /// One row per grid in scope, by code.
@@ -121,12 +151,25 @@ pub(super) fn overview_of(conn: &mut DbConn, t: Target, now: DateTime<Utc>) -> A
         }
     }
     let Folded { totals, communities: mut per_community, grids } = fold(grids, per_grid);
-    let communities = t
+    let mut streets: Vec<StreetOverview> = fold_streets(&t.streets, &t.communities, &per_community)
+        .into_iter()
+        .map(|(s, figures)| StreetOverview {
+            rank: 0,
+            street_id: s.id,
+            district_id: s.district_id,
+            code: s.code,
+            name: s.name,
+            figures,
+        })
+        .collect();
+    let mut communities = t
         .communities
         .iter()
         .map(|c| {
             Ok(CommunityOverview {
+                rank: 0,
                 community_id: c.id.clone(),
+                street_id: c.street_id.clone(),
                 name: c.name.clone(),
                 timezone: c.timezone.clone(),
                 today: today_in(c.zone()?, now),
@@ -134,6 +177,20 @@ pub(super) fn overview_of(conn: &mut DbConn, t: Target, now: DateTime<Utc>) -> A
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
+    rank_within(
+        &mut streets,
+        |s| &s.district_id,
+        |s| s.figures.standing(),
+        |a, b| a.code.cmp(&b.code),
+        |s, r| s.rank = r,
+    );
+    rank_within(
+        &mut communities,
+        |c| &c.street_id,
+        |c| c.figures.standing(),
+        |a, b| a.name.cmp(&b.name),
+        |c, r| c.rank = r,
+    );
     let grids = grids
         .into_iter()
         .map(|(g, figures)| GridOverview {
@@ -150,5 +207,5 @@ pub(super) fn overview_of(conn: &mut DbConn, t: Target, now: DateTime<Utc>) -> A
         1 => dates.first().copied(),
         _ => None,
     };
-    Ok(Overview { scope: t.scope, generated_at: now, today, totals, communities, grids })
+    Ok(Overview { scope: t.scope, generated_at: now, today, totals, streets, communities, grids })
 }

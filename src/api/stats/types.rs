@@ -9,9 +9,13 @@ use std::collections::HashMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::ranking::Fraction;
+use std::cmp::Ordering;
+
+use crate::domain::ranking::{self, Fraction, Standing};
 use crate::domain::{ServiceKind, Tag};
+use crate::store::communities::CommunityRow;
 use crate::store::stats::GridInfo;
+use crate::store::streets::StreetRow;
 
 /// Figures that add up: a grid's are absorbed into its community's and the scope's.
 pub(super) trait Absorb: Default {
@@ -150,12 +154,65 @@ impl CoverageByTag {
 }
 
 /// What a dashboard or report covers.
-#[derive(Serialize, ToSchema, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, ToSchema, Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScopeOut {
     /// The one community covered, if it is one.
     pub community_id: Option<String>,
     /// The one grid asked for, if any.
     pub grid_id: Option<String>,
+    /// The street rolled up, if it is a street's roll-up (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub street_id: Option<String>,
+    /// The district rolled up, if it is a district's roll-up (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub district_id: Option<String>,
+}
+
+/// Ranks rows within their groups (communities within a street, streets within a district) by
+/// the grid rule (`domain::ranking`), leaving the rows in their order: `tie` orders equal rows,
+/// `set` writes each row's rank.
+pub(super) fn rank_within<T>(
+    rows: &mut [T],
+    group: impl Fn(&T) -> &str,
+    standing: impl Fn(&T) -> Standing,
+    tie: impl Fn(&T, &T) -> Ordering,
+    set: impl Fn(&mut T, u32),
+) {
+    let mut groups: Vec<String> = rows.iter().map(|r| group(r).to_owned()).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    let mut ranks = vec![0; rows.len()];
+    for g in groups {
+        let mut members: Vec<usize> = (0..rows.len()).filter(|&i| group(&rows[i]) == g).collect();
+        let ranked =
+            ranking::rank(&mut members, |&i| standing(&rows[i]), |&a, &b| tie(&rows[a], &rows[b]).then(a.cmp(&b)));
+        for (i, r) in members.into_iter().zip(ranked) {
+            ranks[i] = r;
+        }
+    }
+    for (row, r) in rows.iter_mut().zip(ranks) {
+        set(row, r);
+    }
+}
+
+/// Folds the communities' figures into their streets' (a roll-up's), in the streets' order.
+pub(super) fn fold_streets<F: Absorb>(
+    streets: &[StreetRow],
+    communities: &[CommunityRow],
+    per_community: &HashMap<String, F>,
+) -> Vec<(StreetRow, F)> {
+    streets
+        .iter()
+        .map(|s| {
+            let mut figures = F::default();
+            for c in communities.iter().filter(|c| c.street_id == s.id) {
+                if let Some(f) = per_community.get(&c.id) {
+                    figures.absorb(f);
+                }
+            }
+            (s.clone(), figures)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -64,6 +64,9 @@ fn scope_of(conn: &mut DbConn, caller: &AuthUser, asked: Option<&str>) -> ApiRes
         (Role::Admin, None) => {
             return Err(ApiError::invalid("community_id", "required", "administrators name the community to sync"));
         }
+        (Role::StreetOfficer | Role::DistrictOfficer, _) => {
+            return Err(ApiError::Forbidden("officers read through the API; sync is for a community's devices".into()));
+        }
         (_, Some(c)) if Some(c) != caller.community_id.as_deref() => return Err(ApiError::not_found("community")),
         _ => caller.community_id.clone().ok_or_else(|| ApiError::internal(anyhow::anyhow!("no community")))?,
     };

@@ -47,6 +47,7 @@ pub fn grids(c: &mut DbConn, caller: &AuthUser, with_workers: bool) -> ApiResult
     let (communities, only) = match scope::reach(c, caller)? {
         Reach::Everything => (communities::list(c, None, None, 1000)?.into_iter().map(|c| c.id).collect(), None),
         Reach::Community(id) => (vec![id], None),
+        Reach::Communities(ids) => (ids, None),
         Reach::Grids { community_id, grid_ids } => (vec![community_id], Some(grid_ids)),
     };
     let mut out = Vec::new();

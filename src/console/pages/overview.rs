@@ -45,7 +45,7 @@ pub async fn home(console: Console) -> Page {
     if console.caller.role == Role::GridWorker {
         return console.redirect("/console/todo");
     }
-    let q = ScopeQuery { community_id: None, grid_id: None };
+    let q = ScopeQuery::default();
     let o: Overview = overview_for(&console.state, console.caller.clone(), q).await?;
     let t = &o.totals;
     let charts = context! {

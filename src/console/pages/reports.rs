@@ -32,10 +32,9 @@ fn presets() -> Vec<(String, &'static str)> {
 }
 
 async fn report(console: &Console, period: &str) -> ApiResult<EvaluationReport> {
-    let q = EvaluationQuery { period: Some(period.to_owned()), community_id: None, grid_id: None, format: None };
+    let q = EvaluationQuery { period: Some(period.to_owned()), ..EvaluationQuery::default() };
     let period = q.period()?;
-    evaluation_for(&console.state, console.caller.clone(), period, ScopeQuery { community_id: None, grid_id: None })
-        .await
+    evaluation_for(&console.state, console.caller.clone(), period, ScopeQuery::default()).await
 }
 
 pub async fn show(console: Console, query: web::Query<ReportQuery>) -> Page {

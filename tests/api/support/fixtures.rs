@@ -22,6 +22,7 @@ impl TestApp {
             .write(move |conn| {
                 let id = gridlight::store::new_id();
                 let at = gridlight::store::now();
+                let street = gridlight::store::streets::default_street(conn, "370103", "市中区", at)?;
                 diesel::insert_into(communities::table)
                     .values((
                         communities::id.eq(&id),
@@ -29,6 +30,7 @@ impl TestApp {
                         communities::district.eq("市中区"),
                         communities::street.eq("七里山街道"),
                         communities::division_code.eq("370103"),
+                        communities::street_id.eq(&street.id),
                         communities::created_at.eq(at),
                         communities::updated_at.eq(at),
                     ))
@@ -48,6 +50,8 @@ impl TestApp {
             display_name: format!("User {username}"),
             role,
             community_id: community.map(str::to_owned),
+            street_id: None,
+            district_id: None,
             phone: Some("13800138000".to_owned()),
         };
         let account = input.checked().expect("valid test user");
