@@ -45,6 +45,9 @@ RULES_BEYOND_THE_SCHEMA = [
     # An import's commit: a removal reason goes with remove_missing=true and only with it (query
     # parameters cannot depend on each other in OpenAPI).
     (r"remove_missing|removal_reason", "required"),
+    # A roll-up names one level: street_id or district_id, never both nor with community_id or
+    # grid_id (query parameters, which JSON Schema cannot relate to each other).
+    (r"street_id|district_id", "conflict"),
     (r"cancel_reason", "required"),
     (r"body", "empty"),
     (r"templates\[\d+\]\.kind", "duplicate_active_kind"),

@@ -3,6 +3,8 @@
 //! to their to-do list, and the same operations, audit and errors as the API.
 
 use actix_web::test::TestRequest;
+use diesel::prelude::*;
+use gridlight::db::schema::refresh_tokens;
 use serde_json::json;
 
 use crate::on_both_backends;
@@ -184,6 +186,22 @@ async fn console_sign_in_cookie_and_headers(app: TestApp) {
     assert!(app.audit_actions().await.contains(&"auth.logout".to_owned()));
     let after = b.get("/console/review").await;
     assert_eq!((after.status.as_u16(), location(&after)), (303, "/console/login"));
+
+    // Past the family's absolute expiry, a cookie within its idle deadline is no session.
+    let c = Browser::sign_in(&app, "sec-a").await;
+    assert_eq!(c.get("/console/").await.status, 200);
+    app.state
+        .db
+        .write(|conn| {
+            let past = chrono::Utc::now().naive_utc() - chrono::Duration::seconds(1);
+            diesel::update(refresh_tokens::table).set(refresh_tokens::expires_at.eq(past)).execute(conn)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let expired = Browser { app: &app, cookie: with_deadline(&c.cookie, 600), csrf: c.csrf.clone() };
+    let res = expired.get("/console/").await;
+    assert_eq!((res.status.as_u16(), location(&res)), (303, "/console/login"));
 }
 
 async fn console_login_shares_the_throttle(app: TestApp) {
