@@ -35,6 +35,10 @@ RULES_BEYOND_THE_SCHEMA = [
     # References to records that must exist in the caller's scope, with the right role.
     (r"grid_id", "unknown"),
     (r"community_id", "unknown|required|not_allowed"),
+    # An account's unit follows its role (a street officer's street, a district officer's
+    # district, nothing else), and a community's street lies in the community's district.
+    (r"street_id|district_id", "unknown|required|not_allowed"),
+    (r"street_id", "other_district"),
     (r"workers\[\d+\]\.user_id", "unknown|not_a_grid_worker|inactive|duplicate"),
     (r"assignee_id", "not_a_grid_worker"),
     # Rules across fields or items.
@@ -61,7 +65,7 @@ RULES_BEYOND_THE_SCHEMA = [
     (r"file", ".*"),
     # Catalogues outside the document: the community's division code, IANA timezones,
     # GB/T 2260 provinces.
-    (r"code", "division_mismatch"),
+    (r"code", "division_mismatch|other_district"),
     (r"timezone", "unknown_timezone"),
     (r"division_code", "unknown_division"),
 ]
