@@ -84,7 +84,9 @@ class Postgres:
         conf = os.path.join(data, "postgresql.auto.conf")
         with open(conf, "w") as f:
             f.write(f"listen_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = '{self.dir}'\n"
-                    "max_connections = 200\nshared_buffers = '1GB'\nwork_mem = '32MB'\nmaintenance_work_mem = '256MB'\n")
+                    "max_connections = 200\nshared_buffers = '1GB'\nwork_mem = '32MB'\nmaintenance_work_mem = '256MB'\n"
+                    # Loading millions of rows: checkpoints every few GB, not every 1 GB of WAL.
+                    "max_wal_size = '8GB'\ncheckpoint_timeout = '30min'\n")
         if self.as_pg:
             subprocess.run(["chown", "postgres:postgres", conf], check=True)
         self.run("pg_ctl", "-D", data, "-l", os.path.join(self.dir, "server.log"), "-w", "-t", "120", "start")
@@ -388,7 +390,7 @@ def bench_backend(backend, sizes, args, work, pg):
         url_for = pg.url
     names = {n: f"bench_{n}" for n in sizes}
     # The sync measures use the largest set only.
-    wanted = {sizes[-1]: names[sizes[-1]]} if args.only == "sync" else names
+    wanted = {sizes[-1]: names[sizes[-1]]} if args.only in ("sync", "district", "large") else names
     for n, name in wanted.items():
         present = os.path.exists(db_for(name)) if backend == "sqlite" else pg.exists(name)
         if present and not args.fresh:
@@ -402,8 +404,16 @@ def bench_backend(backend, sizes, args, work, pg):
             pg.psql("postgres", f'CREATE DATABASE "{name}"')
         res["seed_seconds"][n] = build_dataset(url_for(name), n, f"{backend} {n}")
 
-    if args.only == "sync":
-        res["sync"] = sync_bench(url_for(names[sizes[-1]]), args)
+    if args.only in ("sync", "district", "large"):
+        largest = names[sizes[-1]]
+        if args.only in ("district", "large"):
+            srv = Server(url_for(largest))
+            try:
+                res.update(district_bench(srv, backend, db_for(largest) if backend == "sqlite" else largest, pg, args.seconds))
+            finally:
+                srv.stop()
+        if args.only in ("sync", "large"):
+            res["sync"] = sync_bench(url_for(largest), args)
         return res
     d = args.seconds
     small, mid = sizes[0], sizes[min(1, len(sizes) - 1)]
@@ -458,29 +468,8 @@ def bench_backend(backend, sizes, args, work, pg):
             res["overview_vs_sql"] = dash["p50_ms"] / max(res["overview_sql_ms"], 1e-9)
         except Exception as e:  # the dashboard is optional for older builds
             res["overview"] = {"error": str(e)}
-        # 7: a district's roll-up (issue 20) vs its aggregates alone in the database's client:
-        # the same statements over every community of the district, and the look-ups of the
-        # district's streets and communities.
-        try:
-            officer = srv.login(DISTRICT_OFFICER)
-            district = srv.get("/api/v1/me", officer)["district_id"]
-            communities = [c["id"] for c in srv.get("/api/v1/communities?limit=500", officer)["items"]]
-            url = f"{srv.base}/api/v1/stats/overview?district_id={district}"
-            srv.get(f"/api/v1/stats/overview?district_id={district}", officer)
-            dash = oha(url, d, 1, token=officer)
-            res["district_overview"] = dash
-            target = db_for(names[mid]) if backend == "sqlite" else names[mid]
-            lookups = [
-                f"SELECT id FROM streets WHERE district_id = '{district}' ORDER BY code",
-                f"SELECT c.id FROM communities c JOIN streets s ON s.id = c.street_id WHERE s.district_id = '{district}'",
-                "SELECT id, community_id, code, name FROM grids WHERE community_id IN ("
-                + ", ".join(f"'{x}'" for x in communities) + ") ORDER BY code",
-            ]
-            res["district_overview_sql_ms"] = sql_batch_ms(backend, target, pg, lookups + overview_sql(communities))
-            res["district_overview_vs_sql"] = dash["p50_ms"] / max(res["district_overview_sql_ms"], 1e-9)
-            res["district_communities"] = len(communities)
-        except Exception as e:  # needs a build with streets and districts
-            res["district_overview"] = {"error": str(e)}
+        # 7: a district's roll-up (issue 20).
+        res.update(district_bench(srv, backend, db_for(names[mid]) if backend == "sqlite" else names[mid], pg, d))
     finally:
         srv.stop()
     # 3: page latency at a fixed rate below saturation across data set sizes.
@@ -670,6 +659,34 @@ def sync_bench(url, args):
     return res
 
 
+def district_bench(srv, backend, target, pg, d):
+    """A district's roll-up (issue 20) vs its aggregates alone in the database's client: the
+    same statements over every community of the district, and the look-ups of the district's
+    streets and communities."""
+    res = {}
+    try:
+        officer = srv.login(DISTRICT_OFFICER)
+        district = srv.get("/api/v1/me", officer)["district_id"]
+        communities = [c["id"] for c in srv.get("/api/v1/communities?limit=500", officer)["items"]]
+        url = f"{srv.base}/api/v1/stats/overview?district_id={district}"
+        log(f"{backend}: district overview ({len(communities)} communities)")
+        srv.get(f"/api/v1/stats/overview?district_id={district}", officer)
+        dash = oha(url, d, 1, token=officer)
+        res["district_overview"] = dash
+        lookups = [
+            f"SELECT id FROM streets WHERE district_id = '{district}' ORDER BY code",
+            f"SELECT c.id FROM communities c JOIN streets s ON s.id = c.street_id WHERE s.district_id = '{district}'",
+            "SELECT id, community_id, code, name FROM grids WHERE community_id IN ("
+            + ", ".join(f"'{x}'" for x in communities) + ") ORDER BY code",
+        ]
+        res["district_overview_sql_ms"] = sql_batch_ms(backend, target, pg, lookups + overview_sql(communities))
+        res["district_overview_vs_sql"] = dash["p50_ms"] / max(res["district_overview_sql_ms"], 1e-9)
+        res["district_communities"] = len(communities)
+    except Exception as e:  # needs a build with streets and districts
+        res["district_overview"] = {"error": str(e)}
+    return res
+
+
 def sealing_bench(backend, args, work, pg):
     """The cost of sealing personal fields: the same data set seeded and served by the binary
     before sealing (`--baseline`) and by this one, measured alternately, one at a time on the
@@ -807,17 +824,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small data sets (2k, 20k, 60k) and short runs")
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
-    ap.add_argument("--only", choices=["all", "sync", "sealing"], default="all", help="run every measure, only the sync ones, or only the sealing comparison")
+    ap.add_argument("--only", choices=["all", "sync", "district", "large", "sealing"], default="all",
+                    help="run every measure; only the sync ones or only the district roll-up, on the largest set; both of those ('large'); or only the sealing comparison")
     ap.add_argument("--baseline", default=None, help="with --only sealing: the binary of the version before sealing")
     ap.add_argument("--sealing-households", type=int, default=20_000, help="with --only sealing: the data set size")
-    ap.add_argument("--sync-households", type=int, default=None, help="with --only sync: the data set size (default: the largest)")
+    ap.add_argument("--sync-households", type=int, default=None, help="with --only sync, district or large: the data set size (default: the largest)")
     ap.add_argument("--fresh", action="store_true", help="rebuild the data sets even if they exist")
     ap.add_argument("--seconds", type=int, default=None, help="length of one measurement run")
     ap.add_argument("--rounds", type=int, default=None, help="alternating rounds per comparison")
     ap.add_argument("--work", default=os.environ.get("GRIDLIGHT_BENCH_DIR", "/tmp/gridlight-bench"), help="where the data sets live")
     args = ap.parse_args()
     sizes = [2_000, 20_000, 60_000] if args.quick else [10_000, 300_000, 3_000_000]
-    if args.only == "sync" and args.sync_households:
+    if args.only in ("sync", "district", "large") and args.sync_households:
         sizes = [args.sync_households]
     args.seconds = args.seconds or (3 if args.quick else 8)
     args.rounds = args.rounds or (2 if args.quick else 3)

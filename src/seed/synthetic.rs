@@ -26,7 +26,7 @@ use crate::store::streets::{self, DistrictRow, StreetRow};
 use crate::store::tasks::{NewTask, TaskRow, local_date};
 use crate::store::users::{self, NewUser};
 use crate::store::visits::VisitRow;
-use crate::store::{now, plans};
+use crate::store::{now, plans, sync};
 
 pub const PASSWORD: &str = "gridlight-synthetic";
 pub const HOUSEHOLDS_PER_GRID: u64 = 300;
@@ -250,11 +250,13 @@ pub fn load(db: &Db, n: u64, seed: u64) -> ApiResult<String> {
         let end = (start + CHUNK).min(n);
         let rows = generate(&ns, seed, &s, &templates, start..end, today, at);
         db.write_blocking(|conn| {
-            bulk::households(conn, &rows.households)?;
-            bulk::members(conn, &rows.members)?;
-            bulk::visits(conn, &rows.visits)?;
-            bulk::tasks(conn, &rows.tasks)?;
-            Ok(())
+            sync::unlogged(conn, &["households", "members", "visits", "tasks"], |conn| {
+                bulk::households(conn, &rows.households)?;
+                bulk::members(conn, &rows.members)?;
+                bulk::visits(conn, &rows.visits)?;
+                bulk::tasks(conn, &rows.tasks)?;
+                Ok(())
+            })
         })?;
         let (m, v, t) = counts.get();
         counts.set((m + rows.members.len() as u64, v + rows.visits.len() as u64, t + rows.tasks.len() as u64));

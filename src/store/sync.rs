@@ -214,6 +214,53 @@ pub fn prune(conn: &mut DbConn, before: NaiveDateTime) -> QueryResult<usize> {
     diesel::delete(sync_log::table.filter(sync_log::at.lt(before))).execute(conn)
 }
 
+/// Runs `f` inside the caller's transaction with the change-log triggers of `tables` off, for
+/// loading a benchmark data set whose rows predate the log (as in a database that has run longer
+/// than the retention period, whose pruned log holds none of them): a log row per seeded row
+/// would double the load's work and nearly its size, and no device could ever ask for one.
+/// Transactional on both backends — SQLite drops the triggers and re-creates them from their own
+/// stored SQL, PostgreSQL disables them (`ALTER TABLE … DISABLE TRIGGER USER`; every trigger of
+/// these tables is a change-log trigger) — so a failed load leaves them as they were.
+pub fn unlogged<T>(conn: &mut DbConn, tables: &[&str], f: impl FnOnce(&mut DbConn) -> ApiResult<T>) -> ApiResult<T> {
+    #[derive(QueryableByName)]
+    struct Trigger {
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = Text)]
+        sql: String,
+    }
+    let quoted = |t: &str| format!("\"{}\"", t.replace('"', "\"\""));
+    match conn {
+        DbConn::Sqlite(c) => {
+            let mut triggers = Vec::new();
+            for t in tables {
+                let q = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?";
+                triggers.extend(diesel::sql_query(q).bind::<Text, _>(*t).load::<Trigger>(c)?);
+            }
+            for t in &triggers {
+                diesel::sql_query(format!("DROP TRIGGER {}", quoted(&t.name))).execute(c)?;
+            }
+            let out = f(conn)?;
+            let DbConn::Sqlite(c) = conn else { unreachable!("the connection changed backend") };
+            for t in &triggers {
+                diesel::sql_query(t.sql.as_str()).execute(c)?;
+            }
+            Ok(out)
+        }
+        DbConn::Postgres(c) => {
+            for t in tables {
+                diesel::sql_query(format!("ALTER TABLE {} DISABLE TRIGGER USER", quoted(t))).execute(c)?;
+            }
+            let out = f(conn)?;
+            let DbConn::Postgres(c) = conn else { unreachable!("the connection changed backend") };
+            for t in tables {
+                diesel::sql_query(format!("ALTER TABLE {} ENABLE TRIGGER USER", quoted(t))).execute(c)?;
+            }
+            Ok(out)
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The records a device holds, read by page (a snapshot) or by id (a delta).
 
