@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::auth::throttle::Throttle;
 use crate::db::Db;
 use crate::error::ApiResult;
 use crate::store::audit::{self, Actor, Event};
@@ -32,6 +33,11 @@ pub fn reconcile_all(db: &Db) -> ApiResult<Reconciled> {
 pub fn prune_sync_log(db: &Db, retention_days: u32) -> ApiResult<usize> {
     let before = crate::store::now() - chrono::Duration::days(i64::from(retention_days));
     db.write_blocking(|conn| Ok(crate::store::sync::prune(conn, before)?))
+}
+
+/// Forgets the login-attempt counts that no longer count (their window passed, no lock).
+pub fn forget_login_failures(db: &Db, rule: Throttle) -> ApiResult<usize> {
+    db.write_blocking(|conn| Ok(crate::store::sessions::forget_spent_failures(conn, rule)?))
 }
 
 /// What one retention run erased.
@@ -106,10 +112,16 @@ pub fn end_abandoned_imports(db: &Db, silence: Duration) -> ApiResult<Vec<String
     Ok(ended)
 }
 
-/// Runs [`reconcile_all`], [`prune_sync_log`], [`apply_retention`] and [`end_abandoned_imports`]
-/// now and then every `interval`, on the blocking pool, until the server stops. Failures (say,
+/// Runs [`reconcile_all`], [`prune_sync_log`], [`forget_login_failures`], [`apply_retention`] and
+/// [`end_abandoned_imports`] now and then every `interval`, on the blocking pool, until the server stops. Failures (say,
 /// the database is away) are logged and retried next time.
-pub fn spawn_reconciler(db: Db, interval: Duration, sync_retention_days: u32, retention_years: u32) {
+pub fn spawn_reconciler(
+    db: Db,
+    interval: Duration,
+    sync_retention_days: u32,
+    retention_years: u32,
+    throttle: Throttle,
+) {
     actix_web::rt::spawn(async move {
         loop {
             let handle = db.clone();
@@ -127,6 +139,10 @@ pub fn spawn_reconciler(db: Db, interval: Duration, sync_retention_days: u32, re
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "sync change log pruning failed; will retry"),
                 Err(e) => tracing::warn!(error = %e, "sync change log pruning was interrupted"),
+            }
+            let handle = db.clone();
+            if let Ok(Err(e)) = actix_web::web::block(move || forget_login_failures(&handle, throttle)).await {
+                tracing::warn!(error = %e, "forgetting spent login attempts failed; will retry");
             }
             let handle = db.clone();
             if let Ok(Err(e)) = actix_web::web::block(move || end_abandoned_imports(&handle, IMPORT_SILENCE)).await {

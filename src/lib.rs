@@ -133,6 +133,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let reconcile_every = config.server.reconcile_interval_secs;
     let sync_retention = config.server.sync_retention_days;
     let retention_years = config.server.retention_years;
+    let throttle = auth::throttle::Throttle::of(&config.server);
     let state = AppState::new(db.clone(), config, jwt_secret);
     let mut server = HttpServer::new(move || app(state.clone()))
         .bind(&bind)
@@ -146,7 +147,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         server = server.workers(n.max(1));
     }
     if reconcile_every > 0 {
-        jobs::spawn_reconciler(db.clone(), Duration::from_secs(reconcile_every), sync_retention, retention_years);
+        jobs::spawn_reconciler(
+            db.clone(),
+            Duration::from_secs(reconcile_every),
+            sync_retention,
+            retention_years,
+            throttle,
+        );
     }
     tracing::info!(bind = %bind, backend = db.backend().name(), "serving");
     server.run().await?;

@@ -225,6 +225,19 @@ pub fn lock_if_spent(conn: &mut DbConn, account: &str, rule: Throttle) -> QueryR
     Ok(locked == 1)
 }
 
+/// Forgets the counts whose window has passed and that hold no lock: such a row counts for
+/// nothing (the next attempt starts a window afresh), and without this every name ever typed
+/// at the login form would stay in the table. Returns how many went.
+pub fn forget_spent_failures(conn: &mut DbConn, rule: Throttle) -> QueryResult<usize> {
+    let now = now();
+    diesel::delete(
+        login_failures::table
+            .filter(login_failures::window_started_at.le(now - rule.window()))
+            .filter(login_failures::locked_until.is_null().or(login_failures::locked_until.le(now))),
+    )
+    .execute(conn)
+}
+
 /// After a password that matched: the account starts afresh.
 pub fn clear_failures(conn: &mut DbConn, account: &str) -> QueryResult<()> {
     diesel::delete(login_failures::table.find(account)).execute(conn).map(|_| ())

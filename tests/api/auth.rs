@@ -24,6 +24,7 @@ on_both_backends!(
     password_change_ends_every_session,
     failures_are_throttled_per_account,
     concurrent_failures_check_at_most_the_limit,
+    spent_attempt_counts_are_forgotten,
     wrong_current_passwords_are_throttled_like_logins,
     logins_and_password_changes_share_one_counter,
     audit_events_carry_the_server_request_id,
@@ -235,6 +236,55 @@ async fn let_the_window_pass(app: &TestApp) {
         })
         .await
         .unwrap();
+}
+
+/// Counts whose window has passed without a lock are forgotten by the server's job (names typed
+/// at the login form do not pile up); a lock still in force, and a window still open, stay.
+async fn spent_attempt_counts_are_forgotten(app: TestApp) {
+    app.user("admin", Role::Admin, None).await;
+    let rule = gridlight::auth::throttle::Throttle::of(&app.state.config.server);
+    let names = |app: &TestApp| {
+        let db = app.state.db.clone();
+        async move {
+            db.read(|c| {
+                Ok(login_failures::table
+                    .select(login_failures::username)
+                    .order(login_failures::username)
+                    .load::<String>(c)?)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let forget = |app: &TestApp| {
+        let db = app.state.db.clone();
+        async move {
+            actix_web::web::block(move || gridlight::jobs::forget_login_failures(&db, rule)).await.unwrap().unwrap()
+        }
+    };
+    for _ in 0..rule.max_failures {
+        app.login_as("admin", "wrong password!").await.assert_problem(401);
+    }
+    app.login_as("typo-once", "wrong password!").await.assert_problem(401);
+    // Inside their windows: nothing goes.
+    assert_eq!(forget(&app).await, 0);
+    assert_eq!(names(&app).await, ["admin", "typo-once"]);
+    // A window later the one-off typo goes; the locked account's row stays while its lock holds.
+    let_the_window_pass(&app).await;
+    app.state
+        .db
+        .write(|c| {
+            let later = gridlight::store::now() + chrono::Duration::hours(1);
+            diesel::update(login_failures::table.find("admin"))
+                .set(login_failures::locked_until.eq(later))
+                .execute(c)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(forget(&app).await, 1);
+    assert_eq!(names(&app).await, ["admin"]);
+    app.login_as("admin", PASSWORD).await.assert_problem(429);
 }
 
 /// Each attempt takes its place in the account's count before its password is checked, so a
