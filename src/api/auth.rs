@@ -17,7 +17,7 @@ use crate::auth::token::issue_access;
 use crate::auth::{AuthUser, password};
 use crate::error::{ApiError, ApiResult, PROBLEM_JSON as PROBLEM, Problem};
 use crate::ops;
-use crate::ops::users::{account_event, sign_in_event};
+use crate::ops::users::{account_event, sign_in_event, typed_username};
 use crate::store::audit::Actor;
 use crate::store::users::{self, UserRow};
 
@@ -112,10 +112,11 @@ pub(crate) fn authenticate(
     let db = &st.db;
     let user = db.read_blocking(|c| Ok(users::find_by_username(c, username)?))?;
     let actor = Actor { user_id: None, request_id: request_id.clone() };
+    let unknown = user.is_none().then(|| typed_username(db.keys().ring().as_deref(), username)).flatten();
     let refusals = Refusals {
         actor: &actor,
-        throttled: sign_in_event("auth.login_throttled", user.as_ref(), username),
-        failed: sign_in_event("auth.login_failed", user.as_ref(), username),
+        throttled: sign_in_event("auth.login_throttled", user.as_ref(), unknown.as_deref()),
+        failed: sign_in_event("auth.login_failed", user.as_ref(), unknown.as_deref()),
     };
     // Unknown users pay for a hash too, and are counted the same way.
     let matched = throttle::check_password(db, Throttle::of(&st.config.server), username, refusals, || match &user {

@@ -145,6 +145,9 @@ pub const USER_PHONE: Field = Field { table: "users", column: "phone" };
 pub const IMPORT_FILE: Field = Field { table: "imports", column: "file" };
 /// The error workbook an import keeps once its file is cleared (the rows with errors, sealed).
 pub const IMPORT_ERRORS_FILE: Field = Field { table: "imports", column: "errors_file" };
+/// Not sealed, only digested: a username typed at a login that names no account, as its audit
+/// event keeps it (`ops::users::typed_username`).
+pub const TYPED_USERNAME: Field = Field { table: "audit_events", column: "typed_username" };
 /// Every sealed column.
 pub const FIELDS: [Field; 4] = [MEMBER_ID_NUMBER, MEMBER_PHONE, HOUSEHOLD_PHONE, USER_PHONE];
 

@@ -216,15 +216,26 @@ pub fn change_own_password(conn: &mut DbConn, caller: &AuthUser, password_hash: 
     audit_event(conn, caller, event)
 }
 
-/// The audit event of a login attempt, for `username` (as typed, normalised) and the account
-/// it names, if any.
-pub fn sign_in_event<'a>(action: &'a str, user: Option<&'a UserRow>, username: &str) -> Event<'a> {
+/// The audit event of a login attempt: the account it names, if any, by its username; else
+/// `unknown`, a keyed digest of what was typed ([`typed_username`]) — never the text, which may
+/// be a password typed into the wrong field or someone's phone number.
+/// What an audit event keeps of a username that names no account: a short keyed digest (the
+/// data key's index key), enough to see repeated attempts on one name, useless for reading it
+/// back or for testing guesses against a copied database. `None` before the keys are loaded.
+pub fn typed_username(keys: Option<&crate::db::keys::KeyRing>, username: &str) -> Option<String> {
+    keys.map(|k| k.blind(crate::db::keys::TYPED_USERNAME, username)[..16].to_owned())
+}
+
+pub fn sign_in_event<'a>(action: &'a str, user: Option<&'a UserRow>, unknown: Option<&str>) -> Event<'a> {
     Event {
         action,
         entity_type: "user",
         entity_id: user.map(|u| u.id.as_str()),
         community_id: user.and_then(|u| u.community_id.as_deref()),
-        summary: json!({"username": username}),
+        summary: match user {
+            Some(u) => json!({"username": u.username}),
+            None => json!({"unknown_username": unknown}),
+        },
     }
 }
 
@@ -239,7 +250,7 @@ pub fn start_session(
 ) -> ApiResult<String> {
     throttle::succeeded(conn, username)?;
     let actor = Actor { user_id: Some(user.id.clone()), request_id };
-    audit::record(conn, &actor, sign_in_event("auth.login_succeeded", Some(user), username))?;
+    audit::record(conn, &actor, sign_in_event("auth.login_succeeded", Some(user), None))?;
     Ok(sessions::start_family(conn, &user.id, lifetime_secs)?)
 }
 

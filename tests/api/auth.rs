@@ -441,6 +441,33 @@ async fn unknown_and_known_users_fail_alike(app: TestApp) {
     }
     let ratio = times[1].as_secs_f64() / times[0].as_secs_f64();
     assert!(ratio > 0.3, "unknown-user logins took {:?}, known-user {:?}", times[1], times[0]);
+    // The audit trail names the known account; of a name that is none — a password typed into
+    // the wrong field, a phone number — it keeps a short keyed digest, the same for the same
+    // name, never the text.
+    app.login_as("s3cret-typed-as-name", "wrong password!").await.assert_problem(401);
+    let summaries: Vec<String> = app
+        .state
+        .db
+        .read(|c| {
+            Ok(audit_events::table
+                .filter(audit_events::action.eq("auth.login_failed"))
+                .select(audit_events::summary)
+                .load::<String>(c)?)
+        })
+        .await
+        .unwrap();
+    let summaries: Vec<Value> = summaries.iter().map(|s| serde_json::from_str(s).unwrap()).collect();
+    assert_eq!(summaries.len(), 7, "{summaries:?}");
+    assert_eq!(summaries.iter().filter(|s| s["username"] == "admin").count(), 3, "{summaries:?}");
+    let mut digests: Vec<&str> = summaries.iter().filter_map(|s| s["unknown_username"].as_str()).collect();
+    digests.sort();
+    digests.dedup();
+    let per_digest: Vec<usize> =
+        digests.iter().map(|d| summaries.iter().filter(|s| s["unknown_username"] == *d).count()).collect();
+    assert!(digests.iter().all(|d| d.len() == 16), "{digests:?}");
+    assert!(per_digest == [1, 3] || per_digest == [3, 1], "{summaries:?}");
+    let all = serde_json::to_string(&summaries).unwrap();
+    assert!(!all.contains("no-such-user") && !all.contains("s3cret"), "{all}");
 }
 
 async fn login_body_errors(app: TestApp) {
