@@ -56,6 +56,11 @@ pub struct DbConfig {
     #[arg(long, env = "GRIDLIGHT_SQLITE_BUSY_TIMEOUT_MS", default_value_t = 5000, global = true)]
     pub sqlite_busy_timeout_ms: u64,
 
+    /// Statements slower than this many milliseconds are logged (warn, `gridlight::slow_sql`)
+    /// with their SQL text, never their bound values; 0 logs none.
+    #[arg(long, env = "GRIDLIGHT_SLOW_QUERY_MS", default_value_t = 1000, global = true)]
+    pub slow_query_ms: u64,
+
     /// Data keys that seal ID numbers and phones (32 bytes in base64 each, comma-separated, the
     /// current one first). With SQLite and none given they are kept beside the database file
     /// (`<database>.data-key`, mode 0600, generated once); PostgreSQL requires them.

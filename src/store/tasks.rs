@@ -423,7 +423,9 @@ fn missing(span: &Span<'_>) -> impl LoadQuery<'static, DbConn, Missing> {
          FROM households h \
          JOIN service_templates t ON t.community_id = h.community_id AND t.tag = h.tag AND t.active \
          LEFT JOIN grid_assignments ga ON ga.grid_id = h.grid_id AND ga.is_primary \
-           AND ga.user_id IN (SELECT u.id FROM users u WHERE u.active) \
+           /* the worker looked up, not listed: SQLite probed the (grid, user) key once per \
+              active user for every row (12,300 users: 300 ms for 100 households) */ \
+           AND EXISTS (SELECT 1 FROM users u WHERE u.id = ga.user_id AND u.active) \
          WHERE ",
     )
     .sql(&on.pre)

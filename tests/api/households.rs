@@ -307,6 +307,16 @@ async fn removal_is_soft(app: TestApp) {
     assert!(!list.to_string().contains(&w.household_a1));
     assert_eq!(app.get_as(&path, &w.sec_a).await.status, 200);
     app.get_as(&path, &w.w_a1).await.assert_problem(404);
+    // A resident who moved out keeps the right to what is still held about them: the audited
+    // reveal and the record copy answer the secretary (and only her) after the removal.
+    for read in ["pii", "record"] {
+        let url = format!("{path}/{read}?reason=%E5%B1%85%E6%B0%91%E7%94%B3%E8%AF%B7");
+        let res = app.get_as(&url, &w.sec_a).await;
+        assert_eq!(res.status, 200, "{read}");
+        app.get_as(&url, &w.w_a1).await.assert_problem(404);
+    }
+    let record = app.get_as(&format!("{path}/record?reason=x"), &w.sec_a).await.json();
+    assert_eq!(record["household"]["removed_reason"], "deceased");
     // A removed household takes no more changes; removing again is harmless.
     app.patch(&path, &w.sec_a, json!({"notes": "x"}), None).await.assert_problem(409);
     assert_eq!(app.delete_as(&format!("{path}?reason=deceased"), &w.sec_a).await.status, 200);
