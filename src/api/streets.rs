@@ -14,7 +14,8 @@ use crate::api::conditional::IfMatch;
 use crate::api::input::{Body, Params};
 use crate::api::pagination::{Page, PageQuery};
 use crate::api::validate::{clean, declared, done};
-use crate::auth::scope;
+use crate::auth::{AuthUser, scope};
+use crate::db::DbConn;
 use crate::domain::text::required_line;
 use crate::error::{ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::ops;
@@ -161,11 +162,16 @@ pub async fn create_district(api: Api, body: Body<CreateDistrict>) -> ApiResult<
 pub async fn list_districts(api: Api, page: PageQuery) -> ApiResult<web::Json<Page<DistrictOut>>> {
     let (fetch, after) = (page.fetch()?, page.after_id()?);
     api.listed(move |c, caller| {
-        let only = scope::home(c, caller)?.map(|(_, district)| district);
-        let rows = streets::list_districts(c, only.as_deref(), after.as_deref(), fetch)?;
+        let rows = districts(c, caller, after.as_deref(), fetch)?;
         Ok(Page::of(rows, fetch, |d| vec![d.id.clone()]))
     })
     .await
+}
+
+/// The districts the caller works in, by id, after a cursor (the API's list and the console's).
+pub fn districts(c: &mut DbConn, caller: &AuthUser, after: Option<&str>, fetch: i64) -> ApiResult<Vec<DistrictRow>> {
+    let only = scope::home(c, caller)?.map(|(_, district)| district);
+    Ok(streets::list_districts(c, only.as_deref(), after, fetch)?)
 }
 
 /// One district.
@@ -243,17 +249,29 @@ pub async fn list_streets(
     let (fetch, after) = (page.fetch()?, page.after_id()?);
     let wanted = query.into_inner().district_id;
     api.listed(move |c, caller| {
-        let mut filter = StreetFilter { district_id: wanted, only: None };
-        if let Some((street, district)) = scope::home(c, caller)? {
-            if filter.district_id.as_ref().is_some_and(|d| *d != district) {
-                return Ok(Page::empty());
-            }
-            filter = StreetFilter { district_id: Some(district), only: street };
-        }
-        let rows = streets::list_streets(c, &filter, after.as_deref(), fetch)?;
+        let rows = streets_in_reach(c, caller, wanted, after.as_deref(), fetch)?;
         Ok(Page::of(rows, fetch, |s| vec![s.code.clone()]))
     })
     .await
+}
+
+/// The streets the caller works in (of `district_id` only, if given), by code, after a cursor
+/// (the API's list and the console's).
+pub fn streets_in_reach(
+    c: &mut DbConn,
+    caller: &AuthUser,
+    district_id: Option<String>,
+    after: Option<&str>,
+    fetch: i64,
+) -> ApiResult<Vec<StreetRow>> {
+    let mut filter = StreetFilter { district_id, only: None };
+    if let Some((street, district)) = scope::home(c, caller)? {
+        if filter.district_id.as_ref().is_some_and(|d| *d != district) {
+            return Ok(Vec::new());
+        }
+        filter = StreetFilter { district_id: Some(district), only: street };
+    }
+    Ok(streets::list_streets(c, &filter, after, fetch)?)
 }
 
 /// One street.

@@ -34,17 +34,17 @@ fn ids(v: &Value) -> Vec<String> {
 /// The units around the world's communities: the district of 370103 (community A's) with street
 /// S1 (community A moved there), S2 (community C) and the default street; community B stays in
 /// the default street of 370102. An officer for S1, for S2, for each district.
-struct Units {
-    district_1: String,
-    district_2: String,
-    street_1: String,
-    street_2: String,
-    community_c: String,
-    household_c: String,
-    so_1: String,
-    so_2: String,
-    do_1: String,
-    do_2: String,
+pub(crate) struct Units {
+    pub(crate) district_1: String,
+    pub(crate) district_2: String,
+    pub(crate) street_1: String,
+    pub(crate) street_2: String,
+    pub(crate) community_c: String,
+    pub(crate) household_c: String,
+    pub(crate) so_1: String,
+    pub(crate) so_2: String,
+    pub(crate) do_1: String,
+    pub(crate) do_2: String,
 }
 
 async fn officer(app: &TestApp, admin: &str, username: &str, unit: Value) -> String {
@@ -61,7 +61,7 @@ async fn district_of(app: &TestApp, admin: &str, community: &str) -> String {
     field(ok(&app.get_as(&format!("/api/v1/streets/{street}"), admin).await), "district_id")
 }
 
-async fn units(app: &TestApp, w: &World) -> Units {
+pub(crate) async fn units(app: &TestApp, w: &World) -> Units {
     let district_1 = district_of(app, &w.admin, &w.community_a).await;
     let district_2 = district_of(app, &w.admin, &w.community_b).await;
     let street = |name: &str, code: &str| {
@@ -532,3 +532,4 @@ async fn a_database_without_streets_migrates(app: TestApp) {
         .unwrap();
     assert_eq!(violations, 0);
 }
+
