@@ -376,8 +376,10 @@ fn insert_all(conn: &mut DbConn, cfile: &CommunitiesFile, hfile: &HouseholdsFile
         for w in &c.workers {
             add_user(conn, &mut user_ids, (w, "grid_worker", unit), hash, at, next())?;
         }
+        let street_code = &cfile.streets.iter().find(|s| s.name == c.street).ok_or_else(|| bad(&c.key))?.code;
         for g in &c.grids {
-            let code = GridCode::parse(&g.code, &c.division_code).map_err(|e| bad(format!("{}: {e}", g.key)))?;
+            let code = GridCode::parse_in_street(&g.code, &c.division_code, street_code)
+                .map_err(|e| bad(format!("{}: {e}", g.key)))?;
             let grid = GridRow {
                 id: seeded_id(NS, "grid", &g.key, next()),
                 community_id: row.id.clone(),

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 use serde_json::Value;
 
-use gridlight::db::schema::{households, tasks};
+use gridlight::db::schema::{communities, grids, households, streets, tasks};
 use gridlight::db::{Db, DbConn};
 
 use crate::on_both_backends;
@@ -23,6 +23,9 @@ async fn demo_loads_once_and_shows_real_content(app: TestApp) {
     assert_eq!((first.households, first.members, first.visits, first.proposals), (318, 971, 655, 10));
     // An administrator, a district officer, six street officers, six secretaries, 25 workers.
     assert_eq!(first.logins.len(), 1 + 1 + 6 + 6 + 25);
+    let db = app.state.db.clone();
+    let (off, grids) = actix_web::web::block(move || grids_off_their_street(&db)).await.unwrap();
+    assert_eq!((off, grids), (vec![], 21), "every demo grid code carries its street's code");
     let second = load_demo(&app).await;
     assert!(!second.created);
     let db = app.state.db.clone();
@@ -67,6 +70,21 @@ async fn demo_loads_once_and_shows_real_content(app: TestApp) {
     assert_eq!(count(&visits), 110);
 }
 
+/// The grids whose code does not start with their community's street code (CJ/T 349), and how
+/// many grids there are.
+fn grids_off_their_street(db: &Db) -> (Vec<String>, usize) {
+    let pairs: Vec<(String, String)> = db
+        .read_blocking(|c| {
+            Ok(grids::table
+                .inner_join(communities::table.inner_join(streets::table))
+                .select((grids::code, streets::code))
+                .load(c)?)
+        })
+        .unwrap();
+    let off = pairs.iter().filter(|(g, s)| !g.starts_with(s.as_str())).map(|(g, s)| format!("{g} in {s}")).collect();
+    (off, pairs.len())
+}
+
 type Fingerprint = (Vec<(String, String, String, String)>, Vec<(String, String, String)>);
 
 fn fingerprint(conn: &mut DbConn) -> QueryResult<Fingerprint> {
@@ -83,14 +101,16 @@ fn fingerprint(conn: &mut DbConn) -> QueryResult<Fingerprint> {
 
 async fn synthetic_is_deterministic_and_reconciled(app: TestApp) {
     let db = app.state.db.clone();
-    let (summary, again, fp_a) = actix_web::web::block(move || {
+    let (summary, again, fp_a, off) = actix_web::web::block(move || {
         let summary = gridlight::seed::synthetic::load(&db, 700, 3).unwrap();
         let again = gridlight::jobs::reconcile_all(&db).unwrap();
         let fp = db.read_blocking(|c| Ok(fingerprint(c)?)).unwrap();
-        (summary, again, fp)
+        (summary, again, fp, grids_off_their_street(&db))
     })
     .await
     .unwrap();
+    let (off, grids) = off;
+    assert!(off.is_empty() && grids > 0, "synthetic grid codes off their street: {off:?}");
     assert!(summary.contains("700 households"), "{summary}");
     // The invariant holds as loaded: reconciling changes nothing.
     assert_eq!((again.households, again.created, again.cancelled), (700, 0, 0));
