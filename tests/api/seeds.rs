@@ -3,14 +3,18 @@
 use diesel::prelude::*;
 use serde_json::Value;
 
-use gridlight::db::schema::{communities, grids, households, streets, tasks};
+use gridlight::db::schema::{audit_events, communities, grids, households, streets, tasks, users};
 use gridlight::db::{Db, DbConn};
 
 use crate::on_both_backends;
 use crate::support::TestApp;
 use crate::support::world::ok;
 
-on_both_backends!(demo_loads_once_and_shows_real_content, synthetic_is_deterministic_and_reconciled);
+on_both_backends!(
+    demo_loads_once_and_shows_real_content,
+    synthetic_is_deterministic_and_reconciled,
+    demo_loaded_before_streets_gains_them,
+);
 
 async fn load_demo(app: &TestApp) -> gridlight::seed::demo::Loaded {
     let db = app.state.db.clone();
@@ -139,4 +143,81 @@ async fn synthetic_is_deterministic_and_reconciled(app: TestApp) {
     let token = ok(&res)["access_token"].as_str().unwrap().to_owned();
     let mine = ok(&app.get_as("/api/v1/households?limit=500", &token).await);
     assert_eq!(mine["items"].as_array().unwrap().len(), 300);
+}
+
+/// (users, streets, communities per street id) of the database.
+fn units_of(db: &Db) -> (i64, i64, Vec<(String, i64)>) {
+    db.read_blocking(|c| {
+        let users: i64 = users::table.count().get_result(c)?;
+        let streets: i64 = streets::table.count().get_result(c)?;
+        let per_street: Vec<(String, i64)> = communities::table
+            .group_by(communities::street_id)
+            .select((communities::street_id, diesel::dsl::count_star()))
+            .order(communities::street_id.asc())
+            .load(c)?;
+        Ok((users, streets, per_street))
+    })
+    .unwrap()
+}
+
+async fn demo_loaded_before_streets_gains_them(app: TestApp) {
+    let first = load_demo(&app).await;
+    assert_eq!(first.completed, 0);
+    let db = app.state.db.clone();
+    let (loaded, old) = actix_web::web::block(move || {
+        let loaded = units_of(&db);
+        // What the streets migration leaves of a demo set loaded before it: the communities in
+        // their district's default street, no named streets, no officers.
+        db.write_blocking(|c| {
+            let default =
+                gridlight::store::streets::default_street(c, "370103", "市中区", chrono::Utc::now().naive_utc())?;
+            diesel::delete(users::table.filter(users::role.eq_any(["street_officer", "district_officer"])))
+                .execute(c)?;
+            diesel::update(communities::table)
+                .set((communities::street_id.eq(&default.id), communities::street.eq("默认街道")))
+                .execute(c)?;
+            diesel::delete(streets::table.filter(streets::code.ne("370103000"))).execute(c)?;
+            Ok(())
+        })
+        .unwrap();
+        (loaded, units_of(&db))
+    })
+    .await
+    .unwrap();
+    assert_eq!((old.0, old.1, old.2.len()), (loaded.0 - 7, 1, 1), "{old:?}");
+
+    // Loading again adds the six streets and their officers, the district's officer, and moves
+    // the six communities: 6 + 6 + 1 + 6.
+    let again = load_demo(&app).await;
+    assert!(!again.created);
+    assert_eq!(again.completed, 19);
+    let res = app.login_as("qilishan.street", gridlight::seed::demo::DEMO_PASSWORD).await;
+    let street = ok(&res)["access_token"].as_str().unwrap().to_owned();
+    let mine = ok(&app.get_as("/api/v1/communities", &street).await);
+    assert_eq!(mine["items"][0]["name"], "建新社区");
+    assert_eq!(mine["items"][0]["street"], "七里山街道");
+    let res = app.login_as("shizhong.district", gridlight::seed::demo::DEMO_PASSWORD).await;
+    let district = ok(&res)["access_token"].as_str().unwrap().to_owned();
+    let overview = ok(&app.get_as("/api/v1/stats/overview", &district).await);
+    let with_communities =
+        overview["streets"].as_array().unwrap().iter().filter(|s| s["households"]["total"].as_i64() > Some(0)).count();
+    assert_eq!(with_communities, 6, "{overview}");
+    assert_eq!(overview["totals"]["households"]["total"], 318);
+
+    // Once more: nothing to add, nothing changed; one completion event in all.
+    let third = load_demo(&app).await;
+    assert_eq!(third.completed, 0);
+    let db = app.state.db.clone();
+    let (now, events) = actix_web::web::block(move || {
+        let events: i64 = db
+            .read_blocking(|c| {
+                Ok(audit_events::table.filter(audit_events::action.eq("seed.demo_completed")).count().get_result(c)?)
+            })
+            .unwrap();
+        (units_of(&db), events)
+    })
+    .await
+    .unwrap();
+    assert_eq!((now.0, now.1 - 1, now.2.len()), (loaded.0, loaded.1, 6), "the default street stays, empty");
+    assert_eq!(events, 1);
 }
