@@ -66,6 +66,8 @@ RULES_BEYOND_THE_SCHEMA = [
     # Catalogues outside the document: the community's division code, IANA timezones,
     # GB/T 2260 provinces.
     (r"code", "division_mismatch|other_district"),
+    # A grid code's street digits (7-9) are those of its community's street code.
+    (r"code", "street_mismatch"),
     (r"timezone", "unknown_timezone"),
     (r"division_code", "unknown_division"),
 ]

@@ -1137,11 +1137,14 @@ def self_check(communities_doc, households_doc, extras):
     officers = communities_doc["district_officers"] + [s["officer"] for s in communities_doc["streets"]]
     usernames = [a["username"] for a in communities_doc["admins"] + officers]
     phones_staff = [a["phone"] for a in communities_doc["admins"] + officers]
-    street_names = {s["name"] for s in communities_doc["streets"]}
+    street_codes = {s["name"]: s["code"] for s in communities_doc["streets"]}
     for s in communities_doc["streets"]:
         check(re.fullmatch(DIVISION_CODE + r"\d{3}", s["code"]), f"{s['key']}: street code")
     for c in communities_doc["communities"]:
-        check(c["street"] in street_names, f"{c['key']}: street {c['street']} is not among the streets")
+        check(c["street"] in street_codes, f"{c['key']}: street {c['street']} is not among the streets")
+        # CJ/T 349: the grid codes' street digits are the street's (the server refuses others).
+        check(street_codes.get(c["street"]) == DIVISION_CODE + c["street_code"],
+              f"{c['key']}: street_code {c['street_code']} is not {c['street']}'s")
     grid_codes, grid_keys = [], {}
     for c in communities_doc["communities"]:
         check(re.fullmatch(r"\d{3}", c["street_code"]) and re.fullmatch(r"\d{3}", c["community_code"]),

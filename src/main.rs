@@ -443,6 +443,11 @@ fn print_demo(loaded: &gridlight::seed::demo::Loaded) {
             "loaded the demo data set: {} households, {} members, {} visits, {} pending proposals, {} open tasks",
             loaded.households, loaded.members, loaded.visits, loaded.proposals, loaded.tasks
         );
+    } else if loaded.completed > 0 {
+        println!(
+            "the demo data set is already loaded; added what it lacked (streets, officers, moves): {}",
+            loaded.completed
+        );
     } else {
         println!("the demo data set is already loaded");
     }

@@ -116,8 +116,9 @@ fn code(code: &str, errors: &mut Vec<FieldError>) -> String {
 #[derive(Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGrid {
-    /// CJ/T 349-2010: the community's division code (6), street (3), community (3), grid
-    /// sequence (2, not `00`).
+    /// CJ/T 349-2010: the community's division code (6), street (3: the last digits of the
+    /// community's street code, 422 `street_mismatch` otherwise), community (3), grid sequence (2,
+    /// not `00`).
     #[schema(example = "37010300100101", pattern = "^[0-9]{12}(0[1-9]|[1-9][0-9])$")]
     pub code: String,
     #[schema(example = "建新社区第一网格", min_length = 1, max_length = 64)]
@@ -190,7 +191,8 @@ pub async fn get(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
 #[derive(Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct PatchGrid {
-    /// CJ/T 349-2010, starting with the community's division code.
+    /// CJ/T 349-2010, starting with the community's street code (division code + street digits);
+    /// checked when it changes, so a grid keeps its code when its community moves street.
     #[schema(example = "37010300100101", pattern = "^[0-9]{12}(0[1-9]|[1-9][0-9])$")]
     pub code: Option<String>,
     #[schema(example = "建新社区第一网格", min_length = 1, max_length = 64)]

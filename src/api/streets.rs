@@ -14,12 +14,68 @@ use crate::api::conditional::IfMatch;
 use crate::api::input::{Body, Params};
 use crate::api::pagination::{Page, PageQuery};
 use crate::api::validate::{clean, declared, done};
-use crate::auth::scope;
+use crate::auth::{AuthUser, scope};
+use crate::db::DbConn;
 use crate::domain::text::required_line;
 use crate::error::{ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::ops;
 use crate::ops::streets::{NewDistrict, NewStreet};
 use crate::store::streets::{self, DistrictRow, StreetFilter, StreetRow};
+
+/// The read, rename and delete handlers of a unit above the community (a district, a street):
+/// one shape around the unit's scope check and operations, each handler with its own
+/// `#[utoipa::path]`. The unit's strings go to utoipa as written (`tt`, `ident`: no invisible
+/// groups around them).
+macro_rules! unit_handlers {
+    (
+        path: $path:tt, out: $out:ident;
+        get: $get:ident, $get_op:tt, $get_doc:tt, $found:tt, $scope:path;
+        patch: $patch:ident, $patch_op:tt, $patch_doc:tt, $renamed:tt, $patch_403:tt, $rename:path
+            $(, $patch_409:tt)?;
+        delete: $delete:ident, $delete_op:tt, $delete_doc:tt, $delete_403:tt, $in_use:tt, $remove:path;
+    ) => {
+        #[doc = $get_doc]
+        #[utoipa::path(get, path = $path, tag = "streets", operation_id = $get_op,
+            security(("bearer" = [])),
+            responses(
+                (status = 200, description = $found, body = $out),
+            ))]
+        pub async fn $get(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+            api.current(move |c, caller| $scope(c, caller, &id)).await
+        }
+
+        #[doc = $patch_doc]
+        #[utoipa::path(patch, path = $path, tag = "streets", operation_id = $patch_op,
+            params(IfMatch), request_body = Rename, security(("bearer" = [])),
+            responses(
+                (status = 200, description = $renamed, body = $out),
+                (status = 403, description = $patch_403, body = Problem, content_type = PROBLEM),
+                $($patch_409,)?
+            ))]
+        pub async fn $patch(
+            api: Api,
+            if_match: IfMatch,
+            id: web::Path<String>,
+            body: Body<Rename>,
+        ) -> ApiResult<HttpResponse> {
+            let name = body.into_inner().checked()?;
+            api.updated(move |c, caller| $rename(c, caller, &id, if_match.version(), name)).await
+        }
+
+        #[doc = $delete_doc]
+        #[utoipa::path(delete, path = $path, tag = "streets", operation_id = $delete_op,
+            security(("bearer" = [])),
+            responses(
+                (status = 204, description = "Deleted"),
+                (status = 403, description = $delete_403, body = Problem, content_type = PROBLEM),
+                (status = 409, description = $in_use, body = Problem, content_type = PROBLEM),
+            ))]
+        pub async fn $delete(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
+            api.write(move |c, caller| $remove(c, caller, &id)).await?;
+            Ok(HttpResponse::NoContent().finish())
+        }
+    };
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct DistrictOut {
@@ -161,51 +217,26 @@ pub async fn create_district(api: Api, body: Body<CreateDistrict>) -> ApiResult<
 pub async fn list_districts(api: Api, page: PageQuery) -> ApiResult<web::Json<Page<DistrictOut>>> {
     let (fetch, after) = (page.fetch()?, page.after_id()?);
     api.listed(move |c, caller| {
-        let only = scope::home(c, caller)?.map(|(_, district)| district);
-        let rows = streets::list_districts(c, only.as_deref(), after.as_deref(), fetch)?;
+        let rows = districts(c, caller, after.as_deref(), fetch)?;
         Ok(Page::of(rows, fetch, |d| vec![d.id.clone()]))
     })
     .await
 }
 
-/// One district.
-#[utoipa::path(get, path = "/api/v1/districts/{id}", tag = "streets", operation_id = "get_district",
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The district", body = DistrictOut),
-    ))]
-pub async fn get_district(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    api.current(move |c, caller| scope::district(c, caller, &id)).await
+/// The districts the caller works in, by id, after a cursor (the API's list and the console's).
+pub fn districts(c: &mut DbConn, caller: &AuthUser, after: Option<&str>, fetch: i64) -> ApiResult<Vec<DistrictRow>> {
+    let only = scope::home(c, caller)?.map(|(_, district)| district);
+    Ok(streets::list_districts(c, only.as_deref(), after, fetch)?)
 }
 
-/// Renames a district (administrators). Its division code is fixed.
-#[utoipa::path(patch, path = "/api/v1/districts/{id}", tag = "streets", operation_id = "update_district",
-    params(IfMatch), request_body = Rename, security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The renamed district", body = DistrictOut),
-        (status = 403, description = "Only administrators change districts", body = Problem, content_type = PROBLEM),
-    ))]
-pub async fn patch_district(
-    api: Api,
-    if_match: IfMatch,
-    id: web::Path<String>,
-    body: Body<Rename>,
-) -> ApiResult<HttpResponse> {
-    let name = body.into_inner().checked()?;
-    api.updated(move |c, caller| ops::streets::rename_district(c, caller, &id, if_match.version(), name)).await
-}
-
-/// Deletes a district without streets or officers (administrators).
-#[utoipa::path(delete, path = "/api/v1/districts/{id}", tag = "streets", operation_id = "delete_district",
-    security(("bearer" = [])),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 403, description = "Only administrators delete districts", body = Problem, content_type = PROBLEM),
-        (status = 409, description = "The district still has streets or officers (`in_use`)", body = Problem, content_type = PROBLEM),
-    ))]
-pub async fn delete_district(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    api.write(move |c, caller| ops::streets::delete_district(c, caller, &id)).await?;
-    Ok(HttpResponse::NoContent().finish())
+unit_handlers! {
+    path: "/api/v1/districts/{id}", out: DistrictOut;
+    get: get_district, "get_district", "One district.", "The district", scope::district;
+    patch: patch_district, "update_district", "Renames a district (administrators). Its division code is fixed.",
+        "The renamed district", "Only administrators change districts", ops::streets::rename_district;
+    delete: delete_district, "delete_district", "Deletes a district without streets or officers (administrators).",
+        "Only administrators delete districts", "The district still has streets or officers (`in_use`)",
+        ops::streets::delete_district;
 }
 
 /// Creates a street of a district (administrators only).
@@ -243,58 +274,40 @@ pub async fn list_streets(
     let (fetch, after) = (page.fetch()?, page.after_id()?);
     let wanted = query.into_inner().district_id;
     api.listed(move |c, caller| {
-        let mut filter = StreetFilter { district_id: wanted, only: None };
-        if let Some((street, district)) = scope::home(c, caller)? {
-            if filter.district_id.as_ref().is_some_and(|d| *d != district) {
-                return Ok(Page::empty());
-            }
-            filter = StreetFilter { district_id: Some(district), only: street };
-        }
-        let rows = streets::list_streets(c, &filter, after.as_deref(), fetch)?;
+        let rows = streets_in_reach(c, caller, wanted, after.as_deref(), fetch)?;
         Ok(Page::of(rows, fetch, |s| vec![s.code.clone()]))
     })
     .await
 }
 
-/// One street.
-#[utoipa::path(get, path = "/api/v1/streets/{id}", tag = "streets", operation_id = "get_street",
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The street", body = StreetOut),
-    ))]
-pub async fn get_street(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    api.current(move |c, caller| scope::street(c, caller, &id)).await
+/// The streets the caller works in (of `district_id` only, if given), by code, after a cursor
+/// (the API's list and the console's).
+pub fn streets_in_reach(
+    c: &mut DbConn,
+    caller: &AuthUser,
+    district_id: Option<String>,
+    after: Option<&str>,
+    fetch: i64,
+) -> ApiResult<Vec<StreetRow>> {
+    let mut filter = StreetFilter { district_id, only: None };
+    if let Some((street, district)) = scope::home(c, caller)? {
+        if filter.district_id.as_ref().is_some_and(|d| *d != district) {
+            return Ok(Vec::new());
+        }
+        filter = StreetFilter { district_id: Some(district), only: street };
+    }
+    Ok(streets::list_streets(c, &filter, after, fetch)?)
 }
 
-/// Renames a street (administrators). Its code is fixed.
-#[utoipa::path(patch, path = "/api/v1/streets/{id}", tag = "streets", operation_id = "update_street",
-    params(IfMatch), request_body = Rename, security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The renamed street", body = StreetOut),
-        (status = 403, description = "Only administrators change streets", body = Problem, content_type = PROBLEM),
-        (status = 409, description = "Another street of the district has that name (`already_exists`)", body = Problem, content_type = PROBLEM),
-    ))]
-pub async fn patch_street(
-    api: Api,
-    if_match: IfMatch,
-    id: web::Path<String>,
-    body: Body<Rename>,
-) -> ApiResult<HttpResponse> {
-    let name = body.into_inner().checked()?;
-    api.updated(move |c, caller| ops::streets::rename_street(c, caller, &id, if_match.version(), name)).await
-}
-
-/// Deletes a street without communities or officers (administrators).
-#[utoipa::path(delete, path = "/api/v1/streets/{id}", tag = "streets", operation_id = "delete_street",
-    security(("bearer" = [])),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 403, description = "Only administrators delete streets", body = Problem, content_type = PROBLEM),
-        (status = 409, description = "The street still has communities or officers (`in_use`)", body = Problem, content_type = PROBLEM),
-    ))]
-pub async fn delete_street(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
-    api.write(move |c, caller| ops::streets::delete_street(c, caller, &id)).await?;
-    Ok(HttpResponse::NoContent().finish())
+unit_handlers! {
+    path: "/api/v1/streets/{id}", out: StreetOut;
+    get: get_street, "get_street", "One street.", "The street", scope::street;
+    patch: patch_street, "update_street", "Renames a street (administrators). Its code is fixed.",
+        "The renamed street", "Only administrators change streets", ops::streets::rename_street,
+        (status = 409, description = "Another street of the district has that name (`already_exists`)", body = Problem, content_type = PROBLEM);
+    delete: delete_street, "delete_street", "Deletes a street without communities or officers (administrators).",
+        "Only administrators delete streets", "The street still has communities or officers (`in_use`)",
+        ops::streets::delete_street;
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -203,6 +203,7 @@ impl Console {
             csrf => self.csrf,
             me => context! { name => me.display_name, username => me.username, role => me.role.as_str() },
             reviewer => matches!(me.role, crate::domain::Role::Admin | crate::domain::Role::Secretary),
+            officer => self.caller.is_officer(),
             now => Utc::now().with_timezone(&chrono_tz::Asia::Shanghai).format("%Y-%m-%d").to_string(),
         };
         let body = render(name, context! { ..ctx, ..base })?;

@@ -1,6 +1,9 @@
 //! Grid codes after CJ/T 349-2010: 6-digit division code, 3-digit street, 3-digit community and
 //! 2-digit grid sequence, 14 digits in all. A grid belongs to a community, so its code must
-//! start with that community's division code.
+//! start with that community's division code, and then its street's 3 digits (a street's code
+//! is the division code + those digits) — unless the street is a district's placeholder
+//! (`<division>000`, 默认街道, where a database without streets put its communities), which has
+//! no street digits of its own to hold a grid code to.
 
 /// Why a string is not an acceptable grid code for the community.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -13,6 +16,8 @@ pub enum GridCodeError {
     ZeroSequence,
     #[error("the grid code starts with {found}, but the community's division code is {expected}")]
     DivisionMismatch { expected: String, found: String },
+    #[error("the grid code's street digits are {found}, but the community's street code is {expected}")]
+    StreetMismatch { expected: String, found: String },
 }
 
 impl GridCodeError {
@@ -23,6 +28,7 @@ impl GridCodeError {
             GridCodeError::Format => "format",
             GridCodeError::ZeroSequence => "zero_sequence",
             GridCodeError::DivisionMismatch { .. } => "division_mismatch",
+            GridCodeError::StreetMismatch { .. } => "street_mismatch",
         }
     }
 }
@@ -43,6 +49,24 @@ impl GridCode {
             });
         }
         Ok(GridCode(code.to_owned()))
+    }
+
+    /// Parses a grid code of a community of `community_division_code` in the street with the
+    /// 9-digit `street_code`: [`GridCode::parse`], then the street digits (7-9) are the street's,
+    /// unless the street is a placeholder ([`is_placeholder_street`]).
+    pub fn parse_in_street(
+        code: &str,
+        community_division_code: &str,
+        street_code: &str,
+    ) -> Result<GridCode, GridCodeError> {
+        let parsed = Self::parse(code, community_division_code)?;
+        if !is_placeholder_street(street_code) && street_code.get(6..9) != Some(parsed.street_code()) {
+            return Err(GridCodeError::StreetMismatch {
+                expected: street_code.to_owned(),
+                found: parsed.street_code().to_owned(),
+            });
+        }
+        Ok(parsed)
     }
 
     /// The checks that need no community (14 digits, sequence not `00`), for a request that is
@@ -85,6 +109,13 @@ impl GridCode {
     pub fn sequence(&self) -> &str {
         &self.0[12..]
     }
+}
+
+/// Whether a 9-digit street code is a district's placeholder street (`<division>000`, 默认街道):
+/// no CJ/T 349 street has the digits `000`, so its communities' grid codes keep whatever
+/// street digits they had before streets existed.
+pub fn is_placeholder_street(street_code: &str) -> bool {
+    street_code.len() == 9 && street_code.ends_with("000")
 }
 
 #[cfg(test)]
@@ -143,5 +174,19 @@ mod tests {
         assert_eq!(GridCodeError::Format.code(), "format");
         assert_eq!(GridCodeError::ZeroSequence.code(), "zero_sequence");
         assert!(GridCodeError::Length(3).to_string().contains("14 digits"));
+    }
+
+    #[test]
+    fn street_digits_follow_the_street() {
+        let code = GridCode::parse_in_street("37010300601201", "370103", "370103006").unwrap();
+        assert_eq!(code.street_code(), "006");
+        let err = GridCode::parse_in_street("37010300101201", "370103", "370103006").unwrap_err();
+        assert_eq!(err.code(), "street_mismatch");
+        assert_eq!(err, GridCodeError::StreetMismatch { expected: "370103006".into(), found: "001".into() });
+        // The division is checked first; a placeholder street holds any street digits.
+        let err = GridCode::parse_in_street("37010200601201", "370103", "370103006").unwrap_err();
+        assert_eq!(err.code(), "division_mismatch");
+        assert!(GridCode::parse_in_street("37010300101201", "370103", "370103000").is_ok());
+        assert!(is_placeholder_street("370103000") && !is_placeholder_street("370103006"));
     }
 }

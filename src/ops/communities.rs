@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{AuthUser, scope};
 use crate::db::DbConn;
-use crate::domain::Role;
+use crate::domain::{GridCode, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::ops::{applied, audit_event, check_version};
 use crate::store::audit::Event;
@@ -88,9 +88,9 @@ pub fn edit(
     let moved = match e.street_id.take() {
         Some(to) if to != current.street_id => {
             let (street, district) = street_for(conn, &to, &current.division_code)?;
-            (e.street, e.district) = (Some(street.name), Some(district));
+            (e.street, e.district) = (Some(street.name.clone()), Some(district));
             e.street_id = Some(street.id.clone());
-            Some(street.id)
+            Some(street)
         }
         _ => None,
     };
@@ -99,7 +99,15 @@ pub fn edit(
     applied(store::update(conn, id, current.version, &e, now())?, "community")?;
     audit_event(conn, caller, event("community.updated", id, summary))?;
     if let Some(to) = moved {
-        let summary = json!({"from_street_id": current.street_id, "to_street_id": to});
+        // Its grids keep their codes (printed on stations and rosters, the key of imports): the
+        // event counts those whose street digits now name another street, for re-coding.
+        let grids = store::list_grids(conn, id, None, None, i64::MAX)?;
+        let off_street = grids
+            .iter()
+            .filter(|g| GridCode::parse_in_street(&g.code, &current.division_code, &to.code).is_err())
+            .count();
+        let summary = json!({"from_street_id": current.street_id, "to_street_id": to.id,
+            "grids_coded_for_another_street": off_street});
         audit_event(conn, caller, event("community.moved", id, summary))?;
     }
     store::find(conn, id)?.ok_or_else(|| ApiError::not_found("community"))

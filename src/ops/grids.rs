@@ -11,7 +11,8 @@ use crate::domain::{GridCode, Role};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::ops::{applied, audit_event, check_version};
 use crate::store::audit::Event;
-use crate::store::communities::{self as store, GridChanges, GridRow};
+use crate::store::communities::{self as store, CommunityRow, GridChanges, GridRow};
+use crate::store::streets;
 use crate::store::{new_id, now, tasks, users};
 
 /// A grid's station (网格驿站); checked.
@@ -35,7 +36,7 @@ pub struct NewGrid {
 pub fn create(conn: &mut DbConn, caller: &AuthUser, community_id: &str, g: NewGrid) -> ApiResult<GridRow> {
     let community = scope::community(conn, caller, community_id)?;
     caller.require(&[Role::Admin, Role::Secretary])?;
-    let code = in_division(&g.code, &community.division_code)?;
+    let code = in_community(conn, &g.code, &community)?;
     let (station_name, station_address) = station_columns(g.station);
     let at = now();
     let row = GridRow {
@@ -70,7 +71,12 @@ pub struct GridEdit {
 pub fn edit(conn: &mut DbConn, caller: &AuthUser, id: &str, expected: Option<&str>, e: GridEdit) -> ApiResult<GridRow> {
     let grid = managed_grid(conn, caller, id)?;
     let community = store::find(conn, &grid.community_id)?.ok_or_else(|| ApiError::not_found("community"))?;
-    let code = e.code.map(|c| in_division(&c, &community.division_code)).transpose()?;
+    // A code is checked when it changes: a grid keeps its code when its community moves to
+    // another street (docs/domain.md), and a client sending it back unchanged is not refused.
+    let code = match e.code {
+        Some(c) if c.trim() != grid.code => Some(in_community(conn, &c, &community)?),
+        other => other.map(|c| c.trim().to_owned()),
+    };
     check_version(expected, grid.version)?;
     let summary = json!({"code": code, "name": e.name});
     let station = e.station.map(station_columns);
@@ -159,9 +165,12 @@ fn check_workers(conn: &mut DbConn, community_id: &str, workers: &[Assignment]) 
     if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
 }
 
-/// The code of a grid of the community with `division`: it starts with that division code.
-fn in_division(code: &str, division: &str) -> ApiResult<String> {
-    GridCode::parse(code, division)
+/// The code of a grid of `community`: it starts with the community's division code, then its
+/// street's digits (422 `code`: `division_mismatch`, `street_mismatch`, …).
+fn in_community(conn: &mut DbConn, code: &str, community: &CommunityRow) -> ApiResult<String> {
+    let street = streets::find_street(conn, &community.street_id)?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("street {} is missing", community.street_id)))?;
+    GridCode::parse_in_street(code, &community.division_code, &street.code)
         .map(|c| c.as_str().to_owned())
         .map_err(|e| ApiError::invalid("code", e.code(), e.to_string()))
 }

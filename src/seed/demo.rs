@@ -11,13 +11,14 @@ use serde::Deserialize;
 use super::seeded_id;
 use crate::db::{Db, DbConn};
 use crate::domain::TagChangeStatus;
+use crate::domain::grid_code::is_placeholder_street;
 use crate::domain::{Finding, Location};
 use crate::domain::{GridCode, IdNumber, Phone, ServiceKind, Tag, is_division_code};
 use crate::error::{ApiError, ApiResult};
 use crate::ops::visits::{Content, content_hash};
 use crate::store::JsonText;
 use crate::store::audit::{self, Actor, Event};
-use crate::store::communities::{self, CommunityRow, GridRow};
+use crate::store::communities::{self, CommunityEdit, CommunityRow, GridRow};
 use crate::store::households::{self, HouseholdRow, MemberRow};
 use crate::store::streets::{self, DistrictRow, StreetRow};
 use crate::store::tags::{self, TagChangeRow};
@@ -175,8 +176,12 @@ pub struct Login {
 }
 
 pub struct Loaded {
-    /// False when the data set was already there (nothing changed).
+    /// False when the data set was already there.
     pub created: bool,
+    /// For a data set already there: what loading again added to it, that it was loaded
+    /// without (streets, their officers, the district's officer, a community moved from its
+    /// district's default street to its named one); 0 when it has everything.
+    pub completed: usize,
     pub households: usize,
     pub members: usize,
     pub visits: usize,
@@ -251,10 +256,12 @@ pub fn load(db: &Db) -> ApiResult<Loaded> {
         visits: hfile.households.iter().map(|h| h.visits.len()).sum(),
         proposals: hfile.households.iter().filter(|h| h.pending_proposal.is_some()).count(),
         tasks: 0,
+        completed: 0,
         logins: Vec::new(),
     };
     if present {
-        return Ok(Loaded { logins, ..summary(false) });
+        let completed = complete(db, &cfile)?;
+        return Ok(Loaded { logins, completed, ..summary(false) });
     }
     let hash = crate::auth::password::hash(DEMO_PASSWORD)?;
     let tasks_created = db.write_blocking(|conn| {
@@ -268,6 +275,124 @@ pub fn load(db: &Db) -> ApiResult<Loaded> {
         Some(tasks) => Loaded { tasks, logins, ..summary(true) },
         None => Loaded { logins, ..summary(false) },
     })
+}
+
+/// What a demo data set loaded before streets existed lacks, added: the migration put its
+/// communities in the district's default street (`<code>000`) and it has no officers. Adds the
+/// named streets and the officers that are missing (by street code, by username), and moves a
+/// community still in the default street to its named one; a community an administrator has
+/// moved elsewhere stays there. Idempotent: a complete data set is only read. Returns how many
+/// things were added or moved.
+fn complete(db: &Db, cfile: &CommunitiesFile) -> ApiResult<usize> {
+    let lacking = db.read_blocking(|conn| {
+        for a in cfile.district_officers.iter().chain(cfile.streets.iter().map(|s| &s.officer)) {
+            if users::find_by_username(conn, &a.username)?.is_none() {
+                return Ok(true);
+            }
+        }
+        for s in &cfile.streets {
+            if streets::street_by_code(conn, &s.code)?.is_none() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    })?;
+    if !lacking {
+        return Ok(0);
+    }
+    let hash = crate::auth::password::hash(DEMO_PASSWORD)?;
+    db.write_blocking(|conn| add_missing(conn, cfile, &hash))
+}
+
+fn add_missing(conn: &mut DbConn, cfile: &CommunitiesFile, hash: &str) -> ApiResult<usize> {
+    let at = now();
+    let mut added = 0;
+    let district = match streets::district_by_code(conn, &cfile.division_code)? {
+        Some(d) => d,
+        None => {
+            let row = district_row(cfile, at);
+            streets::insert_district(conn, &row)?;
+            added += 1;
+            row
+        }
+    };
+    // The officers' ids are those a full load gives them: numbered after the administrators.
+    let mut ordinal = cfile.admins.len() as u64;
+    let mut ids = HashMap::new();
+    let mut officer = |conn: &mut DbConn, a: &Account, role: &str, unit: Unit<'_>, ordinal: u64| -> ApiResult<usize> {
+        if users::find_by_username(conn, &a.username)?.is_some() {
+            return Ok(0);
+        }
+        add_user(conn, &mut ids, (a, role, unit), hash, at, ordinal)?;
+        Ok(1)
+    };
+    for a in &cfile.district_officers {
+        ordinal += 1;
+        added += officer(conn, a, "district_officer", (None, None, Some(&district.id)), ordinal)?;
+    }
+    for (i, s) in cfile.streets.iter().enumerate() {
+        ordinal += 1;
+        let street = match streets::street_by_code(conn, &s.code)? {
+            Some(found) => found,
+            None => {
+                let row = street_row(s, i, &district.id, at);
+                streets::insert_street(conn, &row)?;
+                added += 1;
+                row
+            }
+        };
+        added += officer(conn, &s.officer, "street_officer", (None, Some(&street.id), None), ordinal)?;
+        for (j, c) in cfile.communities.iter().enumerate().filter(|(_, c)| c.street == s.name) {
+            let Some(row) = communities::find(conn, &seeded_id(NS, "community", &c.key, j as u64))? else { continue };
+            let now_in = streets::find_street(conn, &row.street_id)?;
+            if row.street_id == street.id || !now_in.is_some_and(|n| is_placeholder_street(&n.code)) {
+                continue;
+            }
+            let edit = CommunityEdit {
+                street: Some(street.name.clone()),
+                district: Some(district.name.clone()),
+                street_id: Some(street.id.clone()),
+                ..CommunityEdit::default()
+            };
+            communities::update(conn, &row.id, row.version, &edit, at)?;
+            added += 1;
+        }
+    }
+    audit::record(
+        conn,
+        &Actor::default(),
+        Event {
+            action: "seed.demo_completed",
+            entity_type: "seed",
+            entity_id: None,
+            community_id: None,
+            summary: serde_json::json!({"added": added}),
+        },
+    )?;
+    Ok(added)
+}
+
+fn district_row(cfile: &CommunitiesFile, at: NaiveDateTime) -> DistrictRow {
+    DistrictRow {
+        id: seeded_id(NS, "district", &cfile.division_code, 0),
+        name: cfile.district.clone(),
+        division_code: cfile.division_code.clone(),
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+fn street_row(s: &Street, i: usize, district_id: &str, at: NaiveDateTime) -> StreetRow {
+    StreetRow {
+        id: seeded_id(NS, "street", &s.key, i as u64),
+        district_id: district_id.to_owned(),
+        name: s.name.clone(),
+        code: s.code.clone(),
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    }
 }
 
 fn local(tz: &chrono_tz::Tz, date: NaiveDate, time: NaiveTime) -> NaiveDateTime {
@@ -324,29 +449,14 @@ fn insert_all(conn: &mut DbConn, cfile: &CommunitiesFile, hfile: &HouseholdsFile
     for a in &cfile.admins {
         add_user(conn, &mut user_ids, (a, "admin", (None, None, None)), hash, at, next())?;
     }
-    let district = DistrictRow {
-        id: seeded_id(NS, "district", &cfile.division_code, 0),
-        name: cfile.district.clone(),
-        division_code: cfile.division_code.clone(),
-        version: 1,
-        created_at: at,
-        updated_at: at,
-    };
+    let district = district_row(cfile, at);
     streets::insert_district(conn, &district)?;
     for a in &cfile.district_officers {
         add_user(conn, &mut user_ids, (a, "district_officer", (None, None, Some(&district.id))), hash, at, next())?;
     }
     let mut street_ids: HashMap<String, String> = HashMap::new();
     for (i, s) in cfile.streets.iter().enumerate() {
-        let row = StreetRow {
-            id: seeded_id(NS, "street", &s.key, i as u64),
-            district_id: district.id.clone(),
-            name: s.name.clone(),
-            code: s.code.clone(),
-            version: 1,
-            created_at: at,
-            updated_at: at,
-        };
+        let row = street_row(s, i, &district.id, at);
         streets::insert_street(conn, &row)?;
         add_user(conn, &mut user_ids, (&s.officer, "street_officer", (None, Some(&row.id), None)), hash, at, next())?;
         street_ids.insert(s.name.clone(), row.id);
@@ -376,8 +486,10 @@ fn insert_all(conn: &mut DbConn, cfile: &CommunitiesFile, hfile: &HouseholdsFile
         for w in &c.workers {
             add_user(conn, &mut user_ids, (w, "grid_worker", unit), hash, at, next())?;
         }
+        let street_code = &cfile.streets.iter().find(|s| s.name == c.street).ok_or_else(|| bad(&c.key))?.code;
         for g in &c.grids {
-            let code = GridCode::parse(&g.code, &c.division_code).map_err(|e| bad(format!("{}: {e}", g.key)))?;
+            let code = GridCode::parse_in_street(&g.code, &c.division_code, street_code)
+                .map_err(|e| bad(format!("{}: {e}", g.key)))?;
             let grid = GridRow {
                 id: seeded_id(NS, "grid", &g.key, next()),
                 community_id: row.id.clone(),

@@ -114,6 +114,11 @@ pub fn find_street(conn: &mut DbConn, id: &str) -> QueryResult<Option<StreetRow>
     streets::table.find(id).select(StreetRow::as_select()).first(conn).optional()
 }
 
+/// The street with this 9-digit code.
+pub fn street_by_code(conn: &mut DbConn, code: &str) -> QueryResult<Option<StreetRow>> {
+    streets::table.filter(streets::code.eq(code)).select(StreetRow::as_select()).first(conn).optional()
+}
+
 /// [`find_street`], locked for a change.
 pub fn find_street_for_update(conn: &mut DbConn, id: &str) -> QueryResult<Option<StreetRow>> {
     crate::locked_first!(conn, streets::table.find(id).select(StreetRow::as_select()))
@@ -240,8 +245,7 @@ pub fn default_street(
         }
     };
     let code = format!("{division_code}000");
-    let found = streets::table.filter(streets::code.eq(&code)).select(StreetRow::as_select()).first(conn).optional()?;
-    if let Some(s) = found {
+    if let Some(s) = street_by_code(conn, &code)? {
         return Ok(s);
     }
     let row = StreetRow {

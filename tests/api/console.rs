@@ -27,6 +27,7 @@ on_both_backends!(
     console_bad_input_is_a_message_not_a_change,
     console_import_dry_run_and_commit,
     console_admin_sees_every_community,
+    console_report_rolls_up_for_officers,
 );
 
 fn body(res: &TestResponse) -> String {
@@ -70,12 +71,14 @@ impl<'a> Browser<'a> {
         let session = set_cookie(&res, "gl_session").expect("a session cookie");
         let cookie = session.split(';').next().unwrap().to_owned();
         let mut b = Browser { app, cookie, csrf: String::new() };
-        let home = b.get("/console/review").await;
-        if home.status == 200 {
-            b.csrf = csrf_of(&body(&home));
-        } else {
-            b.csrf = csrf_of(&body(&b.get("/console/todo").await));
+        for page in ["/console/review", "/console/todo", "/console/"] {
+            let res = b.get(page).await;
+            if res.status == 200 {
+                b.csrf = csrf_of(&body(&res));
+                break;
+            }
         }
+        assert!(!b.csrf.is_empty(), "no page for {username}");
         b
     }
 
@@ -599,4 +602,125 @@ async fn console_admin_sees_every_community(app: TestApp) {
     let reveal = b.post(&format!("/console/members/{}/reveal", w.member_a1), &[("reason", "核实")]).await;
     assert_page(&reveal, 403, "没有这项操作的权限");
     assert!(!body(&reveal).contains("13800138000"));
+}
+
+/// The `<table id="{id}">` of a page, up to its end.
+fn table<'h>(html: &'h str, id: &str) -> &'h str {
+    let start = html.find(&format!(r#"<table id="{id}">"#)).unwrap_or_else(|| panic!("no table {id} in {html}"));
+    let end = html[start..].find("</table>").unwrap() + start;
+    &html[start..end]
+}
+
+/// The body rows of a table, and its totals row as the API's totals give it.
+fn rows_and_totals(table: &str) -> (usize, &str) {
+    let body = &table[table.find("<tbody>").unwrap()..table.find("</tbody>").unwrap()];
+    let foot = &table[table.find("<tfoot>").unwrap()..];
+    (body.matches("<tr>").count(), foot)
+}
+
+fn totals_cells(report: &serde_json::Value) -> String {
+    let t = &report["totals"];
+    let n = |f: &str| t[f].as_i64().unwrap();
+    format!(
+        "<th scope=\"row\">合计</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+        n("tasks_due"),
+        n("completed_on_time"),
+        n("completed_late"),
+        n("missed") + n("overdue")
+    )
+}
+
+async fn console_report_rolls_up_for_officers(app: TestApp) {
+    let w = app.world().await;
+    let u = crate::streets::units(&app, &w).await;
+    // A red household in street 1 gives its community tasks and a red coverage to roll up.
+    let red = json!({"to_tag": "red", "reasons": ["serious_illness"]});
+    ok(&app.post(&format!("/api/v1/households/{}/tag-changes", w.household_a1), Some(&w.sec_a), red).await);
+    let period = chrono::Utc::now().format("%Y").to_string();
+    let api = |token: String, extra: String| {
+        let app = &app;
+        let path = format!("/api/v1/reports/evaluation?period={period}{extra}");
+        async move { ok(&app.get_as(&path, &token).await) }
+    };
+
+    // A street officer: a row per community of their street (community A only), the totals of
+    // the API's roll-up, no other street's or district's community; the menu has the report.
+    let so = Browser::sign_in(&app, "so-1").await;
+    let page = so.get(&format!("/console/report?period={period}")).await;
+    assert_page(&page, 200, "社区排名");
+    let html = body(&page);
+    assert!(html.contains(r#"href="/console/report""#), "the officer's menu has the report");
+    let link =
+        format!(r#"href="/console/report/download?period={period}&amp;unit=street:{}&amp;format=csv""#, u.street_1);
+    assert!(html.contains(&link), "the download is of the page's unit: {html}");
+    assert!(!html.contains(r#"<table id="streets">"#), "a street's page has no street ranking");
+    let report = api(u.so_1.clone(), String::new()).await;
+    assert_eq!(report["scope"]["street_id"], u.street_1);
+    assert_eq!(report["totals"]["red_coverage"]["planned"], 1, "{report}");
+    let (rows, foot) = rows_and_totals(table(&html, "communities"));
+    assert_eq!(rows, 1);
+    assert!(foot.contains(&totals_cells(&report)), "{foot} vs {report}");
+    assert!(html.contains("建新社区") && !html.contains("睦和苑社区") && !html.contains("舜华社区"), "{html}");
+    // Another street, another district: 404, as in the API.
+    let other = so.get(&format!("/console/report?period={period}&unit=street:{}", u.street_2)).await;
+    assert_page(&other, 404, "");
+    let other = format!("/console/report/download?period={period}&format=csv&unit=street:{}", u.street_2);
+    assert_eq!(so.get(&other).await.status, 404);
+    let other = so.get(&format!("/console/report?period={period}&unit=district:{}", u.district_2)).await;
+    assert_eq!(other.status, 404);
+    // The download is the same roll-up.
+    let csv = so.get(&format!("/console/report/download?period={period}&format=csv")).await;
+    assert_eq!(csv.status, 200);
+    assert!(csv.header("content-type").is_some_and(|c| c.starts_with("text/csv")));
+    let text = body(&csv);
+    let communities: Vec<&str> = text.lines().filter(|l| l.starts_with("community,")).collect();
+    assert_eq!(communities.len(), 1, "{text}");
+    assert!(communities[0].contains("建新社区") && !text.contains("睦和苑社区") && !text.contains("舜华社区"));
+
+    // A district officer: a row per street of their district (three, the default street
+    // included), ranked, summing to the totals; the communities of district 2 never show.
+    let dof = Browser::sign_in(&app, "do-1").await;
+    let page = dof.get(&format!("/console/report?period={period}")).await;
+    assert_page(&page, 200, "街道排名");
+    let html = body(&page);
+    let report = api(u.do_1.clone(), String::new()).await;
+    assert_eq!(report["scope"]["district_id"], u.district_1);
+    let (rows, foot) = rows_and_totals(table(&html, "streets"));
+    assert_eq!(rows, 3, "{html}");
+    assert!(foot.contains(&totals_cells(&report)), "{foot} vs {report}");
+    assert!(html.contains("七里山街道") && html.contains("舜玉路街道") && html.contains("默认街道"));
+    assert!(html.contains("<td>1</td><th scope=\"row\">七里山街道"), "street 1 ranks first: {html}");
+    assert!(html.contains("睦和苑社区") && !html.contains("舜华社区"), "{html}");
+    assert_eq!(dof.get(&format!("/console/report?period={period}&unit=district:{}", u.district_2)).await.status, 404);
+    // Narrowed to one of their streets, as the API allows.
+    let one = body(&dof.get(&format!("/console/report?period={period}&unit=street:{}", u.street_2)).await);
+    assert!(one.contains("睦和苑社区") && !one.contains("建新社区"), "{one}");
+    let xlsx = dof.get(&format!("/console/report/download?period={period}&format=xlsx")).await;
+    assert_eq!(xlsx.status, 200);
+    assert!(xlsx.header("content-type").is_some_and(|c| c.contains("spreadsheetml")));
+    assert!(xlsx.body.starts_with(b"PK"), "an XLSX is a zip");
+    let csv = body(&dof.get(&format!("/console/report/download?period={period}&format=csv")).await);
+    assert_eq!(csv.lines().filter(|l| l.starts_with("street,")).count(), 3, "{csv}");
+    assert!(!csv.contains("舜华社区"));
+    let api_csv = app.get_as(&format!("/api/v1/reports/evaluation?period={period}&format=csv"), &u.do_1).await;
+    let strip = |t: &str| t.lines().map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(strip(&csv).len(), strip(&body(&api_csv)).len(), "the console's CSV is the API's");
+
+    // An administrator picks the level; a district's page is the API's district roll-up.
+    let admin = Browser::sign_in(&app, "admin").await;
+    let page = body(&admin.get(&format!("/console/report?period={period}")).await);
+    assert!(page.contains(r#"<select id="unit" name="unit">"#), "{page}");
+    assert!(page.contains(&format!(r#"<option value="district:{}">"#, u.district_2)), "{page}");
+    assert!(page.contains(&format!(r#"<option value="street:{}">"#, u.street_1)), "{page}");
+    let page = body(&admin.get(&format!("/console/report?period={period}&unit=district:{}", u.district_1)).await);
+    let report = api(w.admin.clone(), format!("&district_id={}", u.district_1)).await;
+    let (rows, foot) = rows_and_totals(table(&page, "streets"));
+    assert_eq!(rows, 3);
+    assert!(foot.contains(&totals_cells(&report)), "{foot} vs {report}");
+    assert!(page.contains(&format!(r#"<option value="district:{}" selected>"#, u.district_1)), "{page}");
+    assert!(!page.contains("舜华社区"));
+    // Officers see no level selector, and grid workers no report.
+    assert!(!html.contains(r#"<select id="unit""#));
+    let worker = Browser::sign_in(&app, "w-a1").await;
+    assert_eq!(worker.get(&format!("/console/report?period={period}")).await.status, 403);
 }

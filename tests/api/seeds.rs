@@ -3,14 +3,18 @@
 use diesel::prelude::*;
 use serde_json::Value;
 
-use gridlight::db::schema::{households, sync_log, tasks};
+use gridlight::db::schema::{audit_events, communities, grids, households, streets, sync_log, tasks, users};
 use gridlight::db::{Db, DbConn};
 
 use crate::on_both_backends;
 use crate::support::TestApp;
 use crate::support::world::ok;
 
-on_both_backends!(demo_loads_once_and_shows_real_content, synthetic_is_deterministic_and_reconciled);
+on_both_backends!(
+    demo_loads_once_and_shows_real_content,
+    synthetic_is_deterministic_and_reconciled,
+    demo_loaded_before_streets_gains_them,
+);
 
 async fn load_demo(app: &TestApp) -> gridlight::seed::demo::Loaded {
     let db = app.state.db.clone();
@@ -23,6 +27,9 @@ async fn demo_loads_once_and_shows_real_content(app: TestApp) {
     assert_eq!((first.households, first.members, first.visits, first.proposals), (318, 971, 655, 10));
     // An administrator, a district officer, six street officers, six secretaries, 25 workers.
     assert_eq!(first.logins.len(), 1 + 1 + 6 + 6 + 25);
+    let db = app.state.db.clone();
+    let (off, grids) = actix_web::web::block(move || grids_off_their_street(&db)).await.unwrap();
+    assert_eq!((off, grids), (vec![], 21), "every demo grid code carries its street's code");
     let second = load_demo(&app).await;
     assert!(!second.created);
     let db = app.state.db.clone();
@@ -67,6 +74,21 @@ async fn demo_loads_once_and_shows_real_content(app: TestApp) {
     assert_eq!(count(&visits), 110);
 }
 
+/// The grids whose code does not start with their community's street code (CJ/T 349), and how
+/// many grids there are.
+fn grids_off_their_street(db: &Db) -> (Vec<String>, usize) {
+    let pairs: Vec<(String, String)> = db
+        .read_blocking(|c| {
+            Ok(grids::table
+                .inner_join(communities::table.inner_join(streets::table))
+                .select((grids::code, streets::code))
+                .load(c)?)
+        })
+        .unwrap();
+    let off = pairs.iter().filter(|(g, s)| !g.starts_with(s.as_str())).map(|(g, s)| format!("{g} in {s}")).collect();
+    (off, pairs.len())
+}
+
 type Fingerprint = (Vec<(String, String, String, String)>, Vec<(String, String, String)>);
 
 fn fingerprint(conn: &mut DbConn) -> QueryResult<Fingerprint> {
@@ -83,7 +105,7 @@ fn fingerprint(conn: &mut DbConn) -> QueryResult<Fingerprint> {
 
 async fn synthetic_is_deterministic_and_reconciled(app: TestApp) {
     let db = app.state.db.clone();
-    let (summary, again, fp_a, logged) = actix_web::web::block(move || {
+    let (summary, again, fp_a, logged, off) = actix_web::web::block(move || {
         let summary = gridlight::seed::synthetic::load(&db, 700, 3).unwrap();
         let again = gridlight::jobs::reconcile_all(&db).unwrap();
         let fp = db.read_blocking(|c| Ok(fingerprint(c)?)).unwrap();
@@ -105,11 +127,13 @@ async fn synthetic_is_deterministic_and_reconciled(app: TestApp) {
                 Ok((before, rows(c)?))
             })
             .unwrap();
-        (summary, again, fp, logged)
+        (summary, again, fp, logged, grids_off_their_street(&db))
     })
     .await
     .unwrap();
     assert_eq!(logged, (0, 1), "no log rows for loaded records, one for a later change");
+    let (off, grids) = off;
+    assert!(off.is_empty() && grids > 0, "synthetic grid codes off their street: {off:?}");
     assert!(summary.contains("700 households"), "{summary}");
     // The invariant holds as loaded: reconciling changes nothing.
     assert_eq!((again.households, again.created, again.cancelled), (700, 0, 0));
@@ -138,4 +162,81 @@ async fn synthetic_is_deterministic_and_reconciled(app: TestApp) {
     let token = ok(&res)["access_token"].as_str().unwrap().to_owned();
     let mine = ok(&app.get_as("/api/v1/households?limit=500", &token).await);
     assert_eq!(mine["items"].as_array().unwrap().len(), 300);
+}
+
+/// (users, streets, communities per street id) of the database.
+fn units_of(db: &Db) -> (i64, i64, Vec<(String, i64)>) {
+    db.read_blocking(|c| {
+        let users: i64 = users::table.count().get_result(c)?;
+        let streets: i64 = streets::table.count().get_result(c)?;
+        let per_street: Vec<(String, i64)> = communities::table
+            .group_by(communities::street_id)
+            .select((communities::street_id, diesel::dsl::count_star()))
+            .order(communities::street_id.asc())
+            .load(c)?;
+        Ok((users, streets, per_street))
+    })
+    .unwrap()
+}
+
+async fn demo_loaded_before_streets_gains_them(app: TestApp) {
+    let first = load_demo(&app).await;
+    assert_eq!(first.completed, 0);
+    let db = app.state.db.clone();
+    let (loaded, old) = actix_web::web::block(move || {
+        let loaded = units_of(&db);
+        // What the streets migration leaves of a demo set loaded before it: the communities in
+        // their district's default street, no named streets, no officers.
+        db.write_blocking(|c| {
+            let default =
+                gridlight::store::streets::default_street(c, "370103", "市中区", chrono::Utc::now().naive_utc())?;
+            diesel::delete(users::table.filter(users::role.eq_any(["street_officer", "district_officer"])))
+                .execute(c)?;
+            diesel::update(communities::table)
+                .set((communities::street_id.eq(&default.id), communities::street.eq("默认街道")))
+                .execute(c)?;
+            diesel::delete(streets::table.filter(streets::code.ne("370103000"))).execute(c)?;
+            Ok(())
+        })
+        .unwrap();
+        (loaded, units_of(&db))
+    })
+    .await
+    .unwrap();
+    assert_eq!((old.0, old.1, old.2.len()), (loaded.0 - 7, 1, 1), "{old:?}");
+
+    // Loading again adds the six streets and their officers, the district's officer, and moves
+    // the six communities: 6 + 6 + 1 + 6.
+    let again = load_demo(&app).await;
+    assert!(!again.created);
+    assert_eq!(again.completed, 19);
+    let res = app.login_as("qilishan.street", gridlight::seed::demo::DEMO_PASSWORD).await;
+    let street = ok(&res)["access_token"].as_str().unwrap().to_owned();
+    let mine = ok(&app.get_as("/api/v1/communities", &street).await);
+    assert_eq!(mine["items"][0]["name"], "建新社区");
+    assert_eq!(mine["items"][0]["street"], "七里山街道");
+    let res = app.login_as("shizhong.district", gridlight::seed::demo::DEMO_PASSWORD).await;
+    let district = ok(&res)["access_token"].as_str().unwrap().to_owned();
+    let overview = ok(&app.get_as("/api/v1/stats/overview", &district).await);
+    let with_communities =
+        overview["streets"].as_array().unwrap().iter().filter(|s| s["households"]["total"].as_i64() > Some(0)).count();
+    assert_eq!(with_communities, 6, "{overview}");
+    assert_eq!(overview["totals"]["households"]["total"], 318);
+
+    // Once more: nothing to add, nothing changed; one completion event in all.
+    let third = load_demo(&app).await;
+    assert_eq!(third.completed, 0);
+    let db = app.state.db.clone();
+    let (now, events) = actix_web::web::block(move || {
+        let events: i64 = db
+            .read_blocking(|c| {
+                Ok(audit_events::table.filter(audit_events::action.eq("seed.demo_completed")).count().get_result(c)?)
+            })
+            .unwrap();
+        (units_of(&db), events)
+    })
+    .await
+    .unwrap();
+    assert_eq!((now.0, now.1 - 1, now.2.len()), (loaded.0, loaded.1, 6), "the default street stays, empty");
+    assert_eq!(events, 1);
 }

@@ -19,6 +19,7 @@ on_both_backends!(
     officer_lists_hold_to_their_unit,
     roll_ups_add_up_and_rank,
     a_database_without_streets_migrates,
+    grid_codes_carry_their_street,
 );
 
 fn id_of(v: &Value) -> String {
@@ -34,17 +35,17 @@ fn ids(v: &Value) -> Vec<String> {
 /// The units around the world's communities: the district of 370103 (community A's) with street
 /// S1 (community A moved there), S2 (community C) and the default street; community B stays in
 /// the default street of 370102. An officer for S1, for S2, for each district.
-struct Units {
-    district_1: String,
-    district_2: String,
-    street_1: String,
-    street_2: String,
-    community_c: String,
-    household_c: String,
-    so_1: String,
-    so_2: String,
-    do_1: String,
-    do_2: String,
+pub(crate) struct Units {
+    pub(crate) district_1: String,
+    pub(crate) district_2: String,
+    pub(crate) street_1: String,
+    pub(crate) street_2: String,
+    pub(crate) community_c: String,
+    pub(crate) household_c: String,
+    pub(crate) so_1: String,
+    pub(crate) so_2: String,
+    pub(crate) do_1: String,
+    pub(crate) do_2: String,
 }
 
 async fn officer(app: &TestApp, admin: &str, username: &str, unit: Value) -> String {
@@ -61,7 +62,7 @@ async fn district_of(app: &TestApp, admin: &str, community: &str) -> String {
     field(ok(&app.get_as(&format!("/api/v1/streets/{street}"), admin).await), "district_id")
 }
 
-async fn units(app: &TestApp, w: &World) -> Units {
+pub(crate) async fn units(app: &TestApp, w: &World) -> Units {
     let district_1 = district_of(app, &w.admin, &w.community_a).await;
     let district_2 = district_of(app, &w.admin, &w.community_b).await;
     let street = |name: &str, code: &str| {
@@ -531,4 +532,56 @@ async fn a_database_without_streets_migrates(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(violations, 0);
+}
+
+/// The `summary` of the newest audit event of an entity with this action.
+async fn last_summary(app: &TestApp, admin: &str, entity_id: &str, action: &str) -> Value {
+    let events = ok(&app.get_as(&format!("/api/v1/audit-events?entity_id={entity_id}&limit=100"), admin).await);
+    let found = events["items"].as_array().unwrap().iter().find(|e| e["action"] == action).cloned();
+    found.unwrap_or_else(|| panic!("no {action} in {events}"))["summary"].clone()
+}
+
+async fn grid_codes_carry_their_street(app: TestApp) {
+    let w = app.world().await;
+    let u = units(&app, &w).await;
+    let grid = |community: &str, code: &str| {
+        let path = format!("/api/v1/communities/{community}/grids");
+        let body = json!({"code": code, "name": format!("网格{code}")});
+        let (app, admin) = (&app, &w.admin);
+        async move { app.post(&path, Some(admin), body).await }
+    };
+    // Community C lies in street 2 (370103008): its grid codes carry 008.
+    let refused = grid(&u.community_c, "37010300601502").await.assert_problem(422);
+    assert_eq!(
+        (refused["errors"][0]["field"].as_str(), refused["errors"][0]["code"].as_str()),
+        (Some("code"), Some("street_mismatch")),
+        "{refused}"
+    );
+    assert_eq!(ok(&grid(&u.community_c, "37010300801502").await)["code"], "37010300801502");
+    // The division is checked first, as before.
+    let refused = grid(&u.community_c, "37010200801503").await.assert_problem(422);
+    assert_eq!(refused["errors"][0]["code"], "division_mismatch");
+    // Community B is in its district's placeholder street (370102000): any street digits.
+    ok(&grid(&w.community_b, "37010200900101").await);
+
+    // Community A moved to street 1 (370103006) with grids coded 001 before: they keep their
+    // codes (the move's event counts them), edits that leave the code alone pass, and a new code
+    // must carry 006.
+    let moved = last_summary(&app, &w.admin, &w.community_a, "community.moved").await;
+    assert_eq!(moved["grids_coded_for_another_street"], 2, "{moved}");
+    let path = format!("/api/v1/grids/{}", w.grid_a1);
+    let renamed = app.patch(&path, &w.sec_a, json!({"name": "第一网格"}), None).await;
+    assert_eq!(ok(&renamed)["code"], "37010300100101");
+    ok(&app.patch(&path, &w.sec_a, json!({"code": "37010300100101"}), None).await);
+    let refused = app.patch(&path, &w.sec_a, json!({"code": "37010300100109"}), None).await.assert_problem(422);
+    assert_eq!(refused["errors"][0]["code"], "street_mismatch", "{refused}");
+    let recoded = app.patch(&path, &w.sec_a, json!({"code": "37010300600101"}), None).await;
+    assert_eq!(ok(&recoded)["code"], "37010300600101");
+    // Moving community C to street 1: its two grids (coded 008) are counted, and still listed.
+    let to_1 = json!({"street_id": u.street_1});
+    ok(&app.patch(&format!("/api/v1/communities/{}", u.community_c), &w.admin, to_1, None).await);
+    let moved = last_summary(&app, &w.admin, &u.community_c, "community.moved").await;
+    assert_eq!(moved["grids_coded_for_another_street"], 2, "{moved}");
+    let listed = ok(&app.get_as(&format!("/api/v1/communities/{}/grids", u.community_c), &w.admin).await);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
 }

@@ -21,6 +21,14 @@ fn sign_in(b: &Browser<'_>, base: &str, user: &str) {
     b.type_into(&b.find("#username"), user);
     b.type_into(&b.find("#password"), "gridlight-demo");
     b.click(&b.find("form button[type=submit]"));
+    // The click starts the sign-in's navigation (a POST, then the 303 to the home page): wait
+    // until the page it lands on is loaded, or what the caller finds next may be an element of
+    // the sign-in page gone stale, or of a page still loading (seen on a loaded machine).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while b.url().ends_with("/console/login") || b.script("return document.readyState") != "complete" {
+        assert!(std::time::Instant::now() < deadline, "still signing in: {}", b.url());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// Waits (up to 10 s) until the browser is on a page whose URL ends so.

@@ -8,7 +8,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::api::stats::scope::{Target, today_in};
-use crate::api::stats::types::{Absorb, Coverage, Folded, KindCounts, ScopeOut, fold, fold_streets, rank_within};
+use crate::api::stats::types::{
+    Absorb, Coverage, Folded, KindCounts, ScopeOut, fold, rank_within, street_line, street_rows,
+};
 use crate::db::DbConn;
 use crate::domain::ranking::{self, Fraction, Standing};
 use crate::domain::{Period, Role};
@@ -110,6 +112,8 @@ pub struct StreetEvaluation {
     #[serde(flatten)]
     pub figures: Evaluation,
 }
+
+street_line!(StreetEvaluation, Evaluation);
 
 #[derive(Serialize, ToSchema, Debug)]
 pub struct GridEvaluation {
@@ -237,17 +241,7 @@ pub(super) fn evaluation_of(
         })
         .collect();
     let Folded { totals, communities: mut per_community, grids } = fold(grids, per_grid);
-    let mut streets: Vec<StreetEvaluation> = fold_streets(&t.streets, &t.communities, &per_community)
-        .into_iter()
-        .map(|(s, figures)| StreetEvaluation {
-            rank: 0,
-            street_id: s.id,
-            district_id: s.district_id,
-            code: s.code,
-            name: s.name,
-            figures,
-        })
-        .collect();
+    let mut streets: Vec<StreetEvaluation> = street_rows(&t.streets, &t.communities, &per_community);
     rank_streets(&mut streets);
     let mut communities = t
         .communities

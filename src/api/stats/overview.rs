@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::api::stats::scope::{Target, today_in};
 use crate::api::stats::types::{
-    Absorb, CoverageByTag, Folded, KindCounts, ScopeOut, TagCounts, fold, fold_streets, rank_within,
+    Absorb, CoverageByTag, Folded, KindCounts, ScopeOut, TagCounts, fold, rank_within, street_line, street_rows,
 };
 use crate::db::DbConn;
 use crate::domain::ranking::{Fraction, Standing};
@@ -86,6 +86,8 @@ pub struct StreetOverview {
     pub figures: Figures,
 }
 
+street_line!(StreetOverview, Figures);
+
 #[derive(Serialize, ToSchema, Debug)]
 pub struct GridOverview {
     pub grid_id: String,
@@ -151,17 +153,7 @@ pub(super) fn overview_of(conn: &mut DbConn, t: Target, now: DateTime<Utc>) -> A
         }
     }
     let Folded { totals, communities: mut per_community, grids } = fold(grids, per_grid);
-    let mut streets: Vec<StreetOverview> = fold_streets(&t.streets, &t.communities, &per_community)
-        .into_iter()
-        .map(|(s, figures)| StreetOverview {
-            rank: 0,
-            street_id: s.id,
-            district_id: s.district_id,
-            code: s.code,
-            name: s.name,
-            figures,
-        })
-        .collect();
+    let mut streets: Vec<StreetOverview> = street_rows(&t.streets, &t.communities, &per_community);
     let mut communities = t
         .communities
         .iter()

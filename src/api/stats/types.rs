@@ -195,22 +195,48 @@ pub(super) fn rank_within<T>(
     }
 }
 
-/// Folds the communities' figures into their streets' (a roll-up's), in the streets' order.
-pub(super) fn fold_streets<F: Absorb>(
+/// A roll-up's row for a street, in the dashboard ([`super::StreetOverview`]) and in the report
+/// ([`super::StreetEvaluation`]): the same fields around their own figures. Implemented by
+/// [`street_line!`].
+pub(super) trait StreetLine {
+    type Figures: Absorb;
+
+    /// The street's row with its figures, unranked (rank 0).
+    fn of(street: StreetRow, figures: Self::Figures) -> Self;
+}
+
+/// Implements [`StreetLine`] for a row type with the fields `rank`, `street_id`, `district_id`,
+/// `code`, `name` and `figures`.
+macro_rules! street_line {
+    ($row:ty, $figures:ty) => {
+        impl $crate::api::stats::types::StreetLine for $row {
+            type Figures = $figures;
+
+            fn of(s: $crate::store::streets::StreetRow, figures: $figures) -> Self {
+                Self { rank: 0, street_id: s.id, district_id: s.district_id, code: s.code, name: s.name, figures }
+            }
+        }
+    };
+}
+pub(super) use street_line;
+
+/// A roll-up's street rows, in the streets' order: each street with the sum of its
+/// communities' figures.
+pub(super) fn street_rows<R: StreetLine>(
     streets: &[StreetRow],
     communities: &[CommunityRow],
-    per_community: &HashMap<String, F>,
-) -> Vec<(StreetRow, F)> {
+    per_community: &HashMap<String, R::Figures>,
+) -> Vec<R> {
     streets
         .iter()
         .map(|s| {
-            let mut figures = F::default();
+            let mut figures = R::Figures::default();
             for c in communities.iter().filter(|c| c.street_id == s.id) {
                 if let Some(f) = per_community.get(&c.id) {
                     figures.absorb(f);
                 }
             }
-            (s.clone(), figures)
+            R::of(s.clone(), figures)
         })
         .collect()
 }
