@@ -113,8 +113,8 @@ pub fn end_abandoned_imports(db: &Db, silence: Duration) -> ApiResult<Vec<String
 }
 
 /// Runs [`reconcile_all`], [`prune_sync_log`], [`forget_login_failures`], [`apply_retention`] and
-/// [`end_abandoned_imports`] now and then every `interval`, on the blocking pool, until the server stops. Failures (say,
-/// the database is away) are logged and retried next time.
+/// [`end_abandoned_imports`] now and then every `interval`, on the blocking pool, until the
+/// server stops. Failures (say, the database is away) are logged and retried next time.
 pub fn spawn_reconciler(
     db: Db,
     interval: Duration,

@@ -216,9 +216,6 @@ pub fn change_own_password(conn: &mut DbConn, caller: &AuthUser, password_hash: 
     audit_event(conn, caller, event)
 }
 
-/// The audit event of a login attempt: the account it names, if any, by its username; else
-/// `unknown`, a keyed digest of what was typed ([`typed_username`]) — never the text, which may
-/// be a password typed into the wrong field or someone's phone number.
 /// What an audit event keeps of a username that names no account: a short keyed digest (the
 /// data key's index key), enough to see repeated attempts on one name, useless for reading it
 /// back or for testing guesses against a copied database. `None` before the keys are loaded.
@@ -226,6 +223,9 @@ pub fn typed_username(keys: Option<&crate::db::keys::KeyRing>, username: &str) -
     keys.map(|k| k.blind(crate::db::keys::TYPED_USERNAME, username)[..16].to_owned())
 }
 
+/// The audit event of a login attempt: the account it names, if any, by its username; else
+/// `unknown`, a keyed digest of what was typed ([`typed_username`]) — never the text, which may
+/// be a password typed into the wrong field or someone's phone number.
 pub fn sign_in_event<'a>(action: &'a str, user: Option<&'a UserRow>, unknown: Option<&str>) -> Event<'a> {
     Event {
         action,

@@ -230,35 +230,25 @@ pub fn unlogged<T>(conn: &mut DbConn, tables: &[&str], f: impl FnOnce(&mut DbCon
         sql: String,
     }
     let quoted = |t: &str| format!("\"{}\"", t.replace('"', "\"\""));
-    match conn {
-        DbConn::Sqlite(c) => {
-            let mut triggers = Vec::new();
-            for t in tables {
-                let q = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?";
-                triggers.extend(diesel::sql_query(q).bind::<Text, _>(*t).load::<Trigger>(c)?);
+    // Statements that turn the log back on, run after `f`.
+    let mut restore = Vec::new();
+    for t in tables {
+        if matches!(conn, DbConn::Sqlite(_)) {
+            let q = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?";
+            for trigger in diesel::sql_query(q).bind::<Text, _>(*t).load::<Trigger>(conn)? {
+                diesel::sql_query(format!("DROP TRIGGER {}", quoted(&trigger.name))).execute(conn)?;
+                restore.push(trigger.sql);
             }
-            for t in &triggers {
-                diesel::sql_query(format!("DROP TRIGGER {}", quoted(&t.name))).execute(c)?;
-            }
-            let out = f(conn)?;
-            let DbConn::Sqlite(c) = conn else { unreachable!("the connection changed backend") };
-            for t in &triggers {
-                diesel::sql_query(t.sql.as_str()).execute(c)?;
-            }
-            Ok(out)
-        }
-        DbConn::Postgres(c) => {
-            for t in tables {
-                diesel::sql_query(format!("ALTER TABLE {} DISABLE TRIGGER USER", quoted(t))).execute(c)?;
-            }
-            let out = f(conn)?;
-            let DbConn::Postgres(c) = conn else { unreachable!("the connection changed backend") };
-            for t in tables {
-                diesel::sql_query(format!("ALTER TABLE {} ENABLE TRIGGER USER", quoted(t))).execute(c)?;
-            }
-            Ok(out)
+        } else {
+            diesel::sql_query(format!("ALTER TABLE {} DISABLE TRIGGER USER", quoted(t))).execute(conn)?;
+            restore.push(format!("ALTER TABLE {} ENABLE TRIGGER USER", quoted(t)));
         }
     }
+    let out = f(conn)?;
+    for statement in &restore {
+        diesel::sql_query(statement.as_str()).execute(conn)?;
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
