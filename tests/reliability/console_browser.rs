@@ -20,15 +20,8 @@ fn sign_in(b: &Browser<'_>, base: &str, user: &str) {
     assert!(b.url().ends_with("/console/login"), "not sent to the sign-in page: {}", b.url());
     b.type_into(&b.find("#username"), user);
     b.type_into(&b.find("#password"), "gridlight-demo");
-    b.click(&b.find("form button[type=submit]"));
-    // The click starts the sign-in's navigation (a POST, then the 303 to the home page): wait
-    // until the page it lands on is loaded, or what the caller finds next may be an element of
-    // the sign-in page gone stale, or of a page still loading (seen on a loaded machine).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while b.url().ends_with("/console/login") || b.script("return document.readyState") != "complete" {
-        assert!(std::time::Instant::now() < deadline, "still signing in: {}", b.url());
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    b.submit(&b.find("form button[type=submit]"));
+    assert!(!b.url().ends_with("/console/login"), "still on the sign-in page: {}", b.page_text());
 }
 
 /// Waits (up to 10 s) until the browser is on a page whose URL ends so.
@@ -73,7 +66,7 @@ fn secretary_reviews_reveals_and_signs_out() {
         .find(|p| b.text(&b.find_in(p, ".change")).contains("→ 红灯"))
         .unwrap_or_else(|| panic!("no pending proposal to red in the demo data:\n{}", b.page_text()));
     let household = b.attribute(&b.find_in(&proposal, "h2 a"), "href");
-    b.click(&b.find_in(&proposal, "form[action$='/approve'] button"));
+    b.submit(&b.find_in(&proposal, "form[action$='/approve'] button"));
     assert!(b.text(&b.find(".flash")).contains("已通过"), "{}", b.page_text());
 
     // The household is red now, with the red plan's tasks.
@@ -88,7 +81,7 @@ fn secretary_reviews_reveals_and_signs_out() {
     let reason = "核实独居老人紧急联系电话";
     let row = b.find_all("form[action^='/console/members/']").into_iter().next().expect("a member to reveal");
     b.type_into(&b.find_in(&row, "input[name=reason]"), reason);
-    b.click(&b.find_in(&row, "button"));
+    b.submit(&b.find_in(&row, "button"));
     let phone = b.text(&b.find("#revealed-phone"));
     assert!(phone.len() >= 7 && !phone.contains('*'), "the phone is shown in full: {phone}");
     assert!(b.text(&b.find("#reveals")).contains(reason), "the reveal is listed: {}", b.page_text());
@@ -110,7 +103,7 @@ fn secretary_reviews_reveals_and_signs_out() {
     }
 
     // Sign out: back to the sign-in page, and the console is closed.
-    b.click(&b.find(".signout button"));
+    b.submit(&b.find(".signout button"));
     wait_for(&b, "/console/login");
     b.go(&format!("{base}/console/review"));
     assert!(b.url().ends_with("/console/login"), "still signed in: {}", b.url());
@@ -135,7 +128,7 @@ fn secretary_reviews_reveals_and_signs_out() {
     m.go(&url);
     fits(&m, "household");
     m.screenshot(&dir.join("mobile-household.png"));
-    m.click(&m.find(".signout button"));
+    m.submit(&m.find(".signout button"));
     wait_for(&m, "/console/login");
     assert!(server.logged_errors().is_empty(), "{:?}", server.logged_errors());
     eprintln!("\n[console] screenshots in {}\n", dir.display());

@@ -219,6 +219,26 @@ impl Browser<'_> {
         self.call("POST", &format!("/element/{}/click", e.0), Some(json!({})));
     }
 
+    /// Clicks a form's button and waits (up to 20 s) until the page the submission leads to is
+    /// loaded: a click answers as soon as the navigation starts, so what a caller looks for next
+    /// could otherwise be looked for on the old page (seen on a loaded machine).
+    pub fn submit(&self, e: &Element) {
+        self.script("window.__glOldPage = true; return null");
+        self.click(e);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let path = format!("/session/{}/execute/sync", self.id);
+        let probe = json!({"script": "return window.__glOldPage === undefined && document.readyState === 'complete'", "args": []});
+        loop {
+            // While the navigation runs, the script may fail (no document yet): that is "not yet".
+            let done = self.driver.client.send("POST", &path, Some(&probe)).map(|a| a.json()["value"] == json!(true));
+            if done.unwrap_or(false) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the submission did not lead to a loaded page: {}", self.url());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn type_into(&self, e: &Element, text: &str) {
         self.call("POST", &format!("/element/{}/value", e.0), Some(json!({ "text": text })));
     }
