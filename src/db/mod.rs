@@ -288,12 +288,13 @@ impl Db {
     }
 
     /// Brings the planner's statistics up to date after a bulk load grew the household tables
-    /// (PostgreSQL only: without them it plans the next batches for the tables as they were,
-    /// e.g. empty, and a roster import's lookups become scans). SQLite plans without them.
+    /// (PostgreSQL only: without them it plans the next statements for the tables as they were,
+    /// e.g. empty — a roster import's lookups become scans, and on a freshly seeded 300k set a
+    /// grid's initial sync took 0.40 s instead of 0.10 s). SQLite plans without them.
     pub fn refresh_statistics(&self) -> ApiResult<()> {
         let mut conn = self.pools.write.get()?;
         if let DbConn::Postgres(c) = &mut conn.conn {
-            c.batch_execute("ANALYZE households, members, tasks")?;
+            c.batch_execute("ANALYZE households, members, tasks, visits, tag_changes")?;
         }
         Ok(())
     }

@@ -264,6 +264,7 @@ pub fn load(db: &Db, n: u64, seed: u64) -> ApiResult<String> {
         start = end;
     }
     progress.finish();
+    db.refresh_statistics()?;
     let (m, v, t) = counts.get();
     Ok(format!(
         "synthetic data set (seed {seed}): {} districts, {} streets, {} communities, {} grids, {n} households, {m} members, {v} visits, {t} open tasks",
