@@ -15,6 +15,7 @@ on_both_backends!(
     deltas_carry_upserts_deletes_and_leaves,
     scope_changes_reach_the_device,
     tokens_are_bound_and_expire,
+    a_device_that_keeps_syncing_keeps_a_young_token,
     a_device_replica_equals_the_server_after_every_sync,
     a_push_applies_each_operation_on_its_own,
     a_stale_edit_is_a_conflict_with_the_server_record,
@@ -209,18 +210,57 @@ async fn tokens_are_bound_and_expire(app: TestApp) {
     tampered.insert(3, 'x');
     gone(app.get_as(&format!("/api/v1/sync?since={tampered}"), &w.w_a1).await);
     // A token older than the retention.
-    use base64::Engine;
-    let (body, _) = token.split_once('.').unwrap();
-    let mut claims: Value =
-        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap();
-    claims["taken"] = json!(chrono::Utc::now().timestamp() - 31 * 86_400);
-    let old: gridlight::api::sync::token::Token = serde_json::from_value(claims).unwrap();
-    let old = old.seal(crate::support::TEST_JWT_SECRET);
+    let old = aged(&token, 31);
     gone(app.get_as(&format!("/api/v1/sync?since={old}"), &w.w_a1).await);
     // Administrators name the community.
     app.get_as("/api/v1/sync", &w.admin).await.assert_problem(422);
     ok(&app.get_as(&format!("/api/v1/sync?community_id={}", w.community_a), &w.admin).await);
     app.get_as(&format!("/api/v1/sync?community_id={}", w.community_b), &w.sec_a).await.assert_problem(404);
+}
+
+/// A token's claims, readable (tests know the signing secret).
+fn claims_of(token: &str) -> Value {
+    use base64::Engine;
+    let (body, _) = token.split_once('.').unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap()
+}
+
+/// The same token, as if its position had been reached `days` ago.
+fn aged(token: &str, days: i64) -> String {
+    let mut claims = claims_of(token);
+    claims["taken"] = json!(chrono::Utc::now().timestamp() - days * 86_400);
+    let t: gridlight::api::sync::token::Token = serde_json::from_value(claims).unwrap();
+    t.seal(crate::support::TEST_JWT_SECRET)
+}
+
+/// How old a token's position is, in seconds.
+fn age(token: &str) -> i64 {
+    chrono::Utc::now().timestamp() - claims_of(token)["taken"].as_i64().unwrap()
+}
+
+/// The retention counts from the last sync, not from the first: a device that syncs every day
+/// never has to start over (its token's age restarts with every delta it finishes).
+async fn a_device_that_keeps_syncing_keeps_a_young_token(app: TestApp) {
+    let w: World = app.world().await;
+    let mut device = Device::default();
+    device.sync(&app, &w.w_a1, 500).await;
+    // Nothing new since a position reached 29 days ago (the quick answer).
+    device.token = Some(aged(device.token.as_deref().unwrap(), 29));
+    assert!(device.sync(&app, &w.w_a1, 500).await.is_empty());
+    assert!(age(device.token.as_deref().unwrap()) < 60, "an empty delta renews the token");
+    // Changes since then, fetched a page at a time (the full path, a window over several pages).
+    device.token = Some(aged(device.token.as_deref().unwrap(), 29));
+    let hh = format!("/api/v1/households/{}", w.household_a1);
+    ok(&app.patch(&hh, &w.sec_a, json!({"notes": "一"}), None).await);
+    ok(&app.patch(&format!("/api/v1/members/{}", w.member_a1), &w.sec_a, json!({"notes": "二"}), None).await);
+    let before = device.pages;
+    assert!(device.sync(&app, &w.w_a1, 1).await.len() >= 2);
+    assert!(device.pages - before >= 2, "the window took several pages");
+    assert!(age(device.token.as_deref().unwrap()) < 60, "a finished delta renews the token");
+    // A day later it still syncs: without renewal this token would have been 30 days old.
+    device.token = Some(aged(device.token.as_deref().unwrap(), 1));
+    device.sync(&app, &w.w_a1, 500).await;
+    assert_same(&device, server_view(&app, &w.w_a1).await, "after renewed tokens");
 }
 
 /// A small deterministic generator (no dependency): xorshift.

@@ -104,8 +104,10 @@ fn nothing_new(
     }
     let worker = caller.role == Role::GridWorker;
     let log = LogScope { community_id: community.clone(), grids: worker.then(|| token.grids.clone()) };
+    let taken = Utc::now().timestamp();
     let Some(at) = store::quiet(conn, &log, &token.at, worker)? else { return Ok(None) };
-    let next = Token { at, ..token };
+    // The device now stands at `at`, the log's watermark as of now: its token ages from now.
+    let next = Token { at, taken, ..token };
     Ok(Some(SyncPage { changes: Vec::new(), next: next.seal(secret), more: false }))
 }
 
@@ -122,14 +124,18 @@ fn page(conn: &mut DbConn, caller: &AuthUser, q: &SyncQuery, secret: &[u8], s: S
     let now = now();
     let since = now - Duration::days(i64::from(s.visit_days));
     let token = match &q.since {
-        None => Token {
-            user: caller.id.clone(),
-            community: current.community_id.clone(),
-            grids: current.grids.clone(),
-            at: store::watermark(conn)?,
-            taken: Utc::now().timestamp(),
-            progress: Some(Progress::Initial { kind: 0, after: String::new() }),
-        },
+        None => {
+            // At most when the watermark is taken: a token's age never comes out younger.
+            let taken = Utc::now().timestamp();
+            Token {
+                user: caller.id.clone(),
+                community: current.community_id.clone(),
+                grids: current.grids.clone(),
+                at: store::watermark(conn)?,
+                taken,
+                progress: Some(Progress::Initial { kind: 0, after: String::new() }),
+            }
+        }
         Some(text) => {
             // Not even the shape of a token: a malformed request. The shape of one that this
             // server cannot serve: start over.
@@ -148,13 +154,12 @@ fn page(conn: &mut DbConn, caller: &AuthUser, q: &SyncQuery, secret: &[u8], s: S
         }
     };
     let mut out = Vec::new();
-    let (progress, at, grids) = fill(conn, caller, &current, &token, since, s.limit, &mut out)?;
-    let next = Token { progress: progress.clone(), at, grids, ..token };
-    Ok(SyncPage { changes: out, next: next.seal(secret), more: progress.is_some() })
+    let next = fill(conn, caller, &current, &token, since, s.limit, &mut out)?;
+    Ok(SyncPage { changes: out, more: next.progress.is_some(), next: next.seal(secret) })
 }
 
-/// Fills a page from where the token stands; answers the progress to carry on with (`None`:
-/// the device is up to date as of the returned watermark and grids).
+/// Fills a page from where the token stands; answers the next token: the progress to carry on
+/// with, or none — the device is up to date as of its watermark and grids.
 fn fill(
     conn: &mut DbConn,
     caller: &AuthUser,
@@ -163,7 +168,7 @@ fn fill(
     since: chrono::NaiveDateTime,
     limit: usize,
     out: &mut Vec<ChangeOut>,
-) -> ApiResult<(Option<Progress>, Watermark, Vec<String>)> {
+) -> ApiResult<Token> {
     let ctx = |grids: &[String]| Ctx {
         caller,
         scope: Scope { community_id: current.community_id.clone(), grids: grids.to_vec() },
@@ -171,56 +176,52 @@ fn fill(
         decided_since: since,
         limit,
     };
+    // Where the device stands while a window is not through.
+    let unfinished = |progress: Progress| Token { progress: Some(progress), ..token.clone() };
     // A delta that has not started: its window closes now, at the scope of now.
     let mut progress = match token.progress.clone() {
         Some(p) => p,
         None => {
+            let taken = Utc::now().timestamp();
             let to = store::watermark(conn)?;
             if std::mem::discriminant(&to) != std::mem::discriminant(&token.at) {
                 return Err(resync("the token was issued by a server on another database"));
             }
             let now = current.grids.clone();
             let entered: Vec<String> = now.iter().filter(|g| !token.grids.contains(g)).cloned().collect();
-            Progress::Entering { to, now, entered, kind: FIRST_GRID_KIND, after: String::new() }
+            Progress::Entering { to, taken, now, entered, kind: FIRST_GRID_KIND, after: String::new() }
         }
     };
     loop {
         progress = match progress {
             Progress::Initial { kind, after } => {
                 let c = ctx(&token.grids);
-                match feed::snapshot(conn, &c, &c.scope, &token.at, kind, after, out)? {
-                    Some((kind, after)) => {
-                        return Ok((Some(Progress::Initial { kind, after }), token.at.clone(), token.grids.clone()));
-                    }
-                    None => return Ok((None, token.at.clone(), token.grids.clone())),
-                }
+                return Ok(match feed::snapshot(conn, &c, &c.scope, &token.at, kind, after, out)? {
+                    Some((kind, after)) => unfinished(Progress::Initial { kind, after }),
+                    None => Token { progress: None, ..token.clone() },
+                });
             }
-            Progress::Entering { to, now, entered, kind, after } => {
+            Progress::Entering { to, taken, now, entered, kind, after } => {
                 if !entered.is_empty() {
                     let c = ctx(&now);
                     let part = Scope { community_id: current.community_id.clone(), grids: entered.clone() };
                     if let Some((kind, after)) = feed::snapshot(conn, &c, &part, &to, kind, after, out)? {
-                        let p = Progress::Entering { to, now, entered, kind, after };
-                        return Ok((Some(p), token.at.clone(), token.grids.clone()));
+                        return Ok(unfinished(Progress::Entering { to, taken, now, entered, kind, after }));
                     }
                 }
                 let left: Vec<String> = token.grids.iter().filter(|g| !now.contains(g)).cloned().collect();
-                Progress::Leaving { to, now, left, after: String::new() }
+                Progress::Leaving { to, taken, now, left, after: String::new() }
             }
-            Progress::Leaving { to, now, left, after } => {
+            Progress::Leaving { to, taken, now, left, after } => {
                 if !left.is_empty() {
                     let c = ctx(&now);
                     if let Some(after) = feed::leave(conn, &c, &left, after, out)? {
-                        return Ok((
-                            Some(Progress::Leaving { to, now, left, after }),
-                            token.at.clone(),
-                            token.grids.clone(),
-                        ));
+                        return Ok(unfinished(Progress::Leaving { to, taken, now, left, after }));
                     }
                 }
-                Progress::Delta { to, now, seq: 0 }
+                Progress::Delta { to, taken, now, seq: 0 }
             }
-            Progress::Delta { to, now, seq } => {
+            Progress::Delta { to, taken, now, seq } => {
                 let c = ctx(&now);
                 let log = LogScope {
                     community_id: current.community_id.clone(),
@@ -230,10 +231,18 @@ fn fill(
                         all
                     }),
                 };
-                return match feed::delta(conn, &c, &log, &token.at, &to, seq, out)? {
-                    Some(seq) => Ok((Some(Progress::Delta { to, now, seq }), token.at.clone(), token.grids.clone())),
-                    None => Ok((None, to, now)),
-                };
+                return Ok(match feed::delta(conn, &c, &log, &token.at, &to, seq, out)? {
+                    Some(seq) => unfinished(Progress::Delta { to, taken, now, seq }),
+                    // Through: the device stands at `to`, aged from when it was taken (a token of
+                    // an older server did not say: its own age stands).
+                    None => Token {
+                        at: to,
+                        taken: if taken > 0 { taken } else { token.taken },
+                        grids: now,
+                        progress: None,
+                        ..token.clone()
+                    },
+                });
             }
         };
     }

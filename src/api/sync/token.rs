@@ -13,19 +13,41 @@ use sha2::Sha256;
 use crate::store::sync::Watermark;
 
 /// Where the next page of an unfinished sync starts. A delta's window closes at `to`, taken
-/// when its first page was; `now` is the scope as of then, the device's scope once the window is
-/// through.
+/// when its first page was (`taken`, Unix seconds: once the window is through, the token's `at`
+/// is `to` and its age counts from then; `0` in a token of an older server, whose own `taken`
+/// then stands); `now` is the scope as of then, the device's scope once the window is through.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Progress {
     /// An initial sync: the records of kind `kind` (see `feed::KINDS`) after id `after`, as of
     /// the token's watermark.
     Initial { kind: u8, after: String },
     /// Grids newly in scope: their records, from kind `kind` after id `after`, as of `to`.
-    Entering { to: Watermark, now: Vec<String>, entered: Vec<String>, kind: u8, after: String },
+    Entering {
+        to: Watermark,
+        #[serde(default)]
+        taken: i64,
+        now: Vec<String>,
+        entered: Vec<String>,
+        kind: u8,
+        after: String,
+    },
     /// Grids no longer in scope: `leave` for them and the households now in them, after `after`.
-    Leaving { to: Watermark, now: Vec<String>, left: Vec<String>, after: String },
+    Leaving {
+        to: Watermark,
+        #[serde(default)]
+        taken: i64,
+        now: Vec<String>,
+        left: Vec<String>,
+        after: String,
+    },
     /// The log window from the token's watermark to `to`, after `seq`.
-    Delta { to: Watermark, now: Vec<String>, seq: i64 },
+    Delta {
+        to: Watermark,
+        #[serde(default)]
+        taken: i64,
+        now: Vec<String>,
+        seq: i64,
+    },
 }
 
 /// What a token says.
@@ -91,6 +113,7 @@ mod tests {
             taken: 1_800_000_000,
             progress: Some(Progress::Delta {
                 to: Watermark::Snapshot("106:106:".into()),
+                taken: 1_800_000_100,
                 now: vec!["g1".into()],
                 seq: 42,
             }),
