@@ -148,6 +148,10 @@ pub const IMPORT_ERRORS_FILE: Field = Field { table: "imports", column: "errors_
 /// Not sealed, only digested: a username typed at a login that names no account, as its audit
 /// event keeps it (`ops::users::typed_username`).
 pub const TYPED_USERNAME: Field = Field { table: "audit_events", column: "typed_username" };
+/// Not sealed, only digested: the name a login's attempt count is kept under
+/// (`login_failures.username` holds this digest of the typed username, never the text: what is
+/// typed there may be a password typed into the wrong field).
+pub const THROTTLED_USERNAME: Field = Field { table: "login_failures", column: "throttled_username" };
 /// Every sealed column.
 pub const FIELDS: [Field; 4] = [MEMBER_ID_NUMBER, MEMBER_PHONE, HOUSEHOLD_PHONE, USER_PHONE];
 

@@ -1,5 +1,8 @@
 //! Refresh-token families, and the per-account count of password checks behind the throttle
-//! (`auth::throttle`).
+//! (`auth::throttle`). The counts are kept under a keyed digest of the typed username
+//! ([`keys::THROTTLED_USERNAME`] under the current data key), never its text: a count exists for
+//! every name typed at the login form, including passwords typed into the wrong field. A data
+//! key rotation starts the counts afresh (their windows are minutes long).
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
@@ -7,8 +10,8 @@ use diesel::prelude::*;
 use super::{new_id, now};
 use crate::auth::throttle::Throttle;
 use crate::auth::token::{hash_refresh_token, new_refresh_token};
-use crate::db::DbConn;
 use crate::db::schema::{login_failures, refresh_tokens};
+use crate::db::{DbConn, keys};
 
 /// Starts a new family (one per login); returns the refresh token to hand out.
 pub fn start_family(conn: &mut DbConn, user_id: &str, lifetime_secs: u64) -> QueryResult<String> {
@@ -162,6 +165,7 @@ pub enum Attempt {
 /// write lock), so that concurrent attempts, in this process or in another instance, are
 /// counted one after another.
 pub fn reserve_attempt(conn: &mut DbConn, account: &str, rule: Throttle) -> QueryResult<Attempt> {
+    let account = &counted_as(account)?;
     let (failures, window_start, locked_until) = locked_count(conn, account, now())?;
     // The clock is read once the row is locked: a request that waited for the lock must not
     // count from before the lock's holder set it (a Retry-After beyond the window).
@@ -182,6 +186,11 @@ pub fn reserve_attempt(conn: &mut DbConn, account: &str, rule: Throttle) -> Quer
         ))
         .execute(conn)?;
     Ok(if spent { Attempt::Locked { retry_after_secs: rule.window_secs.max(1) } } else { Attempt::Allowed })
+}
+
+/// What a typed username's count is kept under: its keyed digest (see the module's comment).
+fn counted_as(account: &str) -> QueryResult<String> {
+    Ok(keys::current().map_err(keys::to_diesel)?.blind(keys::THROTTLED_USERNAME, account))
 }
 
 /// The account's row (failures, window start, lock), created when missing and locked for the
@@ -212,6 +221,7 @@ fn locked_count(
 /// After a password that did not match: locks the account for a window when its slots are
 /// spent. Returns whether it did.
 pub fn lock_if_spent(conn: &mut DbConn, account: &str, rule: Throttle) -> QueryResult<bool> {
+    let account = &counted_as(account)?;
     let now = now();
     let max = i32::try_from(rule.max_failures).unwrap_or(i32::MAX);
     let locked = diesel::update(
@@ -240,5 +250,5 @@ pub fn forget_spent_failures(conn: &mut DbConn, rule: Throttle) -> QueryResult<u
 
 /// After a password that matched: the account starts afresh.
 pub fn clear_failures(conn: &mut DbConn, account: &str) -> QueryResult<()> {
-    diesel::delete(login_failures::table.find(account)).execute(conn).map(|_| ())
+    diesel::delete(login_failures::table.find(counted_as(account)?)).execute(conn).map(|_| ())
 }
