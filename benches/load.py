@@ -826,6 +826,20 @@ def markdown(results, meta):
     return "\n".join(lines) + "\n"
 
 
+def ready_to_measure():
+    """Stops before any data set is built (that can take half an hour) when a tool the
+    measurements need is missing: the release binary and the load generator."""
+    cargo_bin = os.path.join(os.path.expanduser("~"), ".cargo", "bin")
+    os.environ["PATH"] = os.environ.get("PATH", "") + os.pathsep + cargo_bin
+    missing = []
+    if not os.access(BIN, os.X_OK):
+        missing.append(f"{BIN} (cargo build --release --locked)")
+    if not shutil.which("oha"):
+        missing.append("oha, the load generator (cargo install oha --locked)")
+    if missing:
+        sys.exit("load.py: missing " + "; ".join(missing) + " — or run benches/load.sh, which makes both")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small data sets (2k, 20k, 60k) and short runs")
@@ -840,6 +854,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=None, help="alternating rounds per comparison")
     ap.add_argument("--work", default=os.environ.get("GRIDLIGHT_BENCH_DIR", "/tmp/gridlight-bench"), help="where the data sets live")
     args = ap.parse_args()
+    ready_to_measure()
     sizes = [2_000, 20_000, 60_000] if args.quick else [10_000, 300_000, 3_000_000]
     if args.only in ("sync", "district", "large") and args.sync_households:
         sizes = [args.sync_households]
