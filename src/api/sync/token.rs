@@ -135,4 +135,14 @@ mod tests {
         assert_eq!(Token::open("", secret), None);
         assert_eq!(Token::open("a.b.c", secret), None);
     }
+
+    #[test]
+    fn a_window_of_an_older_server_reads_without_its_time() {
+        // Tokens sealed before windows recorded when `to` was taken: `taken` reads as 0, and the
+        // finished window keeps the token's own age (`fill`).
+        let mut old = serde_json::to_value(token()).unwrap();
+        old["progress"]["Delta"].as_object_mut().unwrap().remove("taken");
+        let read: Token = serde_json::from_value(old).unwrap();
+        assert!(matches!(read.progress, Some(Progress::Delta { taken: 0, seq: 42, .. })));
+    }
 }
