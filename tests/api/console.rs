@@ -222,7 +222,12 @@ async fn console_login_shares_the_throttle(app: TestApp) {
 async fn console_pages_for_a_secretary(app: TestApp) {
     let w = app.world().await;
     let b = Browser::sign_in(&app, "sec-a").await;
-    assert_page(&b.get("/console/").await, 200, "<svg class=\"chart\"");
+    let home = b.get("/console/").await;
+    assert_page(&home, 200, "<svg class=\"chart\"");
+    assert!(
+        body(&home).contains(r#"<a class="stat" href="/console/households?due=1">"#),
+        "a reviewer's figures lead on"
+    );
     assert_page(&b.get("/console/review").await, 200, "待审核");
     let list = b.get("/console/households").await;
     assert_page(&list, 200, "张桂兰");
@@ -676,6 +681,20 @@ async fn console_report_rolls_up_for_officers(app: TestApp) {
     let communities: Vec<&str> = text.lines().filter(|l| l.starts_with("community,")).collect();
     assert_eq!(communities.len(), 1, "{text}");
     assert!(communities[0].contains("建新社区") && !text.contains("睦和苑社区") && !text.contains("舜华社区"));
+
+    // Every console link on an officer's overview leads to a page the officer may see.
+    for officer in [&so, &Browser::sign_in(&app, "do-1").await] {
+        let home = officer.get("/console/").await;
+        assert_page(&home, 200, "今日概览");
+        let html = body(&home);
+        assert!(!html.contains(r#"<a class="stat""#), "an officer's figures are not links: {html}");
+        for link in html.split(r#"href=""#).skip(1).filter_map(|rest| rest.split('"').next()) {
+            if link.starts_with("/console/") && !link.starts_with("/console/static/") {
+                let status = officer.get(&link.replace("&amp;", "&")).await.status;
+                assert_eq!(status, 200, "{link} on an officer's overview");
+            }
+        }
+    }
 
     // A district officer: a row per street of their district (three, the default street
     // included), ranked, summing to the totals; the communities of district 2 never show.
