@@ -135,6 +135,21 @@ pub fn list(conn: &mut DbConn, filter: &ListFilter, limit: i64) -> QueryResult<V
         .opened()
 }
 
+/// The display names of the accounts `ids` (those that exist), by id: one statement, names only
+/// (nothing sealed is read).
+pub fn display_names(conn: &mut DbConn, ids: &[String]) -> QueryResult<std::collections::HashMap<String, String>> {
+    let mut wanted: Vec<&String> = ids.iter().collect();
+    wanted.sort();
+    wanted.dedup();
+    let mut out = std::collections::HashMap::new();
+    for chunk in wanted.chunks(500) {
+        let rows: Vec<(String, String)> =
+            users::table.filter(users::id.eq_any(chunk)).select((users::id, users::display_name)).load(conn)?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
 /// A change to an account: each field present replaces the stored one. The operation's input
 /// (`ops::users`) and the statement's changeset at once.
 #[derive(AsChangeset, Debug, Clone, Default)]

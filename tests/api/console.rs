@@ -16,6 +16,7 @@ on_both_backends!(
     console_sign_in_cookie_and_headers,
     console_login_shares_the_throttle,
     console_pages_for_a_secretary,
+    console_pages_name_the_people_they_show,
     console_scope_is_the_community,
     console_workers_see_only_their_to_do_list,
     console_review_approves_and_rejects,
@@ -257,6 +258,20 @@ async fn console_pages_for_a_secretary(app: TestApp) {
     let css = b.get("/console/static/console.css").await;
     assert_eq!(css.status, 200);
     assert!(css.header("content-type").unwrap().starts_with("text/css"));
+}
+
+/// Who proposed, decided or is assigned is named by the account's display name, looked up for
+/// the ids on the page: an administrator's decision in a community shows their name too.
+async fn console_pages_name_the_people_they_show(app: TestApp) {
+    let w = app.world().await;
+    let sec = Browser::sign_in(&app, "sec-a").await;
+    let change = propose(&app, &w, "red").await;
+    let queue = body(&sec.get("/console/review").await);
+    assert!(queue.contains(&change) && queue.contains("User w-a1"), "the proposer is named: {queue}");
+    let admin = Browser::sign_in(&app, "admin").await;
+    assert_eq!(admin.post(&format!("/console/review/{change}/approve"), &[]).await.status, 303);
+    let page = body(&sec.get(&format!("/console/households/{}", w.household_a1)).await);
+    assert!(page.contains("User w-a1") && page.contains("User admin"), "proposer and decider are named: {page}");
 }
 
 async fn console_scope_is_the_community(app: TestApp) {

@@ -132,7 +132,7 @@ fn read_household(c: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<Hous
     let grid = crate::store::communities::find_grid(c, &row.grid_id)?.map(|g| format!("{} {}", g.name, g.code));
     let members: Vec<MemberOut> = store::list_members(c, id, None, 200)?.into_iter().map(MemberOut::from).collect();
     let member_ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
-    let history = tags::history(c, id, None, 50)?.into_iter().map(TagChangeOut::from).collect();
+    let history: Vec<TagChangeOut> = tags::history(c, id, None, 50)?.into_iter().map(TagChangeOut::from).collect();
     let open = ListTasks {
         household_id: Some(id.to_owned()),
         status: Some(TaskStatus::Open),
@@ -146,19 +146,21 @@ fn read_household(c: &mut DbConn, caller: &AuthUser, id: &str) -> ApiResult<Hous
         ListVisits { household_id: Some(id.to_owned()), grid_id: None, worker_id: None, from: None, to: None };
     let visit_rows = crate::api::visits::rows(c, caller, visit_query, None, 31)?.items;
     let visits = crate::api::visits::views(c, visit_rows)?;
-    let names = names(c, caller)?;
-    let reveals = record::reveals(c, id, &member_ids)?
+    let events: Vec<AuditEventOut> =
+        record::reveals(c, id, &member_ids)?.into_iter().rev().map(AuditEventOut::from).collect();
+    let named = (history.iter().flat_map(|t| std::iter::once(&t.proposed_by).chain(t.decided_by.as_ref())))
+        .chain(tasks.iter().filter_map(|t| t.assignee_id.as_ref()))
+        .chain(visits.iter().map(|v| &v.worker_id))
+        .chain(events.iter().filter_map(|e| e.actor_id.as_ref()));
+    let names = names(c, named)?;
+    let reveals = events
         .into_iter()
-        .rev()
-        .map(|e| {
-            let e = AuditEventOut::from(e);
-            Reveal {
-                at: e.at.to_rfc3339(),
-                who: e.actor_id.as_ref().and_then(|a| names.get(a)).cloned().unwrap_or_default(),
-                reason: e.summary["reason"].as_str().unwrap_or_default().to_owned(),
-                action: e.action,
-                entity_type: e.entity_type,
-            }
+        .map(|e| Reveal {
+            at: e.at.to_rfc3339(),
+            who: e.actor_id.as_ref().and_then(|a| names.get(a)).cloned().unwrap_or_default(),
+            reason: e.summary["reason"].as_str().unwrap_or_default().to_owned(),
+            action: e.action,
+            entity_type: e.entity_type,
         })
         .collect();
     Ok(Household { h: row.view(c)?, grid: grid.unwrap_or_default(), members, history, tasks, visits, reveals, names })

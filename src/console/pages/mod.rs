@@ -26,11 +26,11 @@ pub fn reviewer(console: &Console) -> Result<(), Fail> {
     Ok(console.caller.require(&[Role::Admin, Role::Secretary])?)
 }
 
-/// Display names of the accounts the caller's community (every account for an
-/// administrator), for showing who proposed, decided or is assigned.
-pub fn names(c: &mut DbConn, caller: &AuthUser) -> ApiResult<HashMap<String, String>> {
-    let filter = users::ListFilter { community_id: caller.community_id.clone(), ..Default::default() };
-    Ok(users::list(c, &filter, 5000)?.into_iter().map(|u| (u.id, u.display_name)).collect())
+/// Display names of the accounts a page names (who proposed, decided, is assigned, visited):
+/// those ids only, whatever the size of the community or of the whole installation.
+pub fn names<'a>(c: &mut DbConn, ids: impl IntoIterator<Item = &'a String>) -> ApiResult<HashMap<String, String>> {
+    let ids: Vec<String> = ids.into_iter().cloned().collect();
+    Ok(users::display_names(c, &ids)?)
 }
 
 /// A grid as the console lists it, with its active workers (for reassigning).

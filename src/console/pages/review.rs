@@ -41,7 +41,7 @@ async fn render(console: Console, status: StatusCode, problem: Option<Problem>, 
             let caller = console.caller.clone();
             move |c| {
                 let page = changes(c, &caller, filter, None, 201)?;
-                let who = names(c, &caller)?;
+                let who = names(c, page.items.iter().map(|row| &row.proposed_by))?;
                 let mut items = Vec::new();
                 for row in page.items {
                     let household = scope::household(c, &caller, &row.household_id)?.view(c)?;

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::households::HouseholdOut;
 use crate::api::tasks::{ListTasks, PatchTask, TaskOut, tasks};
-use crate::auth::AuthUser;
 use crate::console::pages::{GridItem, grids, names, reviewer};
 use crate::console::view::{Problem, done_message};
 use crate::console::{Console, Page, Post};
@@ -45,11 +44,11 @@ struct GridTasks {
 }
 
 /// The households the rows are about, by id (their addresses and heads, for the table).
-fn rows(c: &mut DbConn, caller: &AuthUser, list: Vec<TaskOut>) -> ApiResult<Vec<Row>> {
+fn rows(c: &mut DbConn, list: Vec<TaskOut>) -> ApiResult<Vec<Row>> {
     let ids: Vec<String> = list.iter().map(|t| t.household_id.clone()).collect();
     let found = store::find_many(c, &ids)?;
     let households: Vec<HouseholdOut> = crate::api::households::views(c, found)?;
-    let who = names(c, caller)?;
+    let who = names(c, list.iter().filter_map(|t| t.assignee_id.as_ref()))?;
     Ok(list
         .into_iter()
         .map(|task| {
@@ -79,9 +78,9 @@ async fn render(console: Console, status: StatusCode, problem: Option<Problem>, 
         .db
         .read(move |c| {
             let late = tasks(c, &caller, open(None, true), None, 501)?.items;
-            let mut overdue = rows(c, &caller, late)?;
+            let mut overdue = rows(c, late)?;
             let nobody = tasks(c, &caller, open(Some("none"), false), None, 501)?.items;
-            let mut unassigned = rows(c, &caller, nobody)?;
+            let mut unassigned = rows(c, nobody)?;
             let mut out = Vec::new();
             for grid in grids(c, &caller, true)? {
                 let of_grid = |r: &Row| r.task.grid_id == grid.id;
@@ -171,7 +170,7 @@ pub async fn todo(console: Console) -> Page {
         .db
         .read(move |c| {
             let mine = tasks(c, &caller, open(Some("me"), false), None, 501)?.items;
-            rows(c, &caller, mine)
+            rows(c, mine)
         })
         .await?;
     console.ok("todo.html", context! { rows => Value::from_serialize(&list), page => "todo" })
