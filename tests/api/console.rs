@@ -23,6 +23,7 @@ on_both_backends!(
     console_forms_refuse_a_missing_or_forged_csrf_token,
     console_reveal_is_audited_like_the_api,
     console_tasks_reassign_and_cancel,
+    console_tasks_say_when_there_are_more_and_narrow_by_grid,
     console_direct_tag_change,
     console_session_ends_with_password_change_and_deactivation,
     console_bad_input_is_a_message_not_a_change,
@@ -443,6 +444,48 @@ async fn console_reveal_is_audited_like_the_api(app: TestApp) {
     // Nothing personal in the URLs: reveals are posts.
     let page = body(&b.get(&format!("/console/households/{}", w.household_a1)).await);
     assert!(page.contains(r#"method="post" action="/console/members/"#));
+}
+
+/// More open tasks than the page lists: it says so, and the grid filter narrows it (kept across
+/// a reassignment).
+async fn console_tasks_say_when_there_are_more_and_narrow_by_grid(app: TestApp) {
+    use crate::imports::{A1, commit, csv, line, upload};
+    let w = app.world().await;
+    // Grid a1 without workers, then 210 new households in it: their tasks are unassigned.
+    app.assign(&w.sec_a, &w.grid_a1, &[]).await;
+    let lines: Vec<String> = (0..210)
+        .map(|i| line(&[A1, "9号楼", "1单元", &format!("{}", 1000 + i), "住户"], &["住户", "男", "", "", "", "户主"]))
+        .collect();
+    let import = ok(&upload(&app, &w.sec_a, &w.community_a, csv(&lines), "text/csv").await);
+    ok(&commit(&app, &w.sec_a, import["id"].as_str().unwrap(), false).await);
+    let open = ok(&app.get_as(&format!("/api/v1/tasks?assignee=none&grid_id={}&limit=1", w.grid_a1), &w.sec_a).await);
+    assert!(open["next_cursor"].is_string(), "more than one unassigned task: {open}");
+    let b = Browser::sign_in(&app, "sec-a").await;
+    let all = body(&b.get("/console/tasks").await);
+    assert!(all.contains(r#"id="more""#) && all.contains("请选择网格分批处理"), "the page says it lists part: {all}");
+    assert_eq!(all.matches(r#"name="action" value="cancel""#).count(), 200, "200 unassigned tasks listed");
+    assert!(all.contains("9号楼1单元"));
+    // Narrowed to grid a2: none of a1's tasks, no notice.
+    let a2 = body(&b.get(&format!("/console/tasks?grid={}", w.grid_a2)).await);
+    assert!(!a2.contains(r#"id="more""#) && !a2.contains("9号楼1单元"), "{a2}");
+    assert!(a2.contains(&format!(r#"<option value="{}" selected>"#, w.grid_a2)), "{a2}");
+    // Narrowed to grid a1: still more than the page lists; its forms carry the grid.
+    let a1 = body(&b.get(&format!("/console/tasks?grid={}", w.grid_a1)).await);
+    assert!(a1.contains("处理后刷新即可看到其余"), "{a1}");
+    assert!(a1.contains(&format!(r#"<input type="hidden" name="grid" value="{}">"#, w.grid_a1)), "{a1}");
+    // A reassignment from the narrowed page comes back to it.
+    let task = first_task(&app, &w).await;
+    let form = [("action", "reassign"), ("assignee_id", ""), ("grid", w.grid_a1.as_str())];
+    let res = b.post(&format!("/console/tasks/{task}"), &form).await;
+    assert_eq!(location(&res), format!("/console/tasks?done=reassigned&grid={}", w.grid_a1));
+    // Anything but an id's shape is no filter, and never reaches the redirect.
+    let form = [("action", "reassign"), ("assignee_id", ""), ("grid", "x/../y?z=1&done=forged")];
+    let res = b.post(&format!("/console/tasks/{task}"), &form).await;
+    assert_eq!(location(&res), "/console/tasks?done=reassigned");
+    let form = [("action", "reassign"), ("assignee_id", ""), ("grid", "a\r\nSet-Cookie: x=1")];
+    let res = b.post(&format!("/console/tasks/{task}"), &form).await;
+    assert!(res.status.is_client_error() && location(&res).is_empty(), "{}", res.status);
+    assert_eq!(b.get("/console/tasks?grid=%00").await.status, 200);
 }
 
 async fn console_tasks_reassign_and_cancel(app: TestApp) {

@@ -34,7 +34,7 @@ pub fn names<'a>(c: &mut DbConn, ids: impl IntoIterator<Item = &'a String>) -> A
 }
 
 /// A grid as the console lists it, with its active workers (for reassigning).
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 pub struct GridItem {
     pub id: String,
     pub code: String,

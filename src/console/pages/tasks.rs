@@ -17,6 +17,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::ops;
 use crate::store::households as store;
 
+/// How many tasks each list of the page shows at most (the soonest due); beyond, the page says
+/// so and the grid filter narrows it.
+const SHOWN: i64 = 200;
+
 fn open(assignee: Option<&str>, overdue: bool) -> ListTasks {
     ListTasks {
         assignee: assignee.map(str::to_owned),
@@ -26,6 +30,12 @@ fn open(assignee: Option<&str>, overdue: bool) -> ListTasks {
         grid_id: None,
         household_id: None,
     }
+}
+
+/// A grid id as a filter: `None` for all grids (empty) and for anything that is not an id's
+/// shape (it then never reaches a query or a redirect).
+fn grid_filter(grid: Option<String>) -> Option<String> {
+    grid.filter(|g| !g.is_empty() && g.len() <= 64 && g.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
 #[derive(Serialize)]
@@ -68,21 +78,34 @@ fn rows(c: &mut DbConn, list: Vec<TaskOut>) -> ApiResult<Vec<Row>> {
 #[derive(Deserialize)]
 pub struct Flash {
     done: Option<String>,
+    grid: Option<String>,
 }
 
-async fn render(console: Console, status: StatusCode, problem: Option<Problem>, done: Option<String>) -> Page {
+async fn render(
+    console: Console,
+    status: StatusCode,
+    problem: Option<Problem>,
+    done: Option<String>,
+    grid: Option<String>,
+) -> Page {
     reviewer(&console)?;
     let caller = console.caller.clone();
-    let by_grid = console
+    let only = grid.clone();
+    let (by_grid, all_grids, more) = console
         .state
         .db
         .read(move |c| {
-            let late = tasks(c, &caller, open(None, true), None, 501)?.items;
-            let mut overdue = rows(c, late)?;
-            let nobody = tasks(c, &caller, open(Some("none"), false), None, 501)?.items;
-            let mut unassigned = rows(c, nobody)?;
+            let list = |c: &mut DbConn, assignee, overdue| {
+                let q = ListTasks { grid_id: only.clone(), ..open(assignee, overdue) };
+                tasks(c, &caller, q, None, SHOWN + 1)
+            };
+            let (late, nobody) = (list(c, None, true)?, list(c, Some("none"), false)?);
+            let more = late.next_cursor.is_some() || nobody.next_cursor.is_some();
+            let mut overdue = rows(c, late.items)?;
+            let mut unassigned = rows(c, nobody.items)?;
+            let all_grids = grids(c, &caller, true)?;
             let mut out = Vec::new();
-            for grid in grids(c, &caller, true)? {
+            for grid in all_grids.iter().cloned() {
                 let of_grid = |r: &Row| r.task.grid_id == grid.id;
                 let (o, rest): (Vec<Row>, Vec<Row>) = overdue.into_iter().partition(of_grid);
                 overdue = rest;
@@ -92,17 +115,20 @@ async fn render(console: Console, status: StatusCode, problem: Option<Problem>, 
                     out.push(GridTasks { grid, overdue: o, unassigned: u });
                 }
             }
-            Ok(out)
+            Ok((out, all_grids, more))
         })
         .await?;
     let ctx = context! {
-        grids => Value::from_serialize(&by_grid), problem, done => done_message(done.as_deref()), page => "tasks",
+        grids => Value::from_serialize(&by_grid), all_grids => Value::from_serialize(&all_grids),
+        grid => grid.unwrap_or_default(), more, shown => SHOWN,
+        problem, done => done_message(done.as_deref()), page => "tasks",
     };
     console.page(status, "tasks.html", ctx)
 }
 
 pub async fn queue(console: Console, flash: web::Query<Flash>) -> Page {
-    render(console, StatusCode::OK, None, flash.into_inner().done).await
+    let Flash { done, grid } = flash.into_inner();
+    render(console, StatusCode::OK, None, done, grid_filter(grid)).await
 }
 
 #[derive(Deserialize)]
@@ -113,6 +139,9 @@ pub struct TaskForm {
     assignee_id: String,
     #[serde(default)]
     cancel_reason: String,
+    /// The grid the page was narrowed to: the answer keeps it.
+    #[serde(default)]
+    grid: String,
 }
 
 impl TaskForm {
@@ -140,10 +169,12 @@ pub async fn change(id: web::Path<String>, post: Post<TaskForm>) -> Page {
     let (console, id) = (post.console, id.into_inner());
     reviewer(&console)?;
     let mut done = "reassigned";
-    let result = match post.form.and_then(|f| {
+    let mut grid = None;
+    let result = match post.form.and_then(|mut f| {
         if f.action == "cancel" {
             done = "cancelled";
         }
+        grid = grid_filter(Some(std::mem::take(&mut f.grid)));
         f.checked()
     }) {
         Ok(change) => {
@@ -153,10 +184,13 @@ pub async fn change(id: web::Path<String>, post: Post<TaskForm>) -> Page {
         Err(e) => Err(e),
     };
     match result {
-        Ok(()) => console.redirect(&format!("/console/tasks?done={done}")),
+        Ok(()) => {
+            let narrowed = grid.as_ref().map(|g| format!("&grid={g}")).unwrap_or_default();
+            console.redirect(&format!("/console/tasks?done={done}{narrowed}"))
+        }
         Err(e @ (ApiError::Validation(_) | ApiError::Conflict(..))) => {
             let status = actix_web::ResponseError::status_code(&e);
-            render(console, status, Some(Problem::of(Some(&id), &e)), None).await
+            render(console, status, Some(Problem::of(Some(&id), &e)), None, grid).await
         }
         Err(e) => Err(e.into()),
     }
