@@ -24,6 +24,8 @@ on_both_backends!(
     console_reveal_is_audited_like_the_api,
     console_tasks_reassign_and_cancel,
     console_tasks_say_when_there_are_more_and_narrow_by_grid,
+    console_review_says_when_there_are_more,
+    console_todo_says_when_there_are_more,
     console_direct_tag_change,
     console_session_ends_with_password_change_and_deactivation,
     console_bad_input_is_a_message_not_a_change,
@@ -446,18 +448,23 @@ async fn console_reveal_is_audited_like_the_api(app: TestApp) {
     assert!(page.contains(r#"method="post" action="/console/members/"#));
 }
 
+/// `n` new households in grid a1 (building 9), imported as community A's secretary.
+async fn import_households(app: &TestApp, w: &World, n: usize) {
+    use crate::imports::{A1, commit, csv, line, upload};
+    let lines: Vec<String> = (0..n)
+        .map(|i| line(&[A1, "9号楼", "1单元", &format!("{}", 1000 + i), "住户"], &["住户", "男", "", "", "", "户主"]))
+        .collect();
+    let import = ok(&upload(app, &w.sec_a, &w.community_a, csv(&lines), "text/csv").await);
+    ok(&commit(app, &w.sec_a, import["id"].as_str().unwrap(), false).await);
+}
+
 /// More open tasks than the page lists: it says so, and the grid filter narrows it (kept across
 /// a reassignment).
 async fn console_tasks_say_when_there_are_more_and_narrow_by_grid(app: TestApp) {
-    use crate::imports::{A1, commit, csv, line, upload};
     let w = app.world().await;
     // Grid a1 without workers, then 210 new households in it: their tasks are unassigned.
     app.assign(&w.sec_a, &w.grid_a1, &[]).await;
-    let lines: Vec<String> = (0..210)
-        .map(|i| line(&[A1, "9号楼", "1单元", &format!("{}", 1000 + i), "住户"], &["住户", "男", "", "", "", "户主"]))
-        .collect();
-    let import = ok(&upload(&app, &w.sec_a, &w.community_a, csv(&lines), "text/csv").await);
-    ok(&commit(&app, &w.sec_a, import["id"].as_str().unwrap(), false).await);
+    import_households(&app, &w, 210).await;
     let open = ok(&app.get_as(&format!("/api/v1/tasks?assignee=none&grid_id={}&limit=1", w.grid_a1), &w.sec_a).await);
     assert!(open["next_cursor"].is_string(), "more than one unassigned task: {open}");
     let b = Browser::sign_in(&app, "sec-a").await;
@@ -486,6 +493,39 @@ async fn console_tasks_say_when_there_are_more_and_narrow_by_grid(app: TestApp) 
     let res = b.post(&format!("/console/tasks/{task}"), &form).await;
     assert!(res.status.is_client_error() && location(&res).is_empty(), "{}", res.status);
     assert_eq!(b.get("/console/tasks?grid=%00").await.status, 200);
+}
+
+/// More pending proposals than the queue lists: it says how many it shows and that there are
+/// more.
+async fn console_review_says_when_there_are_more(app: TestApp) {
+    let w = app.world().await;
+    import_households(&app, &w, 201).await;
+    let list = ok(&app.get_as(&format!("/api/v1/households?grid_id={}&limit=500", w.grid_a1), &w.sec_a).await);
+    let ids: Vec<&str> = list["items"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect();
+    assert!(ids.len() > 200, "{}", ids.len());
+    let b = Browser::sign_in(&app, "sec-a").await;
+    for (n, id) in ids.iter().enumerate() {
+        let proposal = json!({"to_tag": "yellow", "reasons": ["low_income"]});
+        ok(&app.post(&format!("/api/v1/households/{id}/tag-changes"), Some(&w.w_a1), proposal).await);
+        if n == 199 {
+            let queue = body(&b.get("/console/review").await);
+            assert!(!queue.contains(r#"id="more""#) && queue.contains("200 条，最早提交的在前"), "{queue}");
+        }
+    }
+    let queue = body(&b.get("/console/review").await);
+    assert!(queue.contains(r#"id="more""#) && queue.contains("最早提交的 200 条（还有更多）"), "{queue}");
+    assert_eq!(queue.matches(r#"<article class="card proposal""#).count(), 200);
+}
+
+/// A grid worker with more open tasks than the to-do list shows: it says so.
+async fn console_todo_says_when_there_are_more(app: TestApp) {
+    let w = app.world().await;
+    import_households(&app, &w, 500).await;
+    let mine = ok(&app.get_as("/api/v1/tasks?assignee=me&status=open&limit=500", &w.w_a1).await);
+    assert!(mine["next_cursor"].is_string(), "more than 500 open tasks");
+    let todo = body(&Browser::sign_in(&app, "w-a1").await.get("/console/todo").await);
+    assert!(todo.contains("最早截止的 500 项（还有更多）"), "{todo}");
+    assert_eq!(todo.matches("<li><span class=\"chip").count(), 500);
 }
 
 async fn console_tasks_reassign_and_cancel(app: TestApp) {

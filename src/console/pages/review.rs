@@ -30,17 +30,21 @@ pub struct Flash {
     done: Option<String>,
 }
 
+/// How many proposals the queue shows at most (the earliest); beyond, it says so.
+const SHOWN: i64 = 200;
+
 /// The queue, with `problem` shown beside the proposal it is about.
 async fn render(console: Console, status: StatusCode, problem: Option<Problem>, done: Option<String>) -> Page {
     reviewer(&console)?;
     let filter = ListFilter { status: Some(TagChangeStatus::Pending), ..Default::default() };
-    let items = console
+    let (items, more) = console
         .state
         .db
         .read({
             let caller = console.caller.clone();
             move |c| {
-                let page = changes(c, &caller, filter, None, 201)?;
+                let page = changes(c, &caller, filter, None, SHOWN + 1)?;
+                let more = page.next_cursor.is_some();
                 let who = names(c, page.items.iter().map(|row| &row.proposed_by))?;
                 let mut items = Vec::new();
                 for row in page.items {
@@ -48,12 +52,12 @@ async fn render(console: Console, status: StatusCode, problem: Option<Problem>, 
                     let proposer = who.get(&row.proposed_by).cloned().unwrap_or_default();
                     items.push(Item { change: row.view(c)?, household, proposer });
                 }
-                Ok(items)
+                Ok((items, more))
             }
         })
         .await?;
     let done = done_message(done.as_deref());
-    let ctx = context! { items => Value::from_serialize(&items), problem, done, page => "review" };
+    let ctx = context! { items => Value::from_serialize(&items), more, problem, done, page => "review" };
     console.page(status, "review.html", ctx)
 }
 

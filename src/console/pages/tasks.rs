@@ -21,6 +21,9 @@ use crate::store::households as store;
 /// so and the grid filter narrows it.
 const SHOWN: i64 = 200;
 
+/// How many of a grid worker's own tasks the to-do list shows at most (the soonest due).
+const TODO_SHOWN: i64 = 500;
+
 fn open(assignee: Option<&str>, overdue: bool) -> ListTasks {
     ListTasks {
         assignee: assignee.map(str::to_owned),
@@ -203,9 +206,10 @@ pub async fn todo(console: Console) -> Page {
         .state
         .db
         .read(move |c| {
-            let mine = tasks(c, &caller, open(Some("me"), false), None, 501)?.items;
-            rows(c, mine)
+            let mine = tasks(c, &caller, open(Some("me"), false), None, TODO_SHOWN + 1)?;
+            Ok((rows(c, mine.items)?, mine.next_cursor.is_some()))
         })
         .await?;
-    console.ok("todo.html", context! { rows => Value::from_serialize(&list), page => "todo" })
+    let (list, more) = list;
+    console.ok("todo.html", context! { rows => Value::from_serialize(&list), more, page => "todo" })
 }
