@@ -693,15 +693,13 @@ def district_bench(srv, backend, target, pg, d):
     return res
 
 
-def sealing_bench(backend, args, work, pg):
-    """The cost of sealing personal fields: the same data set seeded and served by the binary
-    before sealing (`--baseline`) and by this one, measured alternately, one at a time on the
-    same core: a worker's 50-household page and POST /visits with 32 clients."""
-    n = args.sealing_households
+def seeded_pair(backend, args, work, pg, what, n, extra_env=None):
+    """The same synthetic data set seeded by the binary of an earlier version (`--baseline`) and
+    by this one, each served by its own binary: {"before": Server, "after": Server}."""
     servers = {}
     try:
         for label, binary in (("before", args.baseline), ("after", BIN)):
-            name = f"sealing_{label}_{n}"
+            name = f"{what}_{label}_{n}"
             if backend == "sqlite":
                 url = os.path.join(work, f"{name}.db")
                 for suffix in ("", "-wal", "-shm", ".data-key"):
@@ -711,39 +709,71 @@ def sealing_bench(backend, args, work, pg):
                 pg.psql("postgres", f'DROP DATABASE IF EXISTS "{name}"')
                 pg.psql("postgres", f'CREATE DATABASE "{name}"')
                 url = pg.url(name)
-            build_dataset(url, n, f"{backend} {label} sealing", binary)
-            servers[label] = Server(url, binary=binary)
-        d = args.seconds
-        runs = {}
-        for label, srv in servers.items():
-            token = srv.login(WORKER)
-            me = srv.get("/api/v1/me", token)
-            grid = srv.get(f"/api/v1/communities/{me['community_id']}/grids", token)["items"][0]["id"]
-            page = f"{srv.base}/api/v1/households?grid_id={grid}&limit=50"
-            bodies = visit_bodies(srv, token, os.path.join(work, f"sealing-visits-{backend}-{label}.jsonl"))
-            runs[label] = (token, page, bodies, srv)
-            oha(page, 2, 16, token=token)
+            build_dataset(url, n, f"{backend} {label} {what}", binary)
+            servers[label] = Server(url, extra_env=extra_env, binary=binary)
+    except BaseException:
+        for srv in servers.values():
+            srv.stop()
+        raise
+    return servers
 
-        def cpu_seconds(srv):
-            # The server's user + system CPU time: unlike its rate, barely moved by other load
-            # on the machine.
-            with open(f"/proc/{srv.proc.pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-        def with_cpu(srv, run):
-            before = cpu_seconds(srv)
-            r = run()
-            r["cpu_us_per_request"] = (cpu_seconds(srv) - before) * 1e6 / max(r["requests"], 1)
-            return r
+def cpu_seconds(srv):
+    """The server's user + system CPU time: unlike its rate, barely moved by other load on the
+    machine."""
+    with open(f"/proc/{srv.proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_cpu(srv, run):
+    before = cpu_seconds(srv)
+    r = run()
+    r["cpu_us_per_request"] = (cpu_seconds(srv) - before) * 1e6 / max(r["requests"], 1)
+    return r
+
+
+def compared(before, after):
+    return {"before": before, "after": after, "ratio": after["rps"] / max(before["rps"], 1e-9),
+            "cpu_ratio": after["cpu_us_per_request"] / max(before["cpu_us_per_request"], 1e-9)}
+
+
+def visit_runs(servers, backend, work, what):
+    """Per server: its token, a worker's 50-household page, visit bodies, and the server."""
+    runs = {}
+    for label, srv in servers.items():
+        token = srv.login(WORKER)
+        me = srv.get("/api/v1/me", token)
+        grid = srv.get(f"/api/v1/communities/{me['community_id']}/grids", token)["items"][0]["id"]
+        page = f"{srv.base}/api/v1/households?grid_id={grid}&limit=50"
+        bodies = visit_bodies(srv, token, os.path.join(work, f"{what}-visits-{backend}-{label}.jsonl"))
+        runs[label] = (token, page, bodies, srv)
+        oha(page, 2, 16, token=token)
+    return runs
+
+
+def visits_load(run, seconds):
+    """POST /visits with 32 clients for `seconds` on one of `visit_runs`, with the server's CPU
+    per request."""
+    token, _, bodies, srv = run
+    return lambda: with_cpu(srv, lambda: oha(srv.base + "/api/v1/visits", seconds, 32, token=token, body_lines=bodies))
+
+
+def sealing_bench(backend, args, work, pg):
+    """The cost of sealing personal fields: the same data set seeded and served by the binary
+    before sealing (`--baseline`) and by this one, measured alternately, one at a time on the
+    same core: a worker's 50-household page and POST /visits with 32 clients."""
+    n = args.sealing_households
+    servers = seeded_pair(backend, args, work, pg, "sealing", n)
+    d = args.seconds
+    try:
+        runs = visit_runs(servers, backend, work, "sealing")
 
         def page_of(label):
             token, page, _, srv = runs[label]
             return lambda: with_cpu(srv, lambda: oha(page, d, 16, token=token))
 
-        def visits_of(label):
-            token, _, bodies, srv = runs[label]
-            return lambda: with_cpu(srv, lambda: oha(srv.base + "/api/v1/visits", d, 32, token=token, body_lines=bodies))
+        visits_of = lambda label: visits_load(runs[label], d)
 
         log(f"{backend}: sealing — households page before vs after")
         page_before, page_after = alternate(page_of("before"), page_of("after"), args.rounds)
@@ -752,13 +782,98 @@ def sealing_bench(backend, args, work, pg):
     finally:
         for srv in servers.values():
             srv.stop()
+    return {"households": n, "page": compared(page_before, page_after), "visits": compared(visits_before, visits_after)}
+
+
+RECEIVER = os.path.join(ROOT, "benches", "receiver.py")
+
+
+def events_bench(backend, args, work, pg):
+    """Events (issue 21): POST /visits with 32 clients on the binary before events
+    (`--baseline`) and on this one, alternately (the cost of writing an event with each visit);
+    then, on this one, the same load with a webhook subscription delivering every event to a
+    receiver on loopback: delivered events per second against visits per second, the backlog
+    when the load stops and how long it takes to drain."""
+    n = args.sealing_households
+    servers = seeded_pair(backend, args, work, pg, "events", n, extra_env={"GRIDLIGHT_WEBHOOK_ALLOW_PRIVATE": "true"})
+    d = args.seconds
+    receiver = None
+    try:
+        runs = visit_runs(servers, backend, work, "events")
+
+        visits_of = lambda label: visits_load(runs[label], d)
+
+        log(f"{backend}: events — POST /visits before vs after")
+        visits_before, visits_after = alternate(visits_of("before"), visits_of("after"), args.rounds)
+
+        log(f"{backend}: events — POST /visits with a webhook delivering every event")
+        port = free_port()
+        receiver = subprocess.Popen(pinned(1, [sys.executable, RECEIVER, str(port)]), stdout=subprocess.DEVNULL)
+        stats_url = f"http://127.0.0.1:{port}/stats"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(stats_url, timeout=1)
+                break
+            except Exception:
+                time.sleep(0.1)
+        token, _, bodies, srv = runs["after"]
+        secretary = srv.login(SECRETARY)
+        srv.post("/api/v1/webhooks", secretary, {"url": f"http://127.0.0.1:{port}/hook", "types": ["visit.recorded"]})
+        stats = lambda: json.loads(urllib.request.urlopen(stats_url, timeout=5).read())
+        start = stats()
+        load = oha(srv.base + "/api/v1/visits", d, 32, token=token, body_lines=bodies)
+        at_end = stats()
+        ended = time.time()
+        visits = int(load["requests"] * (1 - load["non_2xx_share"]))
+        drained = None
+        while time.time() - ended < 120:
+            now = stats()
+            if now["count"] - start["count"] >= visits:
+                drained = now["last_at"] - ended
+                break
+            time.sleep(0.1)
+        final = stats()
+    finally:
+        if receiver:
+            receiver.terminate()
+        for srv in servers.values():
+            srv.stop()
+    delivered = at_end["count"] - start["count"]
     return {
         "households": n,
-        "page": {"before": page_before, "after": page_after, "ratio": page_after["rps"] / max(page_before["rps"], 1e-9),
-                 "cpu_ratio": page_after["cpu_us_per_request"] / max(page_before["cpu_us_per_request"], 1e-9)},
-        "visits": {"before": visits_before, "after": visits_after, "ratio": visits_after["rps"] / max(visits_before["rps"], 1e-9),
-                   "cpu_ratio": visits_after["cpu_us_per_request"] / max(visits_before["cpu_us_per_request"], 1e-9)},
+        "visits": compared(visits_before, visits_after),
+        "delivery": {
+            "visits": visits,
+            "visits_per_s": load["rps"] * (1 - load["non_2xx_share"]),
+            "delivered_during_load": delivered,
+            "delivered_per_s": delivered / d,
+            "backlog_at_end": visits - delivered,
+            "drain_s": drained,
+            "delivered_total": final["count"] - start["count"],
+            "duplicates": final["duplicates"],
+        },
     }
+
+
+def events_markdown(results, meta):
+    lines = [f"Run {meta['started']} on {meta['machine']}: before events (`{meta['baseline']}`) vs with events (`{meta['binary']}`), "
+             f"server on core 0, oha and the receiver on core 1, medians of {meta['rounds']} alternating rounds of {meta['seconds']} s.", "",
+             "| measure | backend | before (rps) | after (rps) | after / before | server CPU µs per visit, before → after | target |",
+             "|---|---|---|---|---|---|---|"]
+    for backend, r in results.items():
+        m = r["visits"]
+        mark = "✅" if m["ratio"] >= 0.9 else "❌"
+        lines.append(f"| POST /visits, 32 clients ({r['households']:,} households) | {backend} | {m['before']['rps']:.0f} | {m['after']['rps']:.0f} "
+                     f"| {m['ratio']:.3f} {mark} | {m['before']['cpu_us_per_request']:.0f} → {m['after']['cpu_us_per_request']:.0f} | overhead ≤ 10 % (≥ 0.90) |")
+    lines += ["", "| delivery to one receiver during the visits load | backend | visits/s | delivered/s during the load | backlog at the end | drained after | duplicates | target |",
+              "|---|---|---|---|---|---|---|---|"]
+    for backend, r in results.items():
+        m = r["delivery"]
+        keeps_up = m["drain_s"] is not None and m["drain_s"] <= 5 and m["delivered_total"] >= m["visits"]
+        drain = "never (120 s)" if m["drain_s"] is None else f"{m['drain_s']:.1f} s"
+        lines.append(f"| every `visit.recorded` | {backend} | {m['visits_per_s']:.0f} | {m['delivered_per_s']:.0f} | {m['backlog_at_end']} "
+                     f"| {drain} {'✅' if keeps_up else '❌'} | {m['duplicates']} | keeps up: all delivered ≤ 5 s after the load stops |")
+    return "\n".join(lines) + "\n"
 
 
 def sealing_markdown(results, meta):
@@ -844,10 +959,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small data sets (2k, 20k, 60k) and short runs")
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
-    ap.add_argument("--only", choices=["all", "sync", "district", "large", "sealing"], default="all",
-                    help="run every measure; only the sync ones or only the district roll-up, on the largest set; both of those ('large'); or only the sealing comparison")
-    ap.add_argument("--baseline", default=None, help="with --only sealing: the binary of the version before sealing")
-    ap.add_argument("--sealing-households", type=int, default=20_000, help="with --only sealing: the data set size")
+    ap.add_argument("--only", choices=["all", "sync", "district", "large", "sealing", "events"], default="all",
+                    help="run every measure; only the sync ones or only the district roll-up, on the largest set; both of those ('large'); "
+                         "or only the sealing or the events comparison with an earlier version")
+    ap.add_argument("--baseline", default=None, help="with --only sealing or events: the binary of the version before the change")
+    ap.add_argument("--sealing-households", type=int, default=20_000, help="with --only sealing or events: the data set size")
     ap.add_argument("--sync-households", type=int, default=None, help="with --only sync, district or large: the data set size (default: the largest)")
     ap.add_argument("--fresh", action="store_true", help="rebuild the data sets even if they exist")
     ap.add_argument("--seconds", type=int, default=None, help="length of one measurement run")
@@ -871,23 +987,24 @@ def main():
     }
     results = {}
     pg = None
-    if args.only == "sealing":
+    if args.only in ("sealing", "events"):
         if not args.baseline:
-            ap.error("--only sealing needs --baseline BINARY (the version before sealing)")
+            ap.error(f"--only {args.only} needs --baseline BINARY (the version before the change)")
         meta["baseline"] = subprocess.run([args.baseline, "--version"], capture_output=True, text=True).stdout.strip()
+        bench, render = {"sealing": (sealing_bench, sealing_markdown), "events": (events_bench, events_markdown)}[args.only]
         try:
             if args.backend in ("sqlite", "both"):
-                results["sqlite"] = sealing_bench("sqlite", args, args.work, None)
+                results["sqlite"] = bench("sqlite", args, args.work, None)
             if args.backend in ("postgres", "both"):
                 pg = Postgres(args.work)
                 pg.start()
-                results["postgres"] = sealing_bench("postgres", args, args.work, pg)
+                results["postgres"] = bench("postgres", args, args.work, pg)
         finally:
             if pg:
                 pg.stop()
-        md = sealing_markdown(results, meta)
+        md = render(results, meta)
         out_dir = os.path.join(ROOT, "benches", "results")
-        with open(os.path.join(out_dir, "sealing-latest.json"), "w") as f:
+        with open(os.path.join(out_dir, f"{args.only}-latest.json"), "w") as f:
             json.dump({"meta": meta, "results": results}, f, indent=2, default=str)
         print(md)
         return

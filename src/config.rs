@@ -145,6 +145,47 @@ pub struct ServerConfig {
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "GRIDLIGHT_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,
+
+    #[command(flatten)]
+    pub webhooks: WebhookConfig,
+}
+
+/// Webhook delivery (docs/events.md).
+#[derive(Args, Clone, Debug)]
+pub struct WebhookConfig {
+    /// Let webhooks reach loopback, private, link-local and other non-public addresses (a LAN's
+    /// own receivers, tests). Off: such URLs are refused, and host names are checked again
+    /// when each delivery resolves them.
+    #[arg(long, env = "GRIDLIGHT_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
+    pub webhook_allow_private: bool,
+
+    /// Subscriptions this instance delivers to at once (0: this instance delivers none; others
+    /// sharing the PostgreSQL database do).
+    #[arg(long, env = "GRIDLIGHT_WEBHOOK_CONCURRENCY", default_value_t = 8)]
+    pub webhook_concurrency: usize,
+
+    /// Seconds an event is retried before it is parked as a dead letter and its subscription
+    /// turned off (default 3 days).
+    #[arg(long, env = "GRIDLIGHT_WEBHOOK_RETRY_SECS", default_value_t = 259_200)]
+    pub webhook_retry_secs: u64,
+
+    /// Milliseconds before the first retry; each next waits twice as long (with jitter), at
+    /// most an hour.
+    #[arg(long, env = "GRIDLIGHT_WEBHOOK_BACKOFF_MS", default_value_t = 5_000)]
+    pub webhook_backoff_ms: u64,
+
+    /// Seconds a delivery may take in all (connecting, sending, the answer's headers and up to
+    /// 4 KiB of its body).
+    #[arg(long, env = "GRIDLIGHT_WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
+    pub webhook_timeout_secs: u64,
+
+    /// Seconds to connect to a receiver.
+    #[arg(long, env = "GRIDLIGHT_WEBHOOK_CONNECT_TIMEOUT_SECS", default_value_t = 5)]
+    pub webhook_connect_timeout_secs: u64,
+
+    /// Days the delivery log is kept.
+    #[arg(long, env = "GRIDLIGHT_WEBHOOK_LOG_DAYS", default_value_t = 7)]
+    pub webhook_log_days: u32,
 }
 
 /// Logging settings, shared by every subcommand.

@@ -82,6 +82,9 @@ pub enum ErrorCode {
     /// 410: a sync token that cannot be served (too old, another account's or server's): start
     /// a new initial sync, keeping unsent work to push.
     ResyncRequired,
+    /// 410: the events after the `after` given were pruned with the change log (older than its
+    /// retention): read again from the oldest kept (`after=0`).
+    EventsPruned,
     /// 412: `If-Match` names another version than the current one.
     StaleVersion,
     /// 413

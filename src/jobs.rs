@@ -35,6 +35,67 @@ pub fn prune_sync_log(db: &Db, retention_days: u32) -> ApiResult<usize> {
     db.write_blocking(|conn| Ok(crate::store::sync::prune(conn, before)?))
 }
 
+/// Emits the events nobody's write causes — `task.overdue` once a task's due date has passed in
+/// its community's calendar, `review.due` once a household's tag review falls due — each once
+/// (`store::events::emit_due`). Only what fell due in the last `window_days` is looked at: the
+/// server's first run looks back over the change log's retention, later ones (a minute apart)
+/// over two days. Returns how many events of each kind.
+pub fn emit_due_events(db: &Db, window_days: u32) -> ApiResult<crate::store::events::Emitted> {
+    use crate::db::schema::communities;
+    use diesel::prelude::*;
+    // One pass per time zone (its communities share a calendar), in batches.
+    let zones: Vec<String> = db.read_blocking(|c| {
+        Ok(communities::table.select(communities::timezone).distinct().order(communities::timezone).load(c)?)
+    })?;
+    let mut total = crate::store::events::Emitted::default();
+    for zone in zones {
+        let today = crate::store::communities::today_in(&zone);
+        let since = today - chrono::Duration::days(i64::from(window_days));
+        loop {
+            let done = db.write_blocking(|c| {
+                Ok(crate::store::events::emit_due(c, &zone, today, since, crate::store::now(), BATCH)?)
+            })?;
+            total.overdue += done.overdue;
+            total.reviews += done.reviews;
+            if done.overdue < BATCH as usize && done.reviews < BATCH as usize {
+                break;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Runs [`emit_due_events`] and prunes the webhook delivery log every `interval` (a minute: a
+/// task becomes overdue at midnight and its event should not wait for the hourly job).
+pub fn spawn_event_clock(db: Db, interval: Duration, retention_days: u32, delivery_log_days: u32) {
+    actix_web::rt::spawn(async move {
+        let mut window = retention_days;
+        loop {
+            let handle = db.clone();
+            match actix_web::web::block(move || emit_due_events(&handle, window)).await {
+                Ok(Ok(e)) => {
+                    if e.overdue + e.reviews > 0 {
+                        tracing::info!(overdue = e.overdue, reviews = e.reviews, "due events emitted");
+                    }
+                    window = window.min(2);
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "emitting due events failed; will retry"),
+                Err(e) => tracing::warn!(error = %e, "emitting due events was interrupted"),
+            }
+            let handle = db.clone();
+            let before = crate::store::now() - chrono::Duration::days(i64::from(delivery_log_days));
+            if let Ok(Err(e)) = actix_web::web::block(move || {
+                handle.write_blocking(|c| Ok(crate::store::webhooks::prune_deliveries(c, before)?))
+            })
+            .await
+            {
+                tracing::warn!(error = %e, "pruning the webhook delivery log failed; will retry");
+            }
+            actix_web::rt::time::sleep(interval).await;
+        }
+    });
+}
+
 /// Forgets the login-attempt counts that no longer count (their window passed, no lock).
 pub fn forget_login_failures(db: &Db, rule: Throttle) -> ApiResult<usize> {
     db.write_blocking(|conn| Ok(crate::store::sessions::forget_spent_failures(conn, rule)?))

@@ -17,6 +17,7 @@ pub mod roster;
 pub mod seed;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,6 +135,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let sync_retention = config.server.sync_retention_days;
     let retention_years = config.server.retention_years;
     let throttle = auth::throttle::Throttle::of(&config.server);
+    let webhook_settings = config.server.webhooks.clone();
     let state = AppState::new(db.clone(), config, jwt_secret);
     let mut server = HttpServer::new(move || app(state.clone()))
         .bind(&bind)
@@ -154,6 +156,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             retention_years,
             throttle,
         );
+    }
+    jobs::spawn_event_clock(db.clone(), Duration::from_secs(60), sync_retention, webhook_settings.webhook_log_days);
+    if webhook_settings.webhook_concurrency > 0 {
+        webhooks::worker::spawn(db.clone(), webhooks::worker::Settings::of(&webhook_settings))?;
     }
     tracing::info!(bind = %bind, backend = db.backend().name(), "serving");
     server.run().await?;

@@ -8,6 +8,7 @@ pub mod communities;
 pub mod conditional;
 pub mod contract;
 pub mod docs;
+pub mod events;
 pub mod exports;
 pub mod grids;
 pub mod health;
@@ -27,6 +28,7 @@ pub mod tasks;
 pub mod users;
 pub mod validate;
 pub mod visits;
+pub mod webhooks;
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::ServiceResponse;
@@ -70,6 +72,9 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         sync::sync, sync::push,
         imports::create, imports::get, imports::errors, imports::errors_xlsx, imports::commit_import,
         exports::template_xlsx, exports::template_csv, exports::households_xlsx, exports::households_csv,
+        events::list,
+        webhooks::list, webhooks::create, webhooks::get, webhooks::patch, webhooks::delete, webhooks::rotate,
+        webhooks::deliveries, webhooks::dead_letters, webhooks::resend,
     ),
     components(schemas(Problem, FieldError)),
     modifiers(&BearerAuth, &CommonResponses),
@@ -90,6 +95,8 @@ use crate::error::{ApiError, FieldError, PROBLEM_JSON, Problem, problem_response
         (name = "stats", description = "Dashboards and periodic evaluation reports"),
         (name = "imports", description = "Household rosters in and out: the template, dry run, errors, commit, and exports (docs/import.md)"),
         (name = "sync", description = "Offline sync for mobile clients: the change feed and the batch push (docs/sync.md)"),
+        (name = "events", description = "Events for third-party apps: the replayable feed (docs/events.md)"),
+        (name = "webhooks", description = "Signed webhook deliveries of events, with retries and dead letters (docs/events.md)"),
     )
 )]
 pub struct ApiDoc;
@@ -142,7 +149,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(stats::routes)
                 .configure(sync::routes)
                 .configure(exports::routes)
-                .configure(imports::routes),
+                .configure(imports::routes)
+                .configure(events::routes)
+                .configure(webhooks::routes),
         );
 }
 

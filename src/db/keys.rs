@@ -145,6 +145,9 @@ pub const USER_PHONE: Field = Field { table: "users", column: "phone" };
 pub const IMPORT_FILE: Field = Field { table: "imports", column: "file" };
 /// The error workbook an import keeps once its file is cleared (the rows with errors, sealed).
 pub const IMPORT_ERRORS_FILE: Field = Field { table: "imports", column: "errors_file" };
+/// Webhook signing secrets (sealed; not one of [`FIELDS`]: few, re-sealed by a rotation on
+/// their own, with the import files). A rotated-out secret keeps this field in its own column.
+pub const WEBHOOK_SECRET: Field = Field { table: "webhooks", column: "secret" };
 /// Not sealed, only digested: a username typed at a login that names no account, as its audit
 /// event keeps it (`ops::users::typed_username`).
 pub const TYPED_USERNAME: Field = Field { table: "audit_events", column: "typed_username" };

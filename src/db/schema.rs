@@ -278,6 +278,83 @@ diesel::table! {
         grid_id -> Nullable<Text>,
         old_grid_id -> Nullable<Text>,
         household_id -> Nullable<Text>,
+        event -> Nullable<Text>,
+        detail -> Nullable<Text>,
+        event_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    event_counter (one) {
+        one -> Bool,
+        last -> BigInt,
+        pruned_through -> BigInt,
+    }
+}
+
+diesel::table! {
+    event_marks (event, entity_id, due_on) {
+        event -> Text,
+        entity_id -> Text,
+        due_on -> Date,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        community_id -> Nullable<Text>,
+        url -> Text,
+        types -> Text,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_until -> Nullable<Timestamp>,
+        active -> Bool,
+        description -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> Integer,
+        cursor -> BigInt,
+        attempts -> Integer,
+        failing_since -> Nullable<Timestamp>,
+        next_attempt_at -> Timestamp,
+        last_success_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        disabled_reason -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        lease_token -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        webhook_id -> Text,
+        event_id -> BigInt,
+        event -> Text,
+        attempt -> Integer,
+        at -> Timestamp,
+        outcome -> Text,
+        status_code -> Nullable<Integer>,
+        latency_ms -> Integer,
+        error -> Nullable<Text>,
+        next_attempt_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_dead_letters (webhook_id, event_id) {
+        webhook_id -> Text,
+        event_id -> BigInt,
+        event -> Text,
+        body -> Text,
+        parked_at -> Timestamp,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        resend_requested_at -> Nullable<Timestamp>,
+        resent_at -> Nullable<Timestamp>,
     }
 }
 
@@ -365,4 +442,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     tasks,
     audit_events,
     data_keys,
+    event_counter,
+    event_marks,
+    webhooks,
+    webhook_deliveries,
+    webhook_dead_letters,
 );

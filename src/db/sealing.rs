@@ -281,6 +281,7 @@ pub fn rotate(db: &Db, progress: &mut dyn FnMut(u64)) -> anyhow::Result<Rotation
             // Files first, in this transaction: then no file holds a key retired below.
             let ring = keys::current().map_err(|e| ApiError::Internal(e.into()))?;
             seal_import_files(c, &ring)?;
+            crate::store::webhooks::reseal_secrets(c, &ring)?;
             let mut retired = Vec::new();
             for id in keys_in_use(c)?.into_iter().filter(|id| *id != current) {
                 let pattern = format!("{SEALED_PREFIX}{id}.%");

@@ -21,6 +21,7 @@ pub mod tags;
 pub mod tasks;
 pub mod users;
 pub mod visits;
+pub mod webhooks;
 
 use crate::auth::AuthUser;
 use crate::db::DbConn;

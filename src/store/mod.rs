@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod bulk;
 pub mod communities;
+pub mod events;
 pub mod households;
 pub mod imports;
 pub mod plans;
@@ -17,6 +18,7 @@ pub mod tags;
 pub mod tasks;
 pub mod users;
 pub mod visits;
+pub mod webhooks;
 
 use std::sync::Arc;
 

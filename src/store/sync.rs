@@ -210,6 +210,7 @@ pub fn oldest(conn: &mut DbConn) -> QueryResult<Option<NaiveDateTime>> {
 
 /// Deletes the log rows and remembered pushes older than `before`; returns how many log rows.
 pub fn prune(conn: &mut DbConn, before: NaiveDateTime) -> QueryResult<usize> {
+    crate::store::events::note_pruning(conn, before)?;
     diesel::delete(sync_operations::table.filter(sync_operations::at.lt(before))).execute(conn)?;
     diesel::delete(sync_log::table.filter(sync_log::at.lt(before))).execute(conn)
 }

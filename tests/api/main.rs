@@ -10,6 +10,7 @@ mod console;
 mod contract;
 mod database_files;
 mod errors;
+mod events;
 mod hardening;
 mod health;
 mod households;

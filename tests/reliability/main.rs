@@ -15,6 +15,25 @@ mod postgres;
 #[path = "../api/support/replica.rs"]
 mod replica;
 
+/// The tests `sqlite` and `postgres` of a module, each calling its `run(store)` with a store of
+/// that backend (the PostgreSQL one skipped only where the API suite's would be).
+#[macro_export]
+macro_rules! on_both_stores {
+    () => {
+        #[test]
+        fn sqlite() {
+            run($crate::server::Store::sqlite());
+        }
+
+        #[test]
+        fn postgres() {
+            if let Some(store) = $crate::server::Store::postgres() {
+                run(store);
+            }
+        }
+    };
+}
+
 mod http;
 mod load;
 mod server;
@@ -31,3 +50,4 @@ mod outage;
 mod request_ids;
 mod retry_storm;
 mod sync_devices;
+mod webhooks;
