@@ -69,6 +69,10 @@ RULES_BEYOND_THE_SCHEMA = [
     # A grid code's street digits (7-9) are those of its community's street code.
     (r"code", "street_mismatch"),
     (r"timezone", "unknown_timezone"),
+    # A webhook's URL: the WHATWG URL grammar (hosts, IPv6 literals, percent-encoding, the
+    # normalisations a parser applies) and the server's address policy (public addresses only
+    # unless GRIDLIGHT_WEBHOOK_ALLOW_PRIVATE, an IP in any of its spellings) are beyond a pattern.
+    (r"url", "not_allowed"),
     (r"division_code", "unknown_division"),
 ]
 

@@ -14,6 +14,31 @@ use crate::db::DbConn;
 use crate::error::{ApiError, ApiResult, ErrorCode, PROBLEM_JSON as PROBLEM, Problem};
 use crate::store::events::{self as store, EventRow, EventScope, TYPES};
 
+/// The kinds of event (docs/events.md lists when each happens and its `data`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub enum EventType {
+    #[serde(rename = "household.registered")]
+    HouseholdRegistered,
+    #[serde(rename = "household.tag_changed")]
+    HouseholdTagChanged,
+    #[serde(rename = "household.moved")]
+    HouseholdMoved,
+    #[serde(rename = "household.removed")]
+    HouseholdRemoved,
+    #[serde(rename = "tag_change.proposed")]
+    TagChangeProposed,
+    #[serde(rename = "tag_change.decided")]
+    TagChangeDecided,
+    #[serde(rename = "task.reassigned")]
+    TaskReassigned,
+    #[serde(rename = "task.overdue")]
+    TaskOverdue,
+    #[serde(rename = "visit.recorded")]
+    VisitRecorded,
+    #[serde(rename = "review.due")]
+    ReviewDue,
+}
+
 /// One event: what happened, where, to which record — ids, tags and codes only, never a name, an
 /// ID number, a phone or a note.
 #[derive(Debug, Serialize, ToSchema)]
@@ -23,7 +48,7 @@ pub struct EventOut {
     #[schema(example = 1042)]
     pub id: i64,
     #[serde(rename = "type")]
-    #[schema(example = "household.tag_changed")]
+    #[schema(value_type = EventType, example = "household.tag_changed")]
     pub kind: String,
     pub occurred_at: DateTime<Utc>,
     pub community_id: Option<String>,
@@ -68,7 +93,10 @@ pub struct EventQuery {
     #[param(minimum = 0, example = 1041)]
     pub after: Option<i64>,
     /// Only these types, comma-separated (e.g. `household.tag_changed,task.overdue`).
-    #[param(example = "household.tag_changed,task.overdue")]
+    #[param(
+        example = "household.tag_changed,task.overdue",
+        pattern = r"^((household\.(registered|tag_changed|moved|removed)|tag_change\.(proposed|decided)|task\.(reassigned|overdue)|visit\.recorded|review\.due)(,(household\.(registered|tag_changed|moved|removed)|tag_change\.(proposed|decided)|task\.(reassigned|overdue)|visit\.recorded|review\.due))*)?$"
+    )]
     pub types: Option<String>,
     /// Events per answer, 1–1000 (default 100).
     #[param(minimum = 1, maximum = 1000, example = 100)]
@@ -88,9 +116,9 @@ pub struct EventPage {
 
 /// The event types a query names (`None`: all), each checked.
 pub fn parse_types(field: &str, text: Option<&str>) -> ApiResult<Option<Vec<String>>> {
-    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(None) };
+    let Some(text) = text.filter(|t| !t.is_empty()) else { return Ok(None) };
     let mut types = Vec::new();
-    for t in text.split(',').map(str::trim) {
+    for t in text.split(',') {
         if !TYPES.contains(&t) {
             return Err(ApiError::invalid(
                 field,

@@ -27,7 +27,7 @@ pub struct WebhookOut {
     #[schema(example = "https://hotline.example.gov.cn/gridlight/events")]
     pub url: String,
     /// The event types delivered; empty: every type.
-    #[schema(example = json!(["household.tag_changed", "task.overdue"]))]
+    #[schema(value_type = Vec<crate::api::events::EventType>, example = json!(["household.tag_changed", "task.overdue"]))]
     pub types: Vec<String>,
     /// Whose events: one community's, or (`null`, an administrator's subscription) every one's.
     pub community_id: Option<String>,
@@ -125,7 +125,7 @@ pub struct CreateWebhook {
     #[schema(example = "https://hotline.example.gov.cn/gridlight/events", max_length = 2048)]
     pub url: String,
     /// Event types to deliver; absent or empty: every type.
-    #[schema(example = json!(["household.tag_changed", "task.overdue"]))]
+    #[schema(value_type = Vec<crate::api::events::EventType>, example = json!(["household.tag_changed", "task.overdue"]))]
     #[serde(default)]
     pub types: Vec<String>,
     /// The community whose events are delivered: a secretary's own (the default for them); an
@@ -145,7 +145,7 @@ pub struct CreateWebhook {
 pub struct PatchWebhook {
     #[schema(example = "https://hotline.example.gov.cn/gridlight/events", max_length = 2048)]
     pub url: Option<String>,
-    #[schema(example = json!(["household.tag_changed"]))]
+    #[schema(value_type = Option<Vec<crate::api::events::EventType>>, example = json!(["household.tag_changed"]))]
     pub types: Option<Vec<String>>,
     /// `true` turns a subscription the server disabled back on, from where delivery stopped.
     pub active: Option<bool>,
@@ -246,7 +246,11 @@ pub async fn create(api: Api, body: Body<CreateWebhook>) -> ApiResult<HttpRespon
 /// A subscription and how its delivery stands.
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", operation_id = "get_webhook",
     security(("bearer" = [])),
-    responses((status = 200, description = "The subscription", body = WebhookOut)))]
+    responses(
+        (status = 200, description = "The subscription", body = WebhookOut),
+        (status = 403, description = "Only secretaries and administrators manage webhooks", body = Problem,
+            content_type = PROBLEM),
+    ))]
 pub async fn get(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
     api.current(move |c, caller| ops::subscription(c, caller, &id)).await
 }
@@ -254,7 +258,11 @@ pub async fn get(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
 /// Changes a subscription's URL, types, description, or turns it on or off.
 #[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "webhooks", operation_id = "patch_webhook",
     params(IfMatch), request_body = PatchWebhook, security(("bearer" = [])),
-    responses((status = 200, description = "Changed", body = WebhookOut)))]
+    responses(
+        (status = 200, description = "Changed", body = WebhookOut),
+        (status = 403, description = "Only secretaries and administrators manage webhooks", body = Problem,
+            content_type = PROBLEM),
+    ))]
 pub async fn patch(
     api: Api,
     if_match: IfMatch,
@@ -268,7 +276,11 @@ pub async fn patch(
 /// Deletes a subscription, its delivery log and its dead letters.
 #[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", operation_id = "delete_webhook",
     security(("bearer" = [])),
-    responses((status = 204, description = "Deleted")))]
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Only secretaries and administrators manage webhooks", body = Problem,
+            content_type = PROBLEM),
+    ))]
 pub async fn delete(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
     api.write(move |c, caller| ops::delete(c, caller, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -278,7 +290,11 @@ pub async fn delete(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> 
 /// (deliveries carry a `v1=` signature of each) so the receiver can switch without losing any.
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks",
     operation_id = "rotate_webhook_secret", security(("bearer" = [])),
-    responses((status = 200, description = "Rotated (with the new `secret`)", body = WebhookOut)))]
+    responses(
+        (status = 200, description = "Rotated (with the new `secret`)", body = WebhookOut),
+        (status = 403, description = "Only secretaries and administrators manage webhooks", body = Problem,
+            content_type = PROBLEM),
+    ))]
 pub async fn rotate(api: Api, id: web::Path<String>) -> ApiResult<HttpResponse> {
     api.updated(move |c, caller| ops::rotate_secret(c, caller, &id).map(|(w, s)| WithSecret(w, s))).await
 }
@@ -327,7 +343,11 @@ crate::api::answer::view_from!(DeliveryRow => DeliveryOut);
 /// The subscription's delivery log, newest first (kept `GRIDLIGHT_WEBHOOK_LOG_DAYS`).
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks",
     operation_id = "list_webhook_deliveries", params(PageQuery), security(("bearer" = [])),
-    responses((status = 200, description = "A page of attempts", body = Page<DeliveryOut>)))]
+    responses(
+        (status = 200, description = "A page of attempts", body = Page<DeliveryOut>),
+        (status = 403, description = "Only secretaries and administrators manage webhooks", body = Problem,
+            content_type = PROBLEM),
+    ))]
 pub async fn deliveries(api: Api, id: web::Path<String>, page: PageQuery) -> ApiResult<web::Json<Page<DeliveryOut>>> {
     let fetch = page.fetch()?;
     let before = number_key(&page)?;
@@ -383,7 +403,11 @@ pub struct DeadLetterQuery {
 /// The subscription's dead letters: events given up on after the retry period, oldest first.
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}/dead-letters", tag = "webhooks",
     operation_id = "list_webhook_dead_letters", params(DeadLetterQuery, PageQuery), security(("bearer" = [])),
-    responses((status = 200, description = "A page of dead letters", body = Page<DeadLetterOut>)))]
+    responses(
+        (status = 200, description = "A page of dead letters", body = Page<DeadLetterOut>),
+        (status = 403, description = "Only secretaries and administrators manage webhooks", body = Problem,
+            content_type = PROBLEM),
+    ))]
 pub async fn dead_letters(
     api: Api,
     id: web::Path<String>,
@@ -405,7 +429,8 @@ pub async fn dead_letters(
 #[serde(deny_unknown_fields)]
 pub struct Resend {
     /// The dead letters to send again (at most 1000); absent: every one not re-sent yet.
-    #[schema(example = json!([1042, 1043]))]
+    #[schema(example = json!([1042, 1043]), max_items = 1000)]
+    #[serde(default, deserialize_with = "event_ids")]
     pub event_ids: Option<Vec<i64>>,
 }
 
@@ -419,7 +444,11 @@ pub struct ResendAccepted {
 /// shows `resent_at` once delivered, or its new error.
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/dead-letters/resend", tag = "webhooks",
     operation_id = "resend_webhook_dead_letters", request_body = Resend, security(("bearer" = [])),
-    responses((status = 202, description = "Queued for sending", body = ResendAccepted)))]
+    responses(
+        (status = 202, description = "Queued for sending", body = ResendAccepted),
+        (status = 403, description = "Only secretaries and administrators manage webhooks", body = Problem,
+            content_type = PROBLEM),
+    ))]
 pub async fn resend(api: Api, id: web::Path<String>, body: Body<Resend>) -> ApiResult<HttpResponse> {
     let ids = body.into_inner().event_ids;
     if ids.as_ref().is_some_and(|i| i.len() > 1000) {
@@ -427,6 +456,22 @@ pub async fn resend(api: Api, id: web::Path<String>, body: Body<Resend>) -> ApiR
     }
     let requested = api.write(move |c, caller| ops::resend(c, caller, &id, ids)).await?;
     Ok(HttpResponse::Accepted().json(ResendAccepted { requested }))
+}
+
+/// Event ids: JSON Schema's integers, `3.0` too (see [`crate::api::integral`]).
+fn event_ids<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<Vec<i64>>, D::Error> {
+    let numbers = <Option<Vec<serde_json::Number>> as Deserialize>::deserialize(de)?;
+    numbers
+        .map(|ns| {
+            ns.iter()
+                .map(|n| {
+                    n.as_i64()
+                        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64))
+                        .ok_or_else(|| serde::de::Error::custom("invalid type: expected an integer (64 bits)"))
+                })
+                .collect()
+        })
+        .transpose()
 }
 
 /// A cursor of one number (a delivery's or an event's id).
