@@ -25,7 +25,9 @@ import uuid
 import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "gridlight")
+# The binary under test; GRIDLIGHT_BENCH_BINARY names another (an earlier version's, to compare
+# the whole suite's figures before and after a change).
+BIN = os.environ.get("GRIDLIGHT_BENCH_BINARY") or os.path.join(ROOT, "target", "release", "gridlight")
 # The data key every run seals ID numbers and phones with (required with PostgreSQL; with SQLite
 # it keeps the cached data sets openable whichever directory they were made in).
 os.environ.setdefault("GRIDLIGHT_DATA_KEY", "YmVuY2htYXJrLWRhdGEta2V5LWJlbmNobWFyay0wMTI=")
@@ -138,10 +140,38 @@ class Server:
         while time.time() < deadline:
             try:
                 if urllib.request.urlopen(self.base + "/readyz", timeout=2).status == 200:
+                    self.settled(url)
                     return
             except Exception:
                 time.sleep(0.2)
         raise RuntimeError("server did not become ready: " + self.proc.stderr.read(4000).decode(errors="replace"))
+
+    def settled(self, url, timeout=1800):
+        """Waits until the server has worked out every kept household suggestion (after a seed or
+        the migration that brought them, `serve` does so in the background for a while: ~30,000
+        households a second here), so that what is measured is the steady state. A database
+        without them (an earlier version's) is settled at once."""
+        sql = "SELECT count(*) FROM household_suggestions WHERE valid_until <= CURRENT_DATE"
+        deadline = time.time() + timeout
+        started = time.time()
+        while time.time() < deadline:
+            try:
+                if url.startswith("postgres"):
+                    out = subprocess.run(["psql", "-X", "-q", "-t", "-A", url, "-c", sql], capture_output=True, text=True, check=True).stdout
+                    due = int(out.strip())
+                else:
+                    with sqlite3.connect(f"file:{url}?mode=ro", uri=True, timeout=30) as c:
+                        due = c.execute(sql).fetchone()[0]
+            except (subprocess.CalledProcessError, sqlite3.OperationalError) as e:
+                if "household_suggestions" in str(e) + str(getattr(e, "stderr", "")):
+                    return
+                raise
+            if due == 0:
+                if time.time() - started > 1:
+                    log(f"suggestions worked out in {time.time() - started:.0f} s")
+                return
+            time.sleep(1)
+        raise RuntimeError("the server did not work out its kept suggestions in time")
 
     def login(self, username):
         req = urllib.request.Request(self.base + "/api/v1/auth/login", data=json.dumps({"username": username, "password": PASSWORD}).encode(),
@@ -175,8 +205,11 @@ class Server:
             self.proc.kill()
 
 
-def oha(url, seconds, conns, qps=None, token=None, body_lines=None, background=False):
+def oha(url, seconds, conns, qps=None, token=None, body_lines=None, background=False, plain=False):
+    """Runs oha against `url`; it asks for gzip as browsers do unless `plain`."""
     cmd = ["oha", "--no-tui", "--output-format", "json", "-z", f"{seconds}s", "-c", str(conns)]
+    if plain:
+        cmd.append("--disable-compression")
     if qps:
         cmd += ["-q", str(qps), "--latency-correction"]
     if token:
@@ -791,6 +824,51 @@ def sealing_bench(backend, args, work, pg):
     return {"households": n, "page": compared(page_before, page_after), "visits": compared(visits_before, visits_after)}
 
 
+def reads_bench(backend, args, work, pg):
+    """Reads near the machine's limit (issue 23): on the binary before a change (`--baseline`) and
+    on this one, each serving the same data set seeded by itself, alternately: `/healthz`, a grid
+    worker's 50-household page with gzip and without, and `/me` — each read's rate against the
+    same server's `/healthz` is the issue's yardstick, with the server's CPU per page."""
+    n = args.sealing_households
+    servers = seeded_pair(backend, args, work, pg, "reads", n)
+    d = args.seconds
+    try:
+        runs = visit_runs(servers, backend, work, "reads")
+
+        def reads_of(label):
+            token, page, _, srv = runs[label]
+
+            def run():
+                health = oha(srv.base + "/healthz", d, 16)
+                gz = with_cpu(srv, lambda: oha(page, d, 16, token=token))
+                plain = oha(page, d, 16, token=token, plain=True)
+                me = oha(srv.base + "/api/v1/me", d, 16, token=token)
+                return {"healthz": health["rps"], "page_gzip": gz["rps"], "page_plain": plain["rps"], "me": me["rps"],
+                        "page_cpu_us": gz["cpu_us_per_request"], "page_p50_ms": gz["p50_ms"]}
+            return run
+
+        log(f"{backend}: reads before vs after")
+        before, after = alternate(reads_of("before"), reads_of("after"), args.rounds)
+    finally:
+        for srv in servers.values():
+            srv.stop()
+    return {"households": n, "before": before, "after": after}
+
+
+def reads_markdown(results, meta):
+    lines = [f"Run {meta['started']} on {meta['machine']}: before (`{meta['baseline']}`) vs after (`{meta['binary']}`), "
+             f"server on core 0, oha on core 1, medians of {meta['rounds']} alternating rounds of {meta['seconds']} s.", "",
+             "| measure | backend | before | after | target |", "|---|---|---|---|---|"]
+    for backend, r in results.items():
+        b, a = r["before"], r["after"]
+        lines.append(f"| `/healthz` rps | {backend} | {b['healthz']:.0f} | {a['healthz']:.0f} | |")
+        for key, name, target in (("page_gzip", "50-household page, gzip", 0.10), ("page_plain", "50-household page, plain", 0.10), ("me", "`/me`", 0.5)):
+            ok = "✅" if a[key] / a["healthz"] >= target else "❌"
+            lines.append(f"| {name}: rps (× healthz) | {backend} | {b[key]:.0f} ({b[key] / b['healthz']:.3f}) | {a[key]:.0f} ({a[key] / a['healthz']:.3f}) {ok} | ≥ {target}× |")
+        lines.append(f"| page server CPU µs, p50 ms | {backend} | {b['page_cpu_us']:.0f}, {b['page_p50_ms']:.2f} | {a['page_cpu_us']:.0f}, {a['page_p50_ms']:.2f} | |")
+    return "\n".join(lines) + "\n"
+
+
 RECEIVER = os.path.join(ROOT, "benches", "receiver.py")
 
 
@@ -965,11 +1043,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small data sets (2k, 20k, 60k) and short runs")
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
-    ap.add_argument("--only", choices=["all", "sync", "district", "large", "sealing", "events"], default="all",
+    ap.add_argument("--only", choices=["all", "sync", "district", "large", "sealing", "events", "reads"], default="all",
                     help="run every measure; only the sync ones or only the district roll-up, on the largest set; both of those ('large'); "
-                         "or only the sealing or the events comparison with an earlier version")
-    ap.add_argument("--baseline", default=None, help="with --only sealing or events: the binary of the version before the change")
-    ap.add_argument("--sealing-households", type=int, default=20_000, help="with --only sealing or events: the data set size")
+                         "or only the sealing, events or reads comparison with an earlier version")
+    ap.add_argument("--baseline", default=None, help="with --only sealing, events or reads: the binary of the version before the change")
+    ap.add_argument("--sealing-households", type=int, default=20_000, help="with --only sealing, events or reads: the data set size")
     ap.add_argument("--sync-households", type=int, default=None, help="with --only sync, district or large: the data set size (default: the largest)")
     ap.add_argument("--fresh", action="store_true", help="rebuild the data sets even if they exist")
     ap.add_argument("--seconds", type=int, default=None, help="length of one measurement run")
@@ -993,11 +1071,12 @@ def main():
     }
     results = {}
     pg = None
-    if args.only in ("sealing", "events"):
+    if args.only in ("sealing", "events", "reads"):
         if not args.baseline:
             ap.error(f"--only {args.only} needs --baseline BINARY (the version before the change)")
         meta["baseline"] = subprocess.run([args.baseline, "--version"], capture_output=True, text=True).stdout.strip()
-        bench, render = {"sealing": (sealing_bench, sealing_markdown), "events": (events_bench, events_markdown)}[args.only]
+        bench, render = {"sealing": (sealing_bench, sealing_markdown), "events": (events_bench, events_markdown),
+                         "reads": (reads_bench, reads_markdown)}[args.only]
         try:
             if args.backend in ("sqlite", "both"):
                 results["sqlite"] = bench("sqlite", args, args.work, None)

@@ -41,14 +41,9 @@ pub fn prune_sync_log(db: &Db, retention_days: u32) -> ApiResult<usize> {
 /// server's first run looks back over the change log's retention, later ones (a minute apart)
 /// over two days. Returns how many events of each kind.
 pub fn emit_due_events(db: &Db, window_days: u32) -> ApiResult<crate::store::events::Emitted> {
-    use crate::db::schema::communities;
-    use diesel::prelude::*;
     // One pass per time zone (its communities share a calendar), in batches.
-    let zones: Vec<String> = db.read_blocking(|c| {
-        Ok(communities::table.select(communities::timezone).distinct().order(communities::timezone).load(c)?)
-    })?;
     let mut total = crate::store::events::Emitted::default();
-    for zone in zones {
+    for zone in zones(db)? {
         let today = crate::store::communities::today_in(&zone);
         let since = today - chrono::Duration::days(i64::from(window_days));
         loop {
@@ -63,6 +58,47 @@ pub fn emit_due_events(db: &Db, window_days: u32) -> ApiResult<crate::store::eve
         }
     }
     Ok(total)
+}
+
+/// The time zones of the communities: jobs that go by the calendar make one pass per zone.
+fn zones(db: &Db) -> ApiResult<Vec<String>> {
+    use crate::db::schema::communities;
+    use diesel::prelude::*;
+    db.read_blocking(|c| {
+        Ok(communities::table.select(communities::timezone).distinct().order(communities::timezone).load(c)?)
+    })
+}
+
+/// Works out again every kept suggestion that went stale (a member or the recorded reasons
+/// changed) or expired (a member's birthday came), in batches (`store::suggestions`); how many.
+pub fn refresh_suggestions(db: &Db) -> ApiResult<usize> {
+    // The furthest-ahead community's today: no row good until later can be due anywhere.
+    let Some(latest) = zones(db)?.iter().map(|z| crate::store::communities::today_in(z)).max() else { return Ok(0) };
+    let mut total = 0;
+    loop {
+        let done = db.write_blocking(|c| crate::store::suggestions::refresh_due(c, latest, BATCH))?;
+        total += done.worked;
+        if done.looked < BATCH as usize || done.worked == 0 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Runs [`refresh_suggestions`] every `interval`: a household page answers from the members
+/// meanwhile, only more slowly.
+pub fn spawn_suggestion_keeper(db: Db, interval: Duration) {
+    actix_web::rt::spawn(async move {
+        loop {
+            let handle = db.clone();
+            match actix_web::web::block(move || refresh_suggestions(&handle)).await {
+                Ok(Ok(n)) if n > 0 => tracing::debug!(households = n, "suggestions worked out again"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "working out suggestions failed; will retry"),
+                Err(e) => tracing::warn!(error = %e, "working out suggestions was interrupted"),
+            }
+            actix_web::rt::time::sleep(interval).await;
+        }
+    });
 }
 
 /// Runs [`emit_due_events`] and prunes the webhook delivery log every `interval` (a minute: a

@@ -158,6 +158,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     jobs::spawn_event_clock(db.clone(), Duration::from_secs(60), sync_retention, webhook_settings.webhook_log_days);
+    jobs::spawn_suggestion_keeper(db.clone(), Duration::from_secs(2));
     if webhook_settings.webhook_concurrency > 0 {
         webhooks::worker::spawn(db.clone(), webhooks::worker::Settings::of(&webhook_settings))?;
     }

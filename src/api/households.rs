@@ -17,12 +17,13 @@ use crate::auth::AuthUser;
 use crate::auth::scope;
 use crate::db::DbConn;
 use crate::domain::text::{optional_lines, required_line};
-use crate::domain::{IdNumber, MemberFacts, RemovalReason, Suggestion, Tag, mask, suggest};
+use crate::domain::{RemovalReason, Suggestion, Tag, mask};
 use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Problem};
 use crate::ops;
 use crate::ops::households::{AddressEdit, HouseholdEdit, NewHousehold, Removal};
 use crate::store::communities;
-use crate::store::households::{self, After, HouseholdRow, ListFilter, MemberFactsRow};
+use crate::store::households::{self, After, HouseholdRow, ListFilter};
+use crate::store::suggestions::{self, Wanted};
 
 #[derive(Serialize, Deserialize, ToSchema, Validate, Clone, PartialEq, Debug)]
 #[serde(deny_unknown_fields)]
@@ -71,35 +72,15 @@ pub struct HouseholdOut {
     pub removed_note: Option<String>,
 }
 
-/// What the suggestion rules know of a member: the ID number's birth date stands in for a
-/// missing one.
-pub fn facts(m: &MemberFactsRow) -> MemberFacts {
-    let birth =
-        m.birth_date.or_else(|| m.id_number.as_deref().and_then(|n| IdNumber::parse(n).ok()).map(|n| n.birth_date()));
-    MemberFacts {
-        member_id: m.id.clone(),
-        name: m.name.clone(),
-        birth_date: birth,
-        living_alone: m.living_alone,
-        disability_grade: m.disability_grade.and_then(|g| u8::try_from(g).ok()),
-        chronic_illness: m.chronic_illness,
-        serious_illness: m.serious_illness,
-        low_income: m.low_income,
-        extreme_poverty: m.extreme_poverty,
-    }
-}
-
-/// Responses for household rows: members are loaded once for the whole page, and "today" is
-/// each community's own.
+/// Responses for household rows: each household's suggestion as kept
+/// ([`crate::store::suggestions`]), worked out from the members (one query for the page) where
+/// the kept one does not hold on the community's own "today".
 pub fn views(conn: &mut DbConn, rows: Vec<HouseholdRow>) -> ApiResult<Vec<HouseholdOut>> {
     let ids: Vec<String> = rows.iter().map(|h| h.id.clone()).collect();
-    let mut members: HashMap<String, Vec<MemberFacts>> = HashMap::new();
-    for m in households::members_of(conn, &ids)? {
-        members.entry(m.household_id.clone()).or_default().push(facts(&m));
-    }
+    let mut kept = suggestions::kept(conn, &ids)?;
     let mut today: HashMap<String, NaiveDate> = HashMap::new();
-    let mut out = Vec::with_capacity(rows.len());
-    for h in rows {
+    let mut days = Vec::with_capacity(rows.len());
+    for h in &rows {
         let day = match today.get(&h.community_id) {
             Some(d) => *d,
             None => {
@@ -108,13 +89,31 @@ pub fn views(conn: &mut DbConn, rows: Vec<HouseholdRow>) -> ApiResult<Vec<Househ
                 d
             }
         };
-        let reasons = h.reasons();
-        let suggestion = suggest(members.get(&h.id).map(Vec::as_slice).unwrap_or(&[]), &reasons, day);
+        days.push(day);
+    }
+    let mut found: HashMap<String, Suggestion> = HashMap::with_capacity(rows.len());
+    let mut wanted = Vec::new();
+    for (h, day) in rows.iter().zip(&days) {
+        match kept.remove(&h.id).and_then(|k| k.on(*day)) {
+            Some(s) => {
+                found.insert(h.id.clone(), s);
+            }
+            None => wanted.push(Wanted { id: &h.id, reasons: &h.tag_reasons.0, day: *day }),
+        }
+    }
+    if !wanted.is_empty() {
+        found.extend(suggestions::compute(conn, &wanted)?.into_iter().map(|(id, (s, _))| (id, s)));
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for h in rows {
+        let suggestion = found
+            .remove(&h.id)
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no suggestion worked out for a household")))?;
         out.push(HouseholdOut {
             address: Address { building: h.building, unit: h.unit, room: h.room },
             phone: h.phone.as_deref().map(mask::phone),
             tag: h.tag,
-            tag_reasons: reasons,
+            tag_reasons: h.tag_reasons.0,
             suggested_tag: suggestion.tag,
             suggestion,
             tag_set_at: h.tag_set_at.map(|t| t.and_utc()),

@@ -293,6 +293,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    household_suggestions (household_id) {
+        household_id -> Text,
+        computed_on -> Date,
+        valid_until -> Date,
+        suggestion -> Text,
+    }
+}
+
+diesel::table! {
     event_marks (event, entity_id, due_on) {
         event -> Text,
         entity_id -> Text,
@@ -415,6 +424,7 @@ diesel::joinable!(grid_assignments -> grids (grid_id));
 diesel::joinable!(grid_assignments -> users (user_id));
 diesel::joinable!(households -> grids (grid_id));
 diesel::joinable!(members -> households (household_id));
+diesel::joinable!(household_suggestions -> households (household_id));
 diesel::joinable!(tag_changes -> households (household_id));
 diesel::joinable!(service_templates -> service_plans (plan_id));
 diesel::joinable!(tasks -> households (household_id));
@@ -444,6 +454,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     data_keys,
     event_counter,
     event_marks,
+    household_suggestions,
     webhooks,
     webhook_deliveries,
     webhook_dead_letters,

@@ -25,7 +25,9 @@ pub use grid_code::{GridCode, GridCodeError};
 pub use id_number::{IdNumber, IdNumberError, check_char};
 pub use period::{Period, PeriodKind};
 pub use phone::{Phone, PhoneError};
-pub use tags::{MemberFacts, Suggestion, SuggestionItem, TagReason, age_on, catalogue, reason, suggest};
+pub use tags::{
+    MemberFacts, Suggestion, SuggestionItem, TagReason, age_on, catalogue, reason, suggest, suggestion_valid_until,
+};
 pub use visit::{Finding, Location};
 
 /// A string that names none of an enum's variants.

@@ -106,6 +106,32 @@ pub fn age_on(birth: NaiveDate, today: NaiveDate) -> u32 {
     u32::try_from(years).unwrap_or(0)
 }
 
+/// The first day after `today` on which someone born on `birth` is a year older, as [`age_on`]
+/// counts (29 February's people on 1 March in common years).
+pub fn next_birthday(birth: NaiveDate, today: NaiveDate) -> NaiveDate {
+    for year in [today.year(), today.year() + 1] {
+        let day =
+            NaiveDate::from_ymd_opt(year, birth.month(), birth.day()).or_else(|| NaiveDate::from_ymd_opt(year, 3, 1));
+        if let Some(day) = day
+            && day > today
+        {
+            return day;
+        }
+    }
+    today.succ_opt().unwrap_or(today)
+}
+
+/// The last day a kept suggestion can be good for: 9999-12-31 (stored as text on SQLite, where a
+/// later year would not sort as a date).
+pub const FOREVER: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).expect("a valid date");
+
+/// The first day after `today` on which [`suggest`] may answer differently for these members (with
+/// the same recorded reasons): their soonest birthday, since ages are in the explanation;
+/// [`FOREVER`] when no member's birth date is known.
+pub fn suggestion_valid_until(members: &[MemberFacts], today: NaiveDate) -> NaiveDate {
+    members.iter().filter_map(|m| m.birth_date).map(|b| next_birthday(b, today)).min().unwrap_or(FOREVER).min(FOREVER)
+}
+
 /// Age of an elderly person (老年人) in Chinese law.
 const ELDERLY: u32 = 60;
 /// 高龄老人.
@@ -234,6 +260,37 @@ mod tests {
         assert_eq!(age_on(birth, date(2025, 3, 1)), 65);
         assert_eq!(age_on(birth, date(2024, 2, 28)), 63);
         assert_eq!(age_on(birth, date(2024, 2, 29)), 64);
+    }
+
+    #[test]
+    fn a_suggestion_holds_until_the_next_birthday() {
+        // Every day of three years against births that end months, fall on 29 February, or lie
+        // ahead: the age is the same on every day before the next birthday, and the suggestion
+        // (whose explanation quotes ages) with it.
+        let births = [date(1950, 6, 15), date(1960, 2, 29), date(1944, 12, 31), date(1966, 1, 1), date(2027, 3, 3)];
+        let mut day = date(2026, 1, 1);
+        while day < date(2029, 1, 1) {
+            for birth in births {
+                let next = next_birthday(birth, day);
+                assert!(next > day);
+                let mut d = day;
+                while d < next {
+                    assert_eq!(age_on(birth, d), age_on(birth, day), "{birth} on {d} (from {day})");
+                    d = d.succ_opt().unwrap();
+                }
+                if birth <= day {
+                    assert_eq!(age_on(birth, next), age_on(birth, day) + 1, "{birth}: a year older on {next}");
+                }
+            }
+            day = day.succ_opt().unwrap();
+        }
+        let members: Vec<MemberFacts> =
+            births.iter().map(|b| MemberFacts { birth_date: Some(*b), ..MemberFacts::default() }).collect();
+        assert_eq!(suggestion_valid_until(&members, date(2026, 6, 1)), date(2026, 6, 15));
+        assert_eq!(suggestion_valid_until(&members, date(2026, 12, 31)), date(2027, 1, 1));
+        assert_eq!(suggestion_valid_until(&members[1..2], date(2027, 2, 28)), date(2027, 3, 1));
+        assert_eq!(suggestion_valid_until(&[MemberFacts::default()], date(2026, 6, 1)), FOREVER);
+        assert_eq!(suggestion_valid_until(&[], date(2026, 6, 1)), FOREVER);
     }
 
     #[test]

@@ -264,6 +264,7 @@ pub fn load(db: &Db, n: u64, seed: u64) -> ApiResult<String> {
         start = end;
     }
     progress.finish();
+    db.write_blocking(|conn| Ok(crate::store::suggestions::add_missing(conn)?))?;
     db.refresh_statistics()?;
     let (m, v, t) = counts.get();
     Ok(format!(

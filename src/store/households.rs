@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use crate::db::DbConn;
 use crate::db::keys::{Field, HOUSEHOLD_PHONE, KeyRing, MEMBER_ID_NUMBER, MEMBER_PHONE};
 use crate::db::schema::{households, members, tasks};
-use crate::domain::{Gender, IdNumber, Relation, RemovalReason, Tag};
+use crate::domain::{Gender, IdNumber, MemberFacts, Relation, RemovalReason, Tag};
 use crate::store::replay::{self, Origin, StoredOrigin};
 use crate::store::{JsonText, Narrow, Opened, Sealed, data_keys, open_value, seal_edit, seal_value};
 
@@ -445,6 +445,27 @@ pub struct MemberFactsRow {
     pub serious_illness: bool,
     pub low_income: bool,
     pub extreme_poverty: bool,
+}
+
+impl MemberFactsRow {
+    /// What the suggestion rules know of the member: the ID number's birth date stands in for a
+    /// missing one.
+    pub fn facts(&self) -> MemberFacts {
+        let birth = self
+            .birth_date
+            .or_else(|| self.id_number.as_deref().and_then(|n| IdNumber::parse(n).ok()).map(|n| n.birth_date()));
+        MemberFacts {
+            member_id: self.id.clone(),
+            name: self.name.clone(),
+            birth_date: birth,
+            living_alone: self.living_alone,
+            disability_grade: self.disability_grade.and_then(|g| u8::try_from(g).ok()),
+            chronic_illness: self.chronic_illness,
+            serious_illness: self.serious_illness,
+            low_income: self.low_income,
+            extreme_poverty: self.extreme_poverty,
+        }
+    }
 }
 
 impl Sealed for MemberFactsRow {

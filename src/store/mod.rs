@@ -13,6 +13,7 @@ pub mod replay;
 pub mod sessions;
 pub mod stats;
 pub mod streets;
+pub mod suggestions;
 pub mod sync;
 pub mod tags;
 pub mod tasks;

@@ -220,8 +220,9 @@ pub fn prune(conn: &mut DbConn, before: NaiveDateTime) -> QueryResult<usize> {
 /// than the retention period, whose pruned log holds none of them): a log row per seeded row
 /// would double the load's work and nearly its size, and no device could ever ask for one.
 /// Transactional on both backends — SQLite drops the triggers and re-creates them from their own
-/// stored SQL, PostgreSQL disables them (`ALTER TABLE … DISABLE TRIGGER USER`; every trigger of
-/// these tables is a change-log trigger) — so a failed load leaves them as they were.
+/// stored SQL, PostgreSQL disables them (`ALTER TABLE … DISABLE TRIGGER USER`) — so a failed load
+/// leaves them as they were. Every user trigger of these tables is off, the kept suggestions'
+/// too: the caller adds those rows itself (`suggestions::add_missing`).
 pub fn unlogged<T>(conn: &mut DbConn, tables: &[&str], f: impl FnOnce(&mut DbConn) -> ApiResult<T>) -> ApiResult<T> {
     #[derive(QueryableByName)]
     struct Trigger {

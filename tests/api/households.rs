@@ -11,6 +11,8 @@ on_both_backends!(
     stale_if_match_is_412_and_no_update_is_lost,
     filters_search_and_sync_paging,
     suggestion_explains_but_never_applies,
+    kept_suggestions_answer_until_a_change,
+    kept_suggestions_survive_concurrent_changes,
     removal_is_soft,
     mutations_are_audited,
 );
@@ -291,6 +293,245 @@ async fn suggestion_explains_but_never_applies(app: TestApp) {
     assert_eq!(hh["suggested_tag"], "yellow");
     assert_eq!(hh["tag"], "green");
     assert_eq!(hh["member_count"], 2);
+}
+
+/// What must hold of a household's representation.
+type Check = fn(&Value) -> bool;
+
+/// The reason codes a household's suggestion explains itself with.
+fn reasons_of(h: &Value) -> Vec<String> {
+    h["suggestion"]["explanation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reason"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The households of community A as the secretary lists them.
+async fn community_page(app: &TestApp, token: &str) -> Vec<Value> {
+    ok(&app.get_as("/api/v1/households?limit=200", token).await)["items"].as_array().unwrap().clone()
+}
+
+/// Works out every stale or expired kept suggestion, as the server does in the background.
+async fn refresh_suggestions(app: &TestApp) -> usize {
+    let db = app.state.db.clone();
+    actix_web::web::block(move || gridlight::jobs::refresh_suggestions(&db)).await.unwrap().unwrap()
+}
+
+/// Each kept suggestion's (household, valid_until, text), by household.
+async fn kept_rows(app: &TestApp) -> std::collections::BTreeMap<String, (chrono::NaiveDate, String)> {
+    use diesel::prelude::*;
+    use gridlight::db::schema::household_suggestions as k;
+    let db = app.state.db.clone();
+    actix_web::web::block(move || {
+        db.read_blocking(|c| {
+            Ok(k::table
+                .select((k::household_id, k::valid_until, k::suggestion))
+                .load::<(String, chrono::NaiveDate, String)>(c)?)
+        })
+    })
+    .await
+    .unwrap()
+    .unwrap()
+    .into_iter()
+    .map(|(id, until, text)| (id, (until, text)))
+    .collect()
+}
+
+/// Sets the last day a kept suggestion is good for (as a birthday would).
+async fn set_until(app: &TestApp, household: &str, day: chrono::NaiveDate) {
+    use diesel::prelude::*;
+    use gridlight::db::schema::household_suggestions as k;
+    let (db, id) = (app.state.db.clone(), household.to_owned());
+    actix_web::web::block(move || {
+        db.write_blocking(|c| Ok(diesel::update(k::table.find(id)).set(k::valid_until.eq(day)).execute(c)?))
+    })
+    .await
+    .unwrap()
+    .unwrap();
+}
+
+/// Overwrites a kept suggestion's text (a marker only the kept row can show).
+async fn overwrite_kept(app: &TestApp, household: &str, text: &str) {
+    use diesel::prelude::*;
+    use gridlight::db::schema::household_suggestions as k;
+    let (db, id, text) = (app.state.db.clone(), household.to_owned(), text.to_owned());
+    actix_web::web::block(move || {
+        db.write_blocking(|c| Ok(diesel::update(k::table.find(id)).set(k::suggestion.eq(text)).execute(c)?))
+    })
+    .await
+    .unwrap()
+    .unwrap();
+}
+
+/// A household page answers each suggestion from a kept row while it holds, and from the members
+/// once a member or the recorded reasons changed (a trigger marks the row stale and wipes it in
+/// the same transaction), until the background work keeps it again: what a client sees is the
+/// same either way.
+async fn kept_suggestions_answer_until_a_change(app: TestApp) {
+    let w = app.world().await;
+    let a2 = app.create_household(&w.w_a1, &w.grid_a1, "王秀英").await;
+    let m = app
+        .create_member(
+            &w.w_a1,
+            &a2,
+            json!({"name": "王秀英", "gender": "female", "relation": "head", "birth_date": "1950-03-01", "disability_grade": 2}),
+        )
+        .await;
+    let worked_out = community_page(&app, &w.sec_a).await;
+    assert!(worked_out.len() >= 2);
+    let stale = kept_rows(&app).await;
+    assert!(stale.values().all(|(until, text)| until.to_string() == "0001-01-01" && text.is_empty()), "{stale:?}");
+
+    // Kept: the same answers, every row good past today, until a birthday at the latest.
+    assert!(refresh_suggestions(&app).await >= worked_out.len());
+    assert_eq!(community_page(&app, &w.sec_a).await, worked_out);
+    let kept = kept_rows(&app).await;
+    let today = chrono::Utc::now().date_naive();
+    assert!(kept.values().all(|(until, text)| *until > today && !text.is_empty()), "{kept:?}");
+    assert!(kept[&a2].0 <= today + chrono::Duration::days(366));
+    assert_eq!(refresh_suggestions(&app).await, 0, "nothing is due twice");
+
+    // A birthday comes: a row good until the community's today is due, one good until tomorrow
+    // is not. With another community a calendar day ahead (UTC+14), a row good until that day is
+    // looked at but left until its own community reaches it.
+    let shanghai = gridlight::store::communities::today_in("Asia/Shanghai");
+    set_until(&app, &a2, shanghai + chrono::Duration::days(1)).await;
+    assert_eq!(refresh_suggestions(&app).await, 0, "not due before the birthday");
+    set_until(&app, &a2, shanghai).await;
+    assert_eq!(refresh_suggestions(&app).await, 1, "due on the birthday");
+    assert!(kept_rows(&app).await[&a2].0 > shanghai);
+    {
+        use diesel::prelude::*;
+        use gridlight::db::schema::communities;
+        let (db, b) = (app.state.db.clone(), w.community_b.clone());
+        actix_web::web::block(move || {
+            db.write_blocking(|c| {
+                Ok(diesel::update(communities::table.find(b))
+                    .set(communities::timezone.eq("Pacific/Kiritimati"))
+                    .execute(c)?)
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    let ahead = gridlight::store::communities::today_in("Pacific/Kiritimati");
+    set_until(&app, &a2, ahead).await;
+    let due_here = usize::from(ahead <= shanghai);
+    assert_eq!(refresh_suggestions(&app).await, due_here, "{ahead} in Kiritimati, {shanghai} here");
+    set_until(&app, &a2, shanghai).await;
+    assert_eq!(refresh_suggestions(&app).await, 1);
+
+    // The page reads the kept row: a marker written into it shows.
+    overwrite_kept(&app, &a2, r#"{"tag":"yellow","explanation":[]}"#).await;
+    let page = community_page(&app, &w.sec_a).await;
+    let a2_of = |page: &[Value]| page.iter().find(|h| h["id"] == a2.as_str()).unwrap().clone();
+    assert_eq!(a2_of(&page)["suggested_tag"], "yellow");
+    assert_eq!(a2_of(&page)["suggestion"]["explanation"], json!([]));
+
+    // Each kind of change marks the row stale at once, and the page answers from the members.
+    let before = a2_of(&worked_out);
+    assert_eq!(before["suggested_tag"], "red", "{before}");
+    let changes: Vec<(&str, Check)> = vec![
+        ("member edited", |h: &Value| reasons_of(h).contains(&"moderate_disability".to_owned())),
+        ("member added", |h: &Value| reasons_of(h) == ["moderate_disability"] && h["suggested_tag"] == "yellow"),
+        ("member removed", |h: &Value| reasons_of(h).contains(&"elderly_living_alone".to_owned())),
+        ("reasons recorded", |h: &Value| reasons_of(h).contains(&"low_income".to_owned())),
+    ];
+    let mut added = None;
+    for (what, holds) in changes {
+        refresh_suggestions(&app).await;
+        assert!(kept_rows(&app).await[&a2].0 > today, "{what}: kept before the change");
+        match what {
+            "member edited" => {
+                let res =
+                    app.patch(&format!("/api/v1/members/{m}"), &w.sec_a, json!({"disability_grade": 3}), None).await;
+                assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+            }
+            "member added" => {
+                added = Some(
+                    app.create_member(
+                        &w.w_a1,
+                        &a2,
+                        json!({"name": "王强", "gender": "male", "relation": "child", "birth_date": "1980-05-05"}),
+                    )
+                    .await,
+                );
+            }
+            "member removed" => {
+                let res = app.delete_as(&format!("/api/v1/members/{}", added.as_deref().unwrap()), &w.sec_a).await;
+                assert!(res.status.is_success(), "{}", String::from_utf8_lossy(&res.body));
+            }
+            _ => {
+                let res = app
+                    .post(
+                        &format!("/api/v1/households/{a2}/tag-changes"),
+                        Some(&w.sec_a),
+                        json!({"to_tag": "yellow", "reasons": ["low_income"], "note": "低保"}),
+                    )
+                    .await;
+                assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+            }
+        }
+        let (until, text) = kept_rows(&app).await[&a2].clone();
+        assert_eq!((until.to_string().as_str(), text.as_str()), ("0001-01-01", ""), "{what}: stale and wiped");
+        let live = a2_of(&community_page(&app, &w.sec_a).await);
+        assert!(holds(&live), "{what}: {live}");
+        refresh_suggestions(&app).await;
+        let kept = a2_of(&community_page(&app, &w.sec_a).await);
+        assert_eq!(kept["suggestion"], live["suggestion"], "{what}: kept as worked out");
+    }
+    // One household's change leaves the others kept.
+    let kept = kept_rows(&app).await;
+    assert!(kept.values().all(|(until, _)| *until > today));
+}
+
+/// Marks every kept suggestion stale, so that pages work them all out from the members.
+async fn mark_all_stale(app: &TestApp) {
+    use diesel::prelude::*;
+    use gridlight::db::schema::household_suggestions as k;
+    let db = app.state.db.clone();
+    let never = chrono::NaiveDate::from_ymd_opt(1, 1, 1).unwrap();
+    actix_web::web::block(move || {
+        db.write_blocking(|c| Ok(diesel::update(k::table).set(k::valid_until.eq(never)).execute(c)?))
+    })
+    .await
+    .unwrap()
+    .unwrap();
+}
+
+/// Member edits racing the background work (on PostgreSQL truly at once, on separate
+/// connections): whatever the interleaving, once the work has caught up the kept suggestions
+/// are exactly what the members say — a refresh that read the members before an edit committed
+/// never leaves its older answer standing.
+async fn kept_suggestions_survive_concurrent_changes(app: TestApp) {
+    let w = app.world().await;
+    let mut members = Vec::new();
+    for i in 0..6 {
+        let h = app.create_household(&w.w_a1, &w.grid_a1, &format!("住户{i}")).await;
+        let body = json!({"name": format!("成员{i}"), "gender": "female", "relation": "head", "birth_date": format!("1950-0{}-15", i + 1)});
+        members.push(app.create_member(&w.w_a1, &h, body).await);
+    }
+    refresh_suggestions(&app).await;
+    for round in 0..12 {
+        let grade = round % 4 + 1;
+        let paths: Vec<String> = members.iter().map(|m| format!("/api/v1/members/{m}")).collect();
+        let edits = futures_util::future::join_all(
+            paths.iter().map(|p| app.patch(p, &w.sec_a, json!({"disability_grade": grade}), None)),
+        );
+        let refreshes = futures_util::future::join_all((0..3).map(|_| refresh_suggestions(&app)));
+        let (edited, _) = futures_util::join!(edits, refreshes);
+        assert!(edited.iter().all(|r| r.status == 200), "round {round}");
+    }
+    refresh_suggestions(&app).await;
+    let kept = community_page(&app, &w.sec_a).await;
+    let today = chrono::Utc::now().date_naive();
+    assert!(kept_rows(&app).await.values().all(|(until, _)| *until > today), "all kept");
+    mark_all_stale(&app).await;
+    assert_eq!(community_page(&app, &w.sec_a).await, kept, "kept answers are the members' answers");
+    assert!(kept.iter().filter(|h| reasons_of(h).contains(&"moderate_disability".to_owned())).count() >= 6);
 }
 
 async fn removal_is_soft(app: TestApp) {

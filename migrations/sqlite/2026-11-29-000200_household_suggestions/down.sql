@@ -1,0 +1,6 @@
+DROP TRIGGER members_suggestion_delete;
+DROP TRIGGER members_suggestion_update;
+DROP TRIGGER members_suggestion_insert;
+DROP TRIGGER households_suggestion_reasons;
+DROP TRIGGER households_suggestion_insert;
+DROP TABLE household_suggestions;
