@@ -798,30 +798,36 @@ def visits_load(run, seconds):
     return lambda: with_cpu(srv, lambda: oha(srv.base + "/api/v1/visits", seconds, 32, token=token, body_lines=bodies))
 
 
+def on_pair(backend, args, work, pg, what, measure):
+    """Seeds the `--baseline` binary's and this one's data sets (`seeded_pair`), serves each,
+    and returns `measure(runs)` (`runs` as `visit_runs` gives them), stopping both servers."""
+    servers = seeded_pair(backend, args, work, pg, what, args.sealing_households)
+    try:
+        return measure(visit_runs(servers, backend, work, what))
+    finally:
+        for srv in servers.values():
+            srv.stop()
+
+
 def sealing_bench(backend, args, work, pg):
     """The cost of sealing personal fields: the same data set seeded and served by the binary
     before sealing (`--baseline`) and by this one, measured alternately, one at a time on the
     same core: a worker's 50-household page and POST /visits with 32 clients."""
-    n = args.sealing_households
-    servers = seeded_pair(backend, args, work, pg, "sealing", n)
     d = args.seconds
-    try:
-        runs = visit_runs(servers, backend, work, "sealing")
 
+    def measure(runs):
         def page_of(label):
             token, page, _, srv = runs[label]
             return lambda: with_cpu(srv, lambda: oha(page, d, 16, token=token))
 
         visits_of = lambda label: visits_load(runs[label], d)
-
         log(f"{backend}: sealing — households page before vs after")
         page_before, page_after = alternate(page_of("before"), page_of("after"), args.rounds)
         log(f"{backend}: sealing — POST /visits before vs after")
         visits_before, visits_after = alternate(visits_of("before"), visits_of("after"), args.rounds)
-    finally:
-        for srv in servers.values():
-            srv.stop()
-    return {"households": n, "page": compared(page_before, page_after), "visits": compared(visits_before, visits_after)}
+        return {"page": compared(page_before, page_after), "visits": compared(visits_before, visits_after)}
+
+    return {"households": args.sealing_households, **on_pair(backend, args, work, pg, "sealing", measure)}
 
 
 def reads_bench(backend, args, work, pg):
@@ -829,12 +835,9 @@ def reads_bench(backend, args, work, pg):
     on this one, each serving the same data set seeded by itself, alternately: `/healthz`, a grid
     worker's 50-household page with gzip and without, and `/me` — each read's rate against the
     same server's `/healthz` is the issue's yardstick, with the server's CPU per page."""
-    n = args.sealing_households
-    servers = seeded_pair(backend, args, work, pg, "reads", n)
     d = args.seconds
-    try:
-        runs = visit_runs(servers, backend, work, "reads")
 
+    def measure(runs):
         def reads_of(label):
             token, page, _, srv = runs[label]
 
@@ -849,10 +852,9 @@ def reads_bench(backend, args, work, pg):
 
         log(f"{backend}: reads before vs after")
         before, after = alternate(reads_of("before"), reads_of("after"), args.rounds)
-    finally:
-        for srv in servers.values():
-            srv.stop()
-    return {"households": n, "before": before, "after": after}
+        return {"before": before, "after": after}
+
+    return {"households": args.sealing_households, **on_pair(backend, args, work, pg, "reads", measure)}
 
 
 def reads_markdown(results, meta):
