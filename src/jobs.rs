@@ -74,6 +74,10 @@ fn zones(db: &Db) -> ApiResult<Vec<String>> {
 pub fn refresh_suggestions(db: &Db) -> ApiResult<usize> {
     // The furthest-ahead community's today: no row good until later can be due anywhere.
     let Some(latest) = zones(db)?.iter().map(|z| crate::store::communities::today_in(z)).max() else { return Ok(0) };
+    // Most passes find nothing: they need not queue for the (SQLite: only) writer to learn it.
+    if !db.read_blocking(|c| Ok(crate::store::suggestions::any_due(c, latest)?))? {
+        return Ok(0);
+    }
     let mut total = 0;
     loop {
         let done = db.write_blocking(|c| crate::store::suggestions::refresh_due(c, latest, BATCH))?;

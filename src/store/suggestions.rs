@@ -85,6 +85,15 @@ pub fn compute(conn: &mut DbConn, wanted: &[Wanted<'_>]) -> QueryResult<HashMap<
         .collect())
 }
 
+/// Whether any kept suggestion good until `latest` at most waits to be worked out: a read, so
+/// that the background pass takes the writer only when there is work.
+pub fn any_due(conn: &mut DbConn, latest: NaiveDate) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        household_suggestions::table.filter(household_suggestions::valid_until.le(latest)),
+    ))
+    .get_result(conn)
+}
+
 /// What one [`refresh_due`] did: how many due rows it looked at, and how many it worked out.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Refreshed {
