@@ -61,6 +61,12 @@ pub struct DbConfig {
     #[arg(long, env = "GRIDLIGHT_SLOW_QUERY_MS", default_value_t = 1000, global = true)]
     pub slow_query_ms: u64,
 
+    /// How long, in seconds, an authenticated account is kept in memory so that requests with
+    /// its token skip reading it (0: every request reads it). Changes of an account reach every
+    /// instance at once regardless (on PostgreSQL through `LISTEN`/`NOTIFY`).
+    #[arg(long, env = "GRIDLIGHT_ACCOUNT_CACHE_SECS", default_value_t = 60, global = true)]
+    pub account_cache_secs: u64,
+
     /// Data keys that seal ID numbers and phones (32 bytes in base64 each, comma-separated, the
     /// current one first). With SQLite and none given they are kept beside the database file
     /// (`<database>.data-key`, mode 0600, generated once); PostgreSQL requires them.

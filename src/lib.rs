@@ -136,6 +136,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let retention_years = config.server.retention_years;
     let throttle = auth::throttle::Throttle::of(&config.server);
     let webhook_settings = config.server.webhooks.clone();
+    db.listen_for_account_changes(config.db.account_cache_secs);
     let state = AppState::new(db.clone(), config, jwt_secret);
     let mut server = HttpServer::new(move || app(state.clone()))
         .bind(&bind)

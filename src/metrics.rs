@@ -1,6 +1,8 @@
 //! Prometheus metrics: requests by route and status, a latency histogram, and pool use.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 use crate::db::Db;
 
@@ -10,6 +12,10 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     pool: IntGaugeVec,
+    account_lookups: IntCounterVec,
+    account_listening: IntGauge,
+    /// Held while the cache's counts are carried over, so that two scrapes never add them twice.
+    carry: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 impl Metrics {
@@ -34,14 +40,29 @@ impl Metrics {
             &["pool", "state"],
         )
         .expect("valid metric");
+        let account_lookups = IntCounterVec::new(
+            Opts::new(
+                "gridlight_account_cache_lookups_total",
+                "Authenticated requests whose account came from the account cache (hit) or the database (miss)",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let account_listening = IntGauge::new(
+            "gridlight_account_cache_listening",
+            "1 while this instance hears account changes from PostgreSQL (LISTEN/NOTIFY)",
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
             Box::new(pool.clone()),
+            Box::new(account_lookups.clone()),
+            Box::new(account_listening.clone()),
         ] {
             registry.register(m).expect("metric registered once");
         }
-        Metrics { registry, requests, latency, pool }
+        Metrics { registry, requests, latency, pool, account_lookups, account_listening, carry: Default::default() }
     }
 
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
@@ -57,6 +78,14 @@ impl Metrics {
             self.pool.with_label_values(&[name, "in_use"]).set(i64::from(open.saturating_sub(idle)));
             self.pool.with_label_values(&[name, "max"]).set(i64::from(max));
         }
+        let accounts = db.accounts();
+        let _carrying = self.carry.lock().unwrap_or_else(|e| e.into_inner());
+        let (hits, misses) = accounts.lookups();
+        for (result, now) in [("hit", hits), ("miss", misses)] {
+            let counter = self.account_lookups.with_label_values(&[result]);
+            counter.inc_by(now.saturating_sub(counter.get()));
+        }
+        self.account_listening.set(i64::from(accounts.is_listening()));
         let mut buf = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
         String::from_utf8(buf).expect("prometheus text is UTF-8")

@@ -10,6 +10,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 
 use crate::AppState;
 use crate::auth::token::verify_access;
+use crate::db::accounts::Accounts;
 use crate::domain::Role;
 use crate::error::{ApiError, ApiResult};
 use crate::store::audit::Actor;
@@ -27,6 +28,11 @@ pub struct AuthUser {
 }
 
 impl AuthUser {
+    /// The caller an account is, on the request `request_id`.
+    pub fn of(row: UserRow, request_id: Option<String>) -> AuthUser {
+        AuthUser { id: row.id.clone(), role: row.role, community_id: row.community_id.clone(), request_id, row }
+    }
+
     pub fn actor(&self) -> Actor {
         Actor { user_id: Some(self.id.clone()), request_id: self.request_id.clone() }
     }
@@ -70,7 +76,12 @@ impl FromRequest for AuthUser {
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
             let bearer = bearer?;
-            state.db.read(move |conn| bearer.user(conn)).await
+            // An account that authenticated lately, unchanged since: no trip to the pool.
+            let accounts = state.db.accounts().clone();
+            if let Some(user) = bearer.cached(&accounts) {
+                return Ok(user);
+            }
+            state.db.read(move |conn| bearer.user_remembered(conn, &accounts)).await
         })
     }
 }
@@ -89,6 +100,27 @@ impl Bearer {
     pub fn user(self, conn: &mut crate::db::DbConn) -> ApiResult<AuthUser> {
         signed_in(conn, &self.claims.sub, self.claims.cv, self.request_id)
     }
+
+    /// The account from the account cache, if it answers for this token (no database read).
+    pub fn cached(&self, accounts: &Accounts) -> Option<AuthUser> {
+        accounts.get(&self.claims.sub, self.claims.cv).map(|row| AuthUser::of(row, self.request_id.clone()))
+    }
+
+    /// [`Bearer::user`], keeping the account read in the account cache.
+    pub fn user_remembered(self, conn: &mut crate::db::DbConn, accounts: &Accounts) -> ApiResult<AuthUser> {
+        let seen = accounts.generation();
+        let user = self.user(conn)?;
+        accounts.remember(&user.row, seen);
+        Ok(user)
+    }
+
+    /// The account: from the account cache, or read now (and kept there).
+    pub fn authenticate(self, conn: &mut crate::db::DbConn, accounts: &Accounts) -> ApiResult<AuthUser> {
+        match self.cached(accounts) {
+            Some(user) => Ok(user),
+            None => self.user_remembered(conn, accounts),
+        }
+    }
 }
 
 /// The account a credential names, re-read now: 401 when it is gone, deactivated, or its
@@ -104,7 +136,7 @@ pub fn signed_in(
     if !row.active || row.credentials_epoch() != cv {
         return Err(unauthorized());
     }
-    Ok(AuthUser { id: row.id.clone(), role: row.role, community_id: row.community_id.clone(), request_id, row })
+    Ok(AuthUser::of(row, request_id))
 }
 
 impl FromRequest for Bearer {

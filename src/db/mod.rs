@@ -5,6 +5,7 @@
 //! writers queue in the process instead of failing with "database is locked". PostgreSQL has
 //! one pool for both. Every call runs on the blocking thread pool, never on an actix worker.
 
+pub mod accounts;
 pub mod keyfile;
 pub mod keys;
 pub mod schema;
@@ -16,6 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use self::accounts::Accounts;
 use self::keyfile::KeyState;
 
 use diesel::connection::{AnsiTransactionManager, InstrumentationEvent, SimpleConnection, TransactionManager};
@@ -207,6 +209,9 @@ pub struct Db {
     pools: Arc<Pools>,
     /// The data keys, loaded by [`Db::migrate`].
     keys: Arc<KeyState>,
+    /// The accounts that authenticated lately (see [`accounts`]).
+    accounts: Arc<Accounts>,
+    database_url: Arc<str>,
 }
 
 impl Db {
@@ -253,7 +258,22 @@ impl Db {
                 Pools { backend, read, write, timeout }
             }
         };
-        Ok(Db { pools: Arc::new(pools), keys })
+        // On PostgreSQL the cache answers only once its listener hears the database's changes.
+        let accounts = Accounts::new(Duration::from_secs(cfg.account_cache_secs), backend == Backend::Sqlite);
+        Ok(Db { pools: Arc::new(pools), keys, accounts, database_url: cfg.database_url.as_str().into() })
+    }
+
+    /// The accounts that authenticated lately.
+    pub fn accounts(&self) -> &Arc<Accounts> {
+        &self.accounts
+    }
+
+    /// On PostgreSQL with the account cache on: listens for changes of accounts made by any
+    /// instance, for as long as the server runs (on the current actix system).
+    pub fn listen_for_account_changes(&self, cache_secs: u64) {
+        if self.backend() == Backend::Postgres && cache_secs > 0 {
+            actix_web::rt::spawn(accounts::listen(self.database_url.to_string(), self.accounts.clone()));
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -380,9 +400,29 @@ impl Db {
     }
 
     /// [`Db::write`] for callers that are already off the async workers (CLI, jobs).
+    /// The accounts it changed are forgotten by the account cache once it has ended, and on
+    /// PostgreSQL it answers once this instance's listener has heard of their change (see
+    /// [`accounts`]).
     pub fn write_blocking<T>(&self, f: impl FnOnce(&mut DbConn) -> ApiResult<T>) -> ApiResult<T> {
-        let mut conn = self.pools.write.get()?;
-        keys::with(self.keys.ring(), || on(&mut conn, |c| write_transaction(c, f)))
+        let _ = accounts::take_touched();
+        let mark = self.accounts.heard_mark();
+        let result = {
+            let mut conn = self.pools.write.get()?;
+            keys::with(self.keys.ring(), || on(&mut conn, |c| write_transaction(c, f)))
+        };
+        let touched = accounts::take_touched();
+        for id in &touched {
+            self.accounts.forget(id);
+        }
+        let listening = self.accounts.is_listening();
+        if !touched.is_empty() && result.is_ok() && listening {
+            if self.accounts.wait_heard(&touched, mark, accounts::HEARD_WAIT) {
+                std::thread::sleep(accounts::HEARD_GRACE);
+            } else {
+                tracing::warn!("an account change was not heard back from the database in time");
+            }
+        }
+        result
     }
 
     /// Checks that the database answers a query, within a short timeout.

@@ -181,5 +181,6 @@ pub fn update(
     let n = diesel::update(users::table.filter(users::id.eq(id)).filter(users::version.eq(version)))
         .set((&edit, index, credentials, next))
         .execute(conn)?;
+    crate::db::accounts::touched(id);
     Ok(n == 1)
 }

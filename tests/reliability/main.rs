@@ -40,6 +40,7 @@ mod server;
 mod webdriver;
 mod world;
 
+mod account_cache;
 mod bad_input;
 mod console_browser;
 mod contention;

@@ -277,11 +277,13 @@ pub async fn sync(
         retention_days: server.sync_retention_days,
     };
     let secret = state.jwt_secret.clone();
-    // Authentication and the page in one trip to the database pool.
+    let accounts = state.db.accounts().clone();
+    // Authentication (from the account cache when it answers) and the page in one trip to the
+    // database pool.
     let out = state
         .db
         .read(move |c| {
-            let caller = bearer.user(c)?;
+            let caller = bearer.authenticate(c, &accounts)?;
             if let Some(page) = nothing_new(c, &caller, &q, &secret, settings)? {
                 return Ok(page);
             }
