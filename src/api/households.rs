@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Pro
 use crate::ops;
 use crate::ops::households::{AddressEdit, HouseholdEdit, NewHousehold, Removal};
 use crate::store::communities;
-use crate::store::households::{self, After, HouseholdRow, ListFilter};
+use crate::store::households::{self, After, HouseholdRow, ListFilter, Listed};
 use crate::store::suggestions::{self, Wanted};
 
 #[derive(Serialize, Deserialize, ToSchema, Validate, Clone, PartialEq, Debug)]
@@ -78,6 +78,21 @@ pub struct HouseholdOut {
 pub fn views(conn: &mut DbConn, rows: Vec<HouseholdRow>) -> ApiResult<Vec<HouseholdOut>> {
     let ids: Vec<String> = rows.iter().map(|h| h.id.clone()).collect();
     let mut kept = suggestions::kept(conn, &ids)?;
+    let listed = rows.into_iter().map(|h| {
+        let k = kept.remove(&h.id);
+        (h, k)
+    });
+    listed_views(conn, listed.collect())
+}
+
+/// Responses for listed households, whose kept suggestions were read with them.
+pub fn listed_views(conn: &mut DbConn, listed: Vec<Listed>) -> ApiResult<Vec<HouseholdOut>> {
+    let mut rows = Vec::with_capacity(listed.len());
+    let mut kept = Vec::with_capacity(listed.len());
+    for (h, k) in listed {
+        rows.push(h);
+        kept.push(k);
+    }
     let mut today: HashMap<String, NaiveDate> = HashMap::new();
     let mut days = Vec::with_capacity(rows.len());
     for h in &rows {
@@ -93,8 +108,8 @@ pub fn views(conn: &mut DbConn, rows: Vec<HouseholdRow>) -> ApiResult<Vec<Househ
     }
     let mut found: HashMap<String, Suggestion> = HashMap::with_capacity(rows.len());
     let mut wanted = Vec::new();
-    for (h, day) in rows.iter().zip(&days) {
-        match kept.remove(&h.id).and_then(|k| k.on(*day)) {
+    for ((h, day), k) in rows.iter().zip(&days).zip(kept) {
+        match k.and_then(|k| k.on(*day)) {
             Some(s) => {
                 found.insert(h.id.clone(), s);
             }
@@ -150,6 +165,22 @@ impl View for HouseholdRow {
 
     fn views(rows: Vec<Self>, conn: &mut DbConn) -> ApiResult<Vec<HouseholdOut>> {
         views(conn, rows)
+    }
+}
+
+impl View for Listed {
+    type Out = HouseholdOut;
+
+    fn version(&self) -> Option<i32> {
+        Some(self.0.version)
+    }
+
+    fn view(self, conn: &mut DbConn) -> ApiResult<HouseholdOut> {
+        Self::views(vec![self], conn)?.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("empty view")))
+    }
+
+    fn views(rows: Vec<Self>, conn: &mut DbConn) -> ApiResult<Vec<HouseholdOut>> {
+        listed_views(conn, rows)
     }
 }
 
@@ -286,8 +317,9 @@ pub async fn list(
         Some(k) if by_update => Some(After::Updated(parse_time_key(&k[0])?, k[1].clone())),
         Some(mut k) => Some(After::Id(k.remove(0))),
     };
-    let key =
-        move |h: &HouseholdRow| if by_update { vec![time_key(h.updated_at), h.id.clone()] } else { vec![h.id.clone()] };
+    let key = move |(h, _): &Listed| {
+        if by_update { vec![time_key(h.updated_at), h.id.clone()] } else { vec![h.id.clone()] }
+    };
     api.listed(move |c, caller| rows(c, caller, &q, after.as_ref(), fetch, key)).await
 }
 
@@ -299,8 +331,8 @@ pub(crate) fn rows(
     q: &ListHouseholds,
     after: Option<&After>,
     fetch: i64,
-    key: impl Fn(&HouseholdRow) -> Vec<String>,
-) -> ApiResult<Page<HouseholdRow>> {
+    key: impl Fn(&Listed) -> Vec<String>,
+) -> ApiResult<Page<Listed>> {
     match within_reach(c, caller, q)? {
         Some(filter) => Ok(Page::of(households::list(c, &filter, after, fetch)?, fetch, key)),
         None => Ok(Page::empty()),

@@ -7,9 +7,10 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::db::keys::{Field, HOUSEHOLD_PHONE, KeyRing, MEMBER_ID_NUMBER, MEMBER_PHONE};
-use crate::db::schema::{households, members, tasks};
+use crate::db::schema::{household_suggestions, households, members, tasks};
 use crate::domain::{Gender, IdNumber, MemberFacts, Relation, RemovalReason, Tag};
 use crate::store::replay::{self, Origin, StoredOrigin};
+use crate::store::suggestions::KeptRow;
 use crate::store::{JsonText, Narrow, Opened, Sealed, data_keys, open_value, seal_edit, seal_value};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
@@ -183,15 +184,34 @@ fn escape_like(s: &str) -> String {
     out
 }
 
-pub fn list(conn: &mut DbConn, f: &ListFilter, after: Option<&After>, limit: i64) -> QueryResult<Vec<HouseholdRow>> {
+/// A listed household, with its kept suggestion read in the same statement.
+pub type Listed = (HouseholdRow, Option<KeptRow>);
+
+impl Sealed for Listed {
+    fn open(self, keys: &KeyRing) -> QueryResult<Self> {
+        Ok((self.0.open(keys)?, self.1))
+    }
+}
+
+/// The households `f` asks for, each with its kept suggestion ([`crate::store::suggestions`]).
+/// A filter of one grid or community is an equality, not a list: a statement without a list of
+/// bound values is prepared once per connection and kept (diesel caches no `IN (…)`).
+pub fn list(conn: &mut DbConn, f: &ListFilter, after: Option<&After>, limit: i64) -> QueryResult<Vec<Listed>> {
     let text = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty());
     let mut q = households::table
-        .select(HouseholdRow::as_select())
+        .left_join(household_suggestions::table)
+        .select((HouseholdRow::as_select(), Option::<KeptRow>::as_select()))
         .filter(households::removed_at.is_null())
         .into_boxed()
         .narrow(f.community_id.as_ref(), |q, c| q.filter(households::community_id.eq(c)))
-        .narrow(f.community_ids.clone(), |q, ids| q.filter(households::community_id.eq_any(ids)))
-        .narrow(f.grid_ids.clone(), |q, ids| q.filter(households::grid_id.eq_any(ids)))
+        .narrow(f.community_ids.clone(), |q, mut ids| match ids.len() {
+            1 => q.filter(households::community_id.eq(ids.remove(0))),
+            _ => q.filter(households::community_id.eq_any(ids)),
+        })
+        .narrow(f.grid_ids.clone(), |q, mut ids| match ids.len() {
+            1 => q.filter(households::grid_id.eq(ids.remove(0))),
+            _ => q.filter(households::grid_id.eq_any(ids)),
+        })
         .narrow(f.tag, |q, t| q.filter(households::tag.eq(t)))
         .narrow(text.map(escape_like), |q, pattern| {
             q.filter(

@@ -84,10 +84,11 @@ pub async fn list(console: Console, filters: web::Query<Filters>) -> Page {
         .state
         .db
         .read(move |c| {
-            let page = crate::api::households::rows(c, &caller, &q, after.as_ref(), PAGE + 1, |h| vec![h.id.clone()])?;
+            let page =
+                crate::api::households::rows(c, &caller, &q, after.as_ref(), PAGE + 1, |(h, _)| vec![h.id.clone()])?;
             let Listed { items, next_cursor } = page;
             Ok(Listing {
-                items: crate::api::households::views(c, items)?,
+                items: crate::api::households::listed_views(c, items)?,
                 next: next_cursor,
                 grids: grids(c, &caller, false)?,
             })
