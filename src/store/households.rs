@@ -198,12 +198,21 @@ impl Sealed for Listed {
 /// bound values is prepared once per connection and kept (diesel caches no `IN (…)`).
 pub fn list(conn: &mut DbConn, f: &ListFilter, after: Option<&After>, limit: i64) -> QueryResult<Vec<Listed>> {
     let text = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let one_grid = f.grid_ids.as_ref().is_some_and(|g| g.len() == 1);
     let mut q = households::table
         .left_join(household_suggestions::table)
         .select((HouseholdRow::as_select(), Option::<KeptRow>::as_select()))
         .filter(households::removed_at.is_null())
         .into_boxed()
-        .narrow(f.community_id.as_ref(), |q, c| q.filter(households::community_id.eq(c)))
+        .narrow(f.community_id.as_ref(), |q, c| match one_grid {
+            // Written so that no index can serve it (`|| ''`): with one grid asked for, the grid's
+            // index in id order is the page (the first 51 entries). Both planners otherwise take
+            // the community's index — SQLite without statistics, PostgreSQL misjudging two
+            // dependent columns as one row — and read the community (or the whole grid) to sort
+            // it: 7 ms against 1.4 ms for a grid page on the 3M PostgreSQL set, 2× on SQLite.
+            true => q.filter(households::community_id.concat("").eq(c)),
+            false => q.filter(households::community_id.eq(c)),
+        })
         .narrow(f.community_ids.clone(), |q, mut ids| match ids.len() {
             1 => q.filter(households::community_id.eq(ids.remove(0))),
             _ => q.filter(households::community_id.eq_any(ids)),

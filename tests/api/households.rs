@@ -1,6 +1,7 @@
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
+use crate::support::PlanStep;
 use crate::support::TestApp;
 use crate::support::world::{id_number, ok};
 
@@ -596,4 +597,50 @@ async fn mutations_are_audited(app: TestApp) {
     let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let none = app.get_as(&format!("/api/v1/audit-events?from={later}"), &w.admin).await.json();
     assert!(none["items"].as_array().unwrap().is_empty());
+}
+
+/// A page of one grid reads that grid's index in id order (its first 51 entries), not the
+/// community's index with the grid as a filter (which reads the community to find the grid's
+/// households); the community bound still applies: another community's page of the grid is
+/// empty.
+#[actix_web::test]
+async fn sqlite_grid_page_reads_the_grid_index() {
+    use diesel::{Connection, RunQueryDsl};
+    use gridlight::store::households::{self, ListFilter};
+    use std::sync::{Arc, Mutex};
+
+    let app = TestApp::new(gridlight::db::Backend::Sqlite).await;
+    let w = app.world().await;
+    let db = app.state.db.clone();
+    let (community, other, grid) = (w.community_a.clone(), w.community_b.clone(), w.grid_a1.clone());
+    let (plan, mine, foreign) = actix_web::web::block(move || {
+        db.read_blocking(|conn| {
+            let filter = |c: &str| ListFilter {
+                community_id: Some(c.to_owned()),
+                grid_ids: Some(vec![grid.clone()]),
+                ..Default::default()
+            };
+            let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+            let sink = seen.clone();
+            conn.set_instrumentation(move |event: diesel::connection::InstrumentationEvent<'_>| {
+                if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
+                    sink.lock().unwrap().push(query.to_string());
+                }
+            });
+            let mine = households::list(conn, &filter(&community), None, 51)?;
+            conn.set_instrumentation(|_: diesel::connection::InstrumentationEvent<'_>| {});
+            let foreign = households::list(conn, &filter(&other), None, 51)?;
+            let statements = seen.lock().unwrap().clone();
+            let sql = statements.iter().find(|s| s.contains("household_suggestions")).expect("the list statement");
+            let sql = sql.split(" -- binds:").next().unwrap_or_default();
+            let plan: Vec<PlanStep> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}")).load(conn)?;
+            Ok((plan.into_iter().map(|p| p.detail).collect::<Vec<_>>(), mine.len(), foreign.len()))
+        })
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(plan.iter().any(|d| d.contains("households_grid_idx")), "{plan:#?}");
+    assert!(mine >= 1, "the grid's households are listed");
+    assert_eq!(foreign, 0, "another community's page of the grid is empty");
 }

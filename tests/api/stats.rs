@@ -15,6 +15,7 @@ use gridlight::store::tasks::TaskRow;
 use gridlight::store::visits::VisitRow;
 
 use crate::on_both_backends;
+use crate::support::PlanStep;
 use crate::support::world::{World, ok};
 use crate::support::{TestApp, TestResponse};
 
@@ -903,12 +904,6 @@ async fn report_is_scoped_and_validated(app: TestApp) {
     app.get_as(&path("&format=xml"), &w.sec_a).await.assert_problem(400);
     app.get_as(&path("&community_id=nope"), &w.admin).await.assert_problem(404);
     app.get(&path("")).await.assert_problem(401);
-}
-
-#[derive(QueryableByName)]
-struct PlanStep {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    detail: String,
 }
 
 /// Every dashboard and report query, those of a district's roll-up too, reaches its rows

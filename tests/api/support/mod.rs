@@ -157,3 +157,10 @@ pub fn test_config(url: &str) -> Config {
     }
     config
 }
+
+/// A row of SQLite's `EXPLAIN QUERY PLAN`: what the plan tests read.
+#[derive(diesel::QueryableByName)]
+pub struct PlanStep {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub detail: String,
+}
