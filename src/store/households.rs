@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use crate::db::DbConn;
 use crate::db::keys::{Field, HOUSEHOLD_PHONE, KeyRing, MEMBER_ID_NUMBER, MEMBER_PHONE};
 use crate::db::schema::{household_suggestions, households, members, tasks};
+use crate::db::types::{OptStamp, Stamp};
 use crate::domain::{Gender, IdNumber, MemberFacts, Relation, RemovalReason, Tag};
 use crate::store::replay::{self, Origin, StoredOrigin};
 use crate::store::suggestions::KeptRow;
@@ -28,14 +29,18 @@ pub struct HouseholdRow {
     pub tag: Tag,
     pub tag_reasons: JsonText<Vec<String>>,
     pub tag_note: Option<String>,
+    #[diesel(deserialize_as = OptStamp)]
     pub tag_set_at: Option<NaiveDateTime>,
     pub tag_set_by: Option<String>,
     pub tag_review_due_on: Option<NaiveDate>,
     pub notes: Option<String>,
     pub member_count: i32,
     pub version: i32,
+    #[diesel(deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
+    #[diesel(deserialize_as = OptStamp)]
     pub removed_at: Option<NaiveDateTime>,
     pub removed_reason: Option<RemovalReason>,
     pub removed_note: Option<String>,
