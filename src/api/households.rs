@@ -87,15 +87,9 @@ pub fn views(conn: &mut DbConn, rows: Vec<HouseholdRow>) -> ApiResult<Vec<Househ
 
 /// Responses for listed households, whose kept suggestions were read with them.
 pub fn listed_views(conn: &mut DbConn, listed: Vec<Listed>) -> ApiResult<Vec<HouseholdOut>> {
-    let mut rows = Vec::with_capacity(listed.len());
-    let mut kept = Vec::with_capacity(listed.len());
-    for (h, k) in listed {
-        rows.push(h);
-        kept.push(k);
-    }
     let mut today: HashMap<String, NaiveDate> = HashMap::new();
-    let mut days = Vec::with_capacity(rows.len());
-    for h in &rows {
+    let mut pending = Vec::with_capacity(listed.len());
+    for (h, k) in listed {
         let day = match today.get(&h.community_id) {
             Some(d) => *d,
             None => {
@@ -104,26 +98,25 @@ pub fn listed_views(conn: &mut DbConn, listed: Vec<Listed>) -> ApiResult<Vec<Hou
                 d
             }
         };
-        days.push(day);
+        let held = k.and_then(|k| k.on(day));
+        pending.push((h, day, held));
     }
-    let mut found: HashMap<String, Suggestion> = HashMap::with_capacity(rows.len());
-    let mut wanted = Vec::new();
-    for ((h, day), k) in rows.iter().zip(&days).zip(kept) {
-        match k.and_then(|k| k.on(*day)) {
-            Some(s) => {
-                found.insert(h.id.clone(), s);
-            }
-            None => wanted.push(Wanted { id: &h.id, reasons: &h.tag_reasons.0, day: *day }),
-        }
-    }
-    if !wanted.is_empty() {
-        found.extend(suggestions::compute(conn, &wanted)?.into_iter().map(|(id, (s, _))| (id, s)));
-    }
-    let mut out = Vec::with_capacity(rows.len());
-    for h in rows {
-        let suggestion = found
-            .remove(&h.id)
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no suggestion worked out for a household")))?;
+    let wanted: Vec<Wanted> = pending
+        .iter()
+        .filter(|(_, _, held)| held.is_none())
+        .map(|(h, day, _)| Wanted { id: &h.id, reasons: &h.tag_reasons.0, day: *day })
+        .collect();
+    let mut worked = if wanted.is_empty() { HashMap::new() } else { suggestions::compute(conn, &wanted)? };
+    drop(wanted);
+    let mut out = Vec::with_capacity(pending.len());
+    for (h, _, held) in pending {
+        let suggestion = match held {
+            Some(s) => s,
+            None => worked
+                .remove(&h.id)
+                .map(|(s, _)| s)
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no suggestion worked out for a household")))?,
+        };
         out.push(HouseholdOut {
             address: Address { building: h.building, unit: h.unit, room: h.room },
             phone: h.phone.as_deref().map(mask::phone),
