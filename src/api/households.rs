@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use actix_web::{HttpResponse, web};
-use chrono::{DateTime, NaiveDate, Utc};
+use actix_web::{Either, HttpResponse, web};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
@@ -22,8 +22,8 @@ use crate::error::{ApiError, ApiResult, FieldError, PROBLEM_JSON as PROBLEM, Pro
 use crate::ops;
 use crate::ops::households::{AddressEdit, HouseholdEdit, NewHousehold, Removal};
 use crate::store::communities;
-use crate::store::households::{self, After, HouseholdRow, ListFilter, Listed};
-use crate::store::suggestions::{self, Wanted};
+use crate::store::households::{self, After, HouseholdRow, ListFilter, Listed, Summarised};
+use crate::store::suggestions::{self, KeptRow, KeptTag, Wanted};
 
 #[derive(Serialize, Deserialize, ToSchema, Validate, Clone, PartialEq, Debug)]
 #[serde(deny_unknown_fields)]
@@ -72,6 +72,28 @@ pub struct HouseholdOut {
     pub removed_note: Option<String>,
 }
 
+/// A household as a list screen shows it (`GET /households?view=summary`): who and where, the
+/// applied and the suggested tag, when the tag is due for review. Contact data, notes, the
+/// suggestion's explanation and the tag's history are in the full view and `GET /households/{id}`.
+#[derive(Serialize, ToSchema)]
+pub struct HouseholdSummary {
+    pub id: String,
+    pub grid_id: String,
+    pub community_id: String,
+    pub address: Address,
+    #[schema(example = "张桂兰")]
+    pub head_name: String,
+    pub tag: Tag,
+    /// What the members' facts and the recorded reasons suggest (its explanation is in the full
+    /// view).
+    pub suggested_tag: Tag,
+    /// When the tag is due for review (a date in the community's timezone).
+    pub tag_review_due_on: Option<NaiveDate>,
+    pub member_count: i32,
+    pub version: i32,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// Responses for household rows: each household's suggestion as kept
 /// ([`crate::store::suggestions`]), worked out from the members (one query for the page) where
 /// the kept one does not hold on the community's own "today".
@@ -87,37 +109,17 @@ pub fn views(conn: &mut DbConn, rows: Vec<HouseholdRow>) -> ApiResult<Vec<Househ
 
 /// Responses for listed households, whose kept suggestions were read with them.
 pub fn listed_views(conn: &mut DbConn, listed: Vec<Listed>) -> ApiResult<Vec<HouseholdOut>> {
-    let mut today: HashMap<String, NaiveDate> = HashMap::new();
-    let mut pending = Vec::with_capacity(listed.len());
-    for (h, k) in listed {
-        let day = match today.get(&h.community_id) {
-            Some(d) => *d,
-            None => {
-                let d = communities::today(conn, &h.community_id)?;
-                today.insert(h.community_id.clone(), d);
-                d
-            }
-        };
-        let held = k.and_then(|k| k.on(day));
-        pending.push((h, day, held));
-    }
-    let wanted: Vec<Wanted> = pending
-        .iter()
-        .filter(|(_, _, held)| held.is_none())
-        .map(|(h, day, _)| Wanted { id: &h.id, reasons: &h.tag_reasons.0, day: *day })
-        .collect();
-    let mut worked = if wanted.is_empty() { HashMap::new() } else { suggestions::compute(conn, &wanted)? };
-    drop(wanted);
-    let mut out = Vec::with_capacity(pending.len());
-    for (h, _, held) in pending {
-        let suggestion = match held {
-            Some(s) => s,
-            None => worked
-                .remove(&h.id)
-                .map(|(s, _)| s)
-                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no suggestion worked out for a household")))?,
-        };
-        out.push(HouseholdOut {
+    let suggested = with_suggestions(
+        conn,
+        listed,
+        |h| (&h.id, &h.community_id),
+        |h| Ok(h.tag_reasons.0.clone()),
+        KeptRow::on,
+        |s| s,
+    )?;
+    Ok(suggested
+        .into_iter()
+        .map(|(h, suggestion)| HouseholdOut {
             address: Address { building: h.building, unit: h.unit, room: h.room },
             phone: h.phone.as_deref().map(mask::phone),
             tag: h.tag,
@@ -140,9 +142,92 @@ pub fn listed_views(conn: &mut DbConn, listed: Vec<Listed>) -> ApiResult<Vec<Hou
             created_at: h.created_at.and_utc(),
             updated_at: h.updated_at.and_utc(),
             removed_note: h.removed_note,
-        });
+        })
+        .collect())
+}
+
+/// Summaries of listed households (`?view=summary`): the suggested tag without its explanation.
+fn summary_views(conn: &mut DbConn, listed: Vec<Summarised>) -> ApiResult<Vec<HouseholdSummary>> {
+    let suggested = with_suggestions(
+        conn,
+        listed,
+        |h| (&h.id, &h.community_id),
+        |h| {
+            serde_json::from_str(&h.tag_reasons).map_err(|e| ApiError::internal(anyhow::anyhow!("stored reasons: {e}")))
+        },
+        KeptTag::on,
+        |s| s.tag,
+    )?;
+    Ok(suggested
+        .into_iter()
+        .map(|(h, suggested_tag)| HouseholdSummary {
+            address: Address { building: h.building, unit: h.unit, room: h.room },
+            id: h.id,
+            grid_id: h.grid_id,
+            community_id: h.community_id,
+            head_name: h.head_name,
+            tag: h.tag,
+            suggested_tag,
+            tag_review_due_on: h.tag_review_due_on,
+            member_count: h.member_count,
+            version: h.version,
+            updated_at: h.updated_at.and_utc(),
+        })
+        .collect())
+}
+
+/// Each listed row with its suggestion (`S`: the whole one or its tag): the kept one (`K`) where
+/// it holds on the community's own "today" (`held`), otherwise worked out from the members — one
+/// query for all the misses of a page. `of` names a row's id and community, `reasons` its
+/// recorded reasons (asked for the misses only).
+fn with_suggestions<R, K, S>(
+    conn: &mut DbConn,
+    listed: Vec<(R, Option<K>)>,
+    of: impl Fn(&R) -> (&String, &String),
+    reasons: impl Fn(&R) -> ApiResult<Vec<String>>,
+    held: impl Fn(&K, NaiveDate) -> Option<S>,
+    worked_out: impl Fn(Suggestion) -> S,
+) -> ApiResult<Vec<(R, S)>> {
+    let mut today: HashMap<String, NaiveDate> = HashMap::new();
+    let mut pending = Vec::with_capacity(listed.len());
+    for (row, kept) in listed {
+        let community = of(&row).1;
+        let day = match today.get(community) {
+            Some(d) => *d,
+            None => {
+                let d = communities::today(conn, community)?;
+                today.insert(community.clone(), d);
+                d
+            }
+        };
+        let found = kept.and_then(|k| held(&k, day));
+        pending.push((row, day, found));
     }
-    Ok(out)
+    let missed: Vec<(&String, Vec<String>, NaiveDate)> = pending
+        .iter()
+        .filter(|(_, _, found)| found.is_none())
+        .map(|(row, day, _)| Ok((of(row).0, reasons(row)?, *day)))
+        .collect::<ApiResult<_>>()?;
+    let mut worked = if missed.is_empty() {
+        HashMap::new()
+    } else {
+        let wanted: Vec<Wanted> = missed.iter().map(|(id, reasons, day)| Wanted { id, reasons, day: *day }).collect();
+        suggestions::compute(conn, &wanted)?
+    };
+    drop(missed);
+    pending
+        .into_iter()
+        .map(|(row, _, found)| {
+            let suggestion = match found {
+                Some(s) => s,
+                None => worked
+                    .remove(of(&row).0)
+                    .map(|(s, _)| worked_out(s))
+                    .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no suggestion worked out for a household")))?,
+            };
+            Ok((row, suggestion))
+        })
+        .collect()
 }
 
 impl View for HouseholdRow {
@@ -175,6 +260,58 @@ impl View for Listed {
     fn views(rows: Vec<Self>, conn: &mut DbConn) -> ApiResult<Vec<HouseholdOut>> {
         listed_views(conn, rows)
     }
+}
+
+impl View for Summarised {
+    type Out = HouseholdSummary;
+
+    fn view(self, conn: &mut DbConn) -> ApiResult<HouseholdSummary> {
+        Self::views(vec![self], conn)?.pop().ok_or_else(|| ApiError::internal(anyhow::anyhow!("empty view")))
+    }
+
+    fn views(rows: Vec<Self>, conn: &mut DbConn) -> ApiResult<Vec<HouseholdSummary>> {
+        summary_views(conn, rows)
+    }
+}
+
+/// The answer of `GET /households`: a page of [`HouseholdOut`], or of [`HouseholdSummary`] with
+/// `view=summary` (`anyOf` the two named pages in the contract).
+pub struct HouseholdsPage;
+
+impl utoipa::PartialSchema for HouseholdsPage {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::AnyOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name(FULL_PAGE))
+            .item(utoipa::openapi::Ref::from_schema_name(SUMMARY_PAGE))
+            .description(Some("`Page_HouseholdOut`, or `Page_HouseholdSummary` with `view=summary`"))
+            .into()
+    }
+}
+
+impl ToSchema for HouseholdsPage {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        use utoipa::PartialSchema;
+        schemas.push((FULL_PAGE.into(), Page::<HouseholdOut>::schema()));
+        schemas.push((SUMMARY_PAGE.into(), Page::<HouseholdSummary>::schema()));
+        schemas.push((HouseholdSummary::name().into(), HouseholdSummary::schema()));
+        <HouseholdSummary as ToSchema>::schemas(schemas);
+        <Page<HouseholdOut> as ToSchema>::schemas(schemas);
+        <Page<HouseholdSummary> as ToSchema>::schemas(schemas);
+    }
+}
+
+const FULL_PAGE: &str = "Page_HouseholdOut";
+const SUMMARY_PAGE: &str = "Page_HouseholdSummary";
+
+/// How much of each household a list gives.
+#[derive(Deserialize, ToSchema, Clone, Copy, Default, PartialEq, Eq, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum ListView {
+    /// Each household as `GET /households/{id}` gives it.
+    #[default]
+    Full,
+    /// Each household as a [`HouseholdSummary`]: a list screen's columns, about half the bytes.
+    Summary,
 }
 
 #[derive(Deserialize, ToSchema, Validate)]
@@ -253,6 +390,11 @@ pub struct ListHouseholds {
     /// Only households changed at or after this time (RFC 3339), oldest change first.
     #[param(value_type = Option<DateTime<Utc>>)]
     pub updated_since: Option<Instant>,
+    /// `summary`: each household as `HouseholdSummary` (a list screen's columns: no contact
+    /// data, notes or the suggestion's explanation); `full` (the default): as
+    /// `GET /households/{id}` gives it.
+    #[param(inline)]
+    pub view: Option<ListView>,
 }
 
 /// The filter of a list, narrowed to the caller's reach; `None` when it asks for a community
@@ -296,13 +438,13 @@ fn within_reach(conn: &mut DbConn, caller: &AuthUser, q: &ListHouseholds) -> Api
 #[utoipa::path(get, path = "/api/v1/households", tag = "households", operation_id = "list_households",
     params(ListHouseholds, PageQuery), security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of households", body = Page<HouseholdOut>),
+        (status = 200, description = "A page of households: in full, or summaries with `view=summary`", body = HouseholdsPage),
     ))]
 pub async fn list(
     api: Api,
     query: Params<ListHouseholds>,
     page: PageQuery,
-) -> ApiResult<web::Json<Page<HouseholdOut>>> {
+) -> ApiResult<Either<web::Json<Page<HouseholdOut>>, web::Json<Page<HouseholdSummary>>>> {
     let (q, fetch) = (query.into_inner(), page.fetch()?);
     let by_update = q.updated_since.is_some();
     let after = match page.key(if by_update { 2 } else { 1 })? {
@@ -310,24 +452,39 @@ pub async fn list(
         Some(k) if by_update => Some(After::Updated(parse_time_key(&k[0])?, k[1].clone())),
         Some(mut k) => Some(After::Id(k.remove(0))),
     };
-    let key = move |(h, _): &Listed| {
-        if by_update { vec![time_key(h.updated_at), h.id.clone()] } else { vec![h.id.clone()] }
-    };
-    api.listed(move |c, caller| rows(c, caller, &q, after.as_ref(), fetch, key)).await
+    let key =
+        move |at: NaiveDateTime, id: &String| if by_update { vec![time_key(at), id.clone()] } else { vec![id.clone()] };
+    Ok(match q.view.unwrap_or_default() {
+        ListView::Full => Either::Left(
+            api.listed(move |c, caller| {
+                rows(c, caller, &q, after.as_ref(), fetch, households::list, |(h, _)| key(h.updated_at, &h.id))
+            })
+            .await?,
+        ),
+        ListView::Summary => Either::Right(
+            api.listed(move |c, caller| {
+                rows(c, caller, &q, after.as_ref(), fetch, households::list_summaries, |(h, _)| {
+                    key(h.updated_at, &h.id)
+                })
+            })
+            .await?,
+        ),
+    })
 }
 
 /// A page of the households `q` asks for in the caller's reach (the API's list and the
-/// console's), cut with `key`.
-pub(crate) fn rows(
+/// console's), read by `load` and cut with `key`.
+pub(crate) fn rows<R>(
     c: &mut DbConn,
     caller: &AuthUser,
     q: &ListHouseholds,
     after: Option<&After>,
     fetch: i64,
-    key: impl Fn(&Listed) -> Vec<String>,
-) -> ApiResult<Page<Listed>> {
+    load: impl FnOnce(&mut DbConn, &ListFilter, Option<&After>, i64) -> diesel::QueryResult<Vec<R>>,
+    key: impl Fn(&R) -> Vec<String>,
+) -> ApiResult<Page<R>> {
     match within_reach(c, caller, q)? {
-        Some(filter) => Ok(Page::of(households::list(c, &filter, after, fetch)?, fetch, key)),
+        Some(filter) => Ok(Page::of(load(c, &filter, after, fetch)?, fetch, key)),
         None => Ok(Page::empty()),
     }
 }

@@ -14,7 +14,7 @@ use diesel::deserialize::{self, FromSql, Queryable};
 use diesel::expression::AsExpression;
 use diesel::pg::{Pg, PgValue};
 use diesel::serialize::{self, IsNull, Output, ToSql};
-use diesel::sql_types::{Nullable, Text, Timestamp};
+use diesel::sql_types::{Date, Nullable, Text, Timestamp};
 use diesel::sqlite::{Sqlite, SqliteValue};
 
 use crate::db::{MultiBackend, MultiRawValue};
@@ -158,59 +158,128 @@ impl<T: JsonValue> AsExpression<Text> for &JsonText<T> {
     }
 }
 
-/// A timestamp column read without chrono's format-string parser: SQLite keeps timestamps as
-/// text in diesel's layout (`2026-11-29 16:25:53.213627`, the fraction left out when zero), and
-/// reading 50 households' four timestamps through `parse_from_str`'s format machinery was ~6 % of
-/// a households page. That layout is read directly; anything else (another layout, a Julian day
-/// number) goes to diesel's own reading, so what is read never differs. PostgreSQL's binary
-/// timestamps are diesel's. For a row field: `#[diesel(deserialize_as = Stamp)]`, or
-/// [`OptStamp`] for a nullable one.
-#[derive(Debug, Clone, Copy)]
-pub struct Stamp(NaiveDateTime);
+/// Columns read without chrono's format-string parser: SQLite keeps timestamps and dates as text
+/// in diesel's layouts (`2026-11-29 16:25:53.213627`, the fraction left out when zero;
+/// `2026-11-29`), and reading 50 households' timestamps and dates through `parse_from_str`'s
+/// format machinery was ~6 % of a households page. Those layouts are read directly; anything else
+/// (another layout, a Julian day number) goes to diesel's own reading, so what is read never
+/// differs. PostgreSQL's binary values are diesel's. For a row field:
+/// `#[diesel(deserialize_as = Stamp)]` (`OptStamp` for a nullable one), `Day` / `OptDay` for
+/// dates.
+macro_rules! read_directly {
+    ($wrapper:ident, $optional:ident, $sql:ty, $value:ty, $layout:ident) => {
+        #[derive(Debug, Clone, Copy)]
+        pub struct $wrapper($value);
 
-/// A nullable [`Stamp`].
-#[derive(Debug, Clone, Copy)]
-pub struct OptStamp(Option<NaiveDateTime>);
+        #[derive(Debug, Clone, Copy)]
+        pub struct $optional(Option<$value>);
 
-impl From<Stamp> for NaiveDateTime {
-    fn from(s: Stamp) -> NaiveDateTime {
-        s.0
-    }
+        impl From<$wrapper> for $value {
+            fn from(s: $wrapper) -> $value {
+                s.0
+            }
+        }
+
+        impl From<$optional> for Option<$value> {
+            fn from(s: $optional) -> Option<$value> {
+                s.0
+            }
+        }
+
+        impl<DB: diesel::backend::Backend> Queryable<$sql, DB> for $wrapper
+        where
+            $wrapper: FromSql<$sql, DB>,
+        {
+            type Row = Self;
+            fn build(row: Self) -> deserialize::Result<Self> {
+                Ok(row)
+            }
+        }
+
+        impl<DB: diesel::backend::Backend> Queryable<Nullable<$sql>, DB> for $optional
+        where
+            $optional: FromSql<Nullable<$sql>, DB>,
+        {
+            type Row = Self;
+            fn build(row: Self) -> deserialize::Result<Self> {
+                Ok(row)
+            }
+        }
+
+        impl FromSql<$sql, Sqlite> for $wrapper {
+            fn from_sql(mut bytes: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+                match $layout(bytes.read_text()) {
+                    Some(t) => Ok($wrapper(t)),
+                    None => Ok($wrapper(<$value as FromSql<$sql, Sqlite>>::from_sql(bytes)?)),
+                }
+            }
+        }
+
+        impl FromSql<$sql, Pg> for $wrapper {
+            fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+                Ok($wrapper(<$value as FromSql<$sql, Pg>>::from_sql(bytes)?))
+            }
+        }
+
+        impl FromSql<$sql, MultiBackend> for $wrapper {
+            fn from_sql(bytes: MultiRawValue<'_>) -> deserialize::Result<Self> {
+                bytes.from_sql::<Self, $sql>()
+            }
+        }
+
+        impl FromSql<Nullable<$sql>, Sqlite> for $optional {
+            fn from_sql(bytes: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+                Ok($optional(Some(<$wrapper as FromSql<$sql, Sqlite>>::from_sql(bytes)?.0)))
+            }
+
+            fn from_nullable_sql(bytes: Option<SqliteValue<'_, '_, '_>>) -> deserialize::Result<Self> {
+                bytes.map_or(Ok($optional(None)), <Self as FromSql<Nullable<$sql>, Sqlite>>::from_sql)
+            }
+        }
+
+        impl FromSql<Nullable<$sql>, Pg> for $optional {
+            fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+                Ok($optional(Some(<$value as FromSql<$sql, Pg>>::from_sql(bytes)?)))
+            }
+
+            fn from_nullable_sql(bytes: Option<PgValue<'_>>) -> deserialize::Result<Self> {
+                bytes.map_or(Ok($optional(None)), <Self as FromSql<Nullable<$sql>, Pg>>::from_sql)
+            }
+        }
+
+        impl FromSql<Nullable<$sql>, MultiBackend> for $optional {
+            fn from_sql(bytes: MultiRawValue<'_>) -> deserialize::Result<Self> {
+                bytes.from_sql::<Self, Nullable<$sql>>()
+            }
+
+            fn from_nullable_sql(bytes: Option<MultiRawValue<'_>>) -> deserialize::Result<Self> {
+                bytes.map_or(Ok($optional(None)), <Self as FromSql<Nullable<$sql>, MultiBackend>>::from_sql)
+            }
+        }
+    };
 }
 
-impl From<OptStamp> for Option<NaiveDateTime> {
-    fn from(s: OptStamp) -> Option<NaiveDateTime> {
-        s.0
-    }
+read_directly!(Stamp, OptStamp, Timestamp, NaiveDateTime, fixed_layout);
+read_directly!(Day, OptDay, Date, NaiveDate, day_layout);
+
+fn digits(b: &[u8]) -> Option<u32> {
+    b.iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
 }
 
-impl<DB: diesel::backend::Backend> Queryable<Timestamp, DB> for Stamp
-where
-    Stamp: FromSql<Timestamp, DB>,
-{
-    type Row = Self;
-    fn build(row: Self) -> deserialize::Result<Self> {
-        Ok(row)
+/// `YYYY-MM-DD`; `None` for anything else.
+fn day_layout(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
     }
-}
-
-impl<DB: diesel::backend::Backend> Queryable<Nullable<Timestamp>, DB> for OptStamp
-where
-    OptStamp: FromSql<Nullable<Timestamp>, DB>,
-{
-    type Row = Self;
-    fn build(row: Self) -> deserialize::Result<Self> {
-        Ok(row)
-    }
+    let year = i32::try_from(digits(&b[0..4])?).ok()?;
+    NaiveDate::from_ymd_opt(year, digits(&b[5..7])?, digits(&b[8..10])?)
 }
 
 /// `YYYY-MM-DD HH:MM:SS` with an optional fraction of 1–9 digits; `None` for anything else.
 fn fixed_layout(text: &str) -> Option<NaiveDateTime> {
-    fn digits(b: &[u8]) -> Option<u32> {
-        b.iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
-    }
     let b = text.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19 || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
         return None;
     }
     let nanos = match &b[19..] {
@@ -220,67 +289,15 @@ fn fixed_layout(text: &str) -> Option<NaiveDateTime> {
         }
         _ => return None,
     };
-    let year = i32::try_from(digits(&b[0..4])?).ok()?;
-    let date = NaiveDate::from_ymd_opt(year, digits(&b[5..7])?, digits(&b[8..10])?)?;
+    let date = day_layout(std::str::from_utf8(&b[0..10]).ok()?)?;
     let time = NaiveTime::from_hms_nano_opt(digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?, nanos)?;
     Some(date.and_time(time))
-}
-
-impl FromSql<Timestamp, Sqlite> for Stamp {
-    fn from_sql(mut bytes: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
-        match fixed_layout(bytes.read_text()) {
-            Some(t) => Ok(Stamp(t)),
-            None => Ok(Stamp(<NaiveDateTime as FromSql<Timestamp, Sqlite>>::from_sql(bytes)?)),
-        }
-    }
-}
-
-impl FromSql<Timestamp, Pg> for Stamp {
-    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
-        Ok(Stamp(<NaiveDateTime as FromSql<Timestamp, Pg>>::from_sql(bytes)?))
-    }
-}
-
-impl FromSql<Timestamp, MultiBackend> for Stamp {
-    fn from_sql(bytes: MultiRawValue<'_>) -> deserialize::Result<Self> {
-        bytes.from_sql::<Self, Timestamp>()
-    }
-}
-
-impl FromSql<Nullable<Timestamp>, Sqlite> for OptStamp {
-    fn from_sql(bytes: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
-        Ok(OptStamp(Some(<Stamp as FromSql<Timestamp, Sqlite>>::from_sql(bytes)?.0)))
-    }
-
-    fn from_nullable_sql(bytes: Option<SqliteValue<'_, '_, '_>>) -> deserialize::Result<Self> {
-        bytes.map_or(Ok(OptStamp(None)), <Self as FromSql<Nullable<Timestamp>, Sqlite>>::from_sql)
-    }
-}
-
-impl FromSql<Nullable<Timestamp>, Pg> for OptStamp {
-    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
-        Ok(OptStamp(Some(<NaiveDateTime as FromSql<Timestamp, Pg>>::from_sql(bytes)?)))
-    }
-
-    fn from_nullable_sql(bytes: Option<PgValue<'_>>) -> deserialize::Result<Self> {
-        bytes.map_or(Ok(OptStamp(None)), <Self as FromSql<Nullable<Timestamp>, Pg>>::from_sql)
-    }
-}
-
-impl FromSql<Nullable<Timestamp>, MultiBackend> for OptStamp {
-    fn from_sql(bytes: MultiRawValue<'_>) -> deserialize::Result<Self> {
-        bytes.from_sql::<Self, Nullable<Timestamp>>()
-    }
-
-    fn from_nullable_sql(bytes: Option<MultiRawValue<'_>>) -> deserialize::Result<Self> {
-        bytes.map_or(Ok(OptStamp(None)), <Self as FromSql<Nullable<Timestamp>, MultiBackend>>::from_sql)
-    }
 }
 
 #[cfg(test)]
 mod stamp_tests {
     use super::*;
-    use chrono::{Duration, NaiveDate};
+    use chrono::{Datelike, Duration, NaiveDate};
 
     /// The direct reading agrees with chrono's for every layout diesel writes (all fraction
     /// lengths, zero fraction left out), and declines what it does not know.
@@ -311,6 +328,31 @@ mod stamp_tests {
             "",
         ] {
             assert_eq!(fixed_layout(other), None, "{other}");
+        }
+    }
+
+    /// Dates likewise: every day of four centuries as chrono reads them, and what is not the
+    /// layout declined.
+    #[test]
+    fn day_layout_reads_what_diesel_writes() {
+        let mut d = NaiveDate::from_ymd_opt(1800, 1, 1).unwrap();
+        while d.year() < 2200 {
+            let text = d.format("%F").to_string();
+            assert_eq!(day_layout(&text), Some(NaiveDate::parse_from_str(&text, "%F").unwrap()), "{text}");
+            d = d.succ_opt().unwrap();
+        }
+        for other in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-00-10",
+            "2026-1-01",
+            "2026-11-29 ",
+            "26-11-29",
+            "2026/11/29",
+            "2461008.5",
+            "",
+        ] {
+            assert_eq!(day_layout(other), None, "{other}");
         }
     }
 }

@@ -8,10 +8,10 @@ use diesel::prelude::*;
 use crate::db::DbConn;
 use crate::db::keys::{Field, HOUSEHOLD_PHONE, KeyRing, MEMBER_ID_NUMBER, MEMBER_PHONE};
 use crate::db::schema::{household_suggestions, households, members, tasks};
-use crate::db::types::{OptStamp, Stamp};
+use crate::db::types::{OptDay, OptStamp, Stamp};
 use crate::domain::{Gender, IdNumber, MemberFacts, Relation, RemovalReason, Tag};
 use crate::store::replay::{self, Origin, StoredOrigin};
-use crate::store::suggestions::KeptRow;
+use crate::store::suggestions::{KeptRow, KeptTag};
 use crate::store::{JsonText, Narrow, Opened, Sealed, data_keys, open_value, seal_edit, seal_value};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq)]
@@ -32,6 +32,7 @@ pub struct HouseholdRow {
     #[diesel(deserialize_as = OptStamp)]
     pub tag_set_at: Option<NaiveDateTime>,
     pub tag_set_by: Option<String>,
+    #[diesel(deserialize_as = OptDay)]
     pub tag_review_due_on: Option<NaiveDate>,
     pub notes: Option<String>,
     pub member_count: i32,
@@ -198,15 +199,60 @@ impl Sealed for Listed {
     }
 }
 
+/// A listed household in its summary view: what a list screen shows of it, without contact
+/// data or notes (nothing sealed is read), with its kept suggestion.
+pub type Summarised = (SummaryRow, Option<KeptTag>);
+
+/// The columns of a household's summary (`?view=summary`).
+#[derive(Debug, Clone, Queryable, Selectable, PartialEq)]
+#[diesel(table_name = households)]
+pub struct SummaryRow {
+    pub id: String,
+    pub grid_id: String,
+    pub community_id: String,
+    pub building: String,
+    pub unit: String,
+    pub room: String,
+    pub head_name: String,
+    pub tag: Tag,
+    /// The recorded reasons as stored (JSON), parsed only for a household whose kept suggestion
+    /// does not hold (worked out from them).
+    pub tag_reasons: String,
+    #[diesel(deserialize_as = OptDay)]
+    pub tag_review_due_on: Option<NaiveDate>,
+    pub member_count: i32,
+    pub version: i32,
+    #[diesel(deserialize_as = Stamp)]
+    pub updated_at: NaiveDateTime,
+}
+
+type Backend = <DbConn as diesel::Connection>::Backend;
+type ListQuery<'a> =
+    diesel::dsl::IntoBoxed<'a, diesel::dsl::LeftJoin<households::table, household_suggestions::table>, Backend>;
+
 /// The households `f` asks for, each with its kept suggestion ([`crate::store::suggestions`]).
 /// A filter of one grid or community is an equality, not a list: a statement without a list of
 /// bound values is prepared once per connection and kept (diesel caches no `IN (…)`).
 pub fn list(conn: &mut DbConn, f: &ListFilter, after: Option<&After>, limit: i64) -> QueryResult<Vec<Listed>> {
+    listing(f, after, limit).select((HouseholdRow::as_select(), Option::<KeptRow>::as_select())).load(conn).opened()
+}
+
+/// [`list`] in the summary's columns.
+pub fn list_summaries(
+    conn: &mut DbConn,
+    f: &ListFilter,
+    after: Option<&After>,
+    limit: i64,
+) -> QueryResult<Vec<Summarised>> {
+    listing(f, after, limit).select((SummaryRow::as_select(), Option::<KeptTag>::as_select())).load(conn)
+}
+
+/// The statement of a list, its columns still to choose.
+fn listing<'a>(f: &'a ListFilter, after: Option<&'a After>, limit: i64) -> ListQuery<'a> {
     let text = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty());
     let one_grid = f.grid_ids.as_ref().is_some_and(|g| g.len() == 1);
     let mut q = households::table
         .left_join(household_suggestions::table)
-        .select((HouseholdRow::as_select(), Option::<KeptRow>::as_select()))
         .filter(households::removed_at.is_null())
         .into_boxed()
         .narrow(f.community_id.as_ref(), |q, c| match one_grid {
@@ -251,7 +297,7 @@ pub fn list(conn: &mut DbConn, f: &ListFilter, after: Option<&After>, limit: i64
             q = q.filter(households::id.gt(id.clone()));
         }
     }
-    q.limit(limit).load(conn).opened()
+    q.limit(limit)
 }
 
 /// An edit of a household: each field present replaces the stored one (`Some(None)` clears).

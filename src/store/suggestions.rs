@@ -14,7 +14,8 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::db::schema::{household_suggestions, households};
-use crate::domain::{MemberFacts, Suggestion, suggest, suggestion_valid_until};
+use crate::db::types::Day;
+use crate::domain::{MemberFacts, Suggestion, Tag, suggest, suggestion_valid_until};
 use crate::error::{ApiError, ApiResult};
 use crate::store::JsonText;
 use crate::store::communities;
@@ -24,7 +25,9 @@ use crate::store::households::members_of;
 #[diesel(table_name = household_suggestions)]
 pub struct KeptRow {
     pub household_id: String,
+    #[diesel(deserialize_as = Day)]
     pub computed_on: NaiveDate,
+    #[diesel(deserialize_as = Day)]
     pub valid_until: NaiveDate,
     pub suggestion: String,
 }
@@ -32,12 +35,39 @@ pub struct KeptRow {
 impl KeptRow {
     /// The kept suggestion, if it holds on `day` (a stale row holds on no day).
     pub fn on(&self, day: NaiveDate) -> Option<Suggestion> {
-        if self.computed_on <= day && day < self.valid_until {
-            serde_json::from_str(&self.suggestion).ok()
-        } else {
-            None
-        }
+        holds(self.computed_on, self.valid_until, day).then(|| serde_json::from_str(&self.suggestion).ok()).flatten()
     }
+}
+
+/// What a summary reads of a kept suggestion: when it holds, and its text for the tag.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = household_suggestions)]
+pub struct KeptTag {
+    #[diesel(deserialize_as = Day)]
+    pub computed_on: NaiveDate,
+    #[diesel(deserialize_as = Day)]
+    pub valid_until: NaiveDate,
+    pub suggestion: String,
+}
+
+impl KeptTag {
+    /// The kept suggestion's tag, if it holds on `day`: its explanation is passed over, not
+    /// built.
+    pub fn on(&self, day: NaiveDate) -> Option<Tag> {
+        #[derive(serde::Deserialize)]
+        struct TagOnly {
+            tag: Tag,
+        }
+        holds(self.computed_on, self.valid_until, day)
+            .then(|| serde_json::from_str::<TagOnly>(&self.suggestion).ok().map(|t| t.tag))
+            .flatten()
+    }
+}
+
+/// Whether a row worked out on `computed_on` and good until the day before `valid_until` holds
+/// on `day` (a stale row holds on no day).
+fn holds(computed_on: NaiveDate, valid_until: NaiveDate, day: NaiveDate) -> bool {
+    computed_on <= day && day < valid_until
 }
 
 /// The kept suggestions of some households, by household id.

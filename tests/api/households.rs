@@ -14,6 +14,7 @@ on_both_backends!(
     suggestion_explains_but_never_applies,
     kept_suggestions_answer_until_a_change,
     kept_suggestions_survive_concurrent_changes,
+    summary_view_is_the_full_view_cut_down,
     removal_is_soft,
     mutations_are_audited,
 );
@@ -487,6 +488,130 @@ async fn kept_suggestions_answer_until_a_change(app: TestApp) {
     // One household's change leaves the others kept.
     let kept = kept_rows(&app).await;
     assert!(kept.values().all(|(until, _)| *until > today));
+}
+
+/// What `view=summary` keeps of each household.
+const SUMMARY_FIELDS: [&str; 11] = [
+    "address",
+    "community_id",
+    "grid_id",
+    "head_name",
+    "id",
+    "member_count",
+    "suggested_tag",
+    "tag",
+    "tag_review_due_on",
+    "updated_at",
+    "version",
+];
+
+/// Every page of `path` (a list with `limit` set), followed by its cursors: the items and the
+/// bytes of the bodies.
+async fn all_pages(app: &TestApp, path: &str, token: &str) -> (Vec<Value>, usize) {
+    let (mut items, mut bytes, mut cursor) = (Vec::new(), 0, None::<String>);
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{path}&cursor={c}"),
+            None => path.to_owned(),
+        };
+        let res = app.get_as(&url, token).await;
+        let page = ok(&res);
+        bytes += res.body.len();
+        items.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return (items, bytes),
+        }
+    }
+}
+
+/// `view=summary` lists the same households in the same order and pages as the full view, each
+/// as the full view's item cut down to the summary's fields, in the caller's reach only; its
+/// suggested tag is the kept one where that holds and worked out where it does not.
+async fn summary_view_is_the_full_view_cut_down(app: TestApp) {
+    let w = app.world().await;
+    let red = app.create_household(&w.w_a1, &w.grid_a1, "王秀英").await;
+    app.create_member(
+        &w.w_a1,
+        &red,
+        json!({"name": "王秀英", "gender": "female", "relation": "head", "birth_date": "1950-03-01", "disability_grade": 2}),
+    )
+    .await;
+    for i in 0..4 {
+        app.create_household(&w.w_a1, &w.grid_a1, &format!("孙{i}")).await;
+    }
+    let cut = |full: &Value| -> Value {
+        Value::Object(SUMMARY_FIELDS.iter().map(|k| ((*k).to_owned(), full[*k].clone())).collect())
+    };
+    let compare = |full: &[Value], summary: &[Value], what: &str| {
+        assert_eq!(full.len(), summary.len(), "{what}");
+        for (f, s) in full.iter().zip(summary) {
+            let keys: Vec<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(keys, SUMMARY_FIELDS, "{what}: {s}");
+            assert_eq!(*s, cut(f), "{what}");
+        }
+    };
+    // Worked out from the members (nothing kept yet), then kept: the same either way.
+    for round in ["worked out", "kept"] {
+        if round == "kept" {
+            assert!(refresh_suggestions(&app).await > 0);
+        }
+        for (token, who) in [(&w.sec_a, "secretary"), (&w.w_a1, "worker"), (&w.admin, "administrator")] {
+            let (full, full_bytes) = all_pages(&app, "/api/v1/households?limit=2", token).await;
+            let (summary, summary_bytes) = all_pages(&app, "/api/v1/households?limit=2&view=summary", token).await;
+            compare(&full, &summary, &format!("{round}, {who}"));
+            assert!(summary_bytes * 10 < full_bytes * 6, "{round}, {who}: {summary_bytes} of {full_bytes} bytes");
+            let (explicit, _) = all_pages(&app, "/api/v1/households?limit=2&view=full", token).await;
+            assert_eq!(explicit, full, "view=full is the default");
+        }
+    }
+    let page = ok(&app.get_as("/api/v1/households?view=summary&limit=200", &w.sec_a).await);
+    let of = |page: &Value, id: &str| page["items"].as_array().unwrap().iter().find(|h| h["id"] == id).unwrap().clone();
+    assert_eq!(of(&page, &red)["suggested_tag"], "red");
+    assert_eq!(of(&page, &red)["tag"], "green");
+
+    // The summary reads the kept row's tag: a marker written into it shows; once the row is
+    // stale the members answer again.
+    overwrite_kept(&app, &red, r#"{"tag":"yellow","explanation":[{"reason":"x","suggests":"yellow","member_id":null,"member_name":null,"detail":"marker"}]}"#).await;
+    let page = ok(&app.get_as("/api/v1/households?view=summary&limit=200", &w.sec_a).await);
+    assert_eq!(of(&page, &red)["suggested_tag"], "yellow");
+    mark_all_stale(&app).await;
+    let page = ok(&app.get_as("/api/v1/households?view=summary&limit=200", &w.sec_a).await);
+    assert_eq!(of(&page, &red)["suggested_tag"], "red");
+
+    // Filters and `updated_since` paging apply as in the full view.
+    let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    for filter in [
+        format!("grid_id={}", w.grid_a1),
+        "tag=green".to_owned(),
+        "q=%E5%AD%99".to_owned(),
+        format!("updated_since={}", since.replace('+', "%2B")),
+        "review_due=true".to_owned(),
+    ] {
+        let (full, _) = all_pages(&app, &format!("/api/v1/households?limit=2&{filter}"), &w.sec_a).await;
+        let (summary, _) =
+            all_pages(&app, &format!("/api/v1/households?limit=2&view=summary&{filter}"), &w.sec_a).await;
+        compare(&full, &summary, &filter);
+    }
+
+    // Another scope's households stay out: a foreign grid or community gives an empty page, a
+    // worker sees only the grids assigned.
+    for (path, token) in [
+        (format!("/api/v1/households?view=summary&grid_id={}", w.grid_b1), &w.sec_a),
+        (format!("/api/v1/households?view=summary&community_id={}", w.community_a), &w.sec_b),
+        (format!("/api/v1/households?view=summary&grid_id={}", w.grid_a1), &w.w_a2),
+    ] {
+        let page = ok(&app.get_as(&path, token).await);
+        assert_eq!(page["items"], json!([]), "{path}");
+    }
+    let (mine, _) = all_pages(&app, "/api/v1/households?limit=3&view=summary", &w.w_a1).await;
+    assert!(!mine.is_empty() && mine.iter().all(|h| h["grid_id"] == w.grid_a1.as_str()));
+
+    // A view that does not exist is refused, whatever the other parameters.
+    for bad in ["view=Summary", "view=", "view=brief&grid_id=x"] {
+        app.get_as(&format!("/api/v1/households?{bad}"), &w.sec_a).await.assert_problem(400);
+    }
+    app.get_as("/api/v1/households?view=summary%00", &w.sec_a).await.assert_problem(422);
 }
 
 /// Marks every kept suggestion stale, so that pages work them all out from the members.

@@ -63,6 +63,7 @@ impl Filters {
             q: some(&self.q),
             review_due: Some(self.due == "1"),
             updated_since: None,
+            view: None,
         })
     }
 }
@@ -85,7 +86,9 @@ pub async fn list(console: Console, filters: web::Query<Filters>) -> Page {
         .db
         .read(move |c| {
             let page =
-                crate::api::households::rows(c, &caller, &q, after.as_ref(), PAGE + 1, |(h, _)| vec![h.id.clone()])?;
+                crate::api::households::rows(c, &caller, &q, after.as_ref(), PAGE + 1, store::list, |(h, _)| {
+                    vec![h.id.clone()]
+                })?;
             let Listed { items, next_cursor } = page;
             Ok(Listing {
                 items: crate::api::households::listed_views(c, items)?,
