@@ -391,6 +391,7 @@ pub struct MemberRow {
     pub household_id: String,
     pub name: String,
     pub gender: Gender,
+    #[diesel(deserialize_as = OptDay)]
     pub birth_date: Option<NaiveDate>,
     pub id_number: Option<String>,
     pub phone: Option<String>,
@@ -403,8 +404,11 @@ pub struct MemberRow {
     pub extreme_poverty: bool,
     pub notes: Option<String>,
     pub version: i32,
+    #[diesel(deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
+    #[diesel(deserialize_as = OptStamp)]
     pub removed_at: Option<NaiveDateTime>,
 }
 
@@ -516,6 +520,7 @@ pub struct MemberFactsRow {
     pub id: String,
     pub household_id: String,
     pub name: String,
+    #[diesel(deserialize_as = OptDay)]
     pub birth_date: Option<NaiveDate>,
     /// Opened only when `birth_date` is missing (see the `Sealed` impl).
     pub id_number: Option<String>,

@@ -20,6 +20,7 @@ use crate::db::MultiBackend;
 
 use crate::db::DbConn;
 use crate::db::schema::{households, tasks, visits};
+use crate::db::types::{Day, OptStamp, Stamp};
 use crate::domain::schedule;
 use crate::domain::{ServiceKind, Tag, TaskStatus};
 use crate::error::ApiResult;
@@ -40,13 +41,17 @@ pub struct TaskRow {
     pub tag: Tag,
     pub kind: ServiceKind,
     pub assignee_id: Option<String>,
+    #[diesel(deserialize_as = Day)]
     pub due_on: NaiveDate,
     pub status: TaskStatus,
+    #[diesel(deserialize_as = OptStamp)]
     pub completed_at: Option<NaiveDateTime>,
     pub visit_id: Option<String>,
     pub cancel_reason: Option<String>,
     pub version: i32,
+    #[diesel(deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
 }
 

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConn;
 use crate::db::schema::visits;
+use crate::db::types::Stamp;
 use crate::domain::{Finding, ServiceKind};
 use crate::store::households::current_in;
 use crate::store::{JsonText, Narrow};
@@ -19,6 +20,7 @@ pub struct VisitRow {
     pub grid_id: String,
     pub worker_id: String,
     pub kind: ServiceKind,
+    #[diesel(deserialize_as = Stamp)]
     pub visited_at: NaiveDateTime,
     pub notes: Option<String>,
     pub findings: JsonText<Vec<Finding>>,
@@ -26,8 +28,10 @@ pub struct VisitRow {
     pub location_lng: Option<f64>,
     pub location_accuracy_m: Option<f64>,
     pub content_hash: String,
+    #[diesel(deserialize_as = Stamp)]
     pub received_at: NaiveDateTime,
     pub version: i32,
+    #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
 }
 
