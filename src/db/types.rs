@@ -268,7 +268,10 @@ fn digits(b: &[u8]) -> Option<u32> {
 
 /// `YYYY-MM-DD`; `None` for anything else.
 fn day_layout(text: &str) -> Option<NaiveDate> {
-    let b = text.as_bytes();
+    day_bytes(text.as_bytes())
+}
+
+fn day_bytes(b: &[u8]) -> Option<NaiveDate> {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
@@ -289,7 +292,7 @@ fn fixed_layout(text: &str) -> Option<NaiveDateTime> {
         }
         _ => return None,
     };
-    let date = day_layout(std::str::from_utf8(&b[0..10]).ok()?)?;
+    let date = day_bytes(&b[0..10])?;
     let time = NaiveTime::from_hms_nano_opt(digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?, nanos)?;
     Some(date.and_time(time))
 }
