@@ -148,6 +148,11 @@ pub struct ServerConfig {
     #[arg(long, env = "GRIDLIGHT_CONSOLE_PLAIN_HTTP", default_value_t = false)]
     pub console_plain_http: bool,
 
+    /// Megabytes of household pages kept to answer a community's secretaries and grid workers
+    /// again while nothing on them has changed (src/api/cached.rs); 0 keeps none.
+    #[arg(long, env = "GRIDLIGHT_PAGE_CACHE_MB", default_value_t = 32)]
+    pub page_cache_mb: usize,
+
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "GRIDLIGHT_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,

@@ -38,13 +38,16 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub metrics: Metrics,
+    /// Pages kept to be answered again ([`api::cached`]).
+    pub pages: Arc<api::cached::Pages>,
     /// Key material for signing access tokens.
     pub jwt_secret: Vec<u8>,
 }
 
 impl AppState {
     pub fn new(db: Db, config: Config, jwt_secret: Vec<u8>) -> web::Data<AppState> {
-        web::Data::new(AppState { db, config: Arc::new(config), metrics: Metrics::new(), jwt_secret })
+        let pages = Arc::new(api::cached::Pages::new(config.server.page_cache_mb.saturating_mul(1 << 20)));
+        web::Data::new(AppState { db, config: Arc::new(config), metrics: Metrics::new(), pages, jwt_secret })
     }
 }
 

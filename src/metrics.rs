@@ -4,6 +4,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::api::cached::Pages;
 use crate::db::Db;
 
 #[derive(Clone)]
@@ -14,6 +15,8 @@ pub struct Metrics {
     pool: IntGaugeVec,
     account_lookups: IntCounterVec,
     account_listening: IntGauge,
+    page_lookups: IntCounterVec,
+    page_bytes: IntGauge,
     /// Held while the cache's counts are carried over, so that two scrapes never add them twice.
     carry: std::sync::Arc<std::sync::Mutex<()>>,
 }
@@ -53,16 +56,38 @@ impl Metrics {
             "1 while this instance hears account changes from PostgreSQL (LISTEN/NOTIFY)",
         )
         .expect("valid metric");
+        let page_lookups = IntCounterVec::new(
+            Opts::new(
+                "gridlight_page_cache_lookups_total",
+                "Household pages of a community's callers answered from kept bytes (hit) or read (miss)",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let page_bytes =
+            IntGauge::new("gridlight_page_cache_bytes", "Bytes the kept pages take").expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
             Box::new(pool.clone()),
             Box::new(account_lookups.clone()),
             Box::new(account_listening.clone()),
+            Box::new(page_lookups.clone()),
+            Box::new(page_bytes.clone()),
         ] {
             registry.register(m).expect("metric registered once");
         }
-        Metrics { registry, requests, latency, pool, account_lookups, account_listening, carry: Default::default() }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            pool,
+            account_lookups,
+            account_listening,
+            page_lookups,
+            page_bytes,
+            carry: Default::default(),
+        }
     }
 
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
@@ -70,8 +95,8 @@ impl Metrics {
         self.latency.with_label_values(&[method, route]).observe(seconds);
     }
 
-    /// The exposition text, with pool figures read at scrape time.
-    pub fn render(&self, db: &Db) -> String {
+    /// The exposition text, with pool and cache figures read at scrape time.
+    pub fn render(&self, db: &Db, pages: &Pages) -> String {
         for (name, open, idle, max) in db.pool_stats() {
             self.pool.with_label_values(&[name, "open"]).set(i64::from(open));
             self.pool.with_label_values(&[name, "idle"]).set(i64::from(idle));
@@ -80,11 +105,14 @@ impl Metrics {
         }
         let accounts = db.accounts();
         let _carrying = self.carry.lock().unwrap_or_else(|e| e.into_inner());
-        let (hits, misses) = accounts.lookups();
-        for (result, now) in [("hit", hits), ("miss", misses)] {
-            let counter = self.account_lookups.with_label_values(&[result]);
-            counter.inc_by(now.saturating_sub(counter.get()));
+        let carried = [(&self.account_lookups, accounts.lookups()), (&self.page_lookups, pages.lookups())];
+        for (counters, (hits, misses)) in carried {
+            for (result, now) in [("hit", hits), ("miss", misses)] {
+                let counter = counters.with_label_values(&[result]);
+                counter.inc_by(now.saturating_sub(counter.get()));
+            }
         }
+        self.page_bytes.set(i64::try_from(pages.bytes()).unwrap_or(i64::MAX));
         self.account_listening.set(i64::from(accounts.is_listening()));
         let mut buf = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");

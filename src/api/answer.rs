@@ -142,14 +142,27 @@ impl Api {
     /// A page of rows, read by `rows` (which cuts it with [`Page::of`]) and rendered in the
     /// same transaction.
     pub async fn listed<R: View>(self, rows: impl Work<Page<R>>) -> ApiResult<web::Json<Page<R::Out>>> {
-        let page = self
-            .read(move |c, caller| {
-                let Page { items, next_cursor } = rows(c, caller)?;
-                Ok(Page { items: R::views(items, c)?, next_cursor })
-            })
-            .await?;
-        Ok(web::Json(page))
+        Ok(web::Json(self.read(move |c, caller| rendered(c, caller, rows)).await?))
     }
+}
+
+/// The page of rows `rows` reads, each rendered on the same connection.
+pub fn rendered<R: View>(
+    c: &mut DbConn,
+    caller: &AuthUser,
+    rows: impl FnOnce(&mut DbConn, &AuthUser) -> ApiResult<Page<R>>,
+) -> ApiResult<Page<R::Out>> {
+    let Page { items, next_cursor } = rows(c, caller)?;
+    Ok(Page { items: R::views(items, c)?, next_cursor })
+}
+
+/// [`rendered`], as the JSON a client is sent.
+pub fn rendered_json<R: View>(
+    c: &mut DbConn,
+    caller: &AuthUser,
+    rows: impl FnOnce(&mut DbConn, &AuthUser) -> ApiResult<Page<R>>,
+) -> ApiResult<Vec<u8>> {
+    serde_json::to_vec(&rendered(c, caller, rows)?).map_err(|e| ApiError::internal(anyhow::Error::from(e)))
 }
 
 fn with_etag(mut res: HttpResponseBuilder, version: Option<i32>) -> HttpResponseBuilder {

@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 
-use actix_web::{Either, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::api::answer::{Api, View};
+use crate::api::answer::{Api, View, rendered_json};
+use crate::api::cached;
 use crate::api::conditional::IfMatch;
 use crate::api::input::{Body, Instant, Params};
 use crate::api::pagination::{Page, PageQuery, parse_time_key, time_key};
@@ -442,9 +443,10 @@ fn within_reach(conn: &mut DbConn, caller: &AuthUser, q: &ListHouseholds) -> Api
     ))]
 pub async fn list(
     api: Api,
+    req: HttpRequest,
     query: Params<ListHouseholds>,
     page: PageQuery,
-) -> ApiResult<Either<web::Json<Page<HouseholdOut>>, web::Json<Page<HouseholdSummary>>>> {
+) -> ApiResult<HttpResponse> {
     let (q, fetch) = (query.into_inner(), page.fetch()?);
     let by_update = q.updated_since.is_some();
     let after = match page.key(if by_update { 2 } else { 1 })? {
@@ -454,22 +456,23 @@ pub async fn list(
     };
     let key =
         move |at: NaiveDateTime, id: &String| if by_update { vec![time_key(at), id.clone()] } else { vec![id.clone()] };
-    Ok(match q.view.unwrap_or_default() {
-        ListView::Full => Either::Left(
-            api.listed(move |c, caller| {
-                rows(c, caller, &q, after.as_ref(), fetch, households::list, |(h, _)| key(h.updated_at, &h.id))
+    let (asked, pages) = (cached::Asked::households(&req), api.state.pages.clone());
+    let answer = api
+        .read(move |c, caller| {
+            pages.page(c, caller, asked, |c| {
+                let after = after.as_ref();
+                match q.view.unwrap_or_default() {
+                    ListView::Full => rendered_json(c, caller, |c, caller| {
+                        rows(c, caller, &q, after, fetch, households::list, |(h, _)| key(h.updated_at, &h.id))
+                    }),
+                    ListView::Summary => rendered_json(c, caller, |c, caller| {
+                        rows(c, caller, &q, after, fetch, households::list_summaries, |(h, _)| key(h.updated_at, &h.id))
+                    }),
+                }
             })
-            .await?,
-        ),
-        ListView::Summary => Either::Right(
-            api.listed(move |c, caller| {
-                rows(c, caller, &q, after.as_ref(), fetch, households::list_summaries, |(h, _)| {
-                    key(h.updated_at, &h.id)
-                })
-            })
-            .await?,
-        ),
-    })
+        })
+        .await?;
+    Ok(answer.respond())
 }
 
 /// A page of the households `q` asks for in the caller's reach (the API's list and the

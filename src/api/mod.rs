@@ -4,6 +4,7 @@
 pub mod answer;
 pub mod audit;
 pub mod auth;
+pub mod cached;
 pub mod communities;
 pub mod conditional;
 pub mod contract;

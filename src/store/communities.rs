@@ -93,6 +93,11 @@ pub fn exists(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(communities::table.find(id))).get_result(conn)
 }
 
+/// The community's version (every change of it moves it), if it exists.
+pub fn version(conn: &mut DbConn, id: &str) -> QueryResult<Option<i32>> {
+    communities::table.find(id).select(communities::version).first(conn).optional()
+}
+
 pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<CommunityRow>> {
     communities::table.find(id).select(CommunityRow::as_select()).first(conn).optional()
 }

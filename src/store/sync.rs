@@ -125,15 +125,35 @@ fn in_scope(scope: &LogScope) -> Condition {
 /// look for a row in the window between: what an up-to-date device's delta costs when there
 /// is nothing new for it.
 pub fn quiet(conn: &mut DbConn, scope: &LogScope, at: &Watermark, grids_fixed: bool) -> ApiResult<Option<Watermark>> {
-    let to = watermark(conn)?;
-    if to == *at {
-        return Ok(Some(to));
-    }
     let mut touching = in_scope(scope);
     if grids_fixed {
         let grid =
             sync_log::community_id.eq(scope.community_id.clone()).assume_not_null().and(sync_log::entity.eq("grid"));
         touching = Box::new(touching.or(grid));
+    }
+    nothing_after(conn, at, touching)
+}
+
+/// The log's watermark now, if no change of these kinds in the community came after `at`: what
+/// a kept page of the community's records asks before it is answered again
+/// ([`crate::api::cached`]).
+pub fn untouched(
+    conn: &mut DbConn,
+    community_id: &str,
+    kinds: &[&str],
+    at: &Watermark,
+) -> ApiResult<Option<Watermark>> {
+    let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
+    let touching =
+        sync_log::community_id.eq(community_id.to_owned()).assume_not_null().and(sync_log::entity.eq_any(kinds));
+    nothing_after(conn, at, Box::new(touching))
+}
+
+/// The log's watermark now, if no row `touching` came after `at`.
+fn nothing_after(conn: &mut DbConn, at: &Watermark, touching: Condition) -> ApiResult<Option<Watermark>> {
+    let to = watermark(conn)?;
+    if to == *at {
+        return Ok(Some(to));
     }
     let any: Vec<i64> =
         sync_log::table.filter(window(Some(at), &to)?).filter(touching).select(sync_log::seq).limit(1).load(conn)?;

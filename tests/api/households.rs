@@ -15,6 +15,7 @@ on_both_backends!(
     kept_suggestions_answer_until_a_change,
     kept_suggestions_survive_concurrent_changes,
     summary_view_is_the_full_view_cut_down,
+    kept_pages_answer_until_something_on_them_changes,
     removal_is_soft,
     mutations_are_audited,
 );
@@ -365,6 +366,7 @@ async fn overwrite_kept(app: &TestApp, household: &str, text: &str) {
     .await
     .unwrap()
     .unwrap();
+    app.state.pages.clear();
 }
 
 /// A household page answers each suggestion from a kept row while it holds, and from the members
@@ -614,6 +616,150 @@ async fn summary_view_is_the_full_view_cut_down(app: TestApp) {
     app.get_as("/api/v1/households?view=summary%00", &w.sec_a).await.assert_problem(422);
 }
 
+/// A page as `token` is answered it, gzipped when `gzip`: (the JSON, whether it came from kept
+/// bytes). Every answer carries `Vary: Accept-Encoding`; a gzipped one is gzipped once.
+async fn kept_read(app: &TestApp, path: &str, token: &str, gzip: bool) -> (Value, bool) {
+    use std::io::Read;
+    let hits = app.state.pages.lookups().0;
+    let mut req =
+        actix_web::test::TestRequest::get().uri(path).insert_header(("authorization", format!("Bearer {token}")));
+    if gzip {
+        req = req.insert_header(("accept-encoding", "gzip"));
+    }
+    let res = app.call(req).await;
+    assert_eq!(res.status, 200, "{path}: {}", String::from_utf8_lossy(&res.body));
+    assert_eq!(res.header("content-type"), Some("application/json"), "{path}");
+    assert!(res.headers.get_all("vary").any(|v| v.to_str().unwrap().eq_ignore_ascii_case("accept-encoding")), "{path}");
+    let body = if gzip {
+        assert_eq!(res.header("content-encoding"), Some("gzip"), "{path}");
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&res.body[..]).read_to_end(&mut plain).expect("gzip");
+        plain
+    } else {
+        assert_eq!(res.header("content-encoding"), None, "{path}");
+        res.body.to_vec()
+    };
+    (serde_json::from_slice(&body).expect("JSON"), app.state.pages.lookups().0 > hits)
+}
+
+/// A secretary's or grid worker's household page is answered from the bytes kept of it until
+/// something it shows changes — made on another instance of the same database, or by hand in
+/// the database: each such change shows on the very next read; visits do not drop it; nobody is
+/// answered another's page; an administrator's is read each time.
+async fn kept_pages_answer_until_something_on_them_changes(app: TestApp) {
+    let w = app.world().await;
+    // A second instance on the same database: its writes reach the first through the log only.
+    let other = TestApp::with_config_for_test((*app.state.config).clone()).await;
+    let full = "/api/v1/households?limit=50";
+    let summary = "/api/v1/households?view=summary&limit=50";
+    let of = |page: &Value, id: &str| page["items"].as_array().unwrap().iter().find(|h| h["id"] == id).cloned();
+
+    // Read, then kept: the same JSON, plain or gzipped, on each view.
+    for path in [full, summary] {
+        let (first, _) = kept_read(&app, path, &w.sec_a, false).await;
+        assert_eq!(first["items"].as_array().unwrap().len(), 2, "{path}");
+        for gzip in [false, true, false, true] {
+            assert_eq!(kept_read(&app, path, &w.sec_a, gzip).await, (first.clone(), true), "{path}, gzip {gzip}");
+        }
+    }
+    let (mine, _) = kept_read(&app, full, &w.w_a1, false).await;
+    assert_eq!(kept_read(&app, full, &w.w_a1, true).await, (mine.clone(), true));
+    let ids: Vec<&str> = mine["items"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [w.household_a1.as_str()], "a worker is never answered the secretary's page");
+    // Pages of another query, and cursors, are kept apart.
+    let (first_page, _) = kept_read(&app, "/api/v1/households?limit=1", &w.sec_a, false).await;
+    assert_eq!(first_page["items"].as_array().unwrap().len(), 1);
+    let next = first_page["next_cursor"].as_str().unwrap();
+    let (second_page, _) = kept_read(&app, &format!("/api/v1/households?limit=1&cursor={next}"), &w.sec_a, false).await;
+    assert_ne!(second_page["items"], first_page["items"]);
+
+    // Each change made on the other instance shows on the next read of both views.
+    let changes: Vec<(&str, Value)> =
+        vec![("head", json!({"head_name": "张桂英"})), ("notes", json!({"notes": "新的备注"}))];
+    for (what, edit) in changes {
+        let res = other.patch(&format!("/api/v1/households/{}", w.household_a1), &w.sec_a, edit.clone(), None).await;
+        assert_eq!(res.status, 200, "{what}: {}", String::from_utf8_lossy(&res.body));
+        let (page, kept) = kept_read(&app, full, &w.sec_a, true).await;
+        assert!(!kept, "{what}");
+        let (key, value) = edit.as_object().unwrap().iter().next().unwrap();
+        assert_eq!(of(&page, &w.household_a1).unwrap()[key], *value, "{what}");
+        assert!(kept_read(&app, full, &w.sec_a, true).await.1, "{what}: kept again");
+    }
+    let members = |page: &Value| of(page, &w.household_a1).unwrap()["member_count"].as_i64().unwrap();
+    let before = members(&kept_read(&app, summary, &w.sec_a, false).await.0);
+    other
+        .create_member(
+            &w.sec_a,
+            &w.household_a1,
+            json!({"name": "张小明", "gender": "male", "relation": "grandchild", "birth_date": "2015-05-05"}),
+        )
+        .await;
+    let (page, kept) = kept_read(&app, summary, &w.sec_a, false).await;
+    assert!(!kept);
+    assert_eq!(members(&page), before + 1, "a new member");
+
+    // A visit shows on no household page: it stays kept, and unchanged.
+    let (page, _) = kept_read(&app, summary, &w.sec_a, false).await;
+    let visit = json!({"id": uuid::Uuid::now_v7().to_string(), "household_id": w.household_a2, "kind": "phone_call",
+                       "visited_at": (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339(), "notes": "电话回访"});
+    assert_eq!(other.post("/api/v1/visits", Some(&w.w_a2), visit).await.status, 201);
+    let (after, kept) = kept_read(&app, summary, &w.sec_a, false).await;
+    assert_eq!(after, page);
+    assert!(kept, "a visit leaves the households page kept");
+    // Nor does a change in another community.
+    let res =
+        other.patch(&format!("/api/v1/households/{}", w.household_b1), &w.sec_b, json!({"notes": "b"}), None).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(kept_read(&app, summary, &w.sec_a, false).await, (page.clone(), true), "another community");
+
+    // A change by hand in the database (no API, no instance) shows as well.
+    {
+        use diesel::prelude::*;
+        use gridlight::db::schema::households as h;
+        let (db, id) = (other.state.db.clone(), w.household_a2.clone());
+        actix_web::web::block(move || {
+            db.write_blocking(|c| Ok(diesel::update(h::table.find(id)).set(h::head_name.eq("手工改名")).execute(c)?))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    let (page, kept) = kept_read(&app, summary, &w.sec_a, false).await;
+    assert!(!kept);
+    assert_eq!(of(&page, &w.household_a2).unwrap()["head_name"], "手工改名");
+
+    // The worker's grid given to another: the worker's next page is empty.
+    kept_read(&app, full, &w.w_a1, false).await;
+    assert!(kept_read(&app, full, &w.w_a1, false).await.1);
+    other.assign(&w.sec_a, &w.grid_a1, &[(&w.user_w_a2, true)]).await;
+    let (page, kept) = kept_read(&app, full, &w.w_a1, false).await;
+    assert!(!kept);
+    assert_eq!(page["items"], json!([]), "a grid no longer assigned");
+
+    // The community's timezone (its "today") read anew.
+    kept_read(&app, summary, &w.sec_a, false).await;
+    assert!(kept_read(&app, summary, &w.sec_a, false).await.1);
+    let res = other
+        .patch(&format!("/api/v1/communities/{}", w.community_a), &w.admin, json!({"timezone": "Asia/Urumqi"}), None)
+        .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    assert!(!kept_read(&app, summary, &w.sec_a, false).await.1, "a community change");
+    // The caller's account changed (its version): read anew.
+    assert!(kept_read(&app, summary, &w.sec_a, false).await.1);
+    let sec = app.state.db.read(|c| Ok(gridlight::store::users::find_by_username(c, "sec-a")?)).await.unwrap().unwrap();
+    let res =
+        other.patch(&format!("/api/v1/users/{}", sec.id), &w.admin, json!({"display_name": "秘书甲"}), None).await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    assert!(!kept_read(&app, summary, &w.sec_a, false).await.1, "an account change");
+
+    // An administrator's pages (every community) are read each time, and right.
+    for _ in 0..3 {
+        let (page, kept) = kept_read(&app, summary, &w.admin, true).await;
+        assert!(!kept);
+        assert_eq!(page["items"].as_array().unwrap().len(), 3);
+    }
+}
+
 /// Marks every kept suggestion stale, so that pages work them all out from the members.
 async fn mark_all_stale(app: &TestApp) {
     use diesel::prelude::*;
@@ -626,6 +772,7 @@ async fn mark_all_stale(app: &TestApp) {
     .await
     .unwrap()
     .unwrap();
+    app.state.pages.clear();
 }
 
 /// Member edits racing the background work (on PostgreSQL truly at once, on separate
