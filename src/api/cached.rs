@@ -46,13 +46,13 @@ pub struct Pages {
     inner: Mutex<Kept>,
     hits: AtomicU64,
     misses: AtomicU64,
+    clock: AtomicU64,
 }
 
 #[derive(Default)]
 struct Kept {
     entries: HashMap<Key, Arc<Entry>>,
     bytes: usize,
-    clock: u64,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -67,14 +67,12 @@ struct Key {
 }
 
 struct Entry {
-    community: String,
     community_version: i32,
     /// The log's point the page holds at: where it was read, moved on by each check that found
     /// nothing of its kinds after it.
     at: Mutex<Watermark>,
     /// The quarter hour after it was read.
     ends: DateTime<Utc>,
-    changes: &'static [&'static str],
     json: Bytes,
     gzip: OnceLock<Bytes>,
     used: AtomicU64,
@@ -161,7 +159,13 @@ fn next_quarter(t: DateTime<Utc>) -> DateTime<Utc> {
 impl Pages {
     /// Pages kept within `budget` bytes (0: none).
     pub fn new(budget: usize) -> Pages {
-        Pages { budget, inner: Mutex::default(), hits: AtomicU64::new(0), misses: AtomicU64::new(0) }
+        Pages {
+            budget,
+            inner: Mutex::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            clock: AtomicU64::new(0),
+        }
     }
 
     /// (hits, misses) of the pages a caller could be answered from.
@@ -211,7 +215,7 @@ impl Pages {
         };
         let found = self.lock().entries.get(&key).cloned();
         if let Some(entry) = found
-            && self.holds(conn, &entry)?
+            && self.holds(conn, community, changes, &entry)?
         {
             self.hits.fetch_add(1, Ordering::Relaxed);
             entry.used.store(self.tick(), Ordering::Relaxed);
@@ -227,15 +231,13 @@ impl Pages {
         };
         let json = Bytes::from(build(conn)?);
         let entry = Arc::new(Entry {
-            community: community.clone(),
             community_version,
             at: Mutex::new(at),
             ends: next_quarter(now),
-            changes,
             gzip: OnceLock::new(),
             used: AtomicU64::new(self.tick()),
             // The gzip is made on first asking: counted ahead, at the quarter of the JSON it comes to.
-            size: json.len() + json.len() / 4 + key.query.len() + key.account.len() + 2 * community.len() + 256,
+            size: json.len() + json.len() / 4 + key.query.len() + key.account.len() + community.len() + 256,
             json,
         });
         let answer = entry.answer(gzip)?;
@@ -243,13 +245,14 @@ impl Pages {
         Ok(answer)
     }
 
-    /// Whether a kept page still holds (see the module), moving its point on if it does.
-    fn holds(&self, conn: &mut DbConn, entry: &Entry) -> ApiResult<bool> {
-        if Utc::now() >= entry.ends || communities::version(conn, &entry.community)? != Some(entry.community_version) {
+    /// Whether a kept page of `community` showing `changes` still holds (see the module),
+    /// moving its point on if it does.
+    fn holds(&self, conn: &mut DbConn, community: &str, changes: &[&str], entry: &Entry) -> ApiResult<bool> {
+        if Utc::now() >= entry.ends || communities::version(conn, community)? != Some(entry.community_version) {
             return Ok(false);
         }
         let at = entry.at.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        Ok(match sync::untouched(conn, &entry.community, entry.changes, &at)? {
+        Ok(match sync::untouched(conn, community, changes, &at)? {
             Some(to) => {
                 if to != at {
                     *entry.at.lock().unwrap_or_else(|e| e.into_inner()) = to;
@@ -260,10 +263,9 @@ impl Pages {
         })
     }
 
+    /// The next use's place in time, for least-recently-used order.
     fn tick(&self) -> u64 {
-        let mut kept = self.lock();
-        kept.clock += 1;
-        kept.clock
+        self.clock.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Keeps a page; past the budget (or [`MAX_ENTRIES`]) the least recently used quarter of
@@ -315,11 +317,9 @@ mod tests {
 
     fn entry(pages: &Pages, json: usize) -> Arc<Entry> {
         Arc::new(Entry {
-            community: "c".into(),
             community_version: 1,
             at: Mutex::new(Watermark::Seq(1)),
             ends: Utc::now(),
-            changes: HOUSEHOLD_CHANGES,
             json: Bytes::from(vec![b' '; json]),
             gzip: OnceLock::new(),
             used: AtomicU64::new(pages.tick()),
