@@ -15,7 +15,8 @@
 //!
 //! Only callers of one community (secretaries, grid workers) are answered from it; other lists
 //! span communities and are read each time. Entries past `GRIDLIGHT_PAGE_CACHE_MB` are dropped
-//! least recently used first; `0` keeps none.
+//! least recently used first; `0` keeps none. On SQLite the check is made on the async worker
+//! itself when it can be made at once ([`Pages::kept_here`], [`crate::db::Db::read_here`]).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -36,6 +37,11 @@ use crate::store::sync::{self, Watermark};
 
 /// The kinds of change (`sync_log.entity`) a page of households shows.
 const HOUSEHOLD_CHANGES: &[&str] = &["household", "member", "grid", "user", "tag_change", "plan"];
+
+/// An async worker checks a kept page only if the log moved by at most this many rows since
+/// the page was last found to hold ([`Pages::kept_here`]); past it, the check is left to the
+/// blocking pool.
+const HERE_SPAN: i64 = 512;
 
 /// At most this many pages are kept, however small.
 const MAX_ENTRIES: usize = 4096;
@@ -199,34 +205,19 @@ impl Pages {
         asked: Asked,
         build: impl FnOnce(&mut DbConn) -> ApiResult<Vec<u8>>,
     ) -> ApiResult<Answer> {
-        let Asked { list, changes, query, gzip } = asked;
-        let community = match (&caller.role, &caller.community_id) {
-            (Role::Secretary | Role::GridWorker, Some(c)) if self.budget > 0 => c,
+        let Some(key) = self.key(caller, &asked) else {
             // Read each time; the compression middleware encodes it.
-            _ => return Ok(Answer { body: Bytes::from(build(conn)?), gzip: false }),
+            return Ok(Answer { body: Bytes::from(build(conn)?), gzip: false });
         };
-        let key = Key {
-            account: caller.id.clone(),
-            account_version: caller.row.version,
-            role: caller.role,
-            community: community.clone(),
-            list,
-            query,
-        };
-        let found = self.lock().entries.get(&key).cloned();
-        if let Some(entry) = found
-            && self.holds(conn, community, changes, &entry)?
-        {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            entry.used.store(self.tick(), Ordering::Relaxed);
-            return entry.answer(gzip);
+        if let Some(answer) = self.found(conn, &key, &asked, None)? {
+            return Ok(answer);
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         // The point first, then the page: a change that lands between shows on the page and
         // moves the log past the point, so the page is read again next time — never the reverse.
         let now = Utc::now();
         let at = sync::watermark(conn)?;
-        let Some(community_version) = communities::version(conn, community)? else {
+        let Some(community_version) = communities::version(conn, &key.community)? else {
             return Ok(Answer { body: Bytes::from(build(conn)?), gzip: false });
         };
         let json = Bytes::from(build(conn)?);
@@ -237,21 +228,73 @@ impl Pages {
             gzip: OnceLock::new(),
             used: AtomicU64::new(self.tick()),
             // The gzip is made on first asking: counted ahead, at the quarter of the JSON it comes to.
-            size: json.len() + json.len() / 4 + key.query.len() + key.account.len() + community.len() + 256,
+            size: json.len() + json.len() / 4 + key.query.len() + key.account.len() + key.community.len() + 256,
             json,
         });
-        let answer = entry.answer(gzip)?;
+        let answer = entry.answer(asked.gzip)?;
         self.keep(key, entry);
         Ok(answer)
     }
 
+    /// The kept page `asked` for, if there is one and it holds — checked only if the log has
+    /// moved by at most [`HERE_SPAN`] rows since the page was last found to hold, so that the
+    /// check stays a few index look-ups: for an async worker ([`crate::db::Db::read_here`]).
+    /// `None` sends the request the whole way ([`Pages::page`]).
+    pub fn kept_here(&self, conn: &mut DbConn, caller: &AuthUser, asked: &Asked) -> ApiResult<Option<Answer>> {
+        match self.key(caller, asked) {
+            Some(key) => self.found(conn, &key, asked, Some(HERE_SPAN)),
+            None => Ok(None),
+        }
+    }
+
+    /// The key of the page `asked` for by `caller`, if such a page is kept at all.
+    fn key(&self, caller: &AuthUser, asked: &Asked) -> Option<Key> {
+        match (&caller.role, &caller.community_id) {
+            (Role::Secretary | Role::GridWorker, Some(community)) if self.budget > 0 => Some(Key {
+                account: caller.id.clone(),
+                account_version: caller.row.version,
+                role: caller.role,
+                community: community.clone(),
+                list: asked.list,
+                query: asked.query.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The answer kept under `key`, if it holds (looked at over at most `span` rows of the log).
+    fn found(&self, conn: &mut DbConn, key: &Key, asked: &Asked, span: Option<i64>) -> ApiResult<Option<Answer>> {
+        let Some(entry) = self.lock().entries.get(key).cloned() else {
+            return Ok(None);
+        };
+        if !self.holds(conn, &key.community, asked.changes, &entry, span)? {
+            return Ok(None);
+        }
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        entry.used.store(self.tick(), Ordering::Relaxed);
+        entry.answer(asked.gzip).map(Some)
+    }
+
     /// Whether a kept page of `community` showing `changes` still holds (see the module),
-    /// moving its point on if it does.
-    fn holds(&self, conn: &mut DbConn, community: &str, changes: &[&str], entry: &Entry) -> ApiResult<bool> {
+    /// moving its point on if it does; `false` as well when the log moved by more than `span`
+    /// rows since that point.
+    fn holds(
+        &self,
+        conn: &mut DbConn,
+        community: &str,
+        changes: &[&str],
+        entry: &Entry,
+        span: Option<i64>,
+    ) -> ApiResult<bool> {
         if Utc::now() >= entry.ends || communities::version(conn, community)? != Some(entry.community_version) {
             return Ok(false);
         }
         let at = entry.at.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(span) = span
+            && sync::watermark(conn)?.rows_after(&at).is_none_or(|rows| rows > span)
+        {
+            return Ok(false);
+        }
         Ok(match sync::untouched(conn, community, changes, &at)? {
             Some(to) => {
                 if to != at {

@@ -195,11 +195,18 @@ fn slow_statements(limit: Duration) -> impl FnMut(InstrumentationEvent<'_>) + Se
     }
 }
 
+/// SQLite connections kept for reads on the async workers ([`Db::read_here`]): one per core
+/// (a worker each), up to this many.
+const HERE_CONNECTIONS: usize = 8;
+
 struct Pools {
     backend: Backend,
     read: DbPool,
     /// A single connection on SQLite.
     write: DbPool,
+    /// SQLite: reads made on the async workers themselves ([`Db::read_here`]); they never wait
+    /// on a lock (`busy_timeout = 0`).
+    here: Option<DbPool>,
     timeout: Duration,
 }
 
@@ -241,21 +248,24 @@ impl Db {
                 let size = cfg.db_pool_size.max(1);
                 let write = pool(size, "", false)?;
                 let read = pool(size, "", true)?;
-                Pools { backend, read, write, timeout }
+                Pools { backend, read, write, here: None, timeout }
             }
             Backend::Sqlite => {
                 // secure_delete: a value overwritten (sealed, re-sealed, erased by retention)
                 // leaves no copy in the page it was in.
-                let pragmas = format!(
-                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; \
-                     PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
-                    cfg.sqlite_busy_timeout_ms,
-                    cfg.sqlite_synchronous.pragma()
-                );
+                let pragmas = |busy_timeout_ms: u64| {
+                    format!(
+                        "PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; \
+                         PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
+                        cfg.sqlite_synchronous.pragma()
+                    )
+                };
                 // The writer first: it creates the file and switches it to WAL.
-                let write = pool(1, &pragmas, false)?;
-                let read = pool(cfg.db_pool_size.max(1), &pragmas, true)?;
-                Pools { backend, read, write, timeout }
+                let write = pool(1, &pragmas(cfg.sqlite_busy_timeout_ms), false)?;
+                let read = pool(cfg.db_pool_size.max(1), &pragmas(cfg.sqlite_busy_timeout_ms), true)?;
+                let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(HERE_CONNECTIONS);
+                let here = pool(workers as u32, &pragmas(0), true)?;
+                Pools { backend, read, write, here: Some(here), timeout }
             }
         };
         // On PostgreSQL the cache answers only once its listener hears the database's changes.
@@ -393,6 +403,18 @@ impl Db {
         actix_web::web::block(move || span.in_scope(|| work(&db))).await?
     }
 
+    /// Runs `f` at once on the calling thread — an async worker — if it can be done without
+    /// waiting: on SQLite, on an idle connection of the workers' own, which gives up on any lock
+    /// at once (`busy_timeout = 0`) instead of waiting for it. `None` on PostgreSQL (every
+    /// statement is a round trip) and while no such connection is idle; `Some(Err(_))` if the
+    /// database was locked or the read failed. For a few small indexed reads only: they hold the
+    /// worker, and every request on it, while they run.
+    pub fn read_here<T>(&self, f: impl FnOnce(&mut DbConn) -> ApiResult<T>) -> Option<ApiResult<T>> {
+        let mut conn = self.pools.here.as_ref()?.try_get()?;
+        // Not [`on`]: a lock found held says nothing against the connection.
+        Some(keys::with(self.keys.ring(), || f(&mut conn.conn)))
+    }
+
     /// [`Db::read`] for callers that are already off the async workers (CLI, jobs).
     pub fn read_blocking<T>(&self, f: impl FnOnce(&mut DbConn) -> ApiResult<T>) -> ApiResult<T> {
         let mut conn = self.pools.read.get()?;
@@ -434,8 +456,9 @@ impl Db {
 
     /// Pool figures for `/metrics`: (pool name, open connections, idle connections, maximum).
     pub fn pool_stats(&self) -> Vec<(&'static str, u32, u32, u32)> {
-        [("read", &self.pools.read), ("write", &self.pools.write)]
+        [("read", Some(&self.pools.read)), ("write", Some(&self.pools.write)), ("here", self.pools.here.as_ref())]
             .into_iter()
+            .filter_map(|(name, pool)| Some((name, pool?)))
             .map(|(name, pool)| {
                 let state = pool.state();
                 (name, state.connections, state.idle_connections, pool.max_size())

@@ -31,6 +31,18 @@ pub enum Watermark {
     Snapshot(String),
 }
 
+impl Watermark {
+    /// How many rows of the log came after `at` up to this point, where that is a count (on
+    /// SQLite; `None` on PostgreSQL, whose snapshots are not ordered by a count, or if `at` is
+    /// later).
+    pub fn rows_after(&self, at: &Watermark) -> Option<i64> {
+        match (self, at) {
+            (Watermark::Seq(to), Watermark::Seq(from)) if to >= from => Some(to - from),
+            _ => None,
+        }
+    }
+}
+
 /// Runs `f` on one consistent snapshot (a read-only repeatable-read transaction on PostgreSQL;
 /// SQLite's read transactions are snapshots already), so that a watermark and the records read
 /// with it agree.

@@ -16,6 +16,7 @@ on_both_backends!(
     kept_suggestions_survive_concurrent_changes,
     summary_view_is_the_full_view_cut_down,
     kept_pages_answer_until_something_on_them_changes,
+    kept_pages_answer_on_the_worker_on_sqlite,
     removal_is_soft,
     mutations_are_audited,
 );
@@ -640,6 +641,97 @@ async fn kept_read(app: &TestApp, path: &str, token: &str, gzip: bool) -> (Value
         res.body.to_vec()
     };
     (serde_json::from_slice(&body).expect("JSON"), app.state.pages.lookups().0 > hits)
+}
+
+/// On SQLite a kept page that holds is answered on the HTTP worker itself: while every read
+/// connection of the blocking pool is taken, it still answers at once (and right). A log that
+/// moved far since the page was last checked is left to the blocking pool (a bounded check on
+/// the worker), which finds it still holds. On PostgreSQL every check is a round trip and goes
+/// to the blocking pool.
+async fn kept_pages_answer_on_the_worker_on_sqlite(app: TestApp) {
+    use diesel::prelude::*;
+    let w = app.world().await;
+    let summary = "/api/v1/households?view=summary&limit=50";
+    let (page, _) = kept_read(&app, summary, &w.sec_a, false).await;
+    let sqlite = app.state.db.backend() == gridlight::db::Backend::Sqlite;
+    assert_eq!(app.state.db.read_here(|_| Ok(())).is_some(), sqlite, "reads on the worker: SQLite only");
+    if !sqlite {
+        assert_eq!(kept_read(&app, summary, &w.sec_a, false).await, (page, true));
+        return;
+    }
+    let started = std::time::Instant::now();
+    let answers = while_reads_are_taken(&app, async {
+        let mut answers = Vec::new();
+        for gzip in [false, true] {
+            answers.push(kept_read(&app, summary, &w.sec_a, gzip).await);
+        }
+        answers
+    })
+    .await;
+    assert_eq!(answers, [(page.clone(), true), (page.clone(), true)]);
+    assert!(started.elapsed() < app.state.config.db.timeout() / 2, "answered without a pooled connection");
+
+    // 600 rows of the log since the last check (visits: not a household page's kind): the
+    // worker leaves the check to the pool, which finds the page holds. An instance whose pool
+    // gives up at once shows where the check went.
+    let mut config = (*app.state.config).clone();
+    config.db.db_timeout_ms = 200;
+    let quick = TestApp::with_config_for_test(config).await;
+    assert_eq!(kept_read(&quick, summary, &w.sec_a, false).await, (page.clone(), false));
+    {
+        use gridlight::db::schema::sync_log as l;
+        let (db, community) = (app.state.db.clone(), w.community_a.clone());
+        actix_web::web::block(move || {
+            db.write_blocking(|c| {
+                for i in 0..600 {
+                    diesel::insert_into(l::table)
+                        .values((
+                            l::community_id.eq(&community),
+                            l::entity.eq("visit"),
+                            l::entity_id.eq(format!("v{i}")),
+                        ))
+                        .execute(c)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    let res = while_reads_are_taken(&quick, quick.get_as(summary, &w.sec_a)).await;
+    assert_eq!(res.status, 503, "a check over 600 rows of the log is not made on the worker");
+    assert_eq!(kept_read(&quick, summary, &w.sec_a, false).await, (page.clone(), true), "checked on the pool");
+    let answer = while_reads_are_taken(&quick, kept_read(&quick, summary, &w.sec_a, true)).await;
+    assert_eq!(answer, (page, true), "and on the worker again");
+}
+
+/// What `work` gives while every read connection of `app`'s pool is taken.
+async fn while_reads_are_taken<T>(app: &TestApp, work: impl std::future::Future<Output = T>) -> T {
+    use std::sync::{Arc, Barrier, mpsc};
+    let size = app.state.config.db.db_pool_size as usize;
+    let taken = Arc::new(Barrier::new(size + 1));
+    let (release, holders): (Vec<_>, Vec<_>) = (0..size)
+        .map(|_| {
+            let (db, taken) = (app.state.db.clone(), taken.clone());
+            let (tx, rx) = mpsc::channel::<()>();
+            let holder = std::thread::spawn(move || {
+                db.read_blocking(|_| {
+                    taken.wait();
+                    let _ = rx.recv();
+                    Ok(())
+                })
+            });
+            (tx, holder)
+        })
+        .unzip();
+    taken.wait();
+    let out = work.await;
+    drop(release);
+    for h in holders {
+        h.join().unwrap().unwrap();
+    }
+    out
 }
 
 /// A secretary's or grid worker's household page is answered from the bytes kept of it until
