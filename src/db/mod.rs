@@ -263,9 +263,14 @@ impl Db {
                 // The writer first: it creates the file and switches it to WAL.
                 let write = pool(1, &pragmas(cfg.sqlite_busy_timeout_ms), false)?;
                 let read = pool(cfg.db_pool_size.max(1), &pragmas(cfg.sqlite_busy_timeout_ms), true)?;
+                // Without it (it could not be opened), every read goes to the blocking pool.
                 let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(HERE_CONNECTIONS);
-                let here = pool(workers as u32, &pragmas(0), true)?;
-                Pools { backend, read, write, here: Some(here), timeout }
+                let here = pool(workers as u32, &pragmas(0), true)
+                    .inspect_err(|e| {
+                        tracing::warn!(error = format!("{e:#}"), "no connections for reads on the workers")
+                    })
+                    .ok();
+                Pools { backend, read, write, here, timeout }
             }
         };
         // On PostgreSQL the cache answers only once its listener hears the database's changes.
