@@ -290,12 +290,11 @@ impl Pages {
             return Ok(false);
         }
         let at = entry.at.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(span) = span
-            && sync::watermark(conn)?.rows_after(&at).is_none_or(|rows| rows > span)
-        {
+        let to = sync::watermark(conn)?;
+        if span.is_some_and(|span| to.rows_after(&at).is_none_or(|rows| rows > span)) {
             return Ok(false);
         }
-        Ok(match sync::untouched(conn, community, changes, &at)? {
+        Ok(match sync::untouched(conn, community, changes, &at, to)? {
             Some(to) => {
                 if to != at {
                     *entry.at.lock().unwrap_or_else(|e| e.into_inner()) = to;

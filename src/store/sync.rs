@@ -143,27 +143,33 @@ pub fn quiet(conn: &mut DbConn, scope: &LogScope, at: &Watermark, grids_fixed: b
             sync_log::community_id.eq(scope.community_id.clone()).assume_not_null().and(sync_log::entity.eq("grid"));
         touching = Box::new(touching.or(grid));
     }
-    nothing_after(conn, at, touching)
+    let to = watermark(conn)?;
+    nothing_after(conn, at, to, touching)
 }
 
-/// The log's watermark now, if no change of these kinds in the community came after `at`: what
-/// a kept page of the community's records asks before it is answered again
-/// ([`crate::api::cached`]).
+/// `to` (the log's watermark, read by the caller), if no change of these kinds in the community
+/// came after `at`: what a kept page of the community's records asks before it is answered
+/// again ([`crate::api::cached`]).
 pub fn untouched(
     conn: &mut DbConn,
     community_id: &str,
     kinds: &[&str],
     at: &Watermark,
+    to: Watermark,
 ) -> ApiResult<Option<Watermark>> {
     let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
     let touching =
         sync_log::community_id.eq(community_id.to_owned()).assume_not_null().and(sync_log::entity.eq_any(kinds));
-    nothing_after(conn, at, Box::new(touching))
+    nothing_after(conn, at, to, Box::new(touching))
 }
 
-/// The log's watermark now, if no row `touching` came after `at`.
-fn nothing_after(conn: &mut DbConn, at: &Watermark, touching: Condition) -> ApiResult<Option<Watermark>> {
-    let to = watermark(conn)?;
+/// `to`, if no row `touching` came after `at` up to it.
+fn nothing_after(
+    conn: &mut DbConn,
+    at: &Watermark,
+    to: Watermark,
+    touching: Condition,
+) -> ApiResult<Option<Watermark>> {
     if to == *at {
         return Ok(Some(to));
     }
