@@ -1,17 +1,24 @@
 //! Background work inside `gridlight serve`, and the same work for the CLI.
 
+use std::collections::HashMap;
 use std::time::Duration;
+
+use chrono::NaiveDate;
 
 use crate::auth::throttle::Throttle;
 use crate::db::Db;
 use crate::error::ApiResult;
 use crate::store::audit::{self, Actor, Event};
+use crate::store::events::{Emitted, Resume};
 use crate::store::record;
 use crate::store::tasks::{self, Reconciled};
 
 /// Households reconciled per transaction: small enough that requests waiting for the SQLite
 /// writer are not held up for long.
 const BATCH: i64 = 200;
+
+/// Communities the due-events job looks at in one transaction at most.
+const COMMUNITIES_PER_TRANSACTION: usize = 50;
 
 /// Re-establishes the task invariant for every household, batch by batch.
 pub fn reconcile_all(db: &Db) -> ApiResult<Reconciled> {
@@ -40,22 +47,47 @@ pub fn prune_sync_log(db: &Db, retention_days: u32) -> ApiResult<usize> {
 /// (`store::events::emit_due`). Only what fell due in the last `window_days` is looked at: the
 /// server's first run looks back over the change log's retention, later ones (a minute apart)
 /// over two days. Returns how many events of each kind.
-pub fn emit_due_events(db: &Db, window_days: u32) -> ApiResult<crate::store::events::Emitted> {
-    // One pass per time zone (its communities share a calendar), in batches.
-    let mut total = crate::store::events::Emitted::default();
-    for zone in zones(db)? {
-        let today = crate::store::communities::today_in(&zone);
-        let since = today - chrono::Duration::days(i64::from(window_days));
-        loop {
-            let done = db.write_blocking(|c| {
-                Ok(crate::store::events::emit_due(c, &zone, today, since, crate::store::now(), BATCH)?)
-            })?;
-            total.overdue += done.overdue;
-            total.reviews += done.reviews;
-            if done.overdue < BATCH as usize && done.reviews < BATCH as usize {
-                break;
+///
+/// Community by community, earliest due first, each batch going on from where the one before
+/// got to: a backlog (a first run over a large database) costs about one look per record, not
+/// one per record and batch. A transaction emits at most [`BATCH`] events of each kind and
+/// looks at most at [`COMMUNITIES_PER_TRANSACTION`] communities, so that requests waiting for
+/// the SQLite writer are not held up for long.
+pub fn emit_due_events(db: &Db, window_days: u32) -> ApiResult<Emitted> {
+    let window = chrono::Duration::days(i64::from(window_days));
+    let mut days: HashMap<String, NaiveDate> = HashMap::new();
+    let communities: Vec<(String, NaiveDate)> = communities_and_zones(db)?
+        .into_iter()
+        .map(|(id, zone)| {
+            let today = *days.entry(zone).or_insert_with_key(|zone| crate::store::communities::today_in(zone));
+            (id, today)
+        })
+        .collect();
+    let mut total = Emitted::default();
+    // The community looked at next, and where in it (`None`: from its window's start).
+    let (mut next, mut from) = (0, None::<Resume>);
+    while next < communities.len() {
+        total += db.write_blocking(|c| {
+            let (mut done, mut looked) = (Emitted::default(), 0);
+            while next < communities.len() && looked < COMMUNITIES_PER_TRANSACTION {
+                let room = BATCH - done.overdue.max(done.reviews) as i64;
+                if room <= 0 {
+                    break;
+                }
+                let (community, today) = &communities[next];
+                let start = from.unwrap_or(Resume::from(*today - window));
+                let (got, resume) =
+                    crate::store::events::emit_due(c, community, *today, start, crate::store::now(), room)?;
+                done += got;
+                looked += 1;
+                if got.overdue < room as usize && got.reviews < room as usize {
+                    (next, from) = (next + 1, None);
+                } else {
+                    from = Some(resume);
+                }
             }
-        }
+            Ok(done)
+        })?;
     }
     Ok(total)
 }
@@ -66,6 +98,15 @@ fn zones(db: &Db) -> ApiResult<Vec<String>> {
     use diesel::prelude::*;
     db.read_blocking(|c| {
         Ok(communities::table.select(communities::timezone).distinct().order(communities::timezone).load(c)?)
+    })
+}
+
+/// Every community with its time zone (jobs that go by the calendar go by each one's).
+fn communities_and_zones(db: &Db) -> ApiResult<Vec<(String, String)>> {
+    use crate::db::schema::communities;
+    use diesel::prelude::*;
+    db.read_blocking(|c| {
+        Ok(communities::table.select((communities::id, communities::timezone)).order(communities::id).load(c)?)
     })
 }
 

@@ -286,15 +286,26 @@ impl Pages {
         entry: &Entry,
         span: Option<i64>,
     ) -> ApiResult<bool> {
-        if Utc::now() >= entry.ends || communities::version(conn, community)? != Some(entry.community_version) {
+        if Utc::now() >= entry.ends {
             return Ok(false);
         }
         let at = entry.at.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let to = sync::watermark(conn)?;
-        if span.is_some_and(|span| to.rows_after(&at).is_none_or(|rows| rows > span)) {
-            return Ok(false);
-        }
-        Ok(match sync::untouched(conn, community, changes, &at, to)? {
+        let quiet_to = match sync::community_now(conn, community, changes, &at)? {
+            // PostgreSQL: all of it in one round trip.
+            Some(now) if now.version == Some(entry.community_version) => now.quiet_to(),
+            Some(_) => return Ok(false),
+            None => {
+                if communities::version(conn, community)? != Some(entry.community_version) {
+                    return Ok(false);
+                }
+                let to = sync::watermark(conn)?;
+                if span.is_some_and(|span| to.rows_after(&at).is_none_or(|rows| rows > span)) {
+                    return Ok(false);
+                }
+                sync::untouched(conn, community, changes, &at, to)?
+            }
+        };
+        Ok(match quiet_to {
             Some(to) => {
                 if to != at {
                     *entry.at.lock().unwrap_or_else(|e| e.into_inner()) = to;

@@ -171,29 +171,54 @@ pub struct Emitted {
     pub reviews: usize,
 }
 
-/// Emits, for the communities of one time zone, `task.overdue` for open tasks due before
-/// `today` (and not before `since`: older ones were emitted by earlier runs) and `review.due`
-/// for households whose tag review falls due by `today` — each once per record and date, by its
-/// mark; at most `limit` of each kind (the caller repeats until fewer come back).
+impl std::ops::AddAssign for Emitted {
+    fn add_assign(&mut self, other: Emitted) {
+        self.overdue += other.overdue;
+        self.reviews += other.reviews;
+    }
+}
+
+/// From which due dates on [`emit_due`] looks, for each kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    pub overdue: NaiveDate,
+    pub reviews: NaiveDate,
+}
+
+impl Resume {
+    /// Both kinds from `day` on.
+    pub fn from(day: NaiveDate) -> Resume {
+        Resume { overdue: day, reviews: day }
+    }
+}
+
+/// Emits, for one community whose calendar says `today`, `task.overdue` for open tasks due
+/// before `today` and `review.due` for households whose tag review falls due by `today` — each
+/// once per record and date, by its mark; at most `limit` of each kind, earliest due first
+/// (the caller repeats until fewer come back). Only what fell due from `from` on is looked at:
+/// older ones were emitted by earlier runs, or by the batch before, which returns where the next
+/// starts — the latest date it reached (rows of that date it did not reach are looked at again,
+/// those it marked passed over) — so that working through a backlog looks at each record about
+/// once, instead of passing over every one already marked at each batch.
 pub fn emit_due(
     conn: &mut DbConn,
-    zone: &str,
+    community: &str,
     today: NaiveDate,
-    since: NaiveDate,
+    from: Resume,
     at: NaiveDateTime,
     limit: i64,
-) -> QueryResult<Emitted> {
-    let overdue = mark(
+) -> QueryResult<(Emitted, Resume)> {
+    let (overdue, overdue_to) = mark(
         conn,
         "SELECT 'task.overdue', t.id, t.due_on, {at} FROM tasks t \
-         WHERE t.community_id IN (SELECT id FROM communities WHERE timezone = {zone}) \
-           AND t.status = 'open' AND t.due_on < {today} AND t.due_on >= {since} \
+         WHERE t.community_id = {community} \
+           AND t.status = 'open' AND t.due_on < {today} AND t.due_on >= {from} \
            AND NOT EXISTS (SELECT 1 FROM event_marks m \
                            WHERE m.event = 'task.overdue' AND m.entity_id = t.id AND m.due_on = t.due_on) \
-         LIMIT {limit}",
-        zone,
+         ORDER BY t.due_on LIMIT {limit}",
+        community,
         today,
-        since,
+        from.overdue,
         at,
         limit,
     )?;
@@ -215,17 +240,17 @@ pub fn emit_due(
         let detail = serde_json::json!({"due_on": due_on, "tag": tag, "assignee_id": assignee});
         log_event(conn, "task", id, community, grid, household, "task.overdue", &detail)?;
     }
-    let reviews = mark(
+    let (reviews, reviews_to) = mark(
         conn,
         "SELECT 'review.due', h.id, h.tag_review_due_on, {at} FROM households h \
-         WHERE h.community_id IN (SELECT id FROM communities WHERE timezone = {zone}) \
-           AND h.removed_at IS NULL AND h.tag_review_due_on <= {today} AND h.tag_review_due_on >= {since} \
+         WHERE h.community_id = {community} \
+           AND h.removed_at IS NULL AND h.tag_review_due_on <= {today} AND h.tag_review_due_on >= {from} \
            AND NOT EXISTS (SELECT 1 FROM event_marks m \
                            WHERE m.event = 'review.due' AND m.entity_id = h.id AND m.due_on = h.tag_review_due_on) \
-         LIMIT {limit}",
-        zone,
+         ORDER BY h.tag_review_due_on LIMIT {limit}",
+        community,
         today,
-        since,
+        from.reviews,
         at,
         limit,
     )?;
@@ -244,7 +269,8 @@ pub fn emit_due(
         let detail = serde_json::json!({"due_on": due_on, "tag": tag});
         log_event(conn, "household", id, community, grid, id, "review.due", &detail)?;
     }
-    Ok(Emitted { overdue: overdue.len(), reviews: reviews.len() })
+    let next = Resume { overdue: overdue_to.unwrap_or(from.overdue), reviews: reviews_to.unwrap_or(from.reviews) };
+    Ok((Emitted { overdue: overdue.len(), reviews: reviews.len() }, next))
 }
 
 /// Inserts the marks `select` finds, returning their records' ids: on both backends
@@ -253,37 +279,40 @@ pub fn emit_due(
 fn mark(
     conn: &mut DbConn,
     select: &str,
-    zone: &str,
+    community: &str,
     today: NaiveDate,
-    since: NaiveDate,
+    from: NaiveDate,
     at: NaiveDateTime,
     limit: i64,
-) -> QueryResult<Vec<String>> {
+) -> QueryResult<(Vec<String>, Option<NaiveDate>)> {
     #[derive(QueryableByName)]
     struct Marked {
         #[diesel(sql_type = Text)]
         entity_id: String,
+        #[diesel(sql_type = diesel::sql_types::Date)]
+        due_on: NaiveDate,
     }
     let placeholders: [&str; 5] = match conn {
         DbConn::Postgres(_) => ["$1", "$2", "$3", "$4", "$5"],
         DbConn::Sqlite(_) => ["?1", "?2", "?3", "?4", "?5"],
     };
     let mut select = select.to_owned();
-    for (name, p) in ["{zone}", "{today}", "{since}", "{at}", "{limit}"].iter().zip(placeholders) {
+    for (name, p) in ["{community}", "{today}", "{from}", "{at}", "{limit}"].iter().zip(placeholders) {
         select = select.replace(name, p);
     }
     let statement = format!(
         "INSERT INTO event_marks (event, entity_id, due_on, at) {select} \
-         ON CONFLICT DO NOTHING RETURNING entity_id"
+         ON CONFLICT DO NOTHING RETURNING entity_id, due_on"
     );
     let rows: Vec<Marked> = diesel::sql_query(statement)
-        .bind::<Text, _>(zone)
+        .bind::<Text, _>(community)
         .bind::<diesel::sql_types::Date, _>(today)
-        .bind::<diesel::sql_types::Date, _>(since)
+        .bind::<diesel::sql_types::Date, _>(from)
         .bind::<diesel::sql_types::Timestamp, _>(at)
         .bind::<BigInt, _>(limit)
         .load(conn)?;
-    Ok(rows.into_iter().map(|m| m.entity_id).collect())
+    let to = rows.iter().map(|m| m.due_on).max();
+    Ok((rows.into_iter().map(|m| m.entity_id).collect(), to))
 }
 
 /// A log row that is only an event (the job's): the record did not change.

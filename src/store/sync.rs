@@ -163,6 +163,75 @@ pub fn untouched(
     nothing_after(conn, at, to, Box::new(touching))
 }
 
+/// What a look at a community's part of the log found ([`community_now`]).
+pub struct Now {
+    /// The community's version (`None`: no such community).
+    pub version: Option<i32>,
+    /// The log's watermark now.
+    snapshot: String,
+    /// Whether a row of the kinds looked for came after the point looked from.
+    touched: bool,
+}
+
+impl Now {
+    /// The log's watermark now, if no change of the kinds looked for came after the point
+    /// looked from ([`untouched`]).
+    pub fn quiet_to(self) -> Option<Watermark> {
+        (!self.touched).then_some(Watermark::Snapshot(self.snapshot))
+    }
+}
+
+/// On PostgreSQL, [`crate::store::communities::version`], [`watermark`] and [`untouched`] in
+/// one statement — one round trip instead of three, prepared once per connection. The
+/// watermark is the statement's own snapshot (`pg_current_snapshot()` is the snapshot it reads
+/// with), so the rows its look sees are exactly those of the window `(at, now]`. `None` on
+/// SQLite, where the watermark is read first and a caller may see how far the log moved before
+/// it looks ([`Watermark::rows_after`]).
+pub fn community_now(conn: &mut DbConn, community_id: &str, kinds: &[&str], at: &Watermark) -> ApiResult<Option<Now>> {
+    let (DbConn::Postgres(pg), Watermark::Snapshot(at)) = (conn, at) else {
+        return Ok(None);
+    };
+    let query = CommunityNow {
+        community: community_id.to_owned(),
+        kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
+        at: at.clone(),
+    };
+    let (version, snapshot, touched) = query.get_result::<(Option<i32>, String, bool)>(pg)?;
+    Ok(Some(Now { version, snapshot, touched }))
+}
+
+/// The statement of [`community_now`]: written out, not `sql_query`, so that diesel prepares it
+/// once per connection (a `sql_query` is parsed and planned by the server at every call).
+#[derive(diesel::query_builder::QueryId)]
+struct CommunityNow {
+    community: String,
+    kinds: Vec<String>,
+    at: String,
+}
+
+impl diesel::query_builder::Query for CommunityNow {
+    type SqlType = (diesel::sql_types::Nullable<diesel::sql_types::Integer>, Text, Bool);
+}
+
+impl RunQueryDsl<diesel::PgConnection> for CommunityNow {}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for CommunityNow {
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>) -> QueryResult<()> {
+        out.push_sql("SELECT (SELECT version FROM communities WHERE id = ");
+        out.push_bind_param::<Text, _>(&self.community)?;
+        out.push_sql("), pg_current_snapshot()::text, EXISTS (SELECT 1 FROM sync_log WHERE community_id = ");
+        out.push_bind_param::<Text, _>(&self.community)?;
+        out.push_sql(" AND entity = ANY(");
+        out.push_bind_param::<diesel::sql_types::Array<Text>, _>(&self.kinds)?;
+        out.push_sql(") AND txid >= pg_snapshot_xmin(");
+        out.push_bind_param::<Text, _>(&self.at)?;
+        out.push_sql("::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, ");
+        out.push_bind_param::<Text, _>(&self.at)?;
+        out.push_sql("::pg_snapshot))");
+        Ok(())
+    }
+}
+
 /// `to`, if no row `touching` came after `at` up to it.
 fn nothing_after(
     conn: &mut DbConn,

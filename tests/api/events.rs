@@ -7,7 +7,7 @@ use chrono::{Duration, NaiveDate, Utc};
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
-use gridlight::db::schema::{households, tasks};
+use gridlight::db::schema::{event_marks, households, tasks};
 use gridlight::store::events::Emitted;
 
 use crate::on_both_backends;
@@ -18,6 +18,7 @@ use crate::support::{TestApp, TestResponse};
 on_both_backends!(
     every_event_type_is_in_the_feed_with_its_ids_and_data,
     the_job_emits_its_events_once,
+    the_job_works_through_a_backlog_once,
     no_event_carries_personal_data,
     the_feed_is_scoped_per_role,
     the_feed_pages_and_filters,
@@ -424,6 +425,66 @@ async fn the_job_emits_its_events_once(app: TestApp) {
     set_review_due(&app, &w.household_b1, today()).await;
     ok(&app.delete_as(&format!("/api/v1/households/{}?reason=moved_out", w.household_b1), &w.sec_b).await);
     assert_eq!(run_job(&app).await, Emitted::default());
+}
+
+/// A first run over a large database (a backlog of hundreds of tasks overdue on the same dates,
+/// and of reviews due, in one community: more than a transaction's batch of each) emits every
+/// event once, in batches that go on from where the one before got to; two instances working
+/// through it at once emit each once between them.
+async fn the_job_works_through_a_backlog_once(app: TestApp) {
+    let db = app.state.db.clone();
+    let (overdue, reviews) = actix_web::web::block(move || {
+        gridlight::seed::synthetic::load(&db, 1600, 5).unwrap();
+        db.write_blocking(|c| {
+            let day = |n: i64| today() - Duration::days(n);
+            let open: Vec<String> =
+                tasks::table.filter(tasks::status.eq("open")).order(tasks::id.asc()).select(tasks::id).load(c)?;
+            // A third each overdue by a day, by two days, and beyond the job's window.
+            for (i, chunk) in open.chunks(open.len().div_ceil(3)).enumerate() {
+                let due = [day(1), day(2), day(45)][i];
+                for ids in chunk.chunks(500) {
+                    diesel::update(tasks::table.filter(tasks::id.eq_any(ids))).set(tasks::due_on.eq(due)).execute(c)?;
+                }
+            }
+            diesel::update(households::table).set(households::tag_review_due_on.eq(None::<NaiveDate>)).execute(c)?;
+            let reviewed: Vec<String> =
+                households::table.order(households::id.asc()).select(households::id).limit(450).load(c)?;
+            for (i, ids) in reviewed.chunks(225).enumerate() {
+                let due = [today(), day(3)][i];
+                diesel::update(households::table.filter(households::id.eq_any(ids)))
+                    .set(households::tag_review_due_on.eq(Some(due)))
+                    .execute(c)?;
+            }
+            let overdue: i64 = tasks::table
+                .filter(tasks::status.eq("open").and(tasks::due_on.eq_any([day(1), day(2)])))
+                .count()
+                .get_result(c)?;
+            Ok((overdue as usize, reviewed.len()))
+        })
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(overdue > 2 * 200, "{overdue} overdue: more than two transactions' worth");
+    let (db1, db2) = (app.state.db.clone(), app.state.db.clone());
+    let t1 = std::thread::spawn(move || gridlight::jobs::emit_due_events(&db1, 30).unwrap());
+    let t2 = std::thread::spawn(move || gridlight::jobs::emit_due_events(&db2, 30).unwrap());
+    let (a, b) = (t1.join().unwrap(), t2.join().unwrap());
+    assert_eq!((a.overdue + b.overdue, a.reviews + b.reviews), (overdue, reviews), "{a:?} + {b:?}");
+    assert_eq!(run_job(&app).await, Emitted::default(), "a later run emits nothing more");
+    let marks: Vec<(String, i64)> = app
+        .state
+        .db
+        .read(|c| {
+            Ok(event_marks::table
+                .group_by(event_marks::event)
+                .select((event_marks::event, diesel::dsl::count_star()))
+                .order(event_marks::event.asc())
+                .load(c)?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(marks, [("review.due".to_owned(), reviews as i64), ("task.overdue".to_owned(), overdue as i64)]);
 }
 
 async fn no_event_carries_personal_data(app: TestApp) {
