@@ -83,6 +83,11 @@ pub fn kept(conn: &mut DbConn, ids: &[String]) -> QueryResult<HashMap<String, Ke
 /// the triggers off (`sync::unlogged`, as the synthetic data sets are loaded) — for the server to
 /// work out; how many.
 pub fn add_missing(conn: &mut DbConn) -> QueryResult<usize> {
+    // A load's whole set in one statement (3,000,000 households: minutes on PostgreSQL), made by
+    // a command, not a request: past the connection's statement timeout, for this transaction.
+    if matches!(conn, DbConn::Postgres(_)) {
+        diesel::sql_query("SET LOCAL statement_timeout = 0").execute(conn)?;
+    }
     diesel::sql_query(
         "INSERT INTO household_suggestions (household_id) SELECT h.id FROM households h \
          WHERE NOT EXISTS (SELECT 1 FROM household_suggestions s WHERE s.household_id = h.id)",
